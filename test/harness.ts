@@ -1,0 +1,43 @@
+/**
+ * Runs the uvu suites of the given test modules in one process, then prints one plain summary
+ * line ("N passed, N failed"). Shared by the Node runner (which imports esbuild's output) and the
+ * Deno runner (which imports the .ts files).
+ */
+// deno-lint-ignore-file no-explicit-any
+export async function runSuites(files: string[], importModule: (file: string) => Promise<unknown>): Promise<number> {
+  const g = globalThis as any;
+  g.UVU_DEFER = 1; // uvu must see this before it is first evaluated
+  const uvu = await import('uvu');
+  g.UVU_QUEUE = g.UVU_QUEUE || [];
+  for (const [index, file] of files.entries()) {
+    g.UVU_QUEUE.push([file]);
+    g.UVU_INDEX = index;
+    await importModule(file);
+  }
+  // uvu prints its totals but does not return them; read them off its own output.
+  const stdout = g.process.stdout;
+  const originalWrite = stdout.write.bind(stdout);
+  let transcript = '';
+  stdout.write = (chunk: any, ...rest: any[]) => {
+    transcript += String(chunk);
+    return originalWrite(chunk, ...rest);
+  };
+  try {
+    await (uvu as any).exec();
+  } finally {
+    stdout.write = originalWrite;
+  }
+  const plain = transcript.replace(/\x1b\[[0-9;]*m/g, '');
+  const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1] ?? 0);
+  const passed = Number(/Passed:\s+(\d+)/.exec(plain)?.[1] ?? 0);
+  const failed = total - passed;
+  console.log(`${passed} passed, ${failed} failed`);
+  return failed === 0 && total > 0 ? 0 : 1;
+}
+
+/** Test files to run: every test/*.test.ts, or those whose names contain one of the filters. */
+export function selectTests(all: string[], filters: string[]): string[] {
+  const tests = all.filter((f) => f.endsWith('.test.ts')).sort();
+  if (filters.length === 0) return tests;
+  return tests.filter((f) => filters.some((w) => f.includes(w)));
+}
