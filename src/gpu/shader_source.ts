@@ -1,0 +1,10 @@
+/** A WGSL shader as embedded by scripts/embed-shaders.mjs, with what reflection found in it. */
+export interface ShaderSource {
+  name: string;
+  code: string;
+  /** In binding order: inputs ('read'), outputs ('read_write'), then the params 'uniform'. */
+  bindings: { name: string; kind: 'read' | 'read_write' | 'uniform' }[];
+  /** Byte layout of the `Params` uniform struct, or null when the shader has none. */
+  params: { size: number; fields: Record<string, { offset: number; type: 'u32' | 'i32' | 'f32' }> } | null;
+  workgroupSize: number[];
+}

@@ -1,0 +1,155 @@
+/**
+ * Builds the graph of diffusers' UNet2DModel from its config, module by module, with every node
+ * and tensor named after the PyTorch module it comes from (so `down_blocks.1.attentions.0` in an
+ * error or a profile is the module of that name).
+ */
+import { Graph, type Tensor } from '../graph/graph.ts';
+import { spatialAttention } from '../ops/attention.ts';
+import { concatChannels } from '../ops/concat.ts';
+import { conv2d } from '../ops/conv2d.ts';
+import { groupNorm } from '../ops/group_norm.ts';
+import { linear } from '../ops/linear.ts';
+import { timestepEmbedding } from '../ops/timestep_embedding.ts';
+import type { UNetConfig } from './config.ts';
+import type { WeightStore } from './weights.ts';
+
+export const SAMPLE_INPUT = 'sample';
+export const TIMESTEP_INPUT = 'timesteps';
+export const EPS_OUTPUT = 'conv_out';
+
+export interface UNetGraphOptions {
+  batch: number;
+  /** Spatial size; the config's sample_size by default. */
+  size?: number;
+  /** Tensor names to keep readable after a run (e.g. 'down_blocks.1' for golden checks). */
+  capture?: string[];
+}
+
+class UNetBuilder {
+  readonly g = new Graph();
+  private temb!: Tensor;
+
+  constructor(private readonly config: UNetConfig, private readonly weights: WeightStore) {}
+
+  private convWeights(prefix: string, cout: number, cin: number, k: number) {
+    const weight = k === 1 ? this.weights.take(`${prefix}.weight`, [cout, cin, 1, 1], [cout, cin]) : this.weights.take(`${prefix}.weight`, [cout, cin, k, k]);
+    return { weight, bias: this.weights.take(`${prefix}.bias`, [cout]) };
+  }
+
+  private normWeights(prefix: string, c: number) {
+    return { weight: this.weights.take(`${prefix}.weight`, [c]), bias: this.weights.take(`${prefix}.bias`, [c]) };
+  }
+
+  private conv(prefix: string, x: Tensor, cout: number, k: number, options: Parameters<typeof conv2d>[5] = {}, name = prefix): Tensor {
+    const w = this.convWeights(prefix, cout, x.shape[1], k);
+    const pad = k === 3 && options.padding === undefined ? { padding: [1, 1, 1, 1] as [number, number, number, number] } : {};
+    return conv2d(this.g, name, x, w.weight, w.bias, { ...pad, ...options });
+  }
+
+  private norm(prefix: string, x: Tensor, silu: boolean, groups = this.config.normNumGroups): Tensor {
+    const w = this.normWeights(prefix, x.shape[1]);
+    return groupNorm(this.g, prefix, x, w.weight, w.bias, { groups, eps: this.config.normEps, silu });
+  }
+
+  /** ResnetBlock2D with the default time-embedding shift: out = (shortcut(x) + h) / scale. */
+  resnet(prefix: string, x: Tensor, cout: number, outputScale = 1): Tensor {
+    const cin = x.shape[1];
+    let h = this.norm(`${prefix}.norm1`, x, true);
+    const tembW = { weight: this.weights.take(`${prefix}.time_emb_proj.weight`, [cout, this.temb.shape[1]]), bias: this.weights.take(`${prefix}.time_emb_proj.bias`, [cout]) };
+    const tembProj = linear(this.g, `${prefix}.time_emb_proj`, this.temb, tembW.weight, tembW.bias, { siluInput: true });
+    h = this.conv(`${prefix}.conv1`, h, cout, 3, { channelAdd: tembProj });
+    h = this.norm(`${prefix}.norm2`, h, true);
+    const shortcut = cin !== cout ? this.conv(`${prefix}.conv_shortcut`, x, cout, 1) : x;
+    return this.conv(`${prefix}.conv2`, h, cout, 3, { residual: shortcut, outputScale: 1 / outputScale }, prefix);
+  }
+
+  attention(prefix: string, x: Tensor, outputScale = 1): Tensor {
+    const c = x.shape[1];
+    const headDim = this.config.attentionHeadDim;
+    const heads = headDim === null ? 1 : c / headDim;
+    const proj = (name: string) => ({ weight: this.weights.take(`${prefix}.${name}.weight`, [c, c], [c, c, 1, 1]), bias: this.weights.take(`${prefix}.${name}.bias`, [c]) });
+    return spatialAttention(this.g, prefix, x, {
+      norm: this.normWeights(`${prefix}.group_norm`, c),
+      query: proj('to_q'),
+      key: proj('to_k'),
+      value: proj('to_v'),
+      out: proj('to_out.0'),
+    }, { heads, groups: this.config.attnNormNumGroups ?? this.config.normNumGroups, eps: this.config.normEps, rescaleOutputFactor: outputScale });
+  }
+
+  build(options: UNetGraphOptions): Graph {
+    const { config, g } = this;
+    const size = options.size ?? config.sampleSize;
+    const boc = config.blockOutChannels;
+    const sample = g.input(SAMPLE_INPUT, [options.batch, config.inChannels, size, size]);
+    const timesteps = g.input(TIMESTEP_INPUT, [options.batch], 'i32');
+
+    const tproj = timestepEmbedding(g, 'time_proj', timesteps, { dim: boc[0], flipSinToCos: config.flipSinToCos, freqShift: config.freqShift });
+    const tembDim = config.timeEmbeddingDim ?? boc[0] * 4;
+    const l1 = { weight: this.weights.take('time_embedding.linear_1.weight', [tembDim, boc[0]]), bias: this.weights.take('time_embedding.linear_1.bias', [tembDim]) };
+    const l2 = { weight: this.weights.take('time_embedding.linear_2.weight', [tembDim, tembDim]), bias: this.weights.take('time_embedding.linear_2.bias', [tembDim]) };
+    const hidden = linear(g, 'time_embedding.linear_1', tproj, l1.weight, l1.bias, { siluOutput: true });
+    this.temb = linear(g, 'time_embedding', hidden, l2.weight, l2.bias);
+
+    if (config.centerInputSample) throw new Error('center_input_sample is not supported');
+    let x = this.conv('conv_in', sample, boc[0], 3);
+    const skips: Tensor[] = [x];
+
+    config.downBlockTypes.forEach((type, i) => {
+      const prefix = `down_blocks.${i}`;
+      const isFinal = i === boc.length - 1;
+      for (let j = 0; j < config.layersPerBlock; j++) {
+        x = this.resnet(`${prefix}.resnets.${j}`, x, boc[i]);
+        if (type === 'AttnDownBlock2D') x = this.attention(`${prefix}.attentions.${j}`, x);
+        skips.push(x);
+      }
+      if (!isFinal) {
+        const padding: [number, number, number, number] = config.downsamplePadding === 0 ? [0, 0, 1, 1] : [1, 1, 1, 1];
+        x = this.conv(`${prefix}.downsamplers.0.conv`, x, boc[i], 3, { stride: 2, padding }, prefix);
+        skips.push(x);
+      } else {
+        x = this.alias(prefix, x);
+      }
+    });
+
+    if (config.midBlock) {
+      const scale = config.midBlockScaleFactor;
+      x = this.resnet('mid_block.resnets.0', x, boc[boc.length - 1], scale);
+      if (config.addAttention) x = this.attention('mid_block.attentions.0', x, scale);
+      x = this.resnet('mid_block.resnets.1', x, boc[boc.length - 1], scale);
+      x = this.alias('mid_block', x);
+    }
+
+    const reversed = [...boc].reverse();
+    config.upBlockTypes.forEach((type, i) => {
+      const prefix = `up_blocks.${i}`;
+      const isFinal = i === boc.length - 1;
+      for (let j = 0; j < config.layersPerBlock + 1; j++) {
+        const skip = skips.pop()!;
+        const cat = concatChannels(g, `${prefix}.resnets.${j}.input`, x, skip);
+        x = this.resnet(`${prefix}.resnets.${j}`, cat, reversed[i]);
+        if (type === 'AttnUpBlock2D') x = this.attention(`${prefix}.attentions.${j}`, x);
+      }
+      if (!isFinal) x = this.conv(`${prefix}.upsamplers.0.conv`, x, reversed[i], 3, { upsample: true }, prefix);
+      else x = this.alias(prefix, x);
+    });
+
+    // GroupNorm and the final SiLU run as one node named conv_norm_out: its output is
+    // SiLU(conv_norm_out) of the PyTorch module.
+    const act = this.norm('conv_norm_out', x, true);
+    const eps = this.conv('conv_out', act, config.outChannels, 3);
+    g.markOutput(eps);
+    for (const name of options.capture ?? []) g.markOutput(g.tensor(name));
+    return g;
+  }
+
+  /** Gives a block's output its module name when the block's last module made it. */
+  private alias(name: string, x: Tensor): Tensor {
+    this.g.alias(name, x);
+    return x;
+  }
+}
+
+export function buildUNetGraph(config: UNetConfig, weights: WeightStore, options: UNetGraphOptions): Graph {
+  return new UNetBuilder(config, weights).build(options);
+}

@@ -1,0 +1,24 @@
+import { type Graph, type Tensor, byteSize } from '../graph/graph.ts';
+
+/** Channel concatenation of two NCHW tensors. */
+export function concatChannels(g: Graph, name: string, a: Tensor, b: Tensor): Tensor {
+  const [n, ca, h, w] = a.shape;
+  const [nb, cb, hb, wb] = b.shape;
+  if (n !== nb || h !== hb || w !== wb) throw new Error(`${name}: cannot concatenate [${a.shape}] and [${b.shape}]`);
+  const out = g.intermediate(name, [n, ca + cb, h, w]);
+  const total = n * (ca + cb) * h * w;
+  const groups = Math.ceil(total / 64);
+  const x = Math.min(groups, 32768);
+  g.addNode({
+    name,
+    kind: 'concat',
+    shader: 'concat',
+    inputs: [a, b],
+    outputs: [out],
+    params: { batch: n, channels_a: ca, channels_b: cb, spatial: h * w },
+    workgroups: [x, Math.ceil(groups / x), 1],
+    flops: 0,
+    bytes: 2 * byteSize(out),
+  });
+  return out;
+}

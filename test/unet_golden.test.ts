@@ -1,0 +1,51 @@
+import { suite } from 'uvu';
+import { readFileSync } from 'node:fs';
+import { requestGpu } from '../src/gpu/device.ts';
+import { readUNet, UNet } from '../src/model/unet_model.ts';
+import { expectClose, goldenF32, goldenI32, readGolden } from './util/compare.ts';
+
+const TOLERANCE = 2e-4;
+
+function loadModelDir(dir: string) {
+  return readUNet({
+    config: JSON.parse(readFileSync(`${dir}/config.json`, 'utf8')),
+    weights: new Uint8Array(readFileSync(`${dir}/diffusion_pytorch_model.safetensors`)),
+  });
+}
+
+const silu = (x: Float32Array) => x.map((v) => v / (1 + Math.exp(-v)));
+
+async function checkModel(modelDir: string, goldenFile: string) {
+  const gpu = await requestGpu();
+  console.log(`    adapter: ${gpu.adapterName}`);
+  const golden = readGolden(goldenFile);
+  const captured = [...golden.tensors.keys()].filter((k) => k.startsWith('act.')).map((k) => k.slice(4));
+  const x = goldenF32(golden, 'input.x');
+  const t = goldenI32(golden, 'input.t');
+  const model = loadModelDir(modelDir);
+  const unet = await UNet.compile(gpu, model, { batch: t.length, capture: captured.filter((n) => n !== 'conv_out') });
+  try {
+    const eps = await unet.forward(x, t);
+    for (const name of captured.sort()) {
+      const actual = name === 'conv_out' ? eps : await unet.read(name);
+      // The engine fuses the final SiLU into conv_norm_out; the reference records it before.
+      const reference = name === 'conv_norm_out' ? silu(goldenF32(golden, `act.${name}`)) : goldenF32(golden, `act.${name}`);
+      expectClose(name === 'conv_norm_out' ? 'silu(conv_norm_out)' : name, actual, reference, TOLERANCE);
+    }
+    expectClose('output.eps', eps, goldenF32(golden, 'output.eps'), TOLERANCE);
+  } finally {
+    unet.destroy();
+  }
+}
+
+const golden = suite('unet golden');
+
+golden('emoji32: eps and every named intermediate match diffusers', async () => {
+  await checkModel('weights/emoji32', 'emoji32_unet.safetensors');
+});
+
+golden('tiny64_legacy: legacy attention names, multi-head, six levels', async () => {
+  await checkModel('../shared/golden/tiny64_legacy', 'tiny64_unet.safetensors');
+});
+
+golden.run();

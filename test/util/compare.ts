@@ -1,0 +1,51 @@
+/** Golden comparisons: relative L2 error for whole tensors, and the worst element on failure. */
+import { readFileSync } from 'node:fs';
+import { parseSafetensors, toFloat32, toInt32, type SafetensorsFile } from '../../src/io/safetensors.ts';
+
+export interface Comparison {
+  relL2: number;
+  maxAbs: number;
+  worstIndex: number;
+}
+
+export function compare(actual: Float32Array, expected: Float32Array): Comparison {
+  if (actual.length !== expected.length) throw new Error(`length ${actual.length} != reference length ${expected.length}`);
+  let diff2 = 0, ref2 = 0, maxAbs = 0, worstIndex = 0;
+  for (let i = 0; i < actual.length; i++) {
+    const d = actual[i] - expected[i];
+    diff2 += d * d;
+    ref2 += expected[i] * expected[i];
+    if (!(Math.abs(d) <= maxAbs)) {
+      maxAbs = Math.abs(d);
+      worstIndex = i;
+    }
+  }
+  return { relL2: Math.sqrt(diff2 / Math.max(ref2, 1e-30)), maxAbs, worstIndex };
+}
+
+/** Asserts relL2 <= tolerance, always printing the measured error. */
+export function expectClose(label: string, actual: Float32Array, expected: Float32Array, tolerance: number): Comparison {
+  const c = compare(actual, expected);
+  const ok = c.relL2 <= tolerance;
+  console.log(`    ${ok ? 'ok  ' : 'FAIL'} ${label.padEnd(40)} rel L2 ${c.relL2.toExponential(2)} (limit ${tolerance.toExponential(0)})  max |diff| ${c.maxAbs.toExponential(2)}`);
+  if (!ok || Number.isNaN(c.relL2)) {
+    throw new Error(`${label}: rel L2 error ${c.relL2.toExponential(3)} > ${tolerance}; worst element ${c.worstIndex}: ${actual[c.worstIndex]} vs reference ${expected[c.worstIndex]}`);
+  }
+  return c;
+}
+
+export function readGolden(file: string): SafetensorsFile {
+  return parseSafetensors(new Uint8Array(readFileSync(`../shared/golden/${file}`)));
+}
+
+export function goldenF32(golden: SafetensorsFile, name: string): Float32Array {
+  const entry = golden.tensors.get(name);
+  if (!entry) throw new Error(`golden tensor ${name} is missing`);
+  return toFloat32(entry);
+}
+
+export function goldenI32(golden: SafetensorsFile, name: string): Int32Array {
+  const entry = golden.tensors.get(name);
+  if (!entry) throw new Error(`golden tensor ${name} is missing`);
+  return toInt32(entry);
+}
