@@ -1,0 +1,357 @@
+/**
+ * The noise schedule of a diffusers DDPM checkpoint, DDIM timestep selection, and the per-step
+ * scalars of the DDIM update (Song, Meng & Ermon 2020, eq. 12), all in float64 so the GPU update
+ * shader only multiplies and adds.
+ */
+
+export interface NoiseSchedule {
+  numTrainTimesteps: number;
+  /** ᾱ_t for t = 0..T−1: the float32-rounded values diffusers holds, kept as float64. */
+  alphasCumprod: Float64Array;
+  clipSample: boolean;
+  clipSampleRange: number;
+  predictionType: 'epsilon';
+}
+
+/** A scheduler configuration the engine cannot follow; the message names the option. */
+export class ScheduleError extends Error {
+  override name = 'ScheduleError';
+}
+
+type BetaSchedule = 'linear' | 'scaled_linear' | 'squaredcos_cap_v2';
+const BETA_SCHEDULES: readonly BetaSchedule[] = ['linear', 'scaled_linear', 'squaredcos_cap_v2'];
+
+/**
+ * Reads a diffusers `scheduler_config.json` (DDPMScheduler or DDIMScheduler fields). Options the
+ * config leaves out take diffusers' defaults, so `undefined` is `DDPMScheduler()`: linear betas
+ * 1e-4..0.02 over 1000 steps, `clip_sample` true with range 1.
+ *
+ * Sampling-side DDIM options (`timestep_spacing`, `steps_offset`, `set_alpha_to_one`) are not
+ * part of the schedule: the caller picks the spacing, and the last step always goes to ᾱ = 1 as
+ * in the paper (diffusers' `set_alpha_to_one`).
+ */
+export function scheduleFromConfig(config: Record<string, unknown> | undefined): NoiseSchedule {
+  const c = config ?? {};
+  const predictionType = c.prediction_type ?? 'epsilon';
+  if (predictionType !== 'epsilon') {
+    throw new ScheduleError(
+      `prediction_type '${String(predictionType)}' is not supported: only 'epsilon' (the model predicts the noise)`,
+    );
+  }
+  if (c.thresholding === true) {
+    throw new ScheduleError('thresholding (dynamic thresholding of x0) is not supported: set it to false');
+  }
+  if (c.rescale_betas_zero_snr === true) {
+    throw new ScheduleError(
+      'rescale_betas_zero_snr is not supported: it makes ᾱ reach 0, where an epsilon model cannot give x0',
+    );
+  }
+  const clipSample = readBoolean(c, 'clip_sample', true);
+  const clipSampleRange = readNumber(c, 'clip_sample_range', 1);
+  if (!(clipSampleRange > 0)) throw new ScheduleError(`clip_sample_range must be positive, got ${clipSampleRange}`);
+
+  let betas: Float64Array;
+  const trained = c.trained_betas;
+  if (trained !== undefined && trained !== null) {
+    betas = trainedBetas(trained, c.num_train_timesteps);
+  } else {
+    const numTrainTimesteps = readNumber(c, 'num_train_timesteps', 1000);
+    if (!Number.isInteger(numTrainTimesteps) || numTrainTimesteps < 1) {
+      throw new ScheduleError(`num_train_timesteps must be a positive integer, got ${numTrainTimesteps}`);
+    }
+    const schedule = c.beta_schedule ?? 'linear';
+    if (!BETA_SCHEDULES.includes(schedule as BetaSchedule)) {
+      throw new ScheduleError(
+        `beta_schedule '${String(schedule)}' is not supported: use one of ${BETA_SCHEDULES.join(', ')}`,
+      );
+    }
+    const betaStart = readNumber(c, 'beta_start', 0.0001);
+    const betaEnd = readNumber(c, 'beta_end', 0.02);
+    betas = makeBetas(schedule as BetaSchedule, betaStart, betaEnd, numTrainTimesteps);
+  }
+  for (const [t, beta] of betas.entries()) {
+    if (!(beta > 0 && beta < 1)) throw new ScheduleError(`beta at timestep ${t} is ${beta}: betas must lie in (0, 1)`);
+  }
+  return {
+    numTrainTimesteps: betas.length,
+    alphasCumprod: cumprodOfAlphas(betas),
+    clipSample,
+    clipSampleRange,
+    predictionType: 'epsilon',
+  };
+}
+
+function readNumber(c: Record<string, unknown>, key: string, fallback: number): number {
+  const v = c[key];
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ScheduleError(`${key} must be a finite number, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function readBoolean(c: Record<string, unknown>, key: string, fallback: boolean): boolean {
+  const v = c[key];
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== 'boolean') throw new ScheduleError(`${key} must be true or false, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function trainedBetas(trained: unknown, declaredSteps: unknown): Float64Array {
+  if (!Array.isArray(trained) || trained.length === 0 || !trained.every((b) => typeof b === 'number')) {
+    throw new ScheduleError('trained_betas must be a non-empty array of numbers');
+  }
+  if (typeof declaredSteps === 'number' && declaredSteps !== trained.length) {
+    throw new ScheduleError(
+      `trained_betas has ${trained.length} values but num_train_timesteps is ${declaredSteps}`,
+    );
+  }
+  // diffusers: torch.tensor(trained_betas, dtype=torch.float32)
+  return Float64Array.from(trained as number[], (b) => Math.fround(b));
+}
+
+/**
+ * Betas as diffusers stores them: float32. Each value is computed in float64 and rounded once.
+ * For `linear` this is exactly how the golden `alphas_cumprod` was made (float64 linspace cast to
+ * float32). diffusers itself calls torch.linspace in float32, which rounds its own way: emulating
+ * torch's float32 linspace moves about a third of the betas by one ulp, which changes ᾱ by at
+ * most 5e-10, far below anything a float32 sampler sees.
+ */
+function makeBetas(schedule: BetaSchedule, betaStart: number, betaEnd: number, steps: number): Float64Array {
+  const betas = new Float64Array(steps);
+  switch (schedule) {
+    case 'linear':
+      for (let t = 0; t < steps; t++) betas[t] = Math.fround(linspaceAt(betaStart, betaEnd, steps, t));
+      break;
+    case 'scaled_linear': {
+      // diffusers: torch.linspace(beta_start**0.5, beta_end**0.5, T) ** 2
+      const a = Math.sqrt(betaStart);
+      const b = Math.sqrt(betaEnd);
+      for (let t = 0; t < steps; t++) betas[t] = Math.fround(linspaceAt(a, b, steps, t) ** 2);
+      break;
+    }
+    case 'squaredcos_cap_v2': {
+      // diffusers' betas_for_alpha_bar (cosine schedule, Nichol & Dhariwal 2021), max_beta 0.999,
+      // computed with Python floats (float64), then torch.tensor(..., float32).
+      const alphaBar = (x: number) => Math.cos(((x + 0.008) / 1.008) * Math.PI / 2) ** 2;
+      for (let i = 0; i < steps; i++) {
+        const beta = 1 - alphaBar((i + 1) / steps) / alphaBar(i / steps);
+        betas[i] = Math.fround(Math.min(beta, 0.999));
+      }
+      break;
+    }
+  }
+  return betas;
+}
+
+/** Element i of numpy.linspace(start, stop, n): start + i·step, with the last one exactly stop. */
+function linspaceAt(start: number, stop: number, n: number, i: number): number {
+  if (n === 1) return start;
+  if (i === n - 1) return stop;
+  return i * ((stop - start) / (n - 1)) + start;
+}
+
+/**
+ * ᾱ_t = Π(1 − β) as diffusers computes it on the CPU, which matches the golden `alphas_cumprod`
+ * bit for bit (all 1000 values): α = 1 − β in float32 (Math.fround of the float64 difference is
+ * the correctly rounded float32 subtraction), then torch.cumprod, whose CPU kernel keeps the
+ * running product in float64 (ATen's accumulate type for float) and rounds only what it stores.
+ * Rounding α in float64 instead, or accumulating in float32, misses by up to 3e-7.
+ */
+function cumprodOfAlphas(betas: Float64Array): Float64Array {
+  const alphasCumprod = new Float64Array(betas.length);
+  let product = 1;
+  for (let t = 0; t < betas.length; t++) {
+    product *= Math.fround(1 - betas[t]);
+    alphasCumprod[t] = Math.fround(product);
+  }
+  return alphasCumprod;
+}
+
+export type TimestepSpacing = 'uniform' | 'quad' | 'leading' | 'trailing' | 'linspace';
+
+/**
+ * The timesteps a DDIM run visits, ascending (it runs them from the last to the first).
+ *
+ * - `uniform`: the paper's `range(0, T, T // S)`. When S does not divide T this yields more than
+ *   S timesteps (T = 1000, S = 3 gives 0, 333, 666, 999), as the paper's code does.
+ * - `quad`: the paper's `int(linspace(0, √(0.8·T), S)²)`. Small timesteps can repeat (S = 50
+ *   starts 0, 0); they are kept, as in the golden runs, and a repeated step changes nothing.
+ * - `leading`, `trailing`, `linspace`: diffusers' DDIMScheduler.set_timesteps with steps_offset 0.
+ */
+export function ddimTimesteps(steps: number, spacing: TimestepSpacing, numTrainTimesteps = 1000): number[] {
+  const T = numTrainTimesteps;
+  if (!Number.isInteger(T) || T < 1) throw new ScheduleError(`numTrainTimesteps must be a positive integer, got ${T}`);
+  if (!Number.isInteger(steps) || steps < 1 || steps > T) {
+    throw new ScheduleError(`the number of DDIM steps must be an integer from 1 to ${T} (the training timesteps), got ${steps}`);
+  }
+  const S = steps;
+  const range = (n: number, f: (i: number) => number) => Array.from({ length: n }, (_, i) => f(i));
+  switch (spacing) {
+    case 'uniform': {
+      const skip = Math.floor(T / S);
+      return range(Math.ceil(T / skip), (i) => i * skip);
+    }
+    case 'quad': {
+      const top = Math.sqrt(T * 0.8);
+      return range(S, (i) => Math.floor(linspaceAt(0, top, S, i) ** 2));
+    }
+    case 'leading': {
+      // (np.arange(0, S) * (T // S)).round()[::-1]
+      const ratio = Math.floor(T / S);
+      return range(S, (i) => i * ratio);
+    }
+    case 'trailing':
+      return trailingTimesteps(S, T);
+    case 'linspace':
+      // np.linspace(0, T - 1, S).round()[::-1]: numpy rounds halves to even.
+      return range(S, (i) => roundHalfToEven(linspaceAt(0, T - 1, S, i)));
+    default:
+      throw new ScheduleError(`timestep spacing '${String(spacing)}' is unknown: use uniform, quad, leading, trailing or linspace`);
+  }
+}
+
+/**
+ * diffusers: np.round(np.arange(T, 0, -T / S)) - 1. numpy's arange has ceil((0 − T)/step)
+ * elements and fills element i with start + i·(second − start), where second = start + step.
+ */
+function trailingTimesteps(S: number, T: number): number[] {
+  const step = -T / S;
+  const length = Math.ceil(-T / step);
+  const delta = (T + step) - T;
+  const descending = Array.from({ length }, (_, i) => roundHalfToEven(T + i * delta) - 1);
+  return descending.reverse();
+}
+
+function roundHalfToEven(x: number): number {
+  const floor = Math.floor(x);
+  const diff = x - floor;
+  if (diff < 0.5) return floor;
+  if (diff > 0.5) return floor + 1;
+  return floor % 2 === 0 ? floor : floor + 1;
+}
+
+/**
+ * The scalars of one DDIM update, from the state at ᾱ(t) to the state at ᾱ(tPrev):
+ *   x0 = (x − sqrtOneMinusAlphaT·ε)·invSqrtAlphaT          (optionally clipped)
+ *   x' = coefX0·x0 + dirCoef·ε + sigma·z
+ * Sampling and inversion share it, so one GPU shader does both: "prev" is the state the step
+ * produces, which in inversion is the noisier one.
+ */
+export interface DdimStep {
+  /** Timestep of the current state; −1 is the clean image (ᾱ = 1). */
+  t: number;
+  /** Timestep of the state this step produces; −1 at the end of sampling (ᾱ = 1). */
+  tPrev: number;
+  /** The timestep the model is given with the current state to predict ε. */
+  modelTimestep: number;
+  alphaT: number;
+  alphaPrev: number;
+  invSqrtAlphaT: number;
+  sqrtOneMinusAlphaT: number;
+  /** √ᾱ(tPrev), the weight of the x0 prediction. */
+  coefX0: number;
+  /** √(1 − ᾱ(tPrev) − σ²), the weight of ε ("direction pointing to x_t"). */
+  dirCoef: number;
+  /** σ = η·√((1 − ᾱ')/(1 − ᾱ))·√(1 − ᾱ/ᾱ'), the weight of fresh noise z. */
+  sigma: number;
+}
+
+function alphaAt(schedule: NoiseSchedule, t: number): number {
+  if (t === -1) return 1;
+  if (!Number.isInteger(t) || t < 0 || t >= schedule.numTrainTimesteps) {
+    throw new ScheduleError(`timestep ${t} is outside 0..${schedule.numTrainTimesteps - 1}`);
+  }
+  return schedule.alphasCumprod[t];
+}
+
+function checkAscending(timesteps: number[]): void {
+  if (timesteps.length === 0) throw new ScheduleError('no timesteps were given');
+  for (let i = 1; i < timesteps.length; i++) {
+    if (timesteps[i] < timesteps[i - 1]) {
+      throw new ScheduleError(`timesteps must be ascending, but ${timesteps[i]} follows ${timesteps[i - 1]}`);
+    }
+  }
+}
+
+function makeStep(t: number, tPrev: number, modelTimestep: number, alphaT: number, alphaPrev: number, eta: number): DdimStep {
+  // Equal ᾱ (a repeated quad timestep) or ᾱ' = 1 gives σ = 0 without dividing by zero.
+  const sigma = eta === 0 || alphaPrev === alphaT || alphaT === 1
+    ? 0
+    : eta * Math.sqrt((1 - alphaPrev) / (1 - alphaT)) * Math.sqrt(Math.max(0, 1 - alphaT / alphaPrev));
+  return {
+    t,
+    tPrev,
+    modelTimestep,
+    alphaT,
+    alphaPrev,
+    invSqrtAlphaT: 1 / Math.sqrt(alphaT),
+    sqrtOneMinusAlphaT: Math.sqrt(1 - alphaT),
+    coefX0: Math.sqrt(alphaPrev),
+    // Rounding can leave 1 − ᾱ' − σ² a hair below zero when η = 1 and ᾱ' is near 1.
+    dirCoef: Math.sqrt(Math.max(0, 1 - alphaPrev - sigma * sigma)),
+    sigma,
+  };
+}
+
+/**
+ * Sampling steps in run order: from the last timestep down, each going to the previous element,
+ * the last one to t = −1 (ᾱ = 1). η = 0 is DDIM's deterministic ODE, η = 1 DDPM's posterior.
+ */
+export function ddimStepCoefficients(schedule: NoiseSchedule, timestepsAscending: number[], eta: number): DdimStep[] {
+  checkAscending(timestepsAscending);
+  if (!(eta >= 0) || !Number.isFinite(eta)) throw new ScheduleError(`eta must be a finite number ≥ 0, got ${eta}`);
+  const steps: DdimStep[] = [];
+  for (let i = timestepsAscending.length - 1; i >= 0; i--) {
+    const t = timestepsAscending[i];
+    const tPrev = i > 0 ? timestepsAscending[i - 1] : -1;
+    steps.push(makeStep(t, tPrev, t, alphaAt(schedule, t), alphaAt(schedule, tPrev), eta));
+  }
+  return steps;
+}
+
+/**
+ * DDIM inversion (encoding an image into its x_T): the η = 0 ODE run forward from t = −1 (the
+ * image, ᾱ = 1) up the same timesteps. Each step evaluates ε at the current state with timestep
+ * max(t, 0), then moves to ᾱ of the next timestep: −1 → ts[0] → ts[1] → … → ts[last].
+ */
+export function ddimInversionSteps(schedule: NoiseSchedule, timestepsAscending: number[]): DdimStep[] {
+  checkAscending(timestepsAscending);
+  const steps: DdimStep[] = [];
+  let t = -1;
+  for (const tNext of timestepsAscending) {
+    steps.push(makeStep(t, tNext, Math.max(t, 0), alphaAt(schedule, t), alphaAt(schedule, tNext), 0));
+    t = tNext;
+  }
+  return steps;
+}
+
+/**
+ * Spherical interpolation between two latents, each taken whole as one vector (all C·H·W values
+ * of one image): θ = arccos(a·b / (|a||b|)), result = (sin((1−α)θ)·a + sin(αθ)·b) / sin θ, in
+ * float64. The magnitudes are not normalised. This matches the golden `slerp.xT` (between xT[0]
+ * and xT[1]) to one float32 ulp; about two thirds of the values agree exactly, the rest differ
+ * because the golden interpolated its float64 latents before they were stored as float32.
+ * Nearly parallel latents (sin θ ≈ 0) fall back to linear interpolation.
+ */
+export function slerp(a: Float32Array, b: Float32Array, alpha: number): Float32Array {
+  if (a.length !== b.length) throw new RangeError(`slerp needs latents of one size, got ${a.length} and ${b.length}`);
+  let dot = 0;
+  let normA = 0;
+  let normB = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i] * b[i];
+    normA += a[i] * a[i];
+    normB += b[i] * b[i];
+  }
+  const cosTheta = Math.min(1, Math.max(-1, dot / Math.sqrt(normA * normB)));
+  const theta = Math.acos(cosTheta);
+  const sinTheta = Math.sin(theta);
+  let wa = 1 - alpha;
+  let wb = alpha;
+  if (sinTheta > 1e-6) {
+    wa = Math.sin((1 - alpha) * theta) / sinTheta;
+    wb = Math.sin(alpha * theta) / sinTheta;
+  }
+  const out = new Float32Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = wa * a[i] + wb * b[i];
+  return out;
+}
