@@ -371,6 +371,7 @@ scheduler_config.json, from the repo root or from unet/ + scheduler/) into DIR.
   --revision REV   branch, tag, commit or refs/pr/N (default: main)
   --endpoint URL   hub address (default: $HF_ENDPOINT, else ${DEFAULT_ENDPOINT})
 examples:
+  npm run fetch-model -- google/ddpm-cifar10-32
   deno run -A scripts/fetch-model.ts google/ddpm-cifar10-32
   node scripts/node.mjs scripts/fetch-model.ts google/ddpm-cifar10-32 --out weights/cifar10`;
 
