@@ -7,7 +7,8 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const root = resolve(import.meta.dirname, '..');
-const outdir = resolve(root, 'build', 'test-node');
+// One folder per process, so test runs side by side do not delete each other's bundles.
+const outdir = resolve(root, 'build', 'test-node', String(process.pid));
 const filters = process.argv.slice(2);
 const all = readdirSync(resolve(root, 'test'));
 const names = all.filter((f) => f.endsWith('.test.ts')).sort()
@@ -31,5 +32,10 @@ await build({
   logLevel: 'warning',
 });
 const { runSuites } = await import(pathToFileURL(resolve(outdir, 'harness.js')).href);
-const code = await runSuites(names, (n) => import(pathToFileURL(resolve(outdir, n.replace(/\.ts$/, '.js'))).href));
+let code;
+try {
+  code = await runSuites(names, (n) => import(pathToFileURL(resolve(outdir, n.replace(/\.ts$/, '.js'))).href));
+} finally {
+  rmSync(outdir, { recursive: true, force: true });
+}
 process.exit(code);

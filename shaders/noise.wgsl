@@ -1,5 +1,7 @@
 // Seeded standard-normal noise, one element per invocation: Philox4x32-10 keyed by the 64-bit
-// seed and counted by (element / 4, 0, stream, 0), then Box–Muller. `src/sampler/noise.ts`
+// seed and counted by (element / 4, image, stream, 0), then Box–Muller. The buffer holds
+// consecutive images of per_image values each, the first being image first_image: an image's
+// noise depends on its index and the stream, never on how images are batched. `src/sampler/noise.ts`
 // (philoxNormals) is its CPU twin and documents the exact mapping; keep the two in step.
 
 struct Params {
@@ -7,6 +9,8 @@ struct Params {
   seed_lo: u32,
   seed_hi: u32,
   stream: u32,
+  per_image: u32,
+  first_image: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> noise: array<f32>;
@@ -81,9 +85,11 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) g
   if (i >= params.count) {
     return;
   }
-  let words = philox4x32_10(vec4<u32>(i >> 2u, 0u, params.stream, 0u), vec2<u32>(params.seed_lo, params.seed_hi));
+  let element = i % params.per_image;
+  let image = params.first_image + i / params.per_image;
+  let words = philox4x32_10(vec4<u32>(element >> 2u, image, params.stream, 0u), vec2<u32>(params.seed_lo, params.seed_hi));
   // Elements 0,1 of a block come from words (x, y), elements 2,3 from (z, w).
-  let lane = i & 3u;
+  let lane = element & 3u;
   let pair = select(words.xy, words.zw, lane >= 2u);
   let radius = sqrt(-2.0 * log_uniform(to_uniform(pair.x)));
   // 2u − 1 is exact, so the angle is f32(π) times it, rounded once: the CPU rounds it the same.

@@ -81,15 +81,15 @@ noise('streams and seeds differ; an element does not depend on the count', () =>
 
 /** Runs shaders/noise.wgsl over `count` elements on a grid of workgroups (x, y). */
 async function gpuNormals(
-  device: GPUDevice, seed: number, stream: number, count: number, grid: [number, number],
+  device: GPUDevice, seed: number, stream: number, count: number, grid: [number, number], perImage = count, firstImage = 0,
 ): Promise<Float32Array> {
   const module = device.createShaderModule({ code: readFileSync('shaders/noise.wgsl', 'utf8'), label: 'noise' });
   const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
   const bytes = count * 4;
   const output = device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
   const { seedLo, seedHi } = seedWords(seed);
-  const params = device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-  device.queue.writeBuffer(params, 0, new Uint32Array([count, seedLo, seedHi, stream]));
+  const params = device.createBuffer({ size: 32, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  device.queue.writeBuffer(params, 0, new Uint32Array([count, seedLo, seedHi, stream, perImage, firstImage, 0, 0]));
   const readback = device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   const encoder = device.createCommandEncoder();
   const pass = encoder.beginComputePass();
@@ -112,15 +112,20 @@ async function gpuNormals(
 noise('the WGSL shader makes the same normals as the CPU', async () => {
   const { device, adapterName, uncapturedErrors } = await requestGpu();
   try {
-    const cases: { seed: number; stream: number; count: number; grid: [number, number] }[] = [
+    const cases: { seed: number; stream: number; count: number; grid: [number, number]; perImage?: number; firstImage?: number }[] = [
       // An odd count that ends inside a Philox block and inside a workgroup.
       { seed: 2 ** 40 + 12345, stream: 7, count: 100_003, grid: [Math.ceil(100_003 / 64), 1] },
       // A two-row grid: row y continues the element index after row y − 1.
       { seed: 99, stream: 0xffffffff, count: 1000, grid: [8, 2] },
+      // Several images in one buffer: image j's values are those of counter word image = 5 + j.
+      { seed: 3, stream: 11, count: 2 * 3070 + 5, grid: [Math.ceil((2 * 3070 + 5) / 64), 1], perImage: 3070, firstImage: 5 },
     ];
-    for (const { seed, stream, count, grid } of cases) {
-      const gpu = await gpuNormals(device, seed, stream, count, grid);
-      const cpu = philoxNormals(seed, stream, count);
+    for (const { seed, stream, count, grid, perImage = count, firstImage = 0 } of cases) {
+      const gpu = await gpuNormals(device, seed, stream, count, grid, perImage, firstImage);
+      const cpu = new Float32Array(count);
+      for (let start = 0, image = firstImage; start < count; start += perImage, image++) {
+        cpu.set(philoxNormals(seed, stream, Math.min(perImage, count - start), image), start);
+      }
       let worst = 0;
       let worstIndex = 0;
       for (let i = 0; i < count; i++) {

@@ -2,7 +2,7 @@
  * Seeded, counter-based normal noise: the CPU twin of `shaders/noise.wgsl`.
  *
  * Philox4x32-10 (Salmon et al. 2011, Random123) with key = the 64-bit seed (low word, high
- * word) and counter = (⌊i / 4⌋, 0, stream, 0) for element i, so any element can be made alone,
+ * word) and counter = (⌊i / 4⌋, image, stream, 0) for element i, so any element can be made alone,
  * in any order, on the CPU or the GPU. Each Philox output gives four uniforms u = (w >> 9 + ½)·2⁻²³:
  * exactly representable in float32, never 0 or 1, so the log below is always finite (normals
  * are therefore bounded by √(2·ln 2²⁴) ≈ 5.77). Box–Muller turns (u0, u1) into elements 0 and 1
@@ -77,8 +77,11 @@ const PI_F32 = Math.fround(Math.PI);
 /** Largest count: the block index is one 32-bit counter word. */
 const MAX_NORMALS = 4 * 0x100000000;
 
-/** `count` standard normals for (seed, stream): element i is the same whatever `count` is. */
-export function philoxNormals(seed: number, stream: number, count: number): Float32Array {
+/**
+ * `count` standard normals of one image for (seed, stream): element i is the same whatever
+ * `count` is. `image` is the counter's second word (the shader's first_image + i / per_image).
+ */
+export function philoxNormals(seed: number, stream: number, count: number, image = 0): Float32Array {
   const { seedLo, seedHi } = seedWords(seed);
   if (!Number.isInteger(stream) || stream < 0 || stream > 0xffffffff) {
     throw new RangeError(`the noise stream must be a u32, got ${stream}`);
@@ -89,7 +92,7 @@ export function philoxNormals(seed: number, stream: number, count: number): Floa
   const out = new Float32Array(count);
   const words = new Uint32Array(4);
   for (let block = 0; block * 4 < count; block++) {
-    philox4x32_10(block, 0, stream, 0, seedLo, seedHi, words);
+    philox4x32_10(block, image, stream, 0, seedLo, seedHi, words);
     for (let pair = 0; pair < 2; pair++) {
       const radius = Math.sqrt(-2 * Math.log(wordToUniform(words[2 * pair])));
       const angle = Math.fround(PI_F32 * (2 * wordToUniform(words[2 * pair + 1]) - 1));
