@@ -38,6 +38,29 @@ export interface Gpu {
   instance: GPU;
 }
 
+/** Raised when the device is lost (driver reset, destroy()) while work was waited for. */
+export class DeviceLostError extends Error {
+  override name = 'DeviceLostError';
+}
+
+const lostDevices = new WeakMap<GPUDevice, Promise<never>>();
+
+/**
+ * Waits for `work` unless the device is lost first: then rejects with DeviceLostError, so a lost
+ * device never leaves a caller waiting forever on a map or a queue that will not answer.
+ */
+export function unlessLost<T>(device: GPUDevice, work: Promise<T>): Promise<T> {
+  let lost = lostDevices.get(device);
+  if (!lost) {
+    lost = device.lost.then((info) => {
+      throw new DeviceLostError(`the GPU device was lost (${info.reason}): ${info.message || 'no message'}`);
+    });
+    lost.catch(() => {}); // observed here so an unawaited loss is not an unhandled rejection
+    lostDevices.set(device, lost);
+  }
+  return Promise.race([work, lost]);
+}
+
 /** Raised when no adapter or device can be had; its message says how to get one. */
 export class GpuUnavailableError extends Error {
   override name = 'GpuUnavailableError';

@@ -3,7 +3,7 @@
  * reused), one uniform buffer holding every node's params, and one bind group per node. A run
  * only records dispatches into a command encoder.
  */
-import type { Gpu } from '../gpu/device.ts';
+import { type Gpu, unlessLost } from '../gpu/device.ts';
 import { alignTo, computePipeline, kernelBindGroupLayout, writeParams } from '../gpu/kernel.ts';
 import { SHADERS } from '../shaders.gen.ts';
 import { byteSize, type Graph, type GraphNode, type Tensor } from './graph.ts';
@@ -86,11 +86,29 @@ export class CompiledGraph {
     readonly stats: CompileStats,
   ) {}
 
+  /** Checks every tensor and dispatch against the device's limits before anything is made. */
+  static checkLimits(graph: Graph, limits: GPUSupportedLimits): void {
+    const maxBinding = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+    for (const node of graph.nodes) {
+      for (const t of [...node.inputs, ...node.outputs]) {
+        if (t && byteSize(t) > maxBinding) {
+          throw new GraphLimitError(
+            `${node.name}: tensor '${t.name}' [${t.shape}] needs ${byteSize(t)} bytes, more than this adapter's ` +
+              `storage binding limit of ${maxBinding} bytes; use a smaller batch or image size`,
+          );
+        }
+      }
+      const maxGroups = limits.maxComputeWorkgroupsPerDimension;
+      if (node.workgroups.some((n) => n > maxGroups)) {
+        throw new GraphLimitError(`${node.name}: dispatch [${node.workgroups}] exceeds this adapter's maxComputeWorkgroupsPerDimension of ${maxGroups}; use a smaller batch or image size`);
+      }
+    }
+  }
+
   static async compile(gpu: Gpu, graph: Graph, label = 'graph'): Promise<CompiledGraph> {
     const { device } = gpu;
     const limits = device.limits;
-    device.pushErrorScope('validation');
-    device.pushErrorScope('out-of-memory');
+    CompiledGraph.checkLimits(graph, limits);
     const owned: GPUBuffer[] = [];
     const tensorBuffers = new Map<number, GPUBuffer>();
     const createBuffer = (descriptor: GPUBufferDescriptor): GPUBuffer => {
@@ -98,80 +116,73 @@ export class CompiledGraph {
       owned.push(buffer);
       return buffer;
     };
-    const checkBinding = (t: Tensor, node: string) => {
-      if (byteSize(t) > limits.maxStorageBufferBindingSize) {
-        throw new GraphLimitError(
-          `${node}: tensor '${t.name}' [${t.shape}] needs ${byteSize(t)} bytes, more than this adapter's ` +
-            `maxStorageBufferBindingSize of ${limits.maxStorageBufferBindingSize}; use a smaller batch`,
-        );
-      }
-    };
-
-    let weightBytes = 0;
-    let unplannedBytes = 0;
-    for (const t of graph.tensors) {
-      if (t.role === 'weight') {
-        checkBinding(t, 'weights');
-        const buffer = createBuffer({ label: t.name, size: alignTo(byteSize(t), 4), usage: GPUBufferUsage.STORAGE, mappedAtCreation: true });
-        new Float32Array(buffer.getMappedRange()).set(t.data!);
-        buffer.unmap();
-        tensorBuffers.set(t.id, buffer);
-        weightBytes += byteSize(t);
-      } else if (t.role === 'input' || t.role === 'output') {
-        checkBinding(t, t.name);
-        tensorBuffers.set(t.id, createBuffer({
-          label: t.name,
-          size: alignTo(byteSize(t), 4),
-          usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
-        }));
-        unplannedBytes += byteSize(t);
-      }
-    }
-    const plan = planBuffers(graph);
-    const slots = plan.slotSizes.map((size, i) => createBuffer({ label: `${label}.slot${i}`, size: alignTo(size, 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC }));
-    for (const [id, slot] of plan.slotOf) tensorBuffers.set(id, slots[slot]);
-    // A 4-byte buffer bound where a shader's optional input is unused.
-    const unused = createBuffer({ label: `${label}.unused`, size: 16, usage: GPUBufferUsage.STORAGE });
-
-    const stride = alignTo(Math.max(...Object.values(SHADERS).map((s) => s.params?.size ?? 0), 16), limits.minUniformBufferOffsetAlignment);
-    const uniformBuffer = createBuffer({ label: `${label}.params`, size: Math.max(stride * graph.nodes.length, 16), usage: GPUBufferUsage.UNIFORM, mappedAtCreation: true });
-    const uniformView = new DataView(uniformBuffer.getMappedRange());
-    const maxGroups = limits.maxComputeWorkgroupsPerDimension;
-
-    const compiled: CompiledNode[] = [];
-    const pipelines = await Promise.all(graph.nodes.map((node) => computePipeline(device, SHADERS[node.shader])));
-    graph.nodes.forEach((node, index) => {
-      const shader = SHADERS[node.shader];
-      if (node.workgroups.some((n) => n > maxGroups)) {
-        throw new GraphLimitError(`${node.name}: dispatch [${node.workgroups}] exceeds maxComputeWorkgroupsPerDimension ${maxGroups}`);
-      }
-      writeParams(shader, node.params, uniformView, index * stride, node.name);
-      const entries: GPUBindGroupEntry[] = [];
-      [...node.inputs, ...node.outputs].forEach((t, binding) => {
-        if (!t) entries.push({ binding, resource: { buffer: unused } });
-        else {
-          checkBinding(t, node.name);
-          entries.push({ binding, resource: { buffer: tensorBuffers.get(t.id)!, offset: 0, size: alignTo(byteSize(t), 4) } });
+    device.pushErrorScope('validation');
+    device.pushErrorScope('out-of-memory');
+    let scopesOpen = true;
+    try {
+      let weightBytes = 0;
+      let unplannedBytes = 0;
+      for (const t of graph.tensors) {
+        if (t.role === 'weight') {
+          const buffer = createBuffer({ label: t.name, size: alignTo(byteSize(t), 4), usage: GPUBufferUsage.STORAGE, mappedAtCreation: true });
+          new Float32Array(buffer.getMappedRange()).set(t.data!);
+          buffer.unmap();
+          tensorBuffers.set(t.id, buffer);
+          weightBytes += byteSize(t);
+        } else if (t.role === 'input' || t.role === 'output') {
+          tensorBuffers.set(t.id, createBuffer({
+            label: t.name,
+            size: alignTo(byteSize(t), 4),
+            usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+          }));
+          unplannedBytes += byteSize(t);
         }
-      });
-      entries.push({ binding: entries.length, resource: { buffer: uniformBuffer, offset: index * stride, size: shader.params!.size } });
-      const bindGroup = device.createBindGroup({ label: node.name, layout: kernelBindGroupLayout(device, shader), entries });
-      compiled.push({ node, pipeline: pipelines[index], bindGroup });
-    });
-    uniformBuffer.unmap();
+      }
+      const plan = planBuffers(graph);
+      const slots = plan.slotSizes.map((size, i) => createBuffer({ label: `${label}.slot${i}`, size: alignTo(size, 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC }));
+      for (const [id, slot] of plan.slotOf) tensorBuffers.set(id, slots[slot]);
+      // Bound where a shader's optional input is unused.
+      const unused = createBuffer({ label: `${label}.unused`, size: 16, usage: GPUBufferUsage.STORAGE });
 
-    const oom = await device.popErrorScope();
-    const invalid = await device.popErrorScope();
-    if (oom || invalid) {
+      const stride = alignTo(Math.max(...Object.values(SHADERS).map((s) => s.params?.size ?? 0), 16), limits.minUniformBufferOffsetAlignment);
+      const uniformBuffer = createBuffer({ label: `${label}.params`, size: Math.max(stride * graph.nodes.length, 16), usage: GPUBufferUsage.UNIFORM, mappedAtCreation: true });
+      const uniformView = new DataView(uniformBuffer.getMappedRange());
+
+      const compiled: CompiledNode[] = [];
+      const pipelines = await Promise.all(graph.nodes.map((node) => computePipeline(device, SHADERS[node.shader])));
+      graph.nodes.forEach((node, index) => {
+        const shader = SHADERS[node.shader];
+        writeParams(shader, node.params, uniformView, index * stride, node.name);
+        const entries: GPUBindGroupEntry[] = [];
+        [...node.inputs, ...node.outputs].forEach((t, binding) => {
+          if (!t) entries.push({ binding, resource: { buffer: unused } });
+          else entries.push({ binding, resource: { buffer: tensorBuffers.get(t.id)!, offset: 0, size: alignTo(byteSize(t), 4) } });
+        });
+        entries.push({ binding: entries.length, resource: { buffer: uniformBuffer, offset: index * stride, size: shader.params!.size } });
+        const bindGroup = device.createBindGroup({ label: node.name, layout: kernelBindGroupLayout(device, shader), entries });
+        compiled.push({ node, pipeline: pipelines[index], bindGroup });
+      });
+      uniformBuffer.unmap();
+
+      scopesOpen = false;
+      const oom = await device.popErrorScope();
+      const invalid = await device.popErrorScope();
+      if (oom) throw new GraphLimitError(`compiling ${label}: the GPU ran out of memory (${oom.message}); use a smaller batch`);
+      if (invalid) throw new Error(`compiling ${label}: ${invalid.message}`);
+      const plannedBytes = plan.slotSizes.reduce((a, b) => a + b, 0);
+      return new CompiledGraph(gpu, graph, compiled, tensorBuffers, owned, {
+        weightBytes,
+        planned: { slots: plan.slotSizes.length, bytes: plannedBytes, unplannedBytes },
+        nodes: compiled.length,
+      });
+    } catch (error) {
+      if (scopesOpen) {
+        await device.popErrorScope();
+        await device.popErrorScope();
+      }
       for (const b of owned) b.destroy();
-      throw new Error(`compiling ${label}: ${(oom ?? invalid)!.message}`);
+      throw error;
     }
-    const plannedBytes = plan.slotSizes.reduce((a, b) => a + b, 0);
-    return new CompiledGraph(gpu, graph, compiled, tensorBuffers, owned, {
-      weightBytes,
-      planned: { slots: plan.slotSizes.length, bytes: plannedBytes, unplannedBytes },
-      nodes: compiled.length,
-    });
   }
 
   /** The buffer behind an input or output tensor. */
@@ -232,7 +243,7 @@ export class CompiledGraph {
     const encoder = this.gpu.device.createCommandEncoder({ label: 'run' });
     this.record(encoder);
     this.gpu.device.queue.submit([encoder.finish()]);
-    await this.gpu.device.queue.onSubmittedWorkDone();
+    await unlessLost(this.gpu.device, this.gpu.device.queue.onSubmittedWorkDone());
   }
 
   /** Copies an input or output tensor back to the CPU. */
@@ -253,7 +264,7 @@ export async function readBuffer(device: GPUDevice, buffer: GPUBuffer, bytes: nu
   encoder.copyBufferToBuffer(buffer, offset, staging, 0, alignTo(bytes, 4));
   device.queue.submit([encoder.finish()]);
   try {
-    await staging.mapAsync(GPUMapMode.READ);
+    await unlessLost(device, staging.mapAsync(GPUMapMode.READ));
     return new Float32Array(staging.getMappedRange().slice(0, bytes));
   } finally {
     staging.destroy();

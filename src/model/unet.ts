@@ -11,7 +11,7 @@ import { groupNorm } from '../ops/group_norm.ts';
 import { linear } from '../ops/linear.ts';
 import { timestepEmbedding } from '../ops/timestep_embedding.ts';
 import type { UNetConfig } from './config.ts';
-import type { WeightStore } from './weights.ts';
+import type { WeightSource } from './weights.ts';
 
 export const SAMPLE_INPUT = 'sample';
 export const TIMESTEP_INPUT = 'timesteps';
@@ -29,7 +29,7 @@ class UNetBuilder {
   readonly g = new Graph();
   private temb!: Tensor;
 
-  constructor(private readonly config: UNetConfig, private readonly weights: WeightStore) {}
+  constructor(private readonly config: UNetConfig, private readonly weights: WeightSource) {}
 
   private convWeights(prefix: string, cout: number, cin: number, k: number) {
     const weight = k === 1 ? this.weights.take(`${prefix}.weight`, [cout, cin, 1, 1], [cout, cin]) : this.weights.take(`${prefix}.weight`, [cout, cin, k, k]);
@@ -150,6 +150,6 @@ class UNetBuilder {
   }
 }
 
-export function buildUNetGraph(config: UNetConfig, weights: WeightStore, options: UNetGraphOptions): Graph {
+export function buildUNetGraph(config: UNetConfig, weights: WeightSource, options: UNetGraphOptions): Graph {
   return new UNetBuilder(config, weights).build(options);
 }

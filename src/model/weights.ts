@@ -17,7 +17,12 @@ const LEGACY_ATTENTION_NAMES: [modern: string, legacy: string][] = [
   ['.to_out.0.', '.proj_attn.'],
 ];
 
-export class WeightStore {
+/** What the graph builder asks weights from: each by name, with the shapes it accepts. */
+export interface WeightSource {
+  take(name: string, ...shapes: number[][]): WeightArray;
+}
+
+export class WeightStore implements WeightSource {
   private readonly used = new Set<string>();
   private readonly missing: string[] = [];
   private readonly misShaped: string[] = [];

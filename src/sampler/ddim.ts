@@ -4,7 +4,7 @@
  * on the sample. The step scalars are written into one uniform buffer up front, so the CPU only
  * records and submits (one command buffer per step, for progress) and reads back at the end.
  */
-import type { Gpu } from '../gpu/device.ts';
+import { type Gpu, unlessLost } from '../gpu/device.ts';
 import { readBuffer } from '../graph/executor.ts';
 import { alignTo, computePipeline, kernelBindGroupLayout, writeParams } from '../gpu/kernel.ts';
 import type { UNet } from '../model/unet_model.ts';
@@ -242,7 +242,7 @@ export class DdimSampler {
               progress.x0 = await readBuffer(device, this.x0Buffer, values * 4);
               await options.onStep(progress);
             } else {
-              pending.push(device.queue.onSubmittedWorkDone().then(() => options.onStep!(progress)));
+              pending.push(unlessLost(device, device.queue.onSubmittedWorkDone()).then(() => options.onStep!(progress)));
             }
           }
         }
