@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import { readFileSync } from 'node:fs';
-import { requestGpu } from '../src/gpu/device.ts';
+import { type Backend, requestGpu } from '../src/gpu/device.ts';
 import { readUNet, UNet } from '../src/model/unet_model.ts';
 import { expectClose, goldenF32, goldenI32, readGolden } from './util/compare.ts';
 
@@ -15,8 +15,8 @@ function loadModelDir(dir: string) {
 
 const silu = (x: Float32Array) => x.map((v) => v / (1 + Math.exp(-v)));
 
-async function checkModel(modelDir: string, goldenFile: string) {
-  const gpu = await requestGpu();
+async function checkModel(modelDir: string, goldenFile: string, backend: Backend = 'auto') {
+  const gpu = await requestGpu({ backend });
   console.log(`    adapter: ${gpu.adapterName}`);
   const golden = readGolden(goldenFile);
   const captured = [...golden.tensors.keys()].filter((k) => k.startsWith('act.')).map((k) => k.slice(4));
@@ -47,5 +47,12 @@ golden('emoji32: eps and every named intermediate match diffusers', async () => 
 golden('tiny64_legacy: legacy attention names, multi-head, six levels', async () => {
   await checkModel('../shared/golden/tiny64_legacy', 'tiny64_unet.safetensors');
 });
+
+// Deno runs the suite on its own WebGPU (wgpu); this checks Dawn under Deno as well.
+if ('Deno' in globalThis) {
+  golden('emoji32 under Deno through Dawn (npm:webgpu)', async () => {
+    await checkModel('weights/emoji32', 'emoji32_unet.safetensors', 'dawn');
+  });
+}
 
 golden.run();
