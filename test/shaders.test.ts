@@ -1,0 +1,59 @@
+/**
+ * Every shader against its descriptors: the embedded module is what wgsl_reflect reads off the
+ * .wgsl files now (bindings, access modes, params offsets), and every node of a real graph binds
+ * exactly the shader's inputs and outputs and sets exactly its params fields.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readdirSync, readFileSync } from 'node:fs';
+import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
+import { SHADERS } from '../src/shaders.gen.ts';
+import { readUNet } from '../src/model/unet_model.ts';
+import { buildUNetGraph } from '../src/model/unet.ts';
+import { WeightStore } from '../src/model/weights.ts';
+import { TINY_CONFIG, tinyModelFiles } from './util/tiny_model.ts';
+
+const shaders = suite('shaders');
+
+shaders('src/shaders.gen.ts matches the .wgsl files and their reflection', () => {
+  for (const shader of Object.values(SHADERS)) {
+    const code = readFileSync(`shaders/${shader.name}.wgsl`, 'utf8');
+    assert.is(shader.code, code, `${shader.name}: embedded code is stale (run node scripts/embed-shaders.mjs)`);
+    const reflect = new WgslReflect(code);
+    const bindings = [
+      ...reflect.storage.map((s) => ({ binding: s.binding, name: s.name, kind: s.access === 'read' ? 'read' : 'read_write' })),
+      ...reflect.uniforms.map((u) => ({ binding: u.binding, name: u.name, kind: 'uniform' })),
+    ].sort((a, b) => a.binding - b.binding);
+    assert.equal(shader.bindings, bindings.map(({ name, kind }) => ({ name, kind })), `${shader.name}: bindings`);
+    bindings.forEach((b, i) => assert.is(b.binding, i, `${shader.name}: binding ${b.name} out of order`));
+    const kinds = bindings.map((b) => b.kind).join(',');
+    assert.ok(/^(read,)*(read_write,?)+(uniform)?$/.test(kinds), `${shader.name}: inputs, outputs, then params (${kinds})`);
+    if (reflect.uniforms.length) {
+      const params = reflect.uniforms[0];
+      assert.is(shader.params?.size, params.size, `${shader.name}: params size`);
+      for (const member of (params.type as unknown as { members: { name: string; offset: number; type: { name: string } }[] }).members) {
+        assert.equal(shader.params?.fields[member.name], { offset: member.offset, type: member.type.name }, `${shader.name}.${member.name}`);
+      }
+    }
+    assert.ok(reflect.entry.compute.some((e) => e.name === 'main'), `${shader.name}: entry point main`);
+  }
+  const files = readdirSync('shaders').filter((f) => f.endsWith('.wgsl')).map((f) => f.slice(0, -5)).sort();
+  assert.equal(Object.keys(SHADERS).sort(), files, 'every shaders/*.wgsl is embedded');
+  console.log(`    ${Object.keys(SHADERS).length} shaders: ${Object.keys(SHADERS).join(', ')}`);
+});
+
+shaders('each graph node binds exactly its shader\'s inputs and outputs and sets exactly its params', () => {
+  const model = readUNet(tinyModelFiles());
+  const graph = buildUNetGraph(model.config, new WeightStore(model.file), { batch: 2 });
+  const used = new Set<string>();
+  for (const node of graph.nodes) {
+    const shader = SHADERS[node.shader];
+    used.add(node.shader);
+    assert.is(node.inputs.length, shader.bindings.filter((b) => b.kind === 'read').length, `${node.name}: inputs`);
+    assert.is(node.outputs.length, shader.bindings.filter((b) => b.kind === 'read_write').length, `${node.name}: outputs`);
+    assert.equal(Object.keys(node.params).sort(), Object.keys(shader.params?.fields ?? {}).sort(), `${node.name}: params`);
+  }
+  console.log(`    ${graph.nodes.length} nodes of a ${TINY_CONFIG.block_out_channels.length}-level UNet use ${used.size} shaders`);
+});
+
+shaders.run();
