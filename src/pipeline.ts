@@ -85,6 +85,18 @@ export class DdimPipeline {
     return { ...result, latents };
   }
 
+  /**
+   * The same latents decoded with several step counts (the DDIM paper's consistency figure: with
+   * η = 0 the image is mostly fixed by x_T). Returns one row of `count` images per step count.
+   */
+  async consistency(options: { seed: number; steps: number[]; count?: number; spacing?: TimestepSpacing; onStep?: DdimSampleOptions['onStep'] }): Promise<{ rows: DdimResult[]; latents: Float32Array }> {
+    if (options.steps.length === 0) throw new SamplerInputError('consistency needs at least one step count');
+    const latents = await this.latents(options.seed, options.count ?? 1);
+    const rows: DdimResult[] = [];
+    for (const steps of options.steps) rows.push(await this.decode(latents, { steps, spacing: options.spacing, onStep: options.onStep }));
+    return { rows, latents };
+  }
+
   /** ε(x, t) for any number of images: x is [N, C, H, W] in model space, t one timestep each. */
   async eps(x: Float32Array, t: Int32Array): Promise<Float32Array> {
     const [c, h, w] = this.imageShape;
