@@ -1,0 +1,127 @@
+#!/usr/bin/env node
+// A small static server for the demo, on 127.0.0.1 only:
+//   /            web/        (index.html: the demo; test.html: the browser test's golden check)
+//   /dist/       dist/       (npm run build)
+//   /weights/    weights/    (the models)
+//   /golden/     ../shared/golden/, when present (the browser test's reference tensors)
+//
+//   node scripts/serve.mjs [--port N]      (npm run demo; default port 8080, 0 picks a free one)
+// The browser test imports startServer() from here.
+import { createReadStream, statSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { extname, resolve, sep } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const root = resolve(import.meta.dirname, '..');
+
+/** URL prefix → folder, longest prefix first. */
+export const MOUNTS = [
+  ['/dist/', resolve(root, 'dist')],
+  ['/weights/', resolve(root, 'weights')],
+  ['/golden/', resolve(root, '..', 'shared', 'golden')],
+  ['/', resolve(root, 'web')],
+];
+
+const MIME = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.map': 'application/json; charset=utf-8',
+  '.safetensors': 'application/octet-stream',
+  '.png': 'image/png',
+  '.svg': 'image/svg+xml',
+  '.ts': 'text/plain; charset=utf-8',
+  '.md': 'text/plain; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+  '': 'text/plain; charset=utf-8', // NOTICE, LICENSE
+};
+
+/** The file a request path maps to, or undefined when it is outside every mount. */
+function fileFor(pathname) {
+  for (const [prefix, dir] of MOUNTS) {
+    if (!pathname.startsWith(prefix)) continue;
+    const rest = pathname.slice(prefix.length) || 'index.html';
+    const file = resolve(dir, rest);
+    if (file !== dir && !file.startsWith(dir + sep)) return undefined; // ../ out of the mount
+    return file;
+  }
+  return undefined;
+}
+
+function handle(request, response) {
+  const send = (status, text) => {
+    response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+    response.end(request.method === 'HEAD' ? undefined : text);
+  };
+  if (request.method !== 'GET' && request.method !== 'HEAD') return send(405, 'only GET and HEAD\n');
+  let pathname;
+  try {
+    pathname = decodeURIComponent(new URL(request.url, 'http://localhost').pathname);
+  } catch {
+    return send(400, 'bad URL\n');
+  }
+  let file = fileFor(pathname);
+  let stat;
+  try {
+    stat = file && statSync(file);
+    if (stat?.isDirectory()) {
+      if (!pathname.endsWith('/')) {
+        response.writeHead(301, { location: `${pathname}/` });
+        return response.end();
+      }
+      file = resolve(file, 'index.html');
+      stat = statSync(file);
+    }
+  } catch {
+    stat = undefined;
+  }
+  if (!file || !stat?.isFile()) return send(404, `not found: ${pathname}\n`);
+  response.writeHead(200, {
+    'content-type': MIME[extname(file).toLowerCase()] ?? 'application/octet-stream',
+    'content-length': stat.size,
+    'cache-control': 'no-cache',
+  });
+  if (request.method === 'HEAD') return response.end();
+  createReadStream(file).on('error', () => response.destroy()).pipe(response);
+}
+
+/** Starts the server on 127.0.0.1; resolves with its URL and a close() that ends it. */
+export function startServer({ port = 8080 } = {}) {
+  const server = createServer(handle);
+  return new Promise((resolvePromise, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      const { port: actual } = server.address();
+      resolvePromise({
+        url: `http://127.0.0.1:${actual}/`,
+        close: () => new Promise((done) => {
+          server.closeAllConnections();
+          server.close(() => done());
+        }),
+      });
+    });
+  });
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const at = process.argv.indexOf('--port');
+  const port = at >= 0 ? Number(process.argv[at + 1]) : 8080;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    console.error('usage: node scripts/serve.mjs [--port N]');
+    process.exit(2);
+  }
+  try {
+    statSync(resolve(root, 'dist', 'demo.js'));
+  } catch {
+    console.error('serve: dist/demo.js is missing: run `npm run build` first');
+  }
+  try {
+    const { url } = await startServer({ port });
+    console.log(`serving web/, dist/ and weights/ at ${url} (Ctrl-C stops; run \`npm run build\` after changing the code)`);
+  } catch (e) {
+    console.error(`serve: ${e.code === 'EADDRINUSE' ? `port ${port} is taken; try --port 0` : e.message}`);
+    process.exit(1);
+  }
+}

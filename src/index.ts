@@ -1,0 +1,49 @@
+/**
+ * ddim-webgpu's public API: what `dist/ddim-webgpu.js` (the browser ESM bundle, built by
+ * `npm run build`) exports, and what Deno and Node users import from `src/index.ts`.
+ *
+ * ```ts
+ * import { DdimPipeline, loadModel, requestGpu, gridRgba } from './ddim-webgpu.js';
+ *
+ * const gpu = await requestGpu();                          // GpuUnavailableError without WebGPU
+ * const pipeline = await DdimPipeline.load(gpu, await loadModel('/weights/emoji32/'), { batch: 4 });
+ * const { x0 } = await pipeline.sample({ steps: 50, seed: 1, count: 4 });
+ * const [c, h, w] = pipeline.imageShape;
+ * const { rgba, width, height } = gridRgba(x0, 4, c, h, w, { scale: 4 });
+ * canvas.getContext('2d')!.putImageData(new ImageData(new Uint8ClampedArray(rgba), width, height), 0, 0);
+ * ```
+ *
+ * Images are float tensors in model space ([-1, 1], NCHW); the image helpers convert to and from
+ * 8-bit RGBA.
+ */
+
+// The device.
+export { type Backend, type Gpu, type GpuOptions, GpuUnavailableError, requestGpu } from './gpu/device.ts';
+
+// The model and what it does: sample, encode, decode, interpolate, predict ε.
+export { DdimPipeline, type InterpolateOptions, type ModelFiles, type PipelineOptions } from './pipeline.ts';
+export { type DdimResult, type DdimSampleOptions, SamplerInputError, type StepProgress } from './sampler/ddim.ts';
+export { ScheduleError, type TimestepSpacing } from './sampler/schedule.ts';
+export { ModelConfigError } from './model/config.ts';
+export { ModelWeightsError } from './model/weights.ts';
+export { GraphLimitError } from './graph/executor.ts';
+
+// Getting a model: over HTTP (browsers, Deno, Node) as diffusers lays it out.
+export { loadModel, type LoadModelOptions, ModelLoadError } from './web/load_model.ts';
+
+// Images: model-space tensors <-> RGBA, and PNG files.
+export { gridRgba, type GridOptions, rgbaToTensor, tensorToRgba } from './io/image.ts';
+export { type DecodedPng, decodePng, encodePng, PngError } from './io/png.ts';
+
+// Tensors in files: safetensors, as diffusers writes them.
+export {
+  type DType,
+  parseSafetensors,
+  SafetensorsError,
+  type SafetensorsFile,
+  serializeSafetensors,
+  type TensorEntry,
+  type TensorToWrite,
+  toFloat32,
+  toInt32,
+} from './io/safetensors.ts';

@@ -1,0 +1,224 @@
+#!/usr/bin/env node
+// The browser test: the engine's ESM bundle (dist/, `node scripts/build-web.mjs` first; `npm run
+// test:browser` does both) in headless Chromium, served by scripts/serve.mjs on a free 127.0.0.1
+// port. Chromium's WebGPU here is SwiftShader (no GPU, no shader-f16, slow): the runs are small.
+//   1. golden: the emoji32 UNet forward on diffusers' golden input (web/test.html), rel. L2 ≤ 2e-4
+//   2. the demo (web/index.html) loads the model and draws a 4-step sample, step by step
+//   3. the sample on the page is a picture: a screenshot, decoded, has many colours and contrast
+//   4. the demo encodes a PNG picked in its file input and decodes it back
+//   5. without navigator.gpu the demo says so
+// Before the browser: loadModel in Node (it only needs fetch), against the same server and a fake
+// fetch for the pipeline layout and the failures.
+// Ends with "N passed, N failed"; exits non-zero on any failure.
+//
+//   node test/browser/run.mjs [--screenshot PATH]   (also writes the page's screenshot to PATH,
+//                                                     e.g. docs/screenshot.png for the README)
+// Environment: CHROMIUM (default /usr/bin/chromium), BROWSER_TEST_TIMEOUT_S (default 1500).
+import { build } from 'esbuild';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { chromium } from 'playwright-core';
+import { startServer } from '../../scripts/serve.mjs';
+import { loadModelChecks } from './load_model_checks.mjs';
+
+const root = resolve(import.meta.dirname, '..', '..');
+const outDir = resolve(root, 'build', 'browser');
+const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const overallTimeoutS = Number(process.env.BROWSER_TEST_TIMEOUT_S ?? 1500);
+const screenshotArg = process.argv.indexOf('--screenshot');
+const extraScreenshot = screenshotArg >= 0 ? resolve(process.argv[screenshotArg + 1] ?? '') : undefined;
+const GOLDEN_TOLERANCE = 2e-4;
+const SAMPLE_STEPS = 4;
+const ROUNDTRIP_STEPS = 2;
+// SwiftShader on two busy cores: each of the page's actions took 30-40 s alone, 180 s beside
+// other test runs.
+const ACTION_TIMEOUT_MS = 600_000;
+const started = performance.now();
+const seconds = () => ((performance.now() - started) / 1000).toFixed(1);
+
+// Chromium's flags: WebGPU on (SwiftShader without a GPU), no sandbox as root, and none of the
+// background traffic a fresh profile starts (there is no network here).
+const CHROMIUM_ARGS = [
+  '--enable-unsafe-webgpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  ...(process.getuid?.() === 0 ? ['--no-sandbox'] : []),
+];
+
+mkdirSync(outDir, { recursive: true });
+for (const needed of ['dist/ddim-webgpu.js', 'dist/demo.js', 'dist/golden_check.js']) {
+  if (!existsSync(resolve(root, needed))) fatal(`${needed} is missing: run \`node scripts/build-web.mjs\` first (npm run test:browser does)`);
+}
+if (!existsSync(executablePath)) fatal(`no Chromium at ${executablePath}: apt-get install -y --no-install-recommends chromium (or set CHROMIUM)`);
+const goldenFile = resolve(root, '..', 'shared', 'golden', 'emoji32_unet.safetensors');
+if (!existsSync(goldenFile)) fatal(`${goldenFile} is missing: the golden check needs ../shared/golden`);
+
+// The whole run is bounded: a hung browser must not hold CI.
+const watchdog = setTimeout(() => fatal(`the browser test took more than ${overallTimeoutS} s`), overallTimeoutS * 1000);
+watchdog.unref();
+
+const { decodePng, loadModel, parseSafetensors } = await importEngineParts();
+const server = await startServer({ port: 0 });
+// The Vulkan driver variables the Node tests use for lavapipe hide SwiftShader from Chromium.
+const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^VK_(ICD_FILENAMES|DRIVER_FILES|ADD_DRIVER_FILES)$/.test(k)));
+const browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS, env, timeout: 60_000 });
+console.log(`browser test: ${browser.version()} (${executablePath}), serving ${server.url}`);
+
+const results = [];
+/** Runs one test with a fresh page (a Node-only test simply ignores it); records and prints the outcome. */
+async function test(name, body) {
+  const testStart = performance.now();
+  const context = await browser.newContext({ viewport: { width: 1000, height: 1100 }, deviceScaleFactor: 1 });
+  const page = await context.newPage();
+  const pageErrors = [];
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`); });
+  try {
+    await body(page);
+    if (pageErrors.length > 0) throw new Error(`the page reported errors:\n      ${pageErrors.join('\n      ')}`);
+    results.push(true);
+    console.log(`  ok    ${name} (${((performance.now() - testStart) / 1000).toFixed(1)} s)`);
+  } catch (e) {
+    results.push(false);
+    console.log(`  FAIL  ${name} (${((performance.now() - testStart) / 1000).toFixed(1)} s)\n      ${e.message.split('\n').join('\n      ')}`);
+    await page.screenshot({ path: resolve(outDir, `failed-${results.length}.png`), fullPage: true }).catch(() => {});
+  } finally {
+    await context.close();
+  }
+}
+
+/** Waits until the demo's action drawing into `canvas` has finished, or has failed. */
+async function finished(page, canvas) {
+  await page.waitForFunction(
+    (selector) => document.querySelector(selector)?.dataset.runs === '1' || document.body.dataset.state === 'failed' ||
+      /failed/.test(document.querySelector('#status')?.textContent ?? ''),
+    canvas, { timeout: ACTION_TIMEOUT_MS, polling: 500 },
+  );
+  const runs = await page.getAttribute(canvas, 'data-runs');
+  check(runs === '1', `${canvas} was not drawn: ${await page.textContent('#status')} ${await page.textContent('#fatal')}`.trim());
+}
+
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+try {
+  await loadModelChecks(test, check, server.url, { loadModel, parseSafetensors });
+
+  await test('without navigator.gpu the demo says so and disables its buttons', async (page) => {
+    await page.addInitScript(() => { delete Object.getPrototypeOf(navigator).gpu; });
+    await page.goto(server.url);
+    await page.waitForSelector('body[data-state="failed"]', { timeout: 30_000 });
+    const message = await page.textContent('#fatal');
+    check(/navigator\.gpu/.test(message ?? ''), `the message does not mention navigator.gpu: ${message}`);
+    check(await page.isDisabled('#sample'), 'the Sample button is enabled');
+  });
+
+  let demoPng;
+  await test(`the demo loads emoji32 and draws a ${SAMPLE_STEPS}-step sample, then encodes and decodes a picked PNG`, async (page) => {
+    await page.goto(server.url);
+    await page.waitForSelector('body[data-state="ready"], body[data-state="failed"]', { timeout: ACTION_TIMEOUT_MS });
+    check(await page.getAttribute('body', 'data-state') === 'ready', `the page failed: ${await page.textContent('#fatal')}`);
+    console.log(`      ${await page.textContent('#status')}`);
+    await page.fill('#n', '1');
+    await page.fill('#steps', String(SAMPLE_STEPS));
+    await page.fill('#seed', '3');
+    await page.click('#sample');
+    await finished(page, '#samples');
+    const lastStep = await page.getAttribute('#samples', 'data-step');
+    check(lastStep === `${SAMPLE_STEPS}/${SAMPLE_STEPS}`, `the last preview drawn was step ${lastStep}, not ${SAMPLE_STEPS}/${SAMPLE_STEPS}`);
+    console.log(`      ${await page.textContent('#sample-info')}`);
+    const sample = await page.locator('#samples').screenshot({ path: resolve(outDir, 'sample.png') });
+    demoPng = { sample: new Uint8Array(sample) };
+
+    // Encode and decode one of the golden emoji, picked through the file input.
+    await page.setInputFiles('#image-file', resolve(root, '..', 'shared', 'golden', 'images', 'emoji0.png'));
+    await page.fill('#roundtrip-steps', String(ROUNDTRIP_STEPS));
+    await page.click('#roundtrip');
+    await finished(page, '#roundtrip-output');
+    const mse = Number(await page.getAttribute('#roundtrip-output', 'data-mse'));
+    check(Number.isFinite(mse), `the reconstruction error is ${mse}`);
+    console.log(`      ${await page.textContent('#roundtrip-info')}`);
+    demoPng.decoded = new Uint8Array(await page.locator('#roundtrip-output').screenshot());
+    demoPng.page = new Uint8Array(await page.screenshot({ path: resolve(outDir, 'demo.png'), fullPage: true }));
+    if (extraScreenshot) writeFileSync(extraScreenshot, demoPng.page);
+  });
+
+  await test('the pictures on the page are images, not blank or one colour', async () => {
+    check(demoPng?.page, 'no screenshot: the demo test did not get that far');
+    for (const [what, png, minColours, minDeviation] of [
+      ['the sample canvas', demoPng.sample, 30, 20],
+      ['the decoded image', demoPng.decoded, 30, 20],
+      ['the whole page', demoPng.page, 60, 20],
+    ]) {
+      const { width, height, rgba } = await decodePng(png);
+      const stats = pixelStats(rgba);
+      console.log(`      ${what}: ${width}x${height}, ${stats.colours} colours, luminance σ ${stats.deviation.toFixed(1)}`);
+      check(stats.colours >= minColours, `${what} has only ${stats.colours} distinct colours`);
+      check(stats.deviation >= minDeviation, `${what} is nearly flat: luminance σ ${stats.deviation.toFixed(1)}`);
+    }
+  });
+
+  await test(`golden: the emoji32 UNet forward in Chromium matches diffusers (rel. L2 ≤ ${GOLDEN_TOLERANCE})`, async (page) => {
+    await page.goto(`${server.url}test.html`);
+    await page.waitForSelector('#result[data-done]', { timeout: ACTION_TIMEOUT_MS });
+    const result = JSON.parse(await page.textContent('#result'));
+    check(!result.error, result.error);
+    console.log(`      adapter: ${result.adapter}`);
+    console.log(`      output.eps rel L2 ${result.relL2.toExponential(2)} (limit ${GOLDEN_TOLERANCE})  max |diff| ${result.maxAbs.toExponential(2)}` +
+      `  load+compile ${(result.loadMs / 1000).toFixed(1)} s, forward ${(result.forwardMs / 1000).toFixed(1)} s`);
+    check(result.relL2 <= GOLDEN_TOLERANCE, `rel L2 ${result.relL2} > ${GOLDEN_TOLERANCE}; worst element ${result.worstIndex}`);
+  });
+} finally {
+  await browser.close();
+  await server.close();
+}
+
+const passed = results.filter(Boolean).length;
+const failed = results.length - passed;
+console.log(`browser test: ${seconds()} s; screenshots in ${outDir}${extraScreenshot ? ` and ${extraScreenshot}` : ''}`);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 && passed > 0 ? 0 : 1);
+
+/** Distinct RGB colours and the standard deviation of luminance (0-255) of an RGBA image. */
+function pixelStats(rgba) {
+  const colours = new Set();
+  let sum = 0, sum2 = 0;
+  const pixels = rgba.length / 4;
+  for (let p = 0; p < pixels; p++) {
+    const r = rgba[4 * p], g = rgba[4 * p + 1], b = rgba[4 * p + 2];
+    colours.add((r << 16) | (g << 8) | b);
+    const y = 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    sum += y;
+    sum2 += y * y;
+  }
+  const mean = sum / pixels;
+  return { colours: colours.size, deviation: Math.sqrt(Math.max(0, sum2 / pixels - mean * mean)) };
+}
+
+/** The engine's PNG decoder, model loader and safetensors reader, bundled for Node: only what the checks need. */
+async function importEngineParts() {
+  const outfile = resolve(outDir, 'engine-parts.mjs');
+  await build({
+    stdin: {
+      contents: [
+        "export { decodePng } from './src/io/png.ts';",
+        "export { loadModel } from './src/web/load_model.ts';",
+        "export { parseSafetensors } from './src/io/safetensors.ts';",
+      ].join('\n'),
+      resolveDir: root,
+      loader: 'ts',
+    },
+    outfile, bundle: true, platform: 'node', format: 'esm', logLevel: 'warning',
+  });
+  return import(pathToFileURL(outfile).href);
+}
+
+function fatal(message) {
+  console.error(`browser test: ${message}`);
+  console.log('0 passed, 1 failed');
+  process.exit(1);
+}

@@ -1,0 +1,368 @@
+/**
+ * The demo page (web/index.html): loads a model (the default emoji model, or `?model=<folder URL>`),
+ * then samples, interpolates between seeds, and encodes and decodes an image the user picks.
+ * Control values can be preset from the URL (`?n=4&steps=20&eta=0&spacing=quad&seed=7`); `run=1`
+ * samples once the model is ready.
+ *
+ * `document.body.dataset.state` says where the page is (loading, ready, busy, failed) and each
+ * canvas counts its finished runs in `data-runs`: the browser test waits on these.
+ */
+import {
+  DdimPipeline,
+  type Gpu,
+  gridRgba,
+  loadModel,
+  type ModelFiles,
+  requestGpu,
+  rgbaToTensor,
+  type StepProgress,
+  type TimestepSpacing,
+} from '../src/index.ts';
+
+const params = new URLSearchParams(location.search);
+const MODEL_URL = params.get('model') ?? 'weights/emoji32/';
+/** Each image is drawn at least this many pixels wide (integer upscaling). */
+const IMAGE_PIXELS = 96;
+/** Pipelines compiled for different batch sizes that are kept; each holds a copy of the weights. */
+const KEPT_PIPELINES = 2;
+
+const element = <T extends HTMLElement>(id: string): T => {
+  const found = document.getElementById(id);
+  if (!found) throw new Error(`the page has no #${id}`);
+  return found as T;
+};
+const statusLine = element<HTMLDivElement>('status');
+const progressBar = element<HTMLProgressElement>('progress');
+const fatalBox = element<HTMLDivElement>('fatal');
+const actionButtons = ['sample', 'interpolate', 'roundtrip'].map((id) => element<HTMLButtonElement>(id));
+
+type PageState = 'loading' | 'ready' | 'busy' | 'failed';
+function setState(state: PageState): void {
+  document.body.dataset.state = state;
+  for (const button of actionButtons) button.disabled = state !== 'ready';
+}
+
+const currentState = () => document.body.dataset.state as PageState;
+
+function setStatus(text: string, progress?: number): void {
+  statusLine.textContent = text;
+  progressBar.hidden = progress === undefined;
+  if (progress !== undefined) progressBar.value = progress;
+}
+
+/** A problem that stops the page: no WebGPU, no adapter, the model did not load, device lost. */
+function fail(title: string, detail: string): void {
+  fatalBox.replaceChildren();
+  const heading = document.createElement('strong');
+  heading.textContent = title;
+  fatalBox.append(heading, detail);
+  fatalBox.hidden = false;
+  setStatus(title);
+  setState('failed');
+}
+
+function describeError(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  return e.name && e.name !== 'Error' ? `${e.name}: ${e.message}` : e.message;
+}
+
+const megabytes = (bytes: number) => (bytes / 1e6).toFixed(1);
+
+// ---------------------------------------------------------------------------------------------
+// Start: WebGPU, the model, a first pipeline.
+
+let gpu: Gpu;
+let files: ModelFiles;
+const pipelines = new Map<number, DdimPipeline>();
+
+/** The model compiled for `batch` images per forward (compiling takes a moment; a few are kept). */
+async function pipelineFor(batch: number): Promise<DdimPipeline> {
+  let pipeline = pipelines.get(batch);
+  if (pipeline) {
+    pipelines.delete(batch); // re-inserted below as the most recently used
+  } else {
+    setStatus(`Compiling the UNet for ${batch} image${batch === 1 ? '' : 's'} at a time…`);
+    pipeline = await DdimPipeline.load(gpu, files, { batch });
+  }
+  pipelines.set(batch, pipeline);
+  while (pipelines.size > KEPT_PIPELINES) {
+    const [oldest, old] = pipelines.entries().next().value!;
+    old.destroy();
+    pipelines.delete(oldest);
+  }
+  return pipeline;
+}
+
+async function start(): Promise<void> {
+  setState('loading');
+  if (!('gpu' in navigator) || !navigator.gpu) {
+    const why = window.isSecureContext
+      ? 'This browser has no WebGPU (navigator.gpu is undefined). Use a recent Chrome or Edge (113 or later), ' +
+        'Safari 26, or Firefox 141 on Windows; on Linux, Chrome needs chrome://flags/#enable-unsafe-webgpu ' +
+        '(headless Chromium: --enable-unsafe-webgpu).'
+      : `WebGPU is only offered to secure pages, and ${location.origin} is not one: open the demo over https, ` +
+        'or from localhost / 127.0.0.1 (npm run demo).';
+    fail('No WebGPU here', why);
+    return;
+  }
+  setStatus('Asking for a GPU adapter…');
+  try {
+    gpu = await requestGpu();
+  } catch (e) {
+    fail('No usable GPU', describeError(e));
+    return;
+  }
+  gpu.lost.then((message) => fail('The GPU device was lost', `${message}\nReload the page to start again.`));
+
+  try {
+    files = await loadModel(MODEL_URL, {
+      onProgress: (loaded, total, file) => {
+        const size = total === undefined ? `${megabytes(loaded)} MB` : `${megabytes(loaded)} / ${megabytes(total)} MB`;
+        setStatus(`Downloading ${file}: ${size}`, total ? loaded / total : undefined);
+      },
+    });
+  } catch (e) {
+    fail('The model did not load', describeError(e));
+    return;
+  }
+  let firstBatch = 1;
+  try {
+    firstBatch = readInt('n', 1, 16);
+  } catch {
+    // a bad ?n= is reported when Sample is pressed
+  }
+  try {
+    await pipelineFor(firstBatch);
+  } catch (e) {
+    // GraphLimitError names the adapter limit the model needs more of.
+    fail(`This adapter cannot run the model (${gpu.adapterName})`, describeError(e));
+    return;
+  }
+  const pipeline = pipelines.values().next().value!;
+  const [c, h, w] = pipeline.imageShape;
+  let parameters = 0;
+  for (const entry of pipeline.model.file.tensors.values()) parameters += entry.shape.reduce((a, b) => a * b, 1);
+  element('model-line').textContent =
+    `Model: ${new URL(MODEL_URL, location.href).href} · ${w}×${h}, ${c} channels · ${(parameters / 1e6).toFixed(2)} M parameters · ` +
+    `${megabytes(files.weights.length)} MB of weights. GPU: ${gpu.adapterName}.`;
+  drawPlaceholders(pipeline.imageShape);
+  setStatus(`Ready on ${gpu.adapterName}.`);
+  setState('ready');
+  if (params.get('run') === '1') element<HTMLFormElement>('sample-form').requestSubmit();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the controls.
+
+/** The words of the control's label, for messages: "steps", "seed A". */
+const labelOf = (input: HTMLElement) => input.closest('label')?.firstChild?.textContent?.trim() || input.id;
+
+function readInt(id: string, min: number, max: number): number {
+  const input = element<HTMLInputElement>(id);
+  const value = Number(input.value);
+  if (input.value.trim() === '' || !Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(`${labelOf(input)} must be a whole number from ${min} to ${max}`);
+  }
+  return value;
+}
+
+function readNumber(id: string, min: number, max: number): number {
+  const input = element<HTMLInputElement>(id);
+  const value = Number(input.value);
+  if (input.value.trim() === '' || !(value >= min && value <= max)) throw new RangeError(`${labelOf(input)} must be a number from ${min} to ${max}`);
+  return value;
+}
+
+/** Presets controls from the page's URL (?n=4&steps=20&...). */
+function presetControls(): void {
+  const names: Record<string, string> = { n: 'n', steps: 'steps', eta: 'eta', spacing: 'spacing', seed: 'seed' };
+  for (const [param, id] of Object.entries(names)) {
+    const value = params.get(param);
+    if (value !== null) element<HTMLInputElement | HTMLSelectElement>(id).value = value;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drawing.
+
+/** Draws images [n, C, H, W] (model space) as a grid on a canvas. */
+function drawImages(canvas: HTMLCanvasElement, x: Float32Array, n: number, columns: number, shape: [number, number, number]): void {
+  const [c, h, w] = shape;
+  const scale = Math.max(1, Math.floor(IMAGE_PIXELS / w));
+  const { rgba, width, height } = gridRgba(x, n, c, h, w, { columns, padding: 2, scale });
+  if (canvas.width !== width || canvas.height !== height) {
+    canvas.width = width;
+    canvas.height = height;
+  }
+  canvas.getContext('2d')!.putImageData(new ImageData(new Uint8ClampedArray(rgba.buffer as ArrayBuffer, rgba.byteOffset, rgba.length), width, height), 0, 0);
+}
+
+/** Light grey squares where each action's images will appear. */
+function drawPlaceholders(shape: [number, number, number]): void {
+  const blank = (n: number) => new Float32Array(n * shape[0] * shape[1] * shape[2]).fill(0.85);
+  const n = Math.max(1, Math.min(16, Number(element<HTMLInputElement>('n').value) || 1));
+  const frames = Math.max(2, Math.min(16, Number(element<HTMLInputElement>('frames').value) || 2));
+  drawImages(element('samples'), blank(n), n, Math.min(n, 8), shape);
+  drawImages(element('strip'), blank(frames), frames, frames, shape);
+  for (const id of ['roundtrip-input', 'roundtrip-latent', 'roundtrip-output']) drawImages(element(id), blank(1), 1, 1, shape);
+}
+
+function countRun(canvas: HTMLCanvasElement): void {
+  canvas.dataset.runs = String(Number(canvas.dataset.runs ?? 0) + 1);
+}
+
+/** A step callback that draws each x0 prediction into `images` (all images of the run) and the canvas. */
+function previewer(canvas: HTMLCanvasElement, images: Float32Array, n: number, columns: number, shape: [number, number, number], info: HTMLElement, label: string) {
+  const perImage = shape[0] * shape[1] * shape[2];
+  return (progress: StepProgress) => {
+    images.set(progress.x0!, progress.firstImage * perImage);
+    drawImages(canvas, images, n, columns, shape);
+    canvas.dataset.step = `${progress.step}/${progress.total}`;
+    info.textContent = `${label}: step ${progress.step} of ${progress.total}, t = ${progress.t}`;
+  };
+}
+
+const seconds = (since: number) => ((performance.now() - since) / 1000).toFixed(1);
+
+// ---------------------------------------------------------------------------------------------
+// The three actions. One runs at a time; an error is shown and the page stays usable.
+
+async function runAction(name: string, action: () => Promise<string>): Promise<void> {
+  if (currentState() !== 'ready') return;
+  setState('busy');
+  try {
+    const summary = await action();
+    setStatus(summary);
+  } catch (e) {
+    setStatus(`${name} failed: ${describeError(e)}`);
+  }
+  if (currentState() === 'busy') setState('ready'); // not after a failure (device lost)
+}
+
+async function sample(): Promise<string> {
+  const n = readInt('n', 1, 16);
+  const steps = readInt('steps', 1, 1000);
+  const eta = readNumber('eta', 0, 1);
+  const spacing = element<HTMLSelectElement>('spacing').value as TimestepSpacing;
+  const seed = readInt('seed', 0, 2 ** 53 - 1);
+  const pipeline = await pipelineFor(n);
+  const shape = pipeline.imageShape;
+  const canvas = element<HTMLCanvasElement>('samples');
+  const info = element('sample-info');
+  const columns = Math.min(n, 8);
+  const images = new Float32Array(n * shape[0] * shape[1] * shape[2]); // grey until the first step
+  drawImages(canvas, images, n, columns, shape);
+  setStatus(`Sampling ${n} image${n === 1 ? '' : 's'}…`);
+  const started = performance.now();
+  const result = await pipeline.sample({
+    steps, eta, spacing, seed, count: n, previewX0: true,
+    onStep: previewer(canvas, images, n, columns, shape, info, 'sampling'),
+  });
+  drawImages(canvas, result.x0, n, columns, shape);
+  const took = seconds(started);
+  info.textContent = `${n} image${n === 1 ? '' : 's'} · ${result.timesteps.length} steps (${spacing}) · η = ${eta} · seed ${seed} · ${took} s`;
+  countRun(canvas);
+  return `Sampled ${n} image${n === 1 ? '' : 's'} in ${took} s on ${gpu.adapterName}.`;
+}
+
+async function interpolate(): Promise<string> {
+  const seedA = readInt('seed-a', 0, 2 ** 53 - 1);
+  const seedB = readInt('seed-b', 0, 2 ** 53 - 1);
+  const frames = readInt('frames', 2, 16);
+  const steps = readInt('interpolate-steps', 1, 1000);
+  const pipeline = await pipelineFor(frames);
+  const shape = pipeline.imageShape;
+  const canvas = element<HTMLCanvasElement>('strip');
+  const info = element('interpolate-info');
+  const images = new Float32Array(frames * shape[0] * shape[1] * shape[2]);
+  drawImages(canvas, images, frames, frames, shape);
+  setStatus(`Interpolating from seed ${seedA} to seed ${seedB}…`);
+  const started = performance.now();
+  const result = await pipeline.interpolate({
+    seedA, seedB, frames, steps, previewX0: true,
+    onStep: previewer(canvas, images, frames, frames, shape, info, 'decoding'),
+  });
+  drawImages(canvas, result.x0, frames, frames, shape);
+  const took = seconds(started);
+  info.textContent = `seed ${seedA} → seed ${seedB} · ${frames} frames · ${result.timesteps.length} steps · ${took} s`;
+  countRun(canvas);
+  return `Interpolated ${frames} frames in ${took} s.`;
+}
+
+/** The picked image, fitted inside the model's size on white (the emoji's background), in model space. */
+async function pickedImage(shape: [number, number, number]): Promise<Float32Array> {
+  const file = element<HTMLInputElement>('image-file').files?.[0];
+  if (!file) throw new Error('pick an image file first');
+  const [c, h, w] = shape;
+  if (c !== 3) throw new Error(`this model takes ${c}-channel images; the page handles RGB models only`);
+  let bitmap: ImageBitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch {
+    throw new Error(`${file.name} is not an image this browser can decode`);
+  }
+  const canvas = document.createElement('canvas');
+  canvas.width = w;
+  canvas.height = h;
+  const context = canvas.getContext('2d', { willReadFrequently: true })!;
+  context.fillStyle = '#fff';
+  context.fillRect(0, 0, w, h);
+  const fit = Math.min(w / bitmap.width, h / bitmap.height);
+  const dw = bitmap.width * fit;
+  const dh = bitmap.height * fit;
+  context.imageSmoothingQuality = 'high';
+  context.drawImage(bitmap, (w - dw) / 2, (h - dh) / 2, dw, dh);
+  bitmap.close();
+  const { data } = context.getImageData(0, 0, w, h);
+  return rgbaToTensor(new Uint8Array(data.buffer, data.byteOffset, data.length), w, h);
+}
+
+async function roundtrip(): Promise<string> {
+  const steps = readInt('roundtrip-steps', 1, 1000);
+  const pipeline = await pipelineFor(1);
+  const shape = pipeline.imageShape;
+  const image = await pickedImage(shape);
+  const info = element('roundtrip-info');
+  const output = element<HTMLCanvasElement>('roundtrip-output');
+  drawImages(element('roundtrip-input'), image, 1, 1, shape);
+  setStatus(`Encoding with ${steps} steps, then decoding…`);
+  const started = performance.now();
+  const encoded = await pipeline.encode(image, {
+    steps,
+    onStep: (p) => void (info.textContent = `encoding: step ${p.step} of ${p.total}, t = ${p.t}`),
+  });
+  drawImages(element('roundtrip-latent'), encoded.x0, 1, 1, shape);
+  const decoded = await pipeline.decode(encoded.x0, {
+    steps, previewX0: true,
+    onStep: previewer(output, new Float32Array(image.length), 1, 1, shape, info, 'decoding'),
+  });
+  drawImages(output, decoded.x0, 1, 1, shape);
+  let squared = 0;
+  for (let i = 0; i < image.length; i++) squared += (decoded.x0[i] - image[i]) ** 2;
+  const mse = squared / image.length;
+  // PSNR over model space, whose range [-1, 1] has width 2.
+  const psnr = 10 * Math.log10(4 / mse);
+  const took = seconds(started);
+  info.textContent = `${steps} steps each way · reconstruction MSE ${mse.toExponential(2)} (PSNR ${psnr.toFixed(1)} dB) · ${took} s`;
+  output.dataset.mse = String(mse);
+  countRun(output);
+  return `Encoded and decoded in ${took} s.`;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function onSubmit(formId: string, name: string, action: () => Promise<string>): void {
+  element<HTMLFormElement>(formId).addEventListener('submit', (event) => {
+    event.preventDefault();
+    void runAction(name, action);
+  });
+}
+
+onSubmit('sample-form', 'Sampling', sample);
+onSubmit('interpolate-form', 'Interpolation', interpolate);
+onSubmit('roundtrip-form', 'Encoding', roundtrip);
+element('dice').addEventListener('click', () => {
+  element<HTMLInputElement>('seed').value = String(Math.floor(Math.random() * 1e6));
+});
+presetControls();
+start().catch((e) => fail('The page failed to start', describeError(e)));

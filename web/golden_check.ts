@@ -1,0 +1,74 @@
+/**
+ * The browser test's numerical check (web/test.html): one UNet forward of the default model on
+ * the golden input, compared with diffusers' float64 output. The result is written as JSON into
+ * #result, with data-done set, for test/browser/run.mjs to read.
+ */
+import { DdimPipeline, loadModel, parseSafetensors, requestGpu, toFloat32, toInt32 } from '../src/index.ts';
+
+const TOLERANCE = 2e-4;
+
+interface GoldenResult {
+  ok: boolean;
+  adapter?: string;
+  relL2?: number;
+  maxAbs?: number;
+  worstIndex?: number;
+  tolerance: number;
+  /** Wall time of the load, compile and forward, in milliseconds. */
+  loadMs?: number;
+  forwardMs?: number;
+  error?: string;
+}
+
+async function fetchBytes(url: string): Promise<Uint8Array> {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`GET ${response.url} failed: HTTP ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+async function run(): Promise<GoldenResult> {
+  const gpu = await requestGpu();
+  const golden = parseSafetensors(await fetchBytes('golden/emoji32_unet.safetensors'));
+  const tensor = (name: string) => {
+    const entry = golden.tensors.get(name);
+    if (!entry) throw new Error(`golden tensor ${name} is missing`);
+    return entry;
+  };
+  const x = toFloat32(tensor('input.x'));
+  const t = toInt32(tensor('input.t'));
+  const expected = toFloat32(tensor('output.eps'));
+
+  const loadStart = performance.now();
+  const pipeline = await DdimPipeline.load(gpu, await loadModel('weights/emoji32/'), { batch: t.length });
+  const forwardStart = performance.now();
+  const eps = await pipeline.eps(x, t);
+  const forwardMs = performance.now() - forwardStart;
+  pipeline.destroy();
+  if (gpu.uncapturedErrors.length > 0) throw new Error(`WebGPU errors: ${gpu.uncapturedErrors.join('; ')}`);
+
+  let diff2 = 0, ref2 = 0, maxAbs = 0, worstIndex = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const d = eps[i] - expected[i];
+    diff2 += d * d;
+    ref2 += expected[i] * expected[i];
+    if (!(Math.abs(d) <= maxAbs)) {
+      maxAbs = Math.abs(d);
+      worstIndex = i;
+    }
+  }
+  const relL2 = Math.sqrt(diff2 / ref2);
+  return {
+    ok: relL2 <= TOLERANCE, adapter: gpu.adapterName, relL2, maxAbs, worstIndex, tolerance: TOLERANCE,
+    loadMs: forwardStart - loadStart, forwardMs,
+  };
+}
+
+const out = document.getElementById('result')!;
+let result: GoldenResult;
+try {
+  result = await run();
+} catch (e) {
+  result = { ok: false, tolerance: TOLERANCE, error: `${(e as Error).name}: ${(e as Error).message}` };
+}
+out.textContent = JSON.stringify(result, null, 2);
+out.dataset.done = result.ok ? 'ok' : 'failed';
