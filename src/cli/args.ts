@@ -1,0 +1,382 @@
+/**
+ * The command line's flags: one table of options per subcommand, parsed strictly with node:util's
+ * parseArgs, then every value checked for its type and range. Nothing here reads a file or
+ * touches the GPU; checks that need the model (steps against its schedule, tensor shapes) come
+ * later, still before any GPU work (see commands.ts).
+ */
+import { parseArgs } from 'node:util';
+import type { Backend } from '../gpu/device.ts';
+import type { TimestepSpacing } from '../sampler/schedule.ts';
+import { UserError } from './errors.ts';
+
+/** A user error with an optional second line telling what to do about it. */
+export class CliError extends UserError {
+  constructor(message: string, readonly hint?: string) {
+    super(message);
+  }
+}
+
+export const COMMANDS = ['sample', 'encode', 'decode', 'interpolate', 'eps'] as const;
+export type CommandName = (typeof COMMANDS)[number];
+
+export const SPACINGS: readonly TimestepSpacing[] = ['uniform', 'quad', 'leading', 'trailing', 'linspace'];
+const BACKENDS: readonly Backend[] = ['auto', 'native', 'dawn'];
+
+// ---------------------------------------------------------------------------------------------
+// Usage texts
+
+const PROGRAM = 'sample';
+
+const RUN_FORMS = `run it as: npm run sample -- [COMMAND] [options]     (Node)
+           npx deno run -A sample.ts [COMMAND] [options]  (Deno)`;
+
+const COMMON_HELP = `  --model DIR         diffusers UNet2DModel folder: config.json + diffusion_pytorch_model.safetensors
+                      (+ scheduler_config.json), or unet/ + scheduler/ (default: the bundled weights/emoji32)
+  --batch B           images per UNet forward (default: min(number of images, 16))
+  --backend B         auto | native | dawn: navigator.gpu or Dawn's 'webgpu' package (default: auto)
+  -h, --help          this help`;
+
+const DDIM_HELP = (defaultSteps: number) => `  --steps S           DDIM steps, 1 to the model's training timesteps (default: ${defaultSteps})
+  --skip SPACING      timestep spacing: uniform | quad | leading | trailing | linspace (default: uniform)`;
+
+const SCALE_HELP = `  --scale K           integer upscaling of the PNG (default: 2 for images up to 64 px, else 1)`;
+
+export const USAGE: Record<CommandName, string> = {
+  sample: `usage: ${PROGRAM} [sample] [--n N] [--steps S] [--eta E] [--seed SEED] [--out grid.png] [options]
+       ${PROGRAM} encode|decode|interpolate|eps [options]   (${PROGRAM} COMMAND --help for each)
+
+Generates images with DDIM and writes them as one PNG grid.
+  --n N               number of images (default: 16; taken from --xT when given)
+  --steps S           DDIM steps, 1 to the model's training timesteps (default: 50)
+  --eta E             0 (deterministic DDIM) to 1 (DDPM-like) (default: 0)
+  --skip SPACING      timestep spacing: uniform | quad | leading | trailing | linspace (default: uniform)
+  --clip              clip each x0 prediction to [-1, 1] (default: as the scheduler config says)
+  --seed SEED         integer from 0 to 2^53-1 seeding the latents and the noise (default: 0)
+  --out FILE          the PNG grid (default: samples.png)
+  --out-tensor FILE   also write the images as safetensors, key 'x0', f32 [N,C,H,W] in [-1, 1]
+  --xT FILE           start from these latents: safetensors, key 'xT', f32 [N,C,H,W]
+  --noise FILE        the noise of every step (with --eta > 0): key 'noise', f32 [S,N,C,H,W]
+${SCALE_HELP}
+${COMMON_HELP}
+commands:
+  sample              (the default) generate images
+  encode              images -> their DDIM latents
+  decode              latents -> images
+  interpolate         spherical interpolation between the latents of two seeds, decoded
+  eps                 the UNet's noise prediction for given inputs
+${RUN_FORMS}`,
+  encode: `usage: ${PROGRAM} encode --image a.png [--image b.png ...] [--steps S] [--out latent.safetensors] [options]
+
+Encodes images into their DDIM latents x_T (the deterministic ODE run forward). Each PNG must be
+the model's size; transparent pixels are composited over white.
+  --image FILE        a PNG to encode; repeat for more
+  --out FILE          the latents: safetensors, key 'xT', f32 [N,C,H,W] (default: latent.safetensors)
+${DDIM_HELP(50)}
+${COMMON_HELP}
+Decode with the same --steps and --skip to get the images back.
+${RUN_FORMS}`,
+  decode: `usage: ${PROGRAM} decode --latent latent.safetensors [--steps S] [--out decoded.png] [options]
+
+Decodes latents (key 'xT', f32 [N,C,H,W], as encode writes them) with deterministic DDIM into a
+PNG grid of all of them.
+  --latent FILE       the latents
+  --out FILE          the PNG grid (default: decoded.png)
+  --clip              clip each x0 prediction to [-1, 1] (default: as the scheduler config says)
+  --steps S           DDIM steps (default: the steps the latents were encoded with, as encode
+                      notes in the file; else 50)
+  --skip SPACING      timestep spacing (default: as encoded; else uniform)
+${SCALE_HELP}
+${COMMON_HELP}
+${RUN_FORMS}`,
+  interpolate: `usage: ${PROGRAM} interpolate --seed-a A --seed-b B [--frames F] [--steps S] [--out interpolation.png] [options]
+
+Interpolates spherically between the starting latents of two seeds and decodes every frame
+with deterministic DDIM into one row of images.
+  --seed-a A          seed of the first image (integer from 0 to 2^53-1)
+  --seed-b B          seed of the last image
+  --frames F          images along the path, both ends included, at least 2 (default: 8)
+  --out FILE          the PNG strip (default: interpolation.png)
+${DDIM_HELP(50)}
+${SCALE_HELP}
+${COMMON_HELP}
+${RUN_FORMS}`,
+  eps: `usage: ${PROGRAM} eps --in inputs.safetensors [--out eps.safetensors] [options]
+
+Runs the UNet once per image: its prediction of the noise eps(x, t).
+  --in FILE           safetensors with 'x' f32 [N,C,H,W] (model space) and 't' i32 [N] (timesteps)
+  --out FILE          safetensors with 'eps' f32 [N,C,H,W] (default: eps.safetensors)
+${COMMON_HELP}
+${RUN_FORMS}`,
+};
+
+/** The first line of a command's usage, printed after a usage mistake. */
+export function usageLine(command: CommandName): string {
+  return `${USAGE[command].split('\n')[0]}  (--help for more)`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsed arguments
+
+export interface CommonArgs {
+  /** undefined: the bundled default model. */
+  model?: string;
+  backend: Backend;
+  /** Images per forward, as given; undefined: min(images, 16). */
+  batch?: number;
+}
+
+export interface DdimArgs {
+  /** As given; undefined: 50 (decode: what the latents' file says it was encoded with). */
+  steps?: number;
+  /** As given; undefined: uniform (decode: as the latents' file says). */
+  spacing?: TimestepSpacing;
+}
+
+export interface SampleArgs extends CommonArgs, DdimArgs {
+  command: 'sample';
+  /** As given; undefined: 16, or the number of latents in --xT. */
+  n?: number;
+  eta: number;
+  /** undefined: as the scheduler config says. */
+  clip?: boolean;
+  seed: number;
+  out: string;
+  outTensor?: string;
+  xT?: string;
+  noise?: string;
+  scale?: number;
+}
+
+export interface EncodeArgs extends CommonArgs, DdimArgs {
+  command: 'encode';
+  images: string[];
+  out: string;
+}
+
+export interface DecodeArgs extends CommonArgs, DdimArgs {
+  command: 'decode';
+  latent: string;
+  clip?: boolean;
+  out: string;
+  scale?: number;
+}
+
+export interface InterpolateArgs extends CommonArgs, DdimArgs {
+  command: 'interpolate';
+  seedA: number;
+  seedB: number;
+  frames: number;
+  out: string;
+  scale?: number;
+}
+
+export interface EpsArgs extends CommonArgs {
+  command: 'eps';
+  input: string;
+  out: string;
+}
+
+export type CommandArgs = SampleArgs | EncodeArgs | DecodeArgs | InterpolateArgs | EpsArgs;
+
+export type ParsedCommandLine = CommandArgs | { command: CommandName; help: true };
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+
+type OptionTable = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>;
+
+const COMMON_OPTIONS: OptionTable = {
+  model: { type: 'string' },
+  batch: { type: 'string' },
+  backend: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+};
+const DDIM_OPTIONS: OptionTable = { steps: { type: 'string' }, skip: { type: 'string' } };
+
+const OPTIONS: Record<CommandName, OptionTable> = {
+  sample: {
+    ...COMMON_OPTIONS, ...DDIM_OPTIONS,
+    n: { type: 'string' }, eta: { type: 'string' }, clip: { type: 'boolean' }, seed: { type: 'string' },
+    out: { type: 'string' }, 'out-tensor': { type: 'string' }, xT: { type: 'string' }, noise: { type: 'string' },
+    scale: { type: 'string' },
+  },
+  encode: { ...COMMON_OPTIONS, ...DDIM_OPTIONS, image: { type: 'string', multiple: true }, out: { type: 'string' } },
+  decode: {
+    ...COMMON_OPTIONS, ...DDIM_OPTIONS,
+    latent: { type: 'string' }, clip: { type: 'boolean' }, out: { type: 'string' }, scale: { type: 'string' },
+  },
+  interpolate: {
+    ...COMMON_OPTIONS, ...DDIM_OPTIONS,
+    'seed-a': { type: 'string' }, 'seed-b': { type: 'string' }, frames: { type: 'string' }, out: { type: 'string' },
+    scale: { type: 'string' },
+  },
+  eps: { ...COMMON_OPTIONS, in: { type: 'string' }, out: { type: 'string' } },
+};
+
+/**
+ * Splits off the subcommand (the first word, when it is one; else `sample`) and parses its
+ * flags. Throws CliError for every mistake, with the command's usage line as the hint.
+ */
+export function parseCommandLine(argv: string[]): ParsedCommandLine {
+  let command: CommandName = 'sample';
+  let rest = argv;
+  if (argv.length > 0 && !argv[0].startsWith('-')) {
+    if (!(COMMANDS as readonly string[]).includes(argv[0])) {
+      throw new CliError(`unknown command '${argv[0]}': use one of ${COMMANDS.join(', ')}`, usageLine('sample'));
+    }
+    command = argv[0] as CommandName;
+    rest = argv.slice(1);
+  }
+  let values: Record<string, string | boolean | string[] | undefined>;
+  try {
+    values = parseArgs({ args: rest, options: OPTIONS[command], strict: true, allowPositionals: false }).values as typeof values;
+  } catch (error) {
+    throw new CliError(describeParseError(error, command), usageLine(command));
+  }
+  if (values.help) return { command, help: true };
+  const v = new Values(values, command);
+  const common: CommonArgs = {
+    model: v.path('model'),
+    backend: v.choice('backend', BACKENDS) ?? 'auto',
+    batch: v.positiveInt('batch'),
+  };
+  const ddim = (): DdimArgs => ({ steps: v.positiveInt('steps'), spacing: v.choice('skip', SPACINGS) });
+  switch (command) {
+    case 'sample':
+      return {
+        command, ...common, ...ddim(),
+        n: v.positiveInt('n'),
+        eta: v.eta(),
+        clip: v.flag('clip'),
+        seed: v.seed('seed') ?? 0,
+        out: v.path('out') ?? 'samples.png',
+        outTensor: v.path('out-tensor'),
+        xT: v.path('xT'),
+        noise: v.path('noise'),
+        scale: v.scale(),
+      };
+    case 'encode': {
+      const images = v.paths('image');
+      if (images.length === 0) throw new CliError('encode needs at least one --image', usageLine(command));
+      return { command, ...common, ...ddim(), images, out: v.path('out') ?? 'latent.safetensors' };
+    }
+    case 'decode': {
+      const latent = v.path('latent');
+      if (latent === undefined) throw new CliError('decode needs --latent FILE (latents as encode writes them)', usageLine(command));
+      return { command, ...common, ...ddim(), latent, clip: v.flag('clip'), out: v.path('out') ?? 'decoded.png', scale: v.scale() };
+    }
+    case 'interpolate': {
+      const seedA = v.seed('seed-a');
+      const seedB = v.seed('seed-b');
+      if (seedA === undefined || seedB === undefined) {
+        throw new CliError('interpolate needs both --seed-a and --seed-b', usageLine(command));
+      }
+      const frames = v.positiveInt('frames') ?? 8;
+      if (frames < 2) throw new CliError(`--frames must be at least 2 (both ends are included), got ${frames}`);
+      return { command, ...common, ...ddim(), seedA, seedB, frames, out: v.path('out') ?? 'interpolation.png', scale: v.scale() };
+    }
+    case 'eps': {
+      const input = v.path('in');
+      if (input === undefined) throw new CliError("eps needs --in FILE (safetensors with 'x' and 't')", usageLine(command));
+      return { command, ...common, input, out: v.path('out') ?? 'eps.safetensors' };
+    }
+  }
+}
+
+/** parseArgs' messages are long and Node-worded; these name the flag and the problem. */
+function describeParseError(error: unknown, command: CommandName): string {
+  const code = (error as { code?: string }).code;
+  const message = (error as Error).message ?? String(error);
+  const quotedName = /'(-[^' ]*)/.exec(message)?.[1];
+  switch (code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `unknown option '${quotedName ?? message}' for ${command}`;
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      if (/argument missing/.test(message)) return `${quotedName ?? 'an option'} needs a value`;
+      if (/does not take an argument/.test(message)) return `${quotedName ?? 'a flag'} takes no value`;
+      if (/ambiguous/.test(message)) return `${quotedName ?? 'an option'} needs a value (to give one that starts with '-', write ${quotedName ?? '--option'}=VALUE)`;
+      return message;
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL': {
+      const arg = /'([^']*)'/.exec(message)?.[1];
+      return `unexpected argument '${arg ?? message}' (every value follows its --flag)`;
+    }
+    default:
+      if (error instanceof TypeError) return message;
+      throw error;
+  }
+}
+
+const INTEGER = /^\+?\d+$/;
+
+/** Typed, range-checked access to parseArgs' values; every failure names the flag. */
+class Values {
+  constructor(private readonly values: Record<string, string | boolean | string[] | undefined>, private readonly command: CommandName) {}
+
+  private string(name: string): string | undefined {
+    const value = this.values[name];
+    if (value === undefined) return undefined;
+    if (typeof value !== 'string') throw new Error(`--${name} is not a string option`);
+    return value.trim();
+  }
+
+  flag(name: string): boolean | undefined {
+    return this.values[name] === true ? true : undefined;
+  }
+
+  path(name: string): string | undefined {
+    const value = this.string(name);
+    if (value === '') throw new CliError(`--${name} needs a file name, got an empty one`, usageLine(this.command));
+    return value;
+  }
+
+  paths(name: string): string[] {
+    const list = (this.values[name] as string[] | undefined) ?? [];
+    for (const p of list) if (p.trim() === '') throw new CliError(`--${name} needs a file name, got an empty one`, usageLine(this.command));
+    return list;
+  }
+
+  positiveInt(name: string): number | undefined {
+    const raw = this.string(name);
+    if (raw === undefined) return undefined;
+    const value = Number(raw);
+    if (!INTEGER.test(raw) || !Number.isSafeInteger(value) || value < 1) {
+      throw new CliError(`--${name} must be a positive integer, got '${raw}'`);
+    }
+    return value;
+  }
+
+  seed(name: string): number | undefined {
+    const raw = this.string(name);
+    if (raw === undefined) return undefined;
+    const value = Number(raw);
+    if (!INTEGER.test(raw) || !Number.isSafeInteger(value)) {
+      throw new CliError(`--${name} must be an integer from 0 to 2^53-1 (${Number.MAX_SAFE_INTEGER}), got '${raw}'`);
+    }
+    return value;
+  }
+
+  eta(): number {
+    const raw = this.string('eta');
+    if (raw === undefined) return 0;
+    const value = Number(raw);
+    if (raw === '' || !Number.isFinite(value) || value < 0 || value > 1) {
+      throw new CliError(`--eta must be a number from 0 to 1, got '${raw}'`, '0 is deterministic DDIM, 1 is DDPM-like sampling');
+    }
+    return value;
+  }
+
+  scale(): number | undefined {
+    const value = this.positiveInt('scale');
+    if (value !== undefined && value > 32) throw new CliError(`--scale must be from 1 to 32, got ${value}`);
+    return value;
+  }
+
+  choice<T extends string>(name: string, allowed: readonly T[]): T | undefined {
+    const raw = this.string(name);
+    if (raw === undefined) return undefined;
+    if (!(allowed as readonly string[]).includes(raw)) {
+      throw new CliError(`--${name} must be one of ${allowed.join(', ')}, got '${raw}'`);
+    }
+    return raw as T;
+  }
+}

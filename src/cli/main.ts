@@ -1,0 +1,81 @@
+/**
+ * The command line: `main(argv)` parses, runs one subcommand and returns the exit status. A
+ * mistake of the user (a bad flag, a missing file, a model the engine cannot run, no GPU) is
+ * printed as one `error: ...` line, with a hint where one helps, and gives 2; anything else is a
+ * bug and prints its stack with status 1. main never throws.
+ */
+import process from 'node:process';
+import { GpuUnavailableError, requestGpu } from '../gpu/device.ts';
+import { PngError } from '../io/png.ts';
+import { SafetensorsError } from '../io/safetensors.ts';
+import { ModelConfigError } from '../model/config.ts';
+import { ModelWeightsError } from '../model/weights.ts';
+import { DdimPipeline } from '../pipeline.ts';
+import { SamplerInputError } from '../sampler/ddim.ts';
+import { ScheduleError } from '../sampler/schedule.ts';
+import { CliError, parseCommandLine, USAGE } from './args.ts';
+import { type OpenPipeline, runCommand } from './commands.ts';
+import { UserError } from './errors.ts';
+import type { CliIo } from './progress.ts';
+
+export type { CliIo } from './progress.ts';
+export type { OpenedPipeline, OpenPipeline } from './commands.ts';
+
+/** Errors that mean "the input was wrong", not "the program is wrong". */
+const USER_ERRORS = [
+  UserError, GpuUnavailableError, ModelConfigError, ModelWeightsError, SafetensorsError, PngError, ScheduleError, SamplerInputError,
+];
+
+export interface MainOptions {
+  /** Opens the GPU and loads the model; by default requestGpu + DdimPipeline.load. */
+  openPipeline?: OpenPipeline;
+}
+
+function processIo(): CliIo {
+  return {
+    stdout: (text) => void process.stdout.write(text),
+    stderr: (text) => void process.stderr.write(text),
+    isTTY: !!process.stderr.isTTY,
+  };
+}
+
+/** A fresh device per run, destroyed with the pipeline. */
+export const openGpuPipeline: OpenPipeline = async (files, { batch, backend }) => {
+  const gpu = await requestGpu({ backend });
+  try {
+    const pipeline = await DdimPipeline.load(gpu, files, { batch });
+    return {
+      pipeline,
+      close() {
+        pipeline.destroy();
+        gpu.device.destroy();
+      },
+    };
+  } catch (error) {
+    gpu.device.destroy();
+    throw error;
+  }
+};
+
+/** Runs the command line `argv` (without the program name) and returns its exit status. */
+export async function main(argv: string[], io: CliIo = processIo(), options: MainOptions = {}): Promise<number> {
+  try {
+    const parsed = parseCommandLine(argv);
+    if ('help' in parsed) {
+      io.stdout(`${USAGE[parsed.command]}\n`);
+      return 0;
+    }
+    await runCommand(parsed, { io, openPipeline: options.openPipeline ?? openGpuPipeline });
+    return 0;
+  } catch (error) {
+    if (USER_ERRORS.some((kind) => error instanceof kind)) {
+      const message = (error as Error).message;
+      io.stderr(`error: ${message}\n`);
+      if (error instanceof CliError && error.hint) io.stderr(`${error.hint}\n`);
+      return 2;
+    }
+    const stack = error instanceof Error ? (error.stack ?? `${error.name}: ${error.message}`) : String(error);
+    io.stderr(`error: unexpected failure (a bug; please report it):\n${stack}\n`);
+    return 1;
+  }
+}
