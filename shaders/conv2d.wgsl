@@ -2,13 +2,30 @@
 //   out = (conv(in, w) + bias[oc] + channel_add[n, oc] + residual[n, oc, y, x]) * output_scale
 // `upsample` reads the input through a nearest-neighbour 2x upsampling, so Upsample2D's
 // interpolate-then-conv needs no intermediate tensor.
-// Weights are pre-transposed at load to [in_channels * kernel_h * kernel_w, out_channels] so the
-// OC_BLOCK output channels an invocation computes are contiguous.
-// Each invocation computes OC_BLOCK output channels x PX_BLOCK consecutive output pixels in
-// registers, with no workgroup memory: barriers are expensive on software rasterisers.
+//
+// The variant for software drivers (llvmpipe). There an invocation is one lane of an 8-wide SIMD
+// loop, and a storage load whose address depends on a loop variable is done lane by lane (a
+// branch, a bounds check and a scalar load per lane and component), uniform or not: measured,
+// such a vec4 load costs about as much as 30 multiply-adds of the 8 lanes. Barriers are
+// expensive too. So an invocation keeps a block of 8 output pixels (consecutive in a row) x 8
+// output channels in registers, with no workgroup memory, and makes every load count:
+// - the weights are pre-transposed at load to [in_channels * kh * kw, oc_stride] (output channels
+//   padded to a multiple of 8 with zeros): one tap's 8 channels are two vec4 loads, shared by the
+//   8 pixels (the channel block is workgroup_id.y);
+// - for a 3x3 kernel with stride 1 (everything in a UNet but the downsamplers) the 10 input values
+//   of a row feed all three kernel columns: two vec4 loads and two scalars per row (one vec4 read
+//   twice through the upsampling);
+// - a 1x1 convolution sees the image as one row of H*W pixels: two vec4 loads per input channel;
+// - other kernels (stride 2, rows not a multiple of 4 long) take a general path, a checked load
+//   per tap and pixel.
+// The constant-count loops over kernel rows and columns are unrolled by the compiler, so the
+// accumulators are carried from one iteration to the next (a masked store on llvmpipe) once per
+// input channel. The batch is folded into the pixel blocks, so a batch fills the SIMD lanes like
+// a larger image. Out-of-image taps read a clamped address and are zeroed by a select: no
+// divergent branches.
 
-const OC_BLOCK: u32 = 8u;
-const PX_BLOCK: u32 = 4u;
+const PX: u32 = 8u;
+const OC: u32 = 8u;
 
 struct Params {
   batch: u32,
@@ -18,6 +35,7 @@ struct Params {
   in_height: u32,       // the size the kernel sees (2x src with upsample)
   in_width: u32,
   out_channels: u32,
+  oc_stride: u32,       // out_channels rounded up to a multiple of OC: the weight row length
   out_height: u32,
   out_width: u32,
   kernel_h: u32,
@@ -25,94 +43,232 @@ struct Params {
   stride: u32,
   pad_top: u32,
   pad_left: u32,
-  upsample: u32,
+  upsample: u32,        // 1: read through a 2x nearest upsampling
   has_channel_add: u32,
   has_residual: u32,
   output_scale: f32,
+  row_blocks: u32,      // ceil(out_width / PX)
+  blocks: u32,          // batch * out_height * row_blocks
+  path: u32,            // 0: general, 1: 3x3 stride 1 with vec4 rows, 2: 1x1 with vec4 rows
 }
 
 @group(0) @binding(0) var<storage, read> input: array<f32>;
-@group(0) @binding(1) var<storage, read> weight: array<f32>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read> channel_add: array<f32>;
-@group(0) @binding(4) var<storage, read> residual: array<f32>;
-@group(0) @binding(5) var<storage, read_write> output: array<f32>;
-@group(0) @binding(6) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> input4: array<vec4<f32>>;  // the same tensor, as vec4s
+@group(0) @binding(2) var<storage, read> weight: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> channel_add: array<f32>;
+@group(0) @binding(5) var<storage, read> residual: array<f32>;
+@group(0) @binding(6) var<storage, read_write> output: array<f32>;
+@group(0) @binding(7) var<uniform> params: Params;
 
-fn load_input(base: u32, iy: i32, ix: i32) -> f32 {
-  if (iy < 0 || ix < 0 || iy >= i32(params.in_height) || ix >= i32(params.in_width)) {
-    return 0.0;
-  }
-  var sy = u32(iy);
-  var sx = u32(ix);
-  if (params.upsample != 0u) {
-    sy = sy / 2u;
-    sx = sx / 2u;
-  }
-  return input[base + sy * params.src_width + sx];
+// The 8 output channels of one pixel, and the 8 weights of one tap.
+struct Pixel {
+  lo: vec4<f32>,
+  hi: vec4<f32>,
 }
 
-@compute @workgroup_size(8, 8, 1)
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let out_pixels = params.out_height * params.out_width;
-  let px0 = gid.x * PX_BLOCK;
-  let oc0 = gid.y * OC_BLOCK;
-  let n = gid.z;
-  if (px0 >= out_pixels || oc0 >= params.out_channels || n >= params.batch) {
+fn mac(p: Pixel, w: Pixel, x: f32) -> Pixel {
+  let v = vec4<f32>(x);
+  return Pixel(fma(w.lo, v, p.lo), fma(w.hi, v, p.hi));
+}
+
+fn load_weights(row: u32, oc8: u32) -> Pixel {
+  let i = row * (params.oc_stride / 4u) + 2u * oc8;
+  return Pixel(weight[i], weight[i + 1u]);
+}
+
+fn inside(i: i32, size: u32) -> bool {
+  return i >= 0 && i < i32(size);
+}
+
+// Input row iy as the kernel sees it (through the upsampling), clamped into the image.
+fn src_row(iy: i32) -> u32 {
+  return u32(clamp(iy, 0, i32(params.in_height) - 1)) >> params.upsample;
+}
+
+// Tap (iy, ix) of the plane starting at `plane`, 0 outside the image (the general path).
+fn tap_value(plane: u32, iy: i32, ix: i32) -> f32 {
+  let sx = u32(clamp(ix, 0, i32(params.in_width) - 1)) >> params.upsample;
+  let v = input[plane + src_row(iy) * params.src_width + sx];
+  return select(0.0, v, inside(iy, params.in_height) && inside(ix, params.in_width));
+}
+
+// Where a lane finds columns x0 - 1 .. x0 + 8 of a row (x0 % 8 == 0, rows a multiple of 4 long):
+// two vec4s and two scalars, as offsets from the row's start. Through the upsampling the row
+// holds source columns h - 1, h, h, h + 1, ..., h + 3, h + 3, h + 4 (h = x0 / 2): one vec4 (read
+// twice) and two scalars.
+struct RowTaps {
+  left: u32,   // scalar index of column x0 - 1
+  mid0: u32,   // vec4 indices of columns x0 .. x0 + 7 (or source columns h .. h + 3 twice)
+  mid1: u32,
+  right: u32,  // scalar index of column x0 + 8
+  ok: u32,     // bit j: column x0 - 1 + j lies inside the image
+}
+
+// Columns x0 - 1 .. x0 + 8 of the plane starting at `base`, zero outside the image.
+fn load_row(base: u32, t: RowTaps, upsample: bool) -> array<f32, 10> {
+  let m0 = input4[base / 4u + t.mid0];
+  let m1 = input4[base / 4u + t.mid1];
+  let l = input[base + t.left];
+  let r = input[base + t.right];
+  // Both layouts come from the same loads, picked by a select: no branch in the loop.
+  let flat = array<f32, 10>(l, m0.x, m0.y, m0.z, m0.w, m1.x, m1.y, m1.z, m1.w, r);
+  let up = array<f32, 10>(l, m0.x, m0.x, m0.y, m0.y, m0.z, m0.z, m0.w, m0.w, r);
+  var v: array<f32, 10>;
+  for (var j = 0u; j < 10u; j++) {
+    v[j] = select(0.0, select(flat[j], up[j], upsample), (t.ok & (1u << j)) != 0u);
+  }
+  return v;
+}
+
+// The offsets of the 3x3 path's reads for the kernel row at input row iy.
+fn row_taps(iy: i32, left: u32, mid0: u32, mid1: u32, right: u32, col_ok: u32) -> RowTaps {
+  let start = src_row(iy) * params.src_width;
+  return RowTaps(start + left, start / 4u + mid0, start / 4u + mid1, start + right,
+                 select(0u, col_ok, inside(iy, params.in_height)));
+}
+
+fn store_channel(v: f32, n: u32, oc: u32, pixel: u32, out_pixels: u32) {
+  if (oc >= params.out_channels) {
     return;
   }
-
-  var acc: array<array<f32, PX_BLOCK>, OC_BLOCK>;
-  var oy: array<i32, PX_BLOCK>;
-  var ox: array<i32, PX_BLOCK>;
-  for (var p = 0u; p < PX_BLOCK; p++) {
-    let px = min(px0 + p, out_pixels - 1u);
-    oy[p] = i32(px / params.out_width * params.stride) - i32(params.pad_top);
-    ox[p] = i32(px % params.out_width * params.stride) - i32(params.pad_left);
+  var y = v;
+  if (params.has_channel_add != 0u) {
+    y += channel_add[n * params.out_channels + oc];
   }
+  let index = (n * params.out_channels + oc) * out_pixels + pixel;
+  if (params.has_residual != 0u) {
+    y += residual[index];
+  }
+  output[index] = y * params.output_scale;
+}
 
+fn store_pixel(acc: Pixel, n: u32, oc0: u32, pixel: u32, out_pixels: u32) {
+  let b = Pixel(bias[oc0 / 4u], bias[oc0 / 4u + 1u]);
+  let lo = acc.lo + b.lo;
+  let hi = acc.hi + b.hi;
+  store_channel(lo.x, n, oc0, pixel, out_pixels);
+  store_channel(lo.y, n, oc0 + 1u, pixel, out_pixels);
+  store_channel(lo.z, n, oc0 + 2u, pixel, out_pixels);
+  store_channel(lo.w, n, oc0 + 3u, pixel, out_pixels);
+  store_channel(hi.x, n, oc0 + 4u, pixel, out_pixels);
+  store_channel(hi.y, n, oc0 + 5u, pixel, out_pixels);
+  store_channel(hi.z, n, oc0 + 6u, pixel, out_pixels);
+  store_channel(hi.w, n, oc0 + 7u, pixel, out_pixels);
+}
+
+@compute @workgroup_size(8, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u) {
+  // Lanes past the last block repeat it (their stores are skipped): no early return, so the
+  // main loop runs unmasked.
+  let cell = min(gid.x, params.blocks - 1u);
+  let oc8 = wid.y;
+  let bx = cell % params.row_blocks;
+  let row = cell / params.row_blocks;
+  let oy = row % params.out_height;
+  let n = row / params.out_height;
+  let ox0 = bx * PX;
   let src_plane = params.src_height * params.src_width;
-  let kernel_area = params.kernel_h * params.kernel_w;
-  for (var ic = 0u; ic < params.in_channels; ic++) {
-    let base = (n * params.in_channels + ic) * src_plane;
-    for (var ky = 0u; ky < params.kernel_h; ky++) {
-      for (var kx = 0u; kx < params.kernel_w; kx++) {
-        var x: array<f32, PX_BLOCK>;
-        for (var p = 0u; p < PX_BLOCK; p++) {
-          x[p] = load_input(base, oy[p] + i32(ky), ox[p] + i32(kx));
+  let first_plane = n * params.in_channels * src_plane;
+
+  var a0: Pixel;
+  var a1: Pixel;
+  var a2: Pixel;
+  var a3: Pixel;
+  var a4: Pixel;
+  var a5: Pixel;
+  var a6: Pixel;
+  var a7: Pixel;
+  if (params.path == 1u) {
+    // 3x3, stride 1, pad_left 1: output pixel ox0 + p reads input columns ox0 - 1 + p + kx.
+    var col_ok = 0u;
+    for (var j = 0u; j < 10u; j++) {
+      col_ok |= select(0u, 1u << j, inside(i32(ox0 + j) - 1, params.in_width));
+    }
+    let upsample = params.upsample != 0u;
+    let h = ox0 >> params.upsample;
+    // Clamped reads: a column outside the image is zeroed by `ok`.
+    let left = max(h, 1u) - 1u;
+    let right = min(select(h + 8u, h + 4u, upsample), params.src_width - 1u);
+    let mid1 = select(h / 4u + 1u, h / 4u, upsample);
+    let iy = i32(oy) - i32(params.pad_top);
+    let mid0 = h / 4u;
+    let taps = array<RowTaps, 3>(row_taps(iy, left, mid0, mid1, right, col_ok),
+                                 row_taps(iy + 1, left, mid0, mid1, right, col_ok),
+                                 row_taps(iy + 2, left, mid0, mid1, right, col_ok));
+    for (var ic = 0u; ic < params.in_channels; ic++) {
+      let plane = first_plane + ic * src_plane;
+      for (var ky = 0u; ky < 3u; ky++) {
+        let v = load_row(plane, taps[ky], upsample);
+        for (var kx = 0u; kx < 3u; kx++) {
+          let w = load_weights(ic * 9u + ky * 3u + kx, oc8);
+          a0 = mac(a0, w, v[kx]);
+          a1 = mac(a1, w, v[kx + 1u]);
+          a2 = mac(a2, w, v[kx + 2u]);
+          a3 = mac(a3, w, v[kx + 3u]);
+          a4 = mac(a4, w, v[kx + 4u]);
+          a5 = mac(a5, w, v[kx + 5u]);
+          a6 = mac(a6, w, v[kx + 6u]);
+          a7 = mac(a7, w, v[kx + 7u]);
         }
-        let w_row = ((ic * params.kernel_h + ky) * params.kernel_w + kx) * params.out_channels;
-        for (var o = 0u; o < OC_BLOCK; o++) {
-          let oc = min(oc0 + o, params.out_channels - 1u);
-          let w = weight[w_row + oc];
-          for (var p = 0u; p < PX_BLOCK; p++) {
-            acc[o][p] = fma(w, x[p], acc[o][p]);
-          }
+      }
+    }
+  } else if (params.path == 2u) {
+    // 1x1 over the image seen as one row of H*W pixels (a multiple of 4).
+    // Pixels past the end of the row read the next plane (or a clamped address) and are not stored.
+    let i = first_plane + ox0;
+    for (var ic = 0u; ic < params.in_channels; ic++) {
+      let j = (i + ic * src_plane) / 4u;
+      let m0 = input4[j];
+      let m1 = input4[j + 1u];
+      let w = load_weights(ic, oc8);
+      a0 = mac(a0, w, m0.x);
+      a1 = mac(a1, w, m0.y);
+      a2 = mac(a2, w, m0.z);
+      a3 = mac(a3, w, m0.w);
+      a4 = mac(a4, w, m1.x);
+      a5 = mac(a5, w, m1.y);
+      a6 = mac(a6, w, m1.z);
+      a7 = mac(a7, w, m1.w);
+    }
+  } else {
+    let iy0 = i32(oy * params.stride) - i32(params.pad_top);
+    let step = i32(params.stride);
+    let ix0 = i32(ox0 * params.stride) - i32(params.pad_left);
+    let taps = params.kernel_h * params.kernel_w;
+    for (var ic = 0u; ic < params.in_channels; ic++) {
+      let plane = first_plane + ic * src_plane;
+      for (var ky = 0u; ky < params.kernel_h; ky++) {
+        let iy = iy0 + i32(ky);
+        for (var kx = 0u; kx < params.kernel_w; kx++) {
+          let ix = ix0 + i32(kx);
+          let w = load_weights(ic * taps + ky * params.kernel_w + kx, oc8);
+          a0 = mac(a0, w, tap_value(plane, iy, ix));
+          a1 = mac(a1, w, tap_value(plane, iy, ix + step));
+          a2 = mac(a2, w, tap_value(plane, iy, ix + 2 * step));
+          a3 = mac(a3, w, tap_value(plane, iy, ix + 3 * step));
+          a4 = mac(a4, w, tap_value(plane, iy, ix + 4 * step));
+          a5 = mac(a5, w, tap_value(plane, iy, ix + 5 * step));
+          a6 = mac(a6, w, tap_value(plane, iy, ix + 6 * step));
+          a7 = mac(a7, w, tap_value(plane, iy, ix + 7 * step));
         }
       }
     }
   }
 
-  for (var o = 0u; o < OC_BLOCK; o++) {
-    let oc = oc0 + o;
-    if (oc >= params.out_channels) {
-      break;
-    }
-    var shift = bias[oc];
-    if (params.has_channel_add != 0u) {
-      shift += channel_add[n * params.out_channels + oc];
-    }
-    let out_base = (n * params.out_channels + oc) * out_pixels;
-    for (var p = 0u; p < PX_BLOCK; p++) {
-      let px = px0 + p;
-      if (px >= out_pixels) {
-        break;
-      }
-      var v = acc[o][p] + shift;
-      if (params.has_residual != 0u) {
-        v += residual[out_base + px];
-      }
-      output[out_base + px] = v * params.output_scale;
-    }
+  if (gid.x >= params.blocks) {
+    return;
   }
+  let out_pixels = params.out_height * params.out_width;
+  let pixel = oy * params.out_width + ox0;
+  let oc0 = oc8 * OC;
+  let left = params.out_width - ox0;
+  store_pixel(a0, n, oc0, pixel, out_pixels);
+  if (left > 1u) { store_pixel(a1, n, oc0, pixel + 1u, out_pixels); }
+  if (left > 2u) { store_pixel(a2, n, oc0, pixel + 2u, out_pixels); }
+  if (left > 3u) { store_pixel(a3, n, oc0, pixel + 3u, out_pixels); }
+  if (left > 4u) { store_pixel(a4, n, oc0, pixel + 4u, out_pixels); }
+  if (left > 5u) { store_pixel(a5, n, oc0, pixel + 5u, out_pixels); }
+  if (left > 6u) { store_pixel(a6, n, oc0, pixel + 6u, out_pixels); }
+  if (left > 7u) { store_pixel(a7, n, oc0, pixel + 7u, out_pixels); }
 }

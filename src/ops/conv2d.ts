@@ -1,10 +1,15 @@
 import { type Graph, type Tensor, byteSize, elementCount } from '../graph/graph.ts';
 import type { WeightArray } from './weights.ts';
 
-/** Output channels and pixels one invocation of conv2d.wgsl computes (its OC_BLOCK, PX_BLOCK). */
+/** Output channels one workgroup of conv2d.wgsl computes, and output pixels per invocation. */
 const OC_BLOCK = 8;
-const PX_BLOCK = 4;
-const WORKGROUP = [8, 8];
+const PX_BLOCK = 8;
+const WORKGROUP = 8;
+
+/** conv2d.wgsl's code paths (its `path` param). */
+const GENERAL = 0;
+const ROWS_3X3 = 1;
+const POINTWISE = 2;
 
 export interface Conv2dOptions {
   stride?: number;
@@ -19,12 +24,21 @@ export interface Conv2dOptions {
   outputScale?: number;
 }
 
-/** [Cout, Cin, kh, kw] → [Cin*kh*kw, Cout], so an invocation's output channels are contiguous. */
-export function transposeConvWeight(w: WeightArray): Float32Array {
+/**
+ * [Cout, Cin, kh, kw] → [Cin*kh*kw, Cout padded to `stride`] (zeros in the padding), so the output
+ * channels a kernel computes together are contiguous and whole vec4s.
+ */
+export function transposeConvWeight(w: WeightArray, stride = w.shape[0]): Float32Array {
   const [cout, cin, kh, kw] = w.shape;
   const k = cin * kh * kw;
-  const out = new Float32Array(k * cout);
-  for (let o = 0; o < cout; o++) for (let i = 0; i < k; i++) out[i * cout + o] = w.data[o * k + i];
+  const out = new Float32Array(k * stride);
+  for (let o = 0; o < cout; o++) for (let i = 0; i < k; i++) out[i * stride + o] = w.data[o * k + i];
+  return out;
+}
+
+function padded(data: Float32Array, length: number): Float32Array {
+  const out = new Float32Array(length);
+  out.set(data);
   return out;
 }
 
@@ -40,30 +54,43 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
   const inW = srcW * scale;
   const outH = Math.floor((inH + padTop + padBottom - kh) / stride) + 1;
   const outW = Math.floor((inW + padLeft + padRight - kw) / stride) + 1;
+  if (outH < 1 || outW < 1) throw new Error(`${name}: a ${kh}x${kw} kernel does not fit the ${inH}x${inW} input`);
   const out = g.intermediate(name, [n, cout, outH, outW]);
   for (const [what, t] of [['channelAdd', options.channelAdd], ['residual', options.residual]] as const) {
     if (!t) continue;
     const want = what === 'residual' ? out.shape : [n, cout];
     if (t.shape.join() !== want.join()) throw new Error(`${name}: ${what} has shape [${t.shape}], expected [${want}]`);
   }
-  const w = g.weight(`${weight.name}:transposed`, [cin * kh * kw, cout], transposeConvWeight({ ...weight, shape }));
-  const b = g.weight(bias.name, bias.shape, bias.data);
-  const outPixels = outH * outW;
+  const ocStride = Math.ceil(cout / OC_BLOCK) * OC_BLOCK;
+  const w = g.weight(`${weight.name}:transposed`, [cin * kh * kw, ocStride], transposeConvWeight({ ...weight, shape }, ocStride));
+  const b = g.weight(`${bias.name}:padded`, [ocStride], padded(bias.data, ocStride));
+  const pointwise = kh === 1 && kw === 1 && stride === 1 && !options.upsample && padTop + padLeft + padBottom + padRight === 0;
+  // The fast paths read rows as vec4s, so the rows (or, for a 1x1 kernel, whole planes) must
+  // hold a multiple of 4 values.
+  let path = GENERAL;
+  if (pointwise && (srcH * srcW) % 4 === 0) path = POINTWISE;
+  else if (kh === 3 && kw === 3 && stride === 1 && padLeft === 1 && srcW % 4 === 0) path = ROWS_3X3;
+  // The pointwise path sees each image as a single row of H*W pixels.
+  const [viewH, viewW] = path === POINTWISE ? [1, srcH * srcW] : [srcH, srcW];
+  const [viewInH, viewInW] = path === POINTWISE ? [1, srcH * srcW] : [inH, inW];
+  const [viewOutH, viewOutW] = path === POINTWISE ? [1, outH * outW] : [outH, outW];
+  const rowBlocks = Math.ceil(viewOutW / PX_BLOCK);
+  const blocks = n * viewOutH * rowBlocks;
   g.addNode({
     name,
     kind: kh === 1 && kw === 1 ? 'conv1x1' : 'conv3x3',
     shader: 'conv2d',
-    inputs: [x, w, b, options.channelAdd ?? null, options.residual ?? null],
+    inputs: [x, x, w, b, options.channelAdd ?? null, options.residual ?? null],
     outputs: [out],
     params: {
-      batch: n, in_channels: cin, src_height: srcH, src_width: srcW, in_height: inH, in_width: inW,
-      out_channels: cout, out_height: outH, out_width: outW, kernel_h: kh, kernel_w: kw, stride,
+      batch: n, in_channels: cin, src_height: viewH, src_width: viewW, in_height: viewInH, in_width: viewInW,
+      out_channels: cout, oc_stride: ocStride, out_height: viewOutH, out_width: viewOutW, kernel_h: kh, kernel_w: kw, stride,
       pad_top: padTop, pad_left: padLeft, upsample: options.upsample ? 1 : 0,
       has_channel_add: options.channelAdd ? 1 : 0, has_residual: options.residual ? 1 : 0,
-      output_scale: options.outputScale ?? 1,
+      output_scale: options.outputScale ?? 1, row_blocks: rowBlocks, blocks, path,
     },
-    workgroups: [Math.ceil(Math.ceil(outPixels / PX_BLOCK) / WORKGROUP[0]), Math.ceil(Math.ceil(cout / OC_BLOCK) / WORKGROUP[1]), n],
-    flops: 2 * n * cout * outPixels * cin * kh * kw,
+    workgroups: [Math.ceil(blocks / WORKGROUP), ocStride / OC_BLOCK, 1],
+    flops: 2 * n * cout * outH * outW * cin * kh * kw,
     bytes: byteSize(x) + 4 * elementCount(weight.shape) + byteSize(out) * (options.residual ? 2 : 1),
   });
   return out;

@@ -1,0 +1,296 @@
+// Each op's kernels against a small CPU reference in float64: convolutions with stride 2,
+// asymmetric padding, upsampling, the fused epilogue, odd image sizes and channel counts that do
+// not divide the kernels' blocks; group norm; attention with several heads. Every case prints its
+// measured error.
+import { suite } from 'uvu';
+import { requestGpu, type Gpu } from '../src/gpu/device.ts';
+import { CompiledGraph } from '../src/graph/executor.ts';
+import { Graph, type Tensor } from '../src/graph/graph.ts';
+import { spatialAttention } from '../src/ops/attention.ts';
+import { concatChannels } from '../src/ops/concat.ts';
+import { conv2d, type Conv2dOptions } from '../src/ops/conv2d.ts';
+import { groupNorm } from '../src/ops/group_norm.ts';
+import type { WeightArray } from '../src/ops/weights.ts';
+import { expectClose } from './util/compare.ts';
+
+// f32 sums of a few hundred terms against a float64 reference: ~1e-7 relative is typical.
+const TOLERANCE = 2e-6;
+
+/** A deterministic generator, so a failure reproduces. */
+function random(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
+  };
+}
+
+function filled(n: number, rand: () => number, scale = 1): Float32Array {
+  return new Float32Array(n).map(() => rand() * scale);
+}
+
+function weight(name: string, shape: number[], rand: () => number, scale = 1): WeightArray {
+  return { name, shape, data: filled(shape.reduce((a, b) => a * b, 1), rand, scale) };
+}
+
+let gpuPromise: Promise<Gpu> | undefined;
+function gpu(): Promise<Gpu> {
+  gpuPromise ??= requestGpu().then((g) => {
+    console.log(`    adapter: ${g.adapterName}`);
+    return g;
+  });
+  return gpuPromise;
+}
+
+/** Builds a graph with `build`, runs it once on `inputs` and returns its output. */
+async function runGraph(inputs: Record<string, { shape: number[]; data: Float32Array }>, build: (g: Graph, t: Record<string, Tensor>) => Tensor): Promise<Float32Array> {
+  const g = new Graph();
+  const tensors: Record<string, Tensor> = {};
+  for (const [name, { shape }] of Object.entries(inputs)) tensors[name] = g.input(name, shape);
+  const out = build(g, tensors);
+  g.markOutput(out);
+  const compiled = await CompiledGraph.compile(await gpu(), g, 'ops-test');
+  try {
+    for (const [name, { data }] of Object.entries(inputs)) compiled.write(name, data);
+    await compiled.run();
+    return await compiled.read(out.name);
+  } finally {
+    compiled.destroy();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU references (float64 accumulation)
+
+interface ConvCase {
+  batch: number;
+  cin: number;
+  cout: number;
+  height: number;
+  width: number;
+  kernel: number;
+  options: Omit<Conv2dOptions, 'channelAdd' | 'residual'> & { channelAdd?: boolean; residual?: boolean };
+}
+
+function convOutputSize(c: ConvCase): [number, number] {
+  const scale = c.options.upsample ? 2 : 1;
+  const [pt, pl, pb, pr] = c.options.padding ?? [0, 0, 0, 0];
+  const stride = c.options.stride ?? 1;
+  return [
+    Math.floor((c.height * scale + pt + pb - c.kernel) / stride) + 1,
+    Math.floor((c.width * scale + pl + pr - c.kernel) / stride) + 1,
+  ];
+}
+
+function conv2dReference(
+  c: ConvCase, x: Float32Array, w: Float32Array, b: Float32Array, channelAdd?: Float32Array, residual?: Float32Array,
+): Float32Array {
+  const [outH, outW] = convOutputSize(c);
+  const scale = c.options.upsample ? 2 : 1;
+  const inH = c.height * scale, inW = c.width * scale;
+  const [pt, pl] = c.options.padding ?? [0, 0, 0, 0];
+  const stride = c.options.stride ?? 1;
+  const k = c.kernel;
+  const out = new Float32Array(c.batch * c.cout * outH * outW);
+  for (let n = 0; n < c.batch; n++) {
+    for (let o = 0; o < c.cout; o++) {
+      for (let oy = 0; oy < outH; oy++) {
+        for (let ox = 0; ox < outW; ox++) {
+          let acc = b[o] + (channelAdd ? channelAdd[n * c.cout + o] : 0);
+          for (let i = 0; i < c.cin; i++) {
+            for (let ky = 0; ky < k; ky++) {
+              const iy = oy * stride + ky - pt;
+              if (iy < 0 || iy >= inH) continue;
+              for (let kx = 0; kx < k; kx++) {
+                const ix = ox * stride + kx - pl;
+                if (ix < 0 || ix >= inW) continue;
+                const sy = Math.floor(iy / scale), sx = Math.floor(ix / scale);
+                acc += w[((o * c.cin + i) * k + ky) * k + kx] * x[((n * c.cin + i) * c.height + sy) * c.width + sx];
+              }
+            }
+          }
+          const index = ((n * c.cout + o) * outH + oy) * outW + ox;
+          if (residual) acc += residual[index];
+          out[index] = acc * (c.options.outputScale ?? 1);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+function groupNormReference(x: Float32Array, shape: number[], gamma: Float32Array, beta: Float32Array, groups: number, eps: number, silu: boolean): Float32Array {
+  const [n, c, h, w] = shape;
+  const spatial = h * w;
+  const perGroup = (c / groups) * spatial;
+  const out = new Float32Array(x.length);
+  for (let b = 0; b < n; b++) {
+    for (let g = 0; g < groups; g++) {
+      const base = (b * c + g * (c / groups)) * spatial;
+      let mean = 0;
+      for (let i = 0; i < perGroup; i++) mean += x[base + i];
+      mean /= perGroup;
+      let variance = 0;
+      for (let i = 0; i < perGroup; i++) variance += (x[base + i] - mean) ** 2;
+      variance /= perGroup;
+      const inv = 1 / Math.sqrt(variance + eps);
+      for (let i = 0; i < perGroup; i++) {
+        const ch = g * (c / groups) + Math.floor(i / spatial);
+        let v = (x[base + i] - mean) * inv * gamma[ch] + beta[ch];
+        if (silu) v = v / (1 + Math.exp(-v));
+        out[base + i] = v;
+      }
+    }
+  }
+  return out;
+}
+
+/** 1x1 convolution over channels, in float64. */
+function projectReference(x: Float64Array | Float32Array, n: number, cin: number, spatial: number, w: WeightArray, b: WeightArray): Float64Array {
+  const cout = w.shape[0];
+  const out = new Float64Array(n * cout * spatial);
+  for (let s = 0; s < n; s++) {
+    for (let o = 0; o < cout; o++) {
+      for (let p = 0; p < spatial; p++) {
+        let acc = b.data[o];
+        for (let i = 0; i < cin; i++) acc += w.data[o * cin + i] * x[(s * cin + i) * spatial + p];
+        out[(s * cout + o) * spatial + p] = acc;
+      }
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const ops = suite('ops');
+
+const CONV_CASES: [string, ConvCase][] = [
+  ['3x3 pad 1, 5x7 image, 5 -> 11 channels, batch 3', { batch: 3, cin: 5, cout: 11, height: 5, width: 7, kernel: 3, options: { padding: [1, 1, 1, 1] } }],
+  ['3x3 pad 1, 16x16, 32 -> 40, channelAdd + residual + scale', { batch: 2, cin: 32, cout: 40, height: 16, width: 16, kernel: 3, options: { padding: [1, 1, 1, 1], channelAdd: true, residual: true, outputScale: 0.5 } }],
+  ['3x3 stride 2, pad [0,0,1,1], 9x6 image, 6 -> 13', { batch: 3, cin: 6, cout: 13, height: 9, width: 6, kernel: 3, options: { stride: 2, padding: [0, 0, 1, 1] } }],
+  ['3x3 stride 2, pad 1, 8x8, 16 -> 16', { batch: 1, cin: 16, cout: 16, height: 8, width: 8, kernel: 3, options: { stride: 2, padding: [1, 1, 1, 1] } }],
+  ['3x3 upsample 2x, 3x5 image, 7 -> 9, batch 3', { batch: 3, cin: 7, cout: 9, height: 3, width: 5, kernel: 3, options: { padding: [1, 1, 1, 1], upsample: true } }],
+  ['3x3 no padding, 6x9 image, 4 -> 20', { batch: 2, cin: 4, cout: 20, height: 6, width: 9, kernel: 3, options: {} }],
+  ['3x3 asymmetric pad [2,0,1,3], 7x5, 3 -> 6', { batch: 1, cin: 3, cout: 6, height: 7, width: 5, kernel: 3, options: { padding: [2, 0, 1, 3] } }],
+  ['1x1, 5x7 image, 10 -> 7, residual, batch 3', { batch: 3, cin: 10, cout: 7, height: 5, width: 7, kernel: 1, options: { residual: true } }],
+  ['1x1, 4x4 image, 64 -> 36, channelAdd', { batch: 2, cin: 64, cout: 36, height: 4, width: 4, kernel: 1, options: { channelAdd: true } }],
+  ['5x5 pad 2, 6x6, 3 -> 5 (a kernel size the model does not use)', { batch: 2, cin: 3, cout: 5, height: 6, width: 6, kernel: 5, options: { padding: [2, 2, 2, 2] } }],
+  // Widths that are a multiple of 4 take the register kernel's vec4-row paths.
+  ['3x3 pad 1, 6x12 image (a partial pixel block), 9 -> 10, batch 3', { batch: 3, cin: 9, cout: 10, height: 6, width: 12, kernel: 3, options: { padding: [1, 1, 1, 1] } }],
+  ['3x3 pad 1, 4x4 image, 20 -> 12, batch 2', { batch: 2, cin: 20, cout: 12, height: 4, width: 4, kernel: 3, options: { padding: [1, 1, 1, 1] } }],
+  ['3x3 pad [2,1,0,3], 5x8 image, 4 -> 5', { batch: 1, cin: 4, cout: 5, height: 5, width: 8, kernel: 3, options: { padding: [2, 1, 0, 3] } }],
+  ['3x3 upsample 2x, 3x4 image, 6 -> 11, batch 3, channelAdd + residual', { batch: 3, cin: 6, cout: 11, height: 3, width: 4, kernel: 3, options: { padding: [1, 1, 1, 1], upsample: true, channelAdd: true, residual: true } }],
+  ['3x3 upsample 2x, 2x12 image, 5 -> 8', { batch: 1, cin: 5, cout: 8, height: 2, width: 12, kernel: 3, options: { padding: [1, 1, 1, 1], upsample: true } }],
+  ['1x1, 3x4 image, 12 -> 9, residual, batch 3', { batch: 3, cin: 12, cout: 9, height: 3, width: 4, kernel: 1, options: { residual: true } }],
+  ['1x1, 4x5 image, 3 -> 17, batch 2', { batch: 2, cin: 3, cout: 17, height: 4, width: 5, kernel: 1, options: {} }],
+];
+
+{
+  for (const [label, c] of CONV_CASES) {
+    ops(`conv2d: ${label}`, async () => {
+      const rand = random(c.cin * 1000 + c.cout * 10 + c.kernel);
+      const [outH, outW] = convOutputSize(c);
+      const x = filled(c.batch * c.cin * c.height * c.width, rand);
+      const w = weight('w', c.kernel === 1 ? [c.cout, c.cin] : [c.cout, c.cin, c.kernel, c.kernel], rand, 1 / Math.sqrt(c.cin * c.kernel * c.kernel));
+      const b = weight('b', [c.cout], rand);
+      const channelAdd = c.options.channelAdd ? filled(c.batch * c.cout, rand) : undefined;
+      const residual = c.options.residual ? filled(c.batch * c.cout * outH * outW, rand) : undefined;
+      const inputs: Record<string, { shape: number[]; data: Float32Array }> = { x: { shape: [c.batch, c.cin, c.height, c.width], data: x } };
+      if (channelAdd) inputs.add = { shape: [c.batch, c.cout], data: channelAdd };
+      if (residual) inputs.res = { shape: [c.batch, c.cout, outH, outW], data: residual };
+      const actual = await runGraph(inputs, (g, t) => conv2d(g, 'conv', t.x, w, b, {
+        ...c.options, channelAdd: t.add, residual: t.res,
+      }));
+      expectClose(`conv ${label}`, actual, conv2dReference(c, x, w.data, b.data, channelAdd, residual), TOLERANCE);
+    });
+  }
+}
+
+ops('concat: channels of two tensors, batch 3, 5x7', async () => {
+  const rand = random(7);
+  const a = filled(3 * 5 * 35, rand), b = filled(3 * 6 * 35, rand);
+  const actual = await runGraph({ a: { shape: [3, 5, 5, 7], data: a }, b: { shape: [3, 6, 5, 7], data: b } }, (g, t) => concatChannels(g, 'cat', t.a, t.b));
+  const expected = new Float32Array(3 * 11 * 35);
+  for (let n = 0; n < 3; n++) {
+    expected.set(a.subarray(n * 5 * 35, (n + 1) * 5 * 35), n * 11 * 35);
+    expected.set(b.subarray(n * 6 * 35, (n + 1) * 6 * 35), n * 11 * 35 + 5 * 35);
+  }
+  expectClose('concat', actual, expected, 0);
+});
+
+const NORM_CASES: [string, number[], number, boolean][] = [
+  ['32 channels in 8 groups, 5x7, batch 3, SiLU', [3, 32, 5, 7], 8, true],
+  ['64 channels in 32 groups, 16x16, batch 2', [2, 64, 16, 16], 32, false],
+  ['6 channels in 3 groups, 1x1, batch 2, SiLU', [2, 6, 1, 1], 3, true],
+  ['128 channels in 32 groups, 32x32 (large groups), SiLU', [1, 128, 32, 32], 32, true],
+];
+
+for (const [label, shape, groups, silu] of NORM_CASES) {
+  ops(`group_norm: ${label}`, async () => {
+    const rand = random(shape[1] * 31 + groups);
+    // An offset mean checks that the variance does not cancel catastrophically.
+    const x = filled(shape.reduce((a, b) => a * b, 1), rand, 4).map((v) => v + 3);
+    const gamma = weight('gamma', [shape[1]], rand), beta = weight('beta', [shape[1]], rand);
+    const actual = await runGraph({ x: { shape, data: x } }, (g, t) => groupNorm(g, 'norm', t.x, gamma, beta, { groups, eps: 1e-5, silu }));
+    expectClose(`group_norm ${label}`, actual, groupNormReference(x, shape, gamma.data, beta.data, groups, 1e-5, silu), TOLERANCE);
+  });
+}
+
+const ATTENTION_CASES: [string, number[], number, number][] = [
+  ['1 head, 16 channels, 4x4, batch 2', [2, 16, 4, 4], 1, 0.5],
+  ['4 heads of 8, 32 channels, 5x7, batch 3', [3, 32, 5, 7], 4, 1],
+  ['2 heads of 12, 24 channels, 16x16 (L = 256)', [1, 24, 16, 16], 2, 1],
+];
+
+for (const [label, shape, heads, rescale] of ATTENTION_CASES) {
+  ops(`attention: ${label}`, async () => {
+    const [n, c, h, wd] = shape;
+    const L = h * wd, d = c / heads;
+    const rand = random(c * 7 + heads);
+    const x = filled(n * c * L, rand);
+    const proj = (name: string) => ({ weight: weight(`${name}.w`, [c, c], rand, 1 / Math.sqrt(c)), bias: weight(`${name}.b`, [c], rand, 0.1) });
+    const w = {
+      norm: { weight: weight('gn.w', [c], rand), bias: weight('gn.b', [c], rand) },
+      query: proj('q'), key: proj('k'), value: proj('v'), out: proj('o'),
+    };
+    const groups = 4;
+    const actual = await runGraph({ x: { shape, data: x } }, (g, t) => spatialAttention(g, 'attn', t.x, w, { heads, groups, eps: 1e-5, rescaleOutputFactor: rescale }));
+
+    const normed = groupNormReference(x, shape, w.norm.weight.data, w.norm.bias.data, groups, 1e-5, false);
+    const q = projectReference(normed, n, c, L, w.query.weight, w.query.bias);
+    const k = projectReference(normed, n, c, L, w.key.weight, w.key.bias);
+    const v = projectReference(normed, n, c, L, w.value.weight, w.value.bias);
+    const attended = new Float64Array(n * c * L);
+    const scores = new Float64Array(L);
+    for (let b = 0; b < n; b++) {
+      for (let hd = 0; hd < heads; hd++) {
+        const base = (b * c + hd * d) * L;
+        for (let i = 0; i < L; i++) {
+          let max = -Infinity;
+          for (let j = 0; j < L; j++) {
+            let s = 0;
+            for (let e = 0; e < d; e++) s += q[base + e * L + i] * k[base + e * L + j];
+            scores[j] = s / Math.sqrt(d);
+            max = Math.max(max, scores[j]);
+          }
+          let sum = 0;
+          for (let j = 0; j < L; j++) sum += scores[j] = Math.exp(scores[j] - max);
+          for (let e = 0; e < d; e++) {
+            let acc = 0;
+            for (let j = 0; j < L; j++) acc += scores[j] * v[base + e * L + j];
+            attended[base + e * L + i] = acc / sum;
+          }
+        }
+      }
+    }
+    const projected = projectReference(attended, n, c, L, w.out.weight, w.out.bias);
+    const expected = new Float32Array(n * c * L).map((_, i) => (projected[i] + x[i]) / rescale);
+    expectClose(`attention ${label}`, actual, expected, TOLERANCE);
+  });
+}
+
+ops.run();
