@@ -1,67 +1,88 @@
 // GroupNorm over NCHW with an optional SiLU fused after the affine transform.
-// One workgroup per (group, batch item). Mean first, then the variance as the mean of squared
-// deviations (two passes over the group: no catastrophic cancellation of E[x^2] - E[x]^2).
-
-const WORKGROUP: u32 = 256u;
+// A group of one image is a contiguous block of (C / G) * H * W values, and there are few groups
+// (N * 32 in a UNet), so one invocation normalizes one whole group: no workgroup memory and no
+// barriers (expensive on software drivers, which run an invocation as one SIMD lane; the groups
+// of a batch fill the lanes). Statistics in one pass over the group, as sums of x - s for a shift
+// s taken from the group's first values, which keeps E[(x-s)^2] - E[x-s]^2 free of catastrophic
+// cancellation when the mean is large; four partial sums per statistic (one per vec4 lane).
+// Rows a multiple of 4 long are read and written as vec4s, others one value at a time.
 
 struct Params {
   channels: u32,
   groups: u32,
   spatial: u32,    // height * width
+  items: u32,      // batch * groups
   eps: f32,
   silu: u32,
 }
 
 @group(0) @binding(0) var<storage, read> input: array<f32>;
-@group(0) @binding(1) var<storage, read> gamma: array<f32>;
-@group(0) @binding(2) var<storage, read> beta: array<f32>;
-@group(0) @binding(3) var<storage, read_write> output: array<f32>;
-@group(0) @binding(4) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> input4: array<vec4<f32>>;  // the same tensor, as vec4s
+@group(0) @binding(2) var<storage, read> gamma: array<f32>;
+@group(0) @binding(3) var<storage, read> beta: array<f32>;
+@group(0) @binding(4) var<storage, read_write> output: array<f32>;
+@group(0) @binding(5) var<uniform> params: Params;
 
-var<workgroup> partial: array<f32, WORKGROUP>;
-
-fn workgroup_sum(value: f32, lid: u32) -> f32 {
-  partial[lid] = value;
-  workgroupBarrier();
-  for (var stride = WORKGROUP / 2u; stride > 0u; stride = stride / 2u) {
-    if (lid < stride) {
-      partial[lid] += partial[lid + stride];
-    }
-    workgroupBarrier();
+fn activate(v: vec4<f32>) -> vec4<f32> {
+  if (params.silu != 0u) {
+    return v / (1.0 + exp(-v));
   }
-  let total = partial[0];
-  workgroupBarrier();
-  return total;
+  return v;
 }
 
-@compute @workgroup_size(WORKGROUP)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let group = wid.x;
-  let n = wid.y;
-  let channels_per_group = params.channels / params.groups;
-  let count = channels_per_group * params.spatial;
-  let base = (n * params.channels + group * channels_per_group) * params.spatial;
+@compute @workgroup_size(8, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  // Lanes past the last group repeat it and store nothing: the loops run unmasked.
+  let item = min(gid.x, params.items - 1u);
+  let group = item % params.groups;
+  let n = item / params.groups;
+  let per_group = params.channels / params.groups;
+  let count = per_group * params.spatial;
+  let base = (n * params.channels + group * per_group) * params.spatial;
+  let vec4_rows = params.spatial % 4u == 0u;
 
-  var sum = 0.0;
-  for (var i = lid; i < count; i += WORKGROUP) {
-    sum += input[base + i];
+  let shift = input[base];
+  var s1 = vec4<f32>(0.0);
+  var s2 = vec4<f32>(0.0);
+  if (vec4_rows) {
+    for (var i = base / 4u; i < (base + count) / 4u; i++) {
+      let d = input4[i] - shift;
+      s1 += d;
+      s2 = fma(d, d, s2);
+    }
+  } else {
+    for (var i = 0u; i < count; i++) {
+      let d = input[base + i] - shift;
+      s1.x += d;
+      s2.x = fma(d, d, s2.x);
+    }
   }
-  let mean = workgroup_sum(sum, lid) / f32(count);
-
-  var squares = 0.0;
-  for (var i = lid; i < count; i += WORKGROUP) {
-    let d = input[base + i] - mean;
-    squares = fma(d, d, squares);
-  }
-  let variance = workgroup_sum(squares, lid) / f32(count);
+  let inv_count = 1.0 / f32(count);
+  let m1 = (s1.x + s1.y + s1.z + s1.w) * inv_count;
+  let variance = max((s2.x + s2.y + s2.z + s2.w) * inv_count - m1 * m1, 0.0);
+  let mean = shift + m1;
   let inv_std = inverseSqrt(variance + params.eps);
 
-  for (var i = lid; i < count; i += WORKGROUP) {
-    let c = group * channels_per_group + i / params.spatial;
-    var v = (input[base + i] - mean) * inv_std * gamma[c] + beta[c];
-    if (params.silu != 0u) {
-      v = v / (1.0 + exp(-v));
+  if (gid.x >= params.items) {
+    return;
+  }
+  for (var c = 0u; c < per_group; c++) {
+    let channel = group * per_group + c;
+    let scale = inv_std * gamma[channel];
+    let offset = beta[channel] - mean * scale;
+    let start = base + c * params.spatial;
+    if (vec4_rows) {
+      for (var i = start / 4u; i < (start + params.spatial) / 4u; i++) {
+        let y = activate(fma(input4[i], vec4<f32>(scale), vec4<f32>(offset)));
+        output[4u * i] = y.x;
+        output[4u * i + 1u] = y.y;
+        output[4u * i + 2u] = y.z;
+        output[4u * i + 3u] = y.w;
+      }
+    } else {
+      for (var i = start; i < start + params.spatial; i++) {
+        output[i] = activate(vec4<f32>(fma(input[i], scale, offset))).x;
+      }
     }
-    output[base + i] = v;
   }
 }

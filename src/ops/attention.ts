@@ -1,6 +1,7 @@
 import { type Graph, type Tensor, byteSize } from '../graph/graph.ts';
 import { conv2d } from './conv2d.ts';
 import { groupNorm } from './group_norm.ts';
+import { stridedGemm } from './strided_gemm.ts';
 import type { WeightArray } from './weights.ts';
 
 export interface AttentionWeights {
@@ -11,47 +12,65 @@ export interface AttentionWeights {
   out: { weight: WeightArray; bias: WeightArray };
 }
 
+function concatenated(name: string, parts: WeightArray[], shape: number[]): WeightArray {
+  const data = new Float32Array(parts.reduce((n, p) => n + p.data.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    data.set(p.data, offset);
+    offset += p.data.length;
+  }
+  return { name, shape, data };
+}
+
 /**
  * diffusers' spatial self-attention block (Attention with residual_connection, from the old
  * AttentionBlock): GroupNorm, q/k/v projections, softmax(q k^T / sqrt(d)) v per head, output
  * projection, plus the input; divided by rescale_output_factor. Projections over channels of an
- * NCHW tensor are 1x1 convolutions, so the layout never changes.
+ * NCHW tensor are 1x1 convolutions, so the layout never changes: q, k and v are one convolution
+ * with 3C output channels, and the two products read their heads as strided views of it.
  */
 export function spatialAttention(
   g: Graph, name: string, x: Tensor, w: AttentionWeights,
   options: { heads: number; groups: number; eps: number; rescaleOutputFactor: number },
 ): Tensor {
   const [n, c, h, wd] = x.shape;
-  if (c % options.heads !== 0) throw new Error(`${name}: ${c} channels do not split into ${options.heads} heads`);
-  const headDim = c / options.heads;
-  const length = h * wd;
+  const heads = options.heads;
+  if (c % heads !== 0) throw new Error(`${name}: ${c} channels do not split into ${heads} heads`);
+  const d = c / heads;
+  const L = h * wd;
   const normed = groupNorm(g, `${name}.group_norm`, x, w.norm.weight, w.norm.bias, { groups: options.groups, eps: options.eps, silu: false });
-  const q = conv2d(g, `${name}.to_q`, normed, w.query.weight, w.query.bias);
-  const k = conv2d(g, `${name}.to_k`, normed, w.key.weight, w.key.bias);
-  const v = conv2d(g, `${name}.to_v`, normed, w.value.weight, w.value.bias);
-  const probs = g.intermediate(`${name}.probs`, [n, options.heads, length, length]);
+  const projections = [w.query, w.key, w.value];
+  const qkv = conv2d(
+    g, `${name}.to_qkv`, normed,
+    concatenated(`${name}.to_qkv.weight`, projections.map((p) => p.weight), [3 * c, c]),
+    concatenated(`${name}.to_qkv.bias`, projections.map((p) => p.bias), [3 * c]),
+  );
+  // Head `hd` of image `b`: channel rows (b * 3C + part * C + hd * D + e) * L of qkv.
+  const head = (part: number) => ({ tensor: qkv, offset: part * c * L, outer: 3 * c * L, inner: d * L });
+
+  // scores[b, hd, i, j] = sum_e q[e, i] k[e, j] / sqrt(D)
+  const scores = g.intermediate(`${name}.scores`, [n, heads, L, L]);
+  stridedGemm(g, `${name}.scores`, { rows: L, cols: L, depth: d, outerCount: n, innerCount: heads, alpha: 1 / Math.sqrt(d) },
+    { ...head(0), row: 1, k: L }, { ...head(1), row: 1, k: L }, { offset: 0, outer: heads * L * L, inner: L * L, row: L, k: 1 }, scores);
+
+  const rows = n * heads * L;
+  const groups = Math.ceil(rows / 8);
   g.addNode({
-    name: `${name}.probs`,
-    kind: 'attention_probs',
-    shader: 'attention_probs',
-    inputs: [q, k],
-    outputs: [probs],
-    params: { batch: n, heads: options.heads, head_dim: headDim, length, scale: 1 / Math.sqrt(headDim) },
-    workgroups: [length, options.heads, n],
-    flops: n * options.heads * length * length * (2 * headDim + 5),
-    bytes: byteSize(q) + byteSize(k) + 3 * byteSize(probs),
+    name: `${name}.softmax`,
+    kind: 'softmax',
+    shader: 'softmax',
+    inputs: [],
+    outputs: [scores],
+    params: { rows, length: L },
+    workgroups: [Math.min(groups, 32768), Math.ceil(groups / 32768), 1],
+    flops: rows * L * 6,
+    bytes: 3 * byteSize(scores),
   });
+
+  // attended[b, hd * D + e, i] = sum_j v[e, j] p[i, j]: straight back to NCHW.
   const attended = g.intermediate(`${name}.attended`, x.shape);
-  g.addNode({
-    name: `${name}.attended`,
-    kind: 'attention_apply',
-    shader: 'attention_apply',
-    inputs: [probs, v],
-    outputs: [attended],
-    params: { batch: n, heads: options.heads, head_dim: headDim, length },
-    workgroups: [Math.ceil(length / 64), c, n],
-    flops: 2 * n * c * length * length,
-    bytes: byteSize(probs) + byteSize(v) + byteSize(attended),
-  });
+  stridedGemm(g, `${name}.attended`, { rows: d, cols: L, depth: L, outerCount: n, innerCount: heads },
+    { ...head(2), row: L, k: 1 }, { tensor: scores, offset: 0, outer: heads * L * L, inner: L * L, row: L, k: 1 },
+    { offset: 0, outer: c * L, inner: d * L, row: L, k: 1 }, attended);
   return conv2d(g, name, attended, w.out.weight, w.out.bias, { residual: x, outputScale: 1 / options.rescaleOutputFactor });
 }

@@ -12,10 +12,12 @@ export function groupNorm(
     name,
     kind: options.silu ? 'group_norm_silu' : 'group_norm',
     shader: 'group_norm',
-    inputs: [x, g.weight(gamma.name, gamma.shape, gamma.data), g.weight(beta.name, beta.shape, beta.data)],
+    // The input twice: as f32 and as vec4 (group_norm.wgsl reads rows a multiple of 4 long as vec4s).
+    inputs: [x, x, g.weight(gamma.name, gamma.shape, gamma.data), g.weight(beta.name, beta.shape, beta.data)],
     outputs: [out],
-    params: { channels: c, groups: options.groups, spatial: h * w, eps: options.eps, silu: options.silu ? 1 : 0 },
-    workgroups: [options.groups, n, 1],
+    params: { channels: c, groups: options.groups, spatial: h * w, items: n * options.groups, eps: options.eps, silu: options.silu ? 1 : 0 },
+    // One invocation per (image, group), eight to a workgroup.
+    workgroups: [Math.ceil((n * options.groups) / 8), 1, 1],
     flops: n * c * h * w * (options.silu ? 12 : 8),
     bytes: 2 * byteSize(x) + byteSize(out),
   });
