@@ -56,6 +56,9 @@ Generates images with DDIM and writes them as one PNG grid.
   --out-tensor FILE   also write the images as safetensors, key 'x0', f32 [N,C,H,W] in [-1, 1]
   --xT FILE           start from these latents: safetensors, key 'xT', f32 [N,C,H,W]
   --noise FILE        the noise of every step (with --eta > 0): key 'noise', f32 [S,N,C,H,W]
+  --profile           time every UNet node of every step (GPU timestamps where the adapter has them)
+                      and print the time per op kind and the slowest nodes to stderr
+  --trace FILE        also write that profile as a Chrome trace (chrome://tracing, ui.perfetto.dev)
 ${SCALE_HELP}
 ${COMMON_HELP}
 commands:
@@ -145,6 +148,10 @@ export interface SampleArgs extends CommonArgs, DdimArgs {
   xT?: string;
   noise?: string;
   scale?: number;
+  /** --profile: print a per-kind profile of the UNet's nodes. */
+  profile?: boolean;
+  /** --trace: write the profile as a Chrome trace (implies profiling). */
+  trace?: string;
 }
 
 export interface EncodeArgs extends CommonArgs, DdimArgs {
@@ -198,7 +205,7 @@ const OPTIONS: Record<CommandName, OptionTable> = {
     ...COMMON_OPTIONS, ...DDIM_OPTIONS,
     n: { type: 'string' }, eta: { type: 'string' }, clip: { type: 'boolean' }, seed: { type: 'string' },
     out: { type: 'string' }, 'out-tensor': { type: 'string' }, xT: { type: 'string' }, noise: { type: 'string' },
-    scale: { type: 'string' },
+    scale: { type: 'string' }, profile: { type: 'boolean' }, trace: { type: 'string' },
   },
   encode: { ...COMMON_OPTIONS, ...DDIM_OPTIONS, image: { type: 'string', multiple: true }, out: { type: 'string' } },
   decode: {
@@ -254,6 +261,8 @@ export function parseCommandLine(argv: string[]): ParsedCommandLine {
         xT: v.path('xT'),
         noise: v.path('noise'),
         scale: v.scale(),
+        profile: v.flag('profile'),
+        trace: v.path('trace'),
       };
     case 'encode': {
       const images = v.paths('image');

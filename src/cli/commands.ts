@@ -13,6 +13,7 @@ import { parseSafetensors, SafetensorsError, type SafetensorsFile, serializeSafe
 import { type UNetConfig } from '../model/config.ts';
 import { readUNet } from '../model/unet_model.ts';
 import { DdimPipeline, type ModelFiles } from '../pipeline.ts';
+import { chromeTrace, formatProfile, type Profile, Profiler } from '../profile/profiler.ts';
 import { ddimTimesteps, type NoiseSchedule, scheduleFromConfig, ScheduleError, type TimestepSpacing } from '../sampler/schedule.ts';
 import { CliError, type CommandArgs, type DecodeArgs, type EncodeArgs, type EpsArgs, type InterpolateArgs, type SampleArgs, SPACINGS } from './args.ts';
 import { readFileBytes, writeFileAtomic } from './files.ts';
@@ -264,7 +265,8 @@ async function sample(args: SampleArgs, deps: RunDeps): Promise<void> {
   const timesteps = timestepsFor(model, args.steps ?? DEFAULT_STEPS, spacing);
   checkOutput(args.out, '--out');
   if (args.outTensor) checkOutput(args.outTensor, '--out-tensor');
-  checkDistinct([['--out', args.out], ['--out-tensor', args.outTensor]]);
+  if (args.trace) checkOutput(args.trace, '--trace');
+  checkDistinct([['--out', args.out], ['--out-tensor', args.outTensor], ['--trace', args.trace]]);
 
   let xT: Float32Array | undefined;
   let count = args.n ?? DEFAULT_IMAGES;
@@ -289,17 +291,36 @@ async function sample(args: SampleArgs, deps: RunDeps): Promise<void> {
   checkGrid(model, count, Math.ceil(Math.sqrt(count)), scale);
   const batch = batchFor(args, count);
 
-  const { result, seconds, adapter } = await withPipeline(deps, model, batch, args.backend, (pipeline) =>
-    timedSteps(io, pipeline, 'sample', count, batch, timesteps.length, (hooks) => pipeline.sample({
-      steps: args.steps ?? DEFAULT_STEPS, spacing, eta: args.eta, clip: args.clip, seed: args.seed,
-      ...(xT ? { xT } : { count }), noise, ...hooks,
-    })));
+  const { result, seconds, adapter, profile } = await withPipeline(deps, model, batch, args.backend, (pipeline) =>
+    profiled(args.profile || args.trace !== undefined, pipeline, () =>
+      timedSteps(io, pipeline, 'sample', count, batch, timesteps.length, (hooks) => pipeline.sample({
+        steps: args.steps ?? DEFAULT_STEPS, spacing, eta: args.eta, clip: args.clip, seed: args.seed,
+        ...(xT ? { xT } : { count }), noise, ...hooks,
+      }))));
   const png = await gridPng(result.x0, count, model, undefined, scale);
   const tensor = args.outTensor ? serializeSafetensors({ x0: f32Tensor(result.x0, [count, ...model.shape]) }) : undefined;
+  const trace = profile && args.trace ? new TextEncoder().encode(JSON.stringify(chromeTrace(profile))) : undefined;
   await writeFileAtomic(args.out, png);
   if (args.outTensor) await writeFileAtomic(args.outTensor, tensor!);
-  const outputs = [args.out, args.outTensor].filter(Boolean).join(', ');
+  if (trace) await writeFileAtomic(args.trace!, trace);
+  const outputs = [args.out, args.outTensor, args.trace].filter(Boolean).join(', ');
+  if (profile) io.stderr(`${formatProfile(profile)}\n`);
   io.stdout(`${plural(result.timesteps.length, 'step')} x ${plural(count, 'image')} in ${rate(count, seconds)} on ${adapter} -> ${outputs}\n`);
+}
+
+/**
+ * Runs `work` with every UNet forward it records timed node by node (--profile, --trace): one
+ * compute pass per node with timestamps, resolved once per step; the images are unchanged.
+ */
+async function profiled<T extends object>(on: boolean, pipeline: DdimPipeline, work: () => Promise<T>): Promise<T & { profile?: Profile }> {
+  if (!on) return await work();
+  const profiler = new Profiler(pipeline.gpu, pipeline.unet.compiled);
+  try {
+    const result = await profiler.wrap(work);
+    return { ...result, profile: await profiler.finish() };
+  } finally {
+    profiler.destroy();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

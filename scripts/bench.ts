@@ -1,0 +1,192 @@
+/**
+ * Benchmarks one model on this machine's WebGPU adapter against the floor: the engine's best plain
+ * f32 matmul, measured in the same run. Runs under Deno and Node; `--help` lists the options.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import process from 'node:process';
+import { fileURLToPath } from 'node:url';
+import type { ModelFiles } from '../src/pipeline.ts';
+import { type BenchOptions, type BenchResult, formatBenchmark, runBenchmark } from '../src/profile/bench.ts';
+import { chromeTrace } from '../src/profile/profiler.ts';
+import { isLayoutName, LAYOUTS, layoutModel } from './layouts.ts';
+
+export interface BenchCliResult extends BenchResult {
+  host: { runtime: string; cpus: number; loadAverageBefore: number[]; loadAverageAfter: number[]; settings: Record<string, unknown> };
+}
+
+class UsageError extends Error {}
+
+export const USAGE = `Benchmarks a model's forward and DDIM sampling against the rate of a plain f32 matmul
+measured in the same run on the same adapter.
+
+  deno run -A scripts/bench.ts [options]
+  node scripts/node.mjs scripts/bench.ts [options]      (npm run bench -- [options])
+
+Options:
+  --model DIR        a diffusers UNet2DModel folder (config.json + safetensors); default weights/emoji32
+  --layout NAME      cifar10 | celebahq: that checkpoint's layout with random weights
+  --batch N          images per forward (1)
+  --steps S          DDIM steps of the timed sample (50)
+  --repeats R        timed forwards, after the warm-up (10)
+  --warmup W         untimed forwards first (3); with 0, no warm-up sample before the DDIM run either
+  --matmul-size N    time the floor's matmuls at N^3 only (default: from 256, doubling to 4096
+                     while one takes under 20 ms)
+  --json FILE        also write the result as JSON
+  --trace FILE       also write the node-by-node profile as a Chrome trace (chrome://tracing, Perfetto)
+  --quick            a tiny setting for CI: 1 warm-up, 1 timed forward, a 1-step sample, 128^3 matmuls
+  -h, --help
+
+Prints a table to stdout and progress to stderr; both name the adapter.`;
+
+interface Args {
+  model?: string;
+  layout?: string;
+  batch: number;
+  steps?: number;
+  repeats?: number;
+  warmup?: number;
+  json?: string;
+  trace?: string;
+  matmulSize?: number;
+  quick: boolean;
+  help: boolean;
+}
+
+export function parseArgs(argv: string[]): Args {
+  const args: Args = { batch: 1, quick: false, help: false };
+  const positive = (flag: string, value: string | undefined): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} takes a positive integer, got ${value ?? 'nothing'}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new UsageError(`${flag} needs a value`);
+      return v;
+    };
+    switch (flag) {
+      case '--model': args.model = value(); break;
+      case '--layout': args.layout = value(); break;
+      case '--batch': args.batch = positive(flag, value()); break;
+      case '--steps': args.steps = positive(flag, value()); break;
+      case '--repeats': args.repeats = positive(flag, value()); break;
+      case '--warmup': args.warmup = Number(value()); break;
+      case '--json': args.json = value(); break;
+      case '--trace': args.trace = value(); break;
+      case '--matmul-size': args.matmulSize = positive(flag, value()); break;
+      case '--quick': args.quick = true; break;
+      case '-h': case '--help': args.help = true; break;
+      default: throw new UsageError(`unknown option ${flag} (try --help)`);
+    }
+  }
+  if (args.model && args.layout) throw new UsageError('give --model or --layout, not both');
+  if (args.layout && !isLayoutName(args.layout)) throw new UsageError(`--layout takes ${Object.keys(LAYOUTS).join(' or ')}, got ${args.layout}`);
+  if (args.warmup !== undefined && !(Number.isInteger(args.warmup) && args.warmup >= 0)) throw new UsageError(`--warmup takes a whole number, got ${args.warmup}`);
+  return args;
+}
+
+function readModelDir(dir: string): ModelFiles {
+  const config = join(dir, 'config.json');
+  const weights = join(dir, 'diffusion_pytorch_model.safetensors');
+  if (!existsSync(config) || !existsSync(weights)) throw new UsageError(`${dir} is not a model folder: it needs config.json and diffusion_pytorch_model.safetensors`);
+  const scheduler = join(dir, 'scheduler_config.json');
+  return {
+    config: JSON.parse(readFileSync(config, 'utf8')),
+    weights: new Uint8Array(readFileSync(weights)),
+    schedulerConfig: existsSync(scheduler) ? JSON.parse(readFileSync(scheduler, 'utf8')) : undefined,
+  };
+}
+
+/** Runs the benchmark the command line asks for; prints the table, writes the JSON. */
+export async function main(argv: string[], io: { out?: (s: string) => void; err?: (s: string) => void; gpu?: BenchOptions['gpu'] } = {}): Promise<BenchCliResult> {
+  const out = io.out ?? ((s: string) => console.log(s));
+  const err = io.err ?? ((s: string) => console.error(s));
+  const args = parseArgs(argv);
+  let modelName: string;
+  let modelSource: string;
+  let files: ModelFiles;
+  if (args.layout && isLayoutName(args.layout)) {
+    modelName = `${args.layout} layout`;
+    modelSource = `${LAYOUTS[args.layout].repo} config, random weights`;
+    err(`generating random weights for ${LAYOUTS[args.layout].repo} ...`);
+    files = layoutModel(args.layout);
+  } else {
+    const dir = args.model ?? 'weights/emoji32';
+    modelName = dir.replace(/\/+$/, '').split('/').pop()!;
+    modelSource = dir;
+    files = readModelDir(dir);
+  }
+  const settings: BenchOptions = {
+    modelName,
+    modelSource,
+    files,
+    gpu: io.gpu,
+    batch: args.batch,
+    steps: args.steps ?? (args.quick ? 1 : 50),
+    repeats: args.repeats ?? (args.quick ? 1 : 10),
+    warmup: args.warmup ?? (args.quick ? 1 : 3),
+    profileSteps: args.quick ? 1 : undefined,
+    ddimWarmup: !args.quick && (args.warmup ?? 1) > 0,
+    matmul: args.matmulSize
+      ? { minSize: args.matmulSize, maxSize: args.matmulSize, repeats: args.quick ? 2 : undefined }
+      : args.quick ? { minSize: 128, maxSize: 128, repeats: 2 } : undefined,
+    log: err,
+    cpuClock: () => {
+      const used = process.cpuUsage();
+      return (used.user + used.system) / 1000;
+    },
+    onProfile: (profile) => {
+      if (args.trace) writeJson(args.trace, chromeTrace(profile), err);
+    },
+  };
+  const loadAverageBefore = loadavg();
+  const result = await runBenchmark(settings);
+  const host = {
+    runtime: 'Deno' in globalThis ? `deno ${(globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno}` : `node ${process.version}`,
+    cpus: cpus().length,
+    loadAverageBefore,
+    loadAverageAfter: loadavg(),
+    settings: { batch: settings.batch, steps: settings.steps, repeats: settings.repeats, warmup: settings.warmup, ddimWarmup: settings.ddimWarmup, quick: args.quick },
+  };
+  const full: BenchCliResult = { ...result, host };
+  out(formatBenchmark(result));
+  out(`host: ${host.runtime}, ${host.cpus} CPUs, load average ${loadAverageBefore.map((v) => v.toFixed(1)).join(' ')} before, ${host.loadAverageAfter.map((v) => v.toFixed(1)).join(' ')} after`);
+  if (args.json) writeJson(args.json, full, err);
+  return full;
+}
+
+function writeJson(file: string, value: unknown, err: (s: string) => void): void {
+  const path = resolve(file);
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, JSON.stringify(value, null, 2) + '\n');
+  err(`wrote ${path}`);
+}
+
+function isEntryPoint(): boolean {
+  const meta = import.meta as ImportMeta & { main?: boolean };
+  if (typeof meta.main === 'boolean') return meta.main;
+  const entry = process.argv[1];
+  return !!entry && resolve(entry) === fileURLToPath(import.meta.url);
+}
+
+if (isEntryPoint()) {
+  const argv = process.argv.slice(2);
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(USAGE);
+  } else {
+    try {
+      await main(argv);
+      process.exit(0);
+    } catch (error) {
+      if (error instanceof UsageError) {
+        console.error(`bench: ${error.message}`);
+        process.exit(2);
+      }
+      throw error;
+    }
+  }
+}
