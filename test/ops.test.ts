@@ -185,6 +185,9 @@ const CONV_CASES: [string, ConvCase][] = [
   ['3x3 pad [2,1,0,3], 5x8 image, 4 -> 5', { batch: 1, cin: 4, cout: 5, height: 5, width: 8, kernel: 3, options: { padding: [2, 1, 0, 3] } }],
   ['3x3 upsample 2x, 3x4 image, 6 -> 11, batch 3, channelAdd + residual', { batch: 3, cin: 6, cout: 11, height: 3, width: 4, kernel: 3, options: { padding: [1, 1, 1, 1], upsample: true, channelAdd: true, residual: true } }],
   ['3x3 upsample 2x, 2x12 image, 5 -> 8', { batch: 1, cin: 5, cout: 8, height: 2, width: 12, kernel: 3, options: { padding: [1, 1, 1, 1], upsample: true } }],
+  // Rows of 16 or more take the 16-pixel variant (conv2d_wide.wgsl), partial blocks included.
+  ['3x3 pad 1, 3x20 image, 6 -> 9, batch 2, residual', { batch: 2, cin: 6, cout: 9, height: 3, width: 20, kernel: 3, options: { padding: [1, 1, 1, 1], residual: true } }],
+  ['3x3 upsample 2x, 3x8 image (rows of 16), 5 -> 12, channelAdd', { batch: 2, cin: 5, cout: 12, height: 3, width: 8, kernel: 3, options: { padding: [1, 1, 1, 1], upsample: true, channelAdd: true } }],
   ['1x1, 3x4 image, 12 -> 9, residual, batch 3', { batch: 3, cin: 12, cout: 9, height: 3, width: 4, kernel: 1, options: { residual: true } }],
   ['1x1, 4x5 image, 3 -> 17, batch 2', { batch: 2, cin: 3, cout: 17, height: 4, width: 5, kernel: 1, options: {} }],
 ];

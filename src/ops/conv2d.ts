@@ -4,6 +4,8 @@ import type { WeightArray } from './weights.ts';
 /** Output channels one workgroup of conv2d.wgsl computes, and output pixels per invocation. */
 const OC_BLOCK = 8;
 const PX_BLOCK = 8;
+/** conv2d_wide.wgsl: the same fast paths with 16 pixels per invocation, for wide rows. */
+const WIDE_PX_BLOCK = 16;
 const WORKGROUP = 8;
 
 /** conv2d.wgsl's code paths (its `path` param). */
@@ -74,12 +76,13 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
   const [viewH, viewW] = path === POINTWISE ? [1, srcH * srcW] : [srcH, srcW];
   const [viewInH, viewInW] = path === POINTWISE ? [1, srcH * srcW] : [inH, inW];
   const [viewOutH, viewOutW] = path === POINTWISE ? [1, outH * outW] : [outH, outW];
-  const rowBlocks = Math.ceil(viewOutW / PX_BLOCK);
+  const wide = path !== GENERAL && viewOutW >= WIDE_PX_BLOCK;
+  const rowBlocks = Math.ceil(viewOutW / (wide ? WIDE_PX_BLOCK : PX_BLOCK));
   const blocks = n * viewOutH * rowBlocks;
   g.addNode({
     name,
     kind: kh === 1 && kw === 1 ? 'conv1x1' : 'conv3x3',
-    shader: 'conv2d',
+    shader: wide ? 'conv2d_wide' : 'conv2d',
     inputs: [x, x, w, b, options.channelAdd ?? null, options.residual ?? null],
     outputs: [out],
     params: {
