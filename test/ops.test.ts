@@ -10,8 +10,12 @@ import { spatialAttention } from '../src/ops/attention.ts';
 import { concatChannels } from '../src/ops/concat.ts';
 import { conv2d, type Conv2dOptions } from '../src/ops/conv2d.ts';
 import { groupNorm } from '../src/ops/group_norm.ts';
+import { KERNEL_FAMILIES, preferredKernels } from '../src/ops/kernels.ts';
 import type { WeightArray } from '../src/ops/weights.ts';
-import { expectClose } from './util/compare.ts';
+import { readUNet, UNet } from '../src/model/unet_model.ts';
+import { readFileSync } from 'node:fs';
+import * as assert from 'uvu/assert';
+import { expectClose, goldenF32, goldenI32, readGolden } from './util/compare.ts';
 
 // f32 sums of a few hundred terms against a float64 reference: ~1e-7 relative is typical.
 const TOLERANCE = 2e-6;
@@ -185,6 +189,7 @@ const CONV_CASES: [string, ConvCase][] = [
   ['3x3 pad [2,1,0,3], 5x8 image, 4 -> 5', { batch: 1, cin: 4, cout: 5, height: 5, width: 8, kernel: 3, options: { padding: [2, 1, 0, 3] } }],
   ['3x3 upsample 2x, 3x4 image, 6 -> 11, batch 3, channelAdd + residual', { batch: 3, cin: 6, cout: 11, height: 3, width: 4, kernel: 3, options: { padding: [1, 1, 1, 1], upsample: true, channelAdd: true, residual: true } }],
   ['3x3 upsample 2x, 2x12 image, 5 -> 8', { batch: 1, cin: 5, cout: 8, height: 2, width: 12, kernel: 3, options: { padding: [1, 1, 1, 1], upsample: true } }],
+  ['3x3 pad 1, 9x9 image, 70 -> 72 (more than one 64-channel tile)', { batch: 1, cin: 70, cout: 72, height: 9, width: 9, kernel: 3, options: { padding: [1, 1, 1, 1] } }],
   // Rows of 16 or more take the 16-pixel variant (conv2d_wide.wgsl), partial blocks included.
   ['3x3 pad 1, 3x20 image, 6 -> 9, batch 2, residual', { batch: 2, cin: 6, cout: 9, height: 3, width: 20, kernel: 3, options: { padding: [1, 1, 1, 1], residual: true } }],
   ['3x3 upsample 2x, 3x8 image (rows of 16), 5 -> 12, channelAdd', { batch: 2, cin: 5, cout: 12, height: 3, width: 8, kernel: 3, options: { padding: [1, 1, 1, 1], upsample: true, channelAdd: true } }],
@@ -192,9 +197,10 @@ const CONV_CASES: [string, ConvCase][] = [
   ['1x1, 4x5 image, 3 -> 17, batch 2', { batch: 2, cin: 3, cout: 17, height: 4, width: 5, kernel: 1, options: {} }],
 ];
 
-{
+// Both kernel families run everywhere (the choice per adapter is only about speed).
+for (const kernels of KERNEL_FAMILIES) {
   for (const [label, c] of CONV_CASES) {
-    ops(`conv2d: ${label}`, async () => {
+    ops(`conv2d [${kernels}]: ${label}`, async () => {
       const rand = random(c.cin * 1000 + c.cout * 10 + c.kernel);
       const [outH, outW] = convOutputSize(c);
       const x = filled(c.batch * c.cin * c.height * c.width, rand);
@@ -206,9 +212,9 @@ const CONV_CASES: [string, ConvCase][] = [
       if (channelAdd) inputs.add = { shape: [c.batch, c.cout], data: channelAdd };
       if (residual) inputs.res = { shape: [c.batch, c.cout, outH, outW], data: residual };
       const actual = await runGraph(inputs, (g, t) => conv2d(g, 'conv', t.x, w, b, {
-        ...c.options, channelAdd: t.add, residual: t.res,
+        ...c.options, kernels, channelAdd: t.add, residual: t.res,
       }));
-      expectClose(`conv ${label}`, actual, conv2dReference(c, x, w.data, b.data, channelAdd, residual), TOLERANCE);
+      expectClose(`conv [${kernels}] ${label}`, actual, conv2dReference(c, x, w.data, b.data, channelAdd, residual), TOLERANCE);
     });
   }
 }
@@ -295,5 +301,31 @@ for (const [label, shape, heads, rescale] of ATTENTION_CASES) {
     expectClose(`attention ${label}`, actual, expected, TOLERANCE);
   });
 }
+
+ops('kernel choice: a software adapter gets the register kernels', async () => {
+  const g = await gpu();
+  const info = g.adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+  const software = info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(g.adapterName);
+  console.log(`    ${g.adapterName}: ${preferredKernels(g.adapter)}`);
+  assert.is(preferredKernels(g.adapter), software ? 'registers' : 'tiled');
+});
+
+// The GPU family through a whole model (multi-head attention, six levels), on whatever adapter.
+ops('tiny64_legacy with the tiled kernels matches diffusers', async () => {
+  const dir = '../shared/golden/tiny64_legacy';
+  const model = readUNet({
+    config: JSON.parse(readFileSync(`${dir}/config.json`, 'utf8')),
+    weights: new Uint8Array(readFileSync(`${dir}/diffusion_pytorch_model.safetensors`)),
+  });
+  const golden = readGolden('tiny64_unet.safetensors');
+  const t = goldenI32(golden, 'input.t');
+  const unet = await UNet.compile(await gpu(), model, { batch: t.length, kernels: 'tiled' });
+  try {
+    const eps = await unet.forward(goldenF32(golden, 'input.x'), t);
+    expectClose('tiny64 [tiled] output.eps', eps, goldenF32(golden, 'output.eps'), 2e-4);
+  } finally {
+    unet.destroy();
+  }
+});
 
 ops.run();

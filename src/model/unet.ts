@@ -6,7 +6,7 @@
 import { Graph, type Tensor } from '../graph/graph.ts';
 import { spatialAttention } from '../ops/attention.ts';
 import { concatChannels } from '../ops/concat.ts';
-import { conv2d } from '../ops/conv2d.ts';
+import { type ConvKernels, conv2d } from '../ops/conv2d.ts';
 import { groupNorm } from '../ops/group_norm.ts';
 import { linear } from '../ops/linear.ts';
 import { timestepEmbedding } from '../ops/timestep_embedding.ts';
@@ -23,6 +23,8 @@ export interface UNetGraphOptions {
   size?: number;
   /** Tensor names to keep readable after a run (e.g. 'down_blocks.1' for golden checks). */
   capture?: string[];
+  /** Convolution kernels: 'registers' (software drivers, the default) or 'tiled' (GPUs); see preferredKernels. */
+  kernels?: ConvKernels;
 }
 
 class UNetBuilder {
@@ -43,7 +45,7 @@ class UNetBuilder {
   private conv(prefix: string, x: Tensor, cout: number, k: number, options: Parameters<typeof conv2d>[5] = {}, name = prefix): Tensor {
     const w = this.convWeights(prefix, cout, x.shape[1], k);
     const pad = k === 3 && options.padding === undefined ? { padding: [1, 1, 1, 1] as [number, number, number, number] } : {};
-    return conv2d(this.g, name, x, w.weight, w.bias, { ...pad, ...options });
+    return conv2d(this.g, name, x, w.weight, w.bias, { ...pad, kernels: this.kernels, ...options });
   }
 
   private norm(prefix: string, x: Tensor, silu: boolean, groups = this.config.normNumGroups): Tensor {
@@ -74,11 +76,12 @@ class UNetBuilder {
       key: proj('to_k'),
       value: proj('to_v'),
       out: proj('to_out.0'),
-    }, { heads, groups: this.config.attnNormNumGroups ?? this.config.normNumGroups, eps: this.config.normEps, rescaleOutputFactor: outputScale });
+    }, { heads, groups: this.config.attnNormNumGroups ?? this.config.normNumGroups, eps: this.config.normEps, rescaleOutputFactor: outputScale, kernels: this.kernels });
   }
 
   build(options: UNetGraphOptions): Graph {
     const { config, g } = this;
+    this.kernels = options.kernels ?? 'registers';
     const size = options.size ?? config.sampleSize;
     const boc = config.blockOutChannels;
     const sample = g.input(SAMPLE_INPUT, [options.batch, config.inChannels, size, size]);

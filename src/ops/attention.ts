@@ -1,5 +1,5 @@
 import { type Graph, type Tensor, byteSize } from '../graph/graph.ts';
-import { conv2d } from './conv2d.ts';
+import { type ConvKernels, conv2d } from './conv2d.ts';
 import { groupNorm } from './group_norm.ts';
 import { stridedGemm } from './strided_gemm.ts';
 import type { WeightArray } from './weights.ts';
@@ -31,7 +31,7 @@ function concatenated(name: string, parts: WeightArray[], shape: number[]): Weig
  */
 export function spatialAttention(
   g: Graph, name: string, x: Tensor, w: AttentionWeights,
-  options: { heads: number; groups: number; eps: number; rescaleOutputFactor: number },
+  options: { heads: number; groups: number; eps: number; rescaleOutputFactor: number; kernels?: ConvKernels },
 ): Tensor {
   const [n, c, h, wd] = x.shape;
   const heads = options.heads;
@@ -44,6 +44,7 @@ export function spatialAttention(
     g, `${name}.to_qkv`, normed,
     concatenated(`${name}.to_qkv.weight`, projections.map((p) => p.weight), [3 * c, c]),
     concatenated(`${name}.to_qkv.bias`, projections.map((p) => p.bias), [3 * c]),
+    { kernels: options.kernels },
   );
   // Head `hd` of image `b`: channel rows (b * 3C + part * C + hd * D + e) * L of qkv.
   const head = (part: number) => ({ tensor: qkv, offset: part * c * L, outer: 3 * c * L, inner: d * L });
@@ -72,5 +73,5 @@ export function spatialAttention(
   stridedGemm(g, `${name}.attended`, { rows: d, cols: L, depth: L, outerCount: n, innerCount: heads },
     { ...head(2), row: L, k: 1 }, { tensor: scores, offset: 0, outer: heads * L * L, inner: L * L, row: L, k: 1 },
     { offset: 0, outer: c * L, inner: d * L, row: L, k: 1 }, attended);
-  return conv2d(g, name, attended, w.out.weight, w.out.bias, { residual: x, outputScale: 1 / options.rescaleOutputFactor });
+  return conv2d(g, name, attended, w.out.weight, w.out.bias, { residual: x, outputScale: 1 / options.rescaleOutputFactor, kernels: options.kernels });
 }

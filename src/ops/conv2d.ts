@@ -1,5 +1,8 @@
 import { type Graph, type Tensor, byteSize, elementCount } from '../graph/graph.ts';
+import type { ConvKernels } from './kernels.ts';
 import type { WeightArray } from './weights.ts';
+
+export type { ConvKernels } from './kernels.ts';
 
 /** Output channels one workgroup of conv2d.wgsl computes, and output pixels per invocation. */
 const OC_BLOCK = 8;
@@ -7,6 +10,8 @@ const PX_BLOCK = 8;
 /** conv2d_wide.wgsl: the same fast paths with 16 pixels per invocation, for wide rows. */
 const WIDE_PX_BLOCK = 16;
 const WORKGROUP = 8;
+/** conv2d_tiled.wgsl's tile: 64 output channels x 64 output pixels per workgroup. */
+const TILE = 64;
 
 /** conv2d.wgsl's code paths (its `path` param). */
 const GENERAL = 0;
@@ -24,6 +29,8 @@ export interface Conv2dOptions {
   /** Same shape as the output, added before scaling (a residual connection). */
   residual?: Tensor;
   outputScale?: number;
+  /** Which kernel family runs it (kernels.ts): 'registers' (the default) or 'tiled'. */
+  kernels?: ConvKernels;
 }
 
 /**
@@ -66,6 +73,30 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
   const ocStride = Math.ceil(cout / OC_BLOCK) * OC_BLOCK;
   const w = g.weight(`${weight.name}:transposed`, [cin * kh * kw, ocStride], transposeConvWeight({ ...weight, shape }, ocStride));
   const b = g.weight(`${bias.name}:padded`, [ocStride], padded(bias.data, ocStride));
+  const epilogue = {
+    has_channel_add: options.channelAdd ? 1 : 0, has_residual: options.residual ? 1 : 0, output_scale: options.outputScale ?? 1,
+  };
+  const flops = 2 * n * cout * outH * outW * cin * kh * kw;
+  const bytes = byteSize(x) + 4 * elementCount(weight.shape) + byteSize(out) * (options.residual ? 2 : 1);
+  const kind = kh === 1 && kw === 1 ? 'conv1x1' : 'conv3x3';
+  if (options.kernels === 'tiled') {
+    g.addNode({
+      name,
+      kind,
+      shader: 'conv2d_tiled',
+      inputs: [x, w, b, options.channelAdd ?? null, options.residual ?? null],
+      outputs: [out],
+      params: {
+        batch: n, in_channels: cin, src_height: srcH, src_width: srcW, in_height: inH, in_width: inW,
+        out_channels: cout, oc_stride: ocStride, out_height: outH, out_width: outW, kernel_h: kh, kernel_w: kw, stride,
+        pad_top: padTop, pad_left: padLeft, upsample: options.upsample ? 1 : 0, ...epilogue,
+      },
+      workgroups: [Math.ceil((n * outH * outW) / TILE), Math.ceil(cout / TILE), 1],
+      flops,
+      bytes,
+    });
+    return out;
+  }
   const pointwise = kh === 1 && kw === 1 && stride === 1 && !options.upsample && padTop + padLeft + padBottom + padRight === 0;
   // The fast paths read rows as vec4s, so the rows (or, for a 1x1 kernel, whole planes) must
   // hold a multiple of 4 values.
@@ -81,7 +112,7 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
   const blocks = n * viewOutH * rowBlocks;
   g.addNode({
     name,
-    kind: kh === 1 && kw === 1 ? 'conv1x1' : 'conv3x3',
+    kind,
     shader: wide ? 'conv2d_wide' : 'conv2d',
     inputs: [x, x, w, b, options.channelAdd ?? null, options.residual ?? null],
     outputs: [out],
@@ -89,12 +120,11 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
       batch: n, in_channels: cin, src_height: viewH, src_width: viewW, in_height: viewInH, in_width: viewInW,
       out_channels: cout, oc_stride: ocStride, out_height: viewOutH, out_width: viewOutW, kernel_h: kh, kernel_w: kw, stride,
       pad_top: padTop, pad_left: padLeft, upsample: options.upsample ? 1 : 0,
-      has_channel_add: options.channelAdd ? 1 : 0, has_residual: options.residual ? 1 : 0,
-      output_scale: options.outputScale ?? 1, row_blocks: rowBlocks, blocks, path,
+      ...epilogue, row_blocks: rowBlocks, blocks, path,
     },
     workgroups: [Math.ceil(blocks / WORKGROUP), ocStride / OC_BLOCK, 1],
-    flops: 2 * n * cout * outH * outW * cin * kh * kw,
-    bytes: byteSize(x) + 4 * elementCount(weight.shape) + byteSize(out) * (options.residual ? 2 : 1),
+    flops,
+    bytes,
   });
   return out;
 }
