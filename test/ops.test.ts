@@ -185,7 +185,10 @@ const CONV_CASES: [string, ConvCase][] = [
   ['5x5 pad 2, 6x6, 3 -> 5 (a kernel size the model does not use)', { batch: 2, cin: 3, cout: 5, height: 6, width: 6, kernel: 5, options: { padding: [2, 2, 2, 2] } }],
   // Widths that are a multiple of 4 take the register kernel's vec4-row paths.
   ['3x3 pad 1, 6x12 image (a partial pixel block), 9 -> 10, batch 3', { batch: 3, cin: 9, cout: 10, height: 6, width: 12, kernel: 3, options: { padding: [1, 1, 1, 1] } }],
+  // Images of at most 4x4 go whole to one invocation (conv2d_small.wgsl).
   ['3x3 pad 1, 4x4 image, 20 -> 12, batch 2', { batch: 2, cin: 20, cout: 12, height: 4, width: 4, kernel: 3, options: { padding: [1, 1, 1, 1] } }],
+  ['3x3 pad 1, 3x4 image, 7 -> 19, batch 3, channelAdd + residual', { batch: 3, cin: 7, cout: 19, height: 3, width: 4, kernel: 3, options: { padding: [1, 1, 1, 1], channelAdd: true, residual: true } }],
+  ['1x1, 2x2 image, 9 -> 24, batch 3', { batch: 3, cin: 9, cout: 24, height: 2, width: 2, kernel: 1, options: {} }],
   ['3x3 pad [2,1,0,3], 5x8 image, 4 -> 5', { batch: 1, cin: 4, cout: 5, height: 5, width: 8, kernel: 3, options: { padding: [2, 1, 0, 3] } }],
   ['3x3 upsample 2x, 3x4 image, 6 -> 11, batch 3, channelAdd + residual', { batch: 3, cin: 6, cout: 11, height: 3, width: 4, kernel: 3, options: { padding: [1, 1, 1, 1], upsample: true, channelAdd: true, residual: true } }],
   ['3x3 upsample 2x, 2x12 image, 5 -> 8', { batch: 1, cin: 5, cout: 8, height: 2, width: 12, kernel: 3, options: { padding: [1, 1, 1, 1], upsample: true } }],

@@ -107,13 +107,18 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
   const [viewH, viewW] = path === POINTWISE ? [1, srcH * srcW] : [srcH, srcW];
   const [viewInH, viewInW] = path === POINTWISE ? [1, srcH * srcW] : [inH, inW];
   const [viewOutH, viewOutW] = path === POINTWISE ? [1, outH * outW] : [outH, outW];
-  const wide = path !== GENERAL && viewOutW >= WIDE_PX_BLOCK;
+  // The smallest images (4x4) go whole to one invocation (conv2d_small.wgsl), wide rows take 16
+  // pixels per invocation (conv2d_wide.wgsl), the rest 8 (conv2d.wgsl).
+  const small = (path === ROWS_3X3 && srcW === 4 && srcH <= 4 && !options.upsample && padTop === 1 && padBottom === 1 && padRight === 1) ||
+    (path === POINTWISE && srcH * srcW <= 16);
+  const wide = !small && path !== GENERAL && viewOutW >= WIDE_PX_BLOCK;
   const rowBlocks = Math.ceil(viewOutW / (wide ? WIDE_PX_BLOCK : PX_BLOCK));
-  const blocks = n * viewOutH * rowBlocks;
+  // conv2d_small counts (image, channel block) pairs; the others (image, row, pixel block) cells.
+  const blocks = small ? n * (ocStride / OC_BLOCK) : n * viewOutH * rowBlocks;
   g.addNode({
     name,
     kind,
-    shader: wide ? 'conv2d_wide' : 'conv2d',
+    shader: small ? 'conv2d_small' : wide ? 'conv2d_wide' : 'conv2d',
     inputs: [x, x, w, b, options.channelAdd ?? null, options.residual ?? null],
     outputs: [out],
     params: {
@@ -122,7 +127,7 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
       pad_top: padTop, pad_left: padLeft, upsample: options.upsample ? 1 : 0,
       ...epilogue, row_blocks: rowBlocks, blocks, path,
     },
-    workgroups: [Math.ceil(blocks / WORKGROUP), ocStride / OC_BLOCK, 1],
+    workgroups: [Math.ceil(blocks / WORKGROUP), small ? 1 : ocStride / OC_BLOCK, 1],
     flops,
     bytes,
   });
