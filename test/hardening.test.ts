@@ -76,11 +76,22 @@ hardening('a tensor over the storage binding limit is refused with the numbers, 
   await expectRefusal({ batch: Math.ceil(maxBinding / 4096) + 1 }, new RegExp(`tensor '[^']+' \\[.*\\] needs \\d+ bytes.*limit of ${maxBinding} bytes`));
 });
 
-hardening('a dispatch over maxComputeWorkgroupsPerDimension is refused by node name', async () => {
-  const max = gpu.device.limits.maxComputeWorkgroupsPerDimension;
-  // conv2d covers 32 pixels per workgroup along x: an image this wide needs more workgroups.
-  const size = 8 * Math.ceil(Math.sqrt(max * 32) / 8 + 1);
-  await expectRefusal({ batch: 1, size }, new RegExp(`^conv_in: dispatch \\[[\\d,]+\\] exceeds .*maxComputeWorkgroupsPerDimension of ${max}`));
+hardening('a dispatch over maxComputeWorkgroupsPerDimension is refused by node name', () => {
+  const model = readUNet(tinyModelFiles());
+  const graph = buildUNetGraph(model.config, new WeightStore(model.file), { batch: 2 });
+  // An adapter allowing only 2 workgroups per dimension, with this device's binding limits.
+  const limits = { maxStorageBufferBindingSize: gpu.device.limits.maxStorageBufferBindingSize, maxBufferSize: gpu.device.limits.maxBufferSize, maxComputeWorkgroupsPerDimension: 2 };
+  try {
+    CompiledGraph.checkLimits(graph, limits);
+    assert.unreachable('the graph should be refused');
+  } catch (error) {
+    assert.instance(error, GraphLimitError);
+    const message = (error as Error).message;
+    console.log(`    refused: ${message}`);
+    const node = message.split(':')[0];
+    assert.ok(graph.nodes.some((n) => n.name === node && n.workgroups.some((w) => w > 2)), `names the node: ${node}`);
+    assert.match(message, /dispatch \[[\d,]+\] exceeds this adapter's maxComputeWorkgroupsPerDimension of 2/);
+  }
 });
 
 hardening('200 samples in one process: no growth of GPU buffers or JS heap; destroy frees every buffer', async () => {

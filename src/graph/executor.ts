@@ -87,7 +87,8 @@ export class CompiledGraph {
   ) {}
 
   /** Checks every tensor and dispatch against the device's limits before anything is made. */
-  static checkLimits(graph: Graph, limits: GPUSupportedLimits): void {
+  static checkLimits(graph: Graph, limits: Pick<GPUSupportedLimits, 'maxStorageBufferBindingSize' | 'maxBufferSize' | 'maxComputeWorkgroupsPerDimension'>): void {
+    // Tensors first: a tensor too large to bind is the root cause when a dispatch is also too wide.
     const maxBinding = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
     for (const node of graph.nodes) {
       for (const t of [...node.inputs, ...node.outputs]) {
@@ -98,7 +99,9 @@ export class CompiledGraph {
           );
         }
       }
-      const maxGroups = limits.maxComputeWorkgroupsPerDimension;
+    }
+    const maxGroups = limits.maxComputeWorkgroupsPerDimension;
+    for (const node of graph.nodes) {
       if (node.workgroups.some((n) => n > maxGroups)) {
         throw new GraphLimitError(`${node.name}: dispatch [${node.workgroups}] exceeds this adapter's maxComputeWorkgroupsPerDimension of ${maxGroups}; use a smaller batch or image size`);
       }
