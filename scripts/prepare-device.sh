@@ -139,7 +139,7 @@ cat > "$dev/run.sh" <<'RUN'
 #   bash .device/run.sh            results, logs and traces go to $OUT (else .device/out)
 # Knobs: QUICK=1 (tiny settings and the UNet goldens only: checks the kit, measures nothing),
 # MODELS="emoji32 cifar10 celebahq" (which to benchmark), BATCHES=0 (skip the big-batch runs),
-# STEP_TIMEOUT=seconds per run (default 300).
+# GOLDEN=0 (skip the golden tests), STEP_TIMEOUT=seconds per run (default 300).
 set -uo pipefail
 dev="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$dev/.." && pwd)"
@@ -234,7 +234,7 @@ wants celebahq && bench celebahq-b1 --layout celebahq --repeats 5
 golden=()
 [ -f "$work/shared/golden/emoji32_unet.safetensors" ] || golden=(ddim)
 [ "${QUICK:-0}" = 1 ] && [ ${#golden[@]} = 0 ] && golden=(unet)
-run golden node golden.mjs "${golden[@]}"
+[ "${GOLDEN:-1}" = 1 ] && run golden node golden.mjs "${golden[@]}"
 if [ "${BATCHES:-1}" = 1 ] && [ "${QUICK:-0}" != 1 ]; then
   wants emoji32 && bench emoji32-b64 --model weights/emoji32 --batch 64 --steps 10 --repeats 5
   wants cifar10 && bench cifar10-b64 --layout cifar10 --batch 64 --steps 10 --repeats 5
