@@ -143,7 +143,8 @@ async function dawnGpu(): Promise<GPU> {
   }
   // Dawn's classes (GPUBufferUsage, ...) must be global, as they are in a browser.
   for (const [k, v] of Object.entries(mod.globals)) if (!(k in g)) g[k] = v;
-  dawnInstance = mod.create([]);
+  // Dawn rounds timestamps to 65.536 µs by default, which hides per-node times on a real GPU.
+  dawnInstance = mod.create(['disable-dawn-features=timestamp_quantization']);
   return dawnInstance;
 }
 
