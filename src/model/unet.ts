@@ -30,6 +30,7 @@ export interface UNetGraphOptions {
 class UNetBuilder {
   readonly g = new Graph();
   private temb!: Tensor;
+  private kernels: ConvKernels = 'registers';
 
   constructor(private readonly config: UNetConfig, private readonly weights: WeightSource) {}
 
