@@ -5,6 +5,7 @@
  */
 import type { Gpu } from '../gpu/device.ts';
 import { CompiledGraph } from '../graph/executor.ts';
+import { preferredKernels } from '../ops/kernels.ts';
 import { parseSafetensors, type SafetensorsFile } from '../io/safetensors.ts';
 import { parseUNetConfig, type UNetConfig } from './config.ts';
 import { buildUNetGraph, EPS_OUTPUT, SAMPLE_INPUT, TIMESTEP_INPUT, type UNetGraphOptions } from './unet.ts';
@@ -39,7 +40,8 @@ export class UNet {
   static async compile(gpu: Gpu, model: UNetWeights, options: UNetGraphOptions): Promise<UNet> {
     if (!Number.isInteger(options.batch) || options.batch < 1) throw new Error(`batch must be a positive integer, got ${options.batch}`);
     const store = new WeightStore(model.file);
-    const graph = buildUNetGraph(model.config, store, options);
+    // Register-blocked kernels on software adapters, workgroup tiles on GPUs, unless asked.
+    const graph = buildUNetGraph(model.config, store, { ...options, kernels: options.kernels ?? preferredKernels(gpu.adapter) });
     store.finish();
     const compiled = await CompiledGraph.compile(gpu, graph, 'unet');
     return new UNet(model.config, compiled, options.batch, options.size ?? model.config.sampleSize);
