@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { ModelFiles } from '../src/pipeline.ts';
 import { type BenchOptions, type BenchResult, formatBenchmark, runBenchmark } from '../src/profile/bench.ts';
 import { chromeTrace } from '../src/profile/profiler.ts';
-import { isLayoutName, LAYOUTS, layoutModel } from './layouts.ts';
+import { isLayoutName, layoutModel, LAYOUTS } from './layouts.ts';
 
 export interface BenchCliResult extends BenchResult {
   host: { runtime: string; cpus: number; loadAverageBefore: number[]; loadAverageAfter: number[]; settings: Record<string, unknown> };
@@ -69,30 +69,60 @@ export function parseArgs(argv: string[]): Args {
       return v;
     };
     switch (flag) {
-      case '--model': args.model = value(); break;
-      case '--layout': args.layout = value(); break;
-      case '--batch': args.batch = positive(flag, value()); break;
-      case '--steps': args.steps = positive(flag, value()); break;
-      case '--repeats': args.repeats = positive(flag, value()); break;
-      case '--warmup': args.warmup = Number(value()); break;
-      case '--json': args.json = value(); break;
-      case '--trace': args.trace = value(); break;
-      case '--matmul-size': args.matmulSize = positive(flag, value()); break;
-      case '--quick': args.quick = true; break;
-      case '-h': case '--help': args.help = true; break;
-      default: throw new UsageError(`unknown option ${flag} (try --help)`);
+      case '--model':
+        args.model = value();
+        break;
+      case '--layout':
+        args.layout = value();
+        break;
+      case '--batch':
+        args.batch = positive(flag, value());
+        break;
+      case '--steps':
+        args.steps = positive(flag, value());
+        break;
+      case '--repeats':
+        args.repeats = positive(flag, value());
+        break;
+      case '--warmup':
+        args.warmup = Number(value());
+        break;
+      case '--json':
+        args.json = value();
+        break;
+      case '--trace':
+        args.trace = value();
+        break;
+      case '--matmul-size':
+        args.matmulSize = positive(flag, value());
+        break;
+      case '--quick':
+        args.quick = true;
+        break;
+      case '-h':
+      case '--help':
+        args.help = true;
+        break;
+      default:
+        throw new UsageError(`unknown option ${flag} (try --help)`);
     }
   }
   if (args.model && args.layout) throw new UsageError('give --model or --layout, not both');
-  if (args.layout && !isLayoutName(args.layout)) throw new UsageError(`--layout takes ${Object.keys(LAYOUTS).join(' or ')}, got ${args.layout}`);
-  if (args.warmup !== undefined && !(Number.isInteger(args.warmup) && args.warmup >= 0)) throw new UsageError(`--warmup takes a whole number, got ${args.warmup}`);
+  if (args.layout && !isLayoutName(args.layout)) {
+    throw new UsageError(`--layout takes ${Object.keys(LAYOUTS).join(' or ')}, got ${args.layout}`);
+  }
+  if (args.warmup !== undefined && !(Number.isInteger(args.warmup) && args.warmup >= 0)) {
+    throw new UsageError(`--warmup takes a whole number, got ${args.warmup}`);
+  }
   return args;
 }
 
 function readModelDir(dir: string): ModelFiles {
   const config = join(dir, 'config.json');
   const weights = join(dir, 'diffusion_pytorch_model.safetensors');
-  if (!existsSync(config) || !existsSync(weights)) throw new UsageError(`${dir} is not a model folder: it needs config.json and diffusion_pytorch_model.safetensors`);
+  if (!existsSync(config) || !existsSync(weights)) {
+    throw new UsageError(`${dir} is not a model folder: it needs config.json and diffusion_pytorch_model.safetensors`);
+  }
   const scheduler = join(dir, 'scheduler_config.json');
   return {
     config: JSON.parse(readFileSync(config, 'utf8')),
@@ -102,7 +132,10 @@ function readModelDir(dir: string): ModelFiles {
 }
 
 /** Runs the benchmark the command line asks for; prints the table, writes the JSON. */
-export async function main(argv: string[], io: { out?: (s: string) => void; err?: (s: string) => void; gpu?: BenchOptions['gpu'] } = {}): Promise<BenchCliResult> {
+export async function main(
+  argv: string[],
+  io: { out?: (s: string) => void; err?: (s: string) => void; gpu?: BenchOptions['gpu'] } = {},
+): Promise<BenchCliResult> {
   const out = io.out ?? ((s: string) => console.log(s));
   const err = io.err ?? ((s: string) => console.error(s));
   const args = parseArgs(argv);
@@ -133,7 +166,9 @@ export async function main(argv: string[], io: { out?: (s: string) => void; err?
     ddimWarmup: !args.quick && (args.warmup ?? 1) > 0,
     matmul: args.matmulSize
       ? { minSize: args.matmulSize, maxSize: args.matmulSize, repeats: args.quick ? 2 : undefined }
-      : args.quick ? { minSize: 128, maxSize: 128, repeats: 2 } : undefined,
+      : args.quick
+      ? { minSize: 128, maxSize: 128, repeats: 2 }
+      : undefined,
     log: err,
     cpuClock: () => {
       const used = process.cpuUsage();
@@ -146,15 +181,28 @@ export async function main(argv: string[], io: { out?: (s: string) => void; err?
   const loadAverageBefore = loadavg();
   const result = await runBenchmark(settings);
   const host = {
-    runtime: 'Deno' in globalThis ? `deno ${(globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno}` : `node ${process.version}`,
+    runtime: 'Deno' in globalThis
+      ? `deno ${(globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno}`
+      : `node ${process.version}`,
     cpus: cpus().length,
     loadAverageBefore,
     loadAverageAfter: loadavg(),
-    settings: { batch: settings.batch, steps: settings.steps, repeats: settings.repeats, warmup: settings.warmup, ddimWarmup: settings.ddimWarmup, quick: args.quick },
+    settings: {
+      batch: settings.batch,
+      steps: settings.steps,
+      repeats: settings.repeats,
+      warmup: settings.warmup,
+      ddimWarmup: settings.ddimWarmup,
+      quick: args.quick,
+    },
   };
   const full: BenchCliResult = { ...result, host };
   out(formatBenchmark(result));
-  out(`host: ${host.runtime}, ${host.cpus} CPUs, load average ${loadAverageBefore.map((v) => v.toFixed(1)).join(' ')} before, ${host.loadAverageAfter.map((v) => v.toFixed(1)).join(' ')} after`);
+  out(
+    `host: ${host.runtime}, ${host.cpus} CPUs, load average ${loadAverageBefore.map((v) => v.toFixed(1)).join(' ')} before, ${
+      host.loadAverageAfter.map((v) => v.toFixed(1)).join(' ')
+    } after`,
+  );
   if (args.json) writeJson(args.json, full, err);
   return full;
 }

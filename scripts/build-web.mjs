@@ -63,7 +63,9 @@ assertBrowserOnly(pages.metafile);
 for (const [file, output] of Object.entries(pages.metafile.outputs)) {
   if (file.endsWith('.map')) continue;
   const engineModules = Object.keys(output.inputs).filter((input) => input.startsWith('src/'));
-  if (engineModules.length > 0) throw new Error(`${file} bundles engine modules (${engineModules.join(', ')}) instead of importing ./ddim-webgpu.js`);
+  if (engineModules.length > 0) {
+    throw new Error(`${file} bundles engine modules (${engineModules.join(', ')}) instead of importing ./ddim-webgpu.js`);
+  }
 }
 
 // Type declarations. The bundle's types are those of src/index.ts, so the .d.ts re-exports them
@@ -72,16 +74,23 @@ for (const [file, output] of Object.entries(pages.metafile.outputs)) {
 // 2.9's emitters (`deno bundle --declaration`, `deno transpile --declaration`) are experimental
 // and give a broken file here (dangling imports) or fail on the DOM lib.
 const declarations = resolve(dist, 'ddim-webgpu.d.ts');
-writeFileSync(declarations, [
-  '// Types of ddim-webgpu.js, which esbuild bundles from src/index.ts: they are that module\'s types.',
-  '// Keep dist/ beside src/ (as in the repository) for them to resolve.',
-  `export * from '${relative(dist, engineEntry)}';`,
-  '',
-].join('\n'));
+writeFileSync(
+  declarations,
+  [
+    "// Types of ddim-webgpu.js, which esbuild bundles from src/index.ts: they are that module's types.",
+    '// Keep dist/ beside src/ (as in the repository) for them to resolve.',
+    `export * from '${relative(dist, engineEntry)}';`,
+    '',
+  ].join('\n'),
+);
 
 const took = ((performance.now() - started) / 1000).toFixed(1);
 const size = (file) => (engine.metafile.outputs[file]?.bytes ?? pages.metafile.outputs[file]?.bytes ?? 0);
-console.log(`build-web: dist/ddim-webgpu.js ${(size('dist/ddim-webgpu.js') / 1024).toFixed(0)} KiB, dist/demo.js, dist/golden_check.js, dist/ddim-webgpu.d.ts (${took}s)`);
+console.log(
+  `build-web: dist/ddim-webgpu.js ${
+    (size('dist/ddim-webgpu.js') / 1024).toFixed(0)
+  } KiB, dist/demo.js, dist/golden_check.js, dist/ddim-webgpu.d.ts (${took}s)`,
+);
 
 if (check) typeCheck();
 
@@ -94,7 +103,9 @@ function assertBrowserOnly(metafile) {
       }
     }
     const fromNodeModules = Object.keys(output.inputs).filter((input) => input.includes('node_modules/'));
-    if (fromNodeModules.length > 0) throw new Error(`${file} bundles npm packages (${fromNodeModules.join(', ')}); the browser bundle must not`);
+    if (fromNodeModules.length > 0) {
+      throw new Error(`${file} bundles npm packages (${fromNodeModules.join(', ')}); the browser bundle must not`);
+    }
   }
 }
 
@@ -109,23 +120,36 @@ function assertBrowserOnly(metafile) {
 function typeCheck() {
   const dir = resolve(root, 'build', 'web-check');
   mkdirSync(dir, { recursive: true });
-  writeFileSync(resolve(dir, 'deno.json'), JSON.stringify({
-    compilerOptions: { lib: ['esnext', 'dom', 'dom.iterable'], strict: true, skipLibCheck: true },
-  }, null, 2));
-  writeFileSync(resolve(dir, 'node-modules.d.ts'), [
-    "declare module 'node:fs' { export function existsSync(path: string): boolean; }",
-    "declare module 'node:path' { export function join(...parts: string[]): string; export function dirname(path: string): string; }",
-    "declare module 'node:url' { export function fileURLToPath(url: string | URL): string; }",
-    '',
-  ].join('\n'));
-  writeFileSync(resolve(dir, 'check.ts'), [
-    `/// <reference path="${relative(dir, resolve(root, 'node_modules/@webgpu/types/dist/index.d.ts'))}" />`,
-    '/// <reference path="./node-modules.d.ts" />',
-    `import '${relative(dir, resolve(root, 'web/demo.ts'))}';`,
-    `import '${relative(dir, resolve(root, 'web/golden_check.ts'))}';`,
-    `import '${relative(dir, resolve(root, 'test/browser/types_check.ts'))}';`,
-    '',
-  ].join('\n'));
+  writeFileSync(
+    resolve(dir, 'deno.json'),
+    JSON.stringify(
+      {
+        compilerOptions: { lib: ['esnext', 'dom', 'dom.iterable'], strict: true, skipLibCheck: true },
+      },
+      null,
+      2,
+    ),
+  );
+  writeFileSync(
+    resolve(dir, 'node-modules.d.ts'),
+    [
+      "declare module 'node:fs' { export function existsSync(path: string): boolean; }",
+      "declare module 'node:path' { export function join(...parts: string[]): string; export function dirname(path: string): string; }",
+      "declare module 'node:url' { export function fileURLToPath(url: string | URL): string; }",
+      '',
+    ].join('\n'),
+  );
+  writeFileSync(
+    resolve(dir, 'check.ts'),
+    [
+      `/// <reference path="${relative(dir, resolve(root, 'node_modules/@webgpu/types/dist/index.d.ts'))}" />`,
+      '/// <reference path="./node-modules.d.ts" />',
+      `import '${relative(dir, resolve(root, 'web/demo.ts'))}';`,
+      `import '${relative(dir, resolve(root, 'web/golden_check.ts'))}';`,
+      `import '${relative(dir, resolve(root, 'test/browser/types_check.ts'))}';`,
+      '',
+    ].join('\n'),
+  );
   const deno = resolve(root, 'node_modules', '.bin', 'deno');
   const result = spawnSync(deno, ['check', '--quiet', '--config', resolve(dir, 'deno.json'), resolve(dir, 'check.ts')], {
     cwd: root,

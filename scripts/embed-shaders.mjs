@@ -17,28 +17,38 @@ export function describeShader(name, code) {
   const entry = reflect.entry.compute.find((e) => e.name === 'main');
   if (!entry) throw new Error(`${name}.wgsl: no @compute entry point named main`);
   const bindings = [];
-  for (const s of reflect.storage) bindings.push({ name: s.name, group: s.group, binding: s.binding, kind: s.access === 'read' ? 'read' : 'read_write' });
+  for (const s of reflect.storage) {
+    bindings.push({ name: s.name, group: s.group, binding: s.binding, kind: s.access === 'read' ? 'read' : 'read_write' });
+  }
   for (const u of reflect.uniforms) bindings.push({ name: u.name, group: u.group, binding: u.binding, kind: 'uniform' });
   bindings.sort((a, b) => a.group - b.group || a.binding - b.binding);
   for (const [i, b] of bindings.entries()) {
-    if (b.group !== 0 || b.binding !== i) throw new Error(`${name}.wgsl: bindings must be @group(0) @binding(0..n) in order; ${b.name} is at ${b.group}/${b.binding}`);
+    if (b.group !== 0 || b.binding !== i) {
+      throw new Error(`${name}.wgsl: bindings must be @group(0) @binding(0..n) in order; ${b.name} is at ${b.group}/${b.binding}`);
+    }
   }
   const uniformIndex = bindings.findIndex((b) => b.kind === 'uniform');
-  if (uniformIndex !== -1 && uniformIndex !== bindings.length - 1) throw new Error(`${name}.wgsl: the params uniform must be the last binding`);
+  if (uniformIndex !== -1 && uniformIndex !== bindings.length - 1) {
+    throw new Error(`${name}.wgsl: the params uniform must be the last binding`);
+  }
   let params = null;
   if (uniformIndex !== -1) {
     const u = reflect.uniforms[0];
     const fields = {};
     for (const m of u.type.members) {
       const type = m.type.name;
-      if (!['u32', 'i32', 'f32'].includes(type)) throw new Error(`${name}.wgsl: params field ${m.name} must be a u32, i32 or f32 scalar, not ${type}`);
+      if (!['u32', 'i32', 'f32'].includes(type)) {
+        throw new Error(`${name}.wgsl: params field ${m.name} must be a u32, i32 or f32 scalar, not ${type}`);
+      }
       fields[m.name] = { offset: m.offset, type };
     }
     params = { size: u.size, fields };
   }
   const firstWrite = bindings.findIndex((b) => b.kind === 'read_write');
   for (const [i, b] of bindings.entries()) {
-    if (b.kind === 'read' && firstWrite !== -1 && i > firstWrite) throw new Error(`${name}.wgsl: inputs must come before outputs (${b.name})`);
+    if (b.kind === 'read' && firstWrite !== -1 && i > firstWrite) {
+      throw new Error(`${name}.wgsl: inputs must come before outputs (${b.name})`);
+    }
   }
   return { bindings: bindings.map(({ name, kind }) => ({ name, kind })), params, workgroupSize: entry.workgroupSize ?? [1, 1, 1] };
 }

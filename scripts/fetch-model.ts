@@ -186,7 +186,9 @@ async function fetchAll(ctx: Context, note: (message: string) => void) {
   }
   if (pickleAt) throw needsSafetensors(ctx, pickleAt);
   const configs = LAYOUTS.map((l) => l.config);
-  const lacking = missing.every((m) => configs.includes(m as never)) ? configs.join(' or ') : missing.filter((m) => !configs.includes(m as never)).join(' or ');
+  const lacking = missing.every((m) => configs.includes(m as never))
+    ? configs.join(' or ')
+    : missing.filter((m) => !configs.includes(m as never)).join(' or ');
   throw new FetchModelError('not-found', `model ${ctx.id} has no file ${lacking} at revision ${ctx.revision} (${ctx.endpoint})`);
 }
 
@@ -195,8 +197,7 @@ function needsSafetensors(ctx: Context, layout: Layout): FetchModelError {
   const q = (s: string) => `'${s}'`;
   const rev = ctx.revision === DEFAULT_REVISION ? '' : `, revision=${q(ctx.revision)}`;
   const outDir = path.relative('.', ctx.out) || '.';
-  const python =
-    `python3 -c "from diffusers import UNet2DModel; from huggingface_hub import hf_hub_download; ` +
+  const python = `python3 -c "from diffusers import UNet2DModel; from huggingface_hub import hf_hub_download; ` +
     `m, o = ${q(ctx.id)}, ${q(outDir)}; ` +
     `UNet2DModel.from_pretrained(m${sub ? ", subfolder='unet'" : ''}${rev}).save_pretrained(o, safe_serialization=True); ` +
     `hf_hub_download(m, ${q(layout.scheduler)}${rev}, local_dir=o)"`;
@@ -322,8 +323,7 @@ function checkUnetConfig(ctx: Context, file: Download, note: (message: string) =
 
 /** A safetensors file: u64 little-endian header size, a JSON header, then the tensors' bytes. */
 function checkSafetensors(ctx: Context, file: Download): void {
-  const bad = (why: string) =>
-    new FetchModelError('invalid', `${fileUrl(ctx, file.source)} is not a safetensors file (${why})`);
+  const bad = (why: string) => new FetchModelError('invalid', `${fileUrl(ctx, file.source)} is not a safetensors file (${why})`);
   const fd = fs.openSync(file.tmp, 'r');
   try {
     const size = fs.fstatSync(fd).size;

@@ -96,10 +96,11 @@ export function startServer({ port = 8080 } = {}) {
       const { port: actual } = server.address();
       resolvePromise({
         url: `http://127.0.0.1:${actual}/`,
-        close: () => new Promise((done) => {
-          server.closeAllConnections();
-          server.close(() => done());
-        }),
+        close: () =>
+          new Promise((done) => {
+            server.closeAllConnections();
+            server.close(() => done());
+          }),
       });
     });
   });

@@ -32,7 +32,7 @@ export { GraphLimitError } from './graph/executor.ts';
 export { loadModel, type LoadModelOptions, ModelLoadError } from './web/load_model.ts';
 
 // Images: model-space tensors <-> RGBA, and PNG files.
-export { gridRgba, type GridOptions, rgbaToTensor, tensorToRgba } from './io/image.ts';
+export { type GridOptions, gridRgba, rgbaToTensor, tensorToRgba } from './io/image.ts';
 export { type DecodedPng, decodePng, encodePng, PngError } from './io/png.ts';
 
 // Tensors in files: safetensors, as diffusers writes them.

@@ -5,7 +5,7 @@
  */
 import type { Gpu } from './gpu/device.ts';
 import { readUNet, UNet, type UNetWeights } from './model/unet_model.ts';
-import { DdimSampler, type DdimResult, type DdimSampleOptions, SamplerInputError, type StepProgress } from './sampler/ddim.ts';
+import { type DdimResult, type DdimSampleOptions, DdimSampler, SamplerInputError, type StepProgress } from './sampler/ddim.ts';
 import { type NoiseSchedule, scheduleFromConfig, slerp, type TimestepSpacing } from './sampler/schedule.ts';
 
 export interface ModelFiles {
@@ -59,7 +59,10 @@ export class DdimPipeline {
   }
 
   /** Encodes images (model space, [-1, 1]) into latents x_T with the deterministic ODE. */
-  encode(images: Float32Array, options: { steps: number; spacing?: TimestepSpacing; onStep?: DdimSampleOptions['onStep'] }): Promise<DdimResult> {
+  encode(
+    images: Float32Array,
+    options: { steps: number; spacing?: TimestepSpacing; onStep?: DdimSampleOptions['onStep'] },
+  ): Promise<DdimResult> {
     return this.sampler.encode(images, options);
   }
 
@@ -75,13 +78,20 @@ export class DdimPipeline {
 
   /** Spherical interpolation between the first latents of two seeds, decoded frame by frame. */
   async interpolate(options: InterpolateOptions): Promise<DdimResult & { latents: Float32Array }> {
-    if (!Number.isInteger(options.frames) || options.frames < 2) throw new SamplerInputError(`frames must be an integer of at least 2, got ${options.frames}`);
+    if (!Number.isInteger(options.frames) || options.frames < 2) {
+      throw new SamplerInputError(`frames must be an integer of at least 2, got ${options.frames}`);
+    }
     const a = await this.latents(options.seedA);
     const b = await this.latents(options.seedB);
     const size = a.length;
     const latents = new Float32Array(options.frames * size);
     for (let i = 0; i < options.frames; i++) latents.set(slerp(a, b, i / (options.frames - 1)), i * size);
-    const result = await this.decode(latents, { steps: options.steps, spacing: options.spacing, onStep: options.onStep, previewX0: options.previewX0 });
+    const result = await this.decode(latents, {
+      steps: options.steps,
+      spacing: options.spacing,
+      onStep: options.onStep,
+      previewX0: options.previewX0,
+    });
     return { ...result, latents };
   }
 
@@ -89,7 +99,9 @@ export class DdimPipeline {
    * The same latents decoded with several step counts (the DDIM paper's consistency figure: with
    * η = 0 the image is mostly fixed by x_T). Returns one row of `count` images per step count.
    */
-  async consistency(options: { seed: number; steps: number[]; count?: number; spacing?: TimestepSpacing; onStep?: DdimSampleOptions['onStep'] }): Promise<{ rows: DdimResult[]; latents: Float32Array }> {
+  async consistency(
+    options: { seed: number; steps: number[]; count?: number; spacing?: TimestepSpacing; onStep?: DdimSampleOptions['onStep'] },
+  ): Promise<{ rows: DdimResult[]; latents: Float32Array }> {
     if (options.steps.length === 0) throw new SamplerInputError('consistency needs at least one step count');
     const latents = await this.latents(options.seed, options.count ?? 1);
     const rows: DdimResult[] = [];

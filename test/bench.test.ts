@@ -55,7 +55,9 @@ bench('--quick runs on a model folder and writes its JSON, naming the adapter', 
     assert.ok(r.ddim.counts.submits >= r.ddim.forwards);
     assert.ok(r.forward.wallMs > 0 && r.ddim.wallMs > 0);
     assert.ok(r.floor.gflops > 0 && r.floor.best.maxError < 1e-3);
-    for (const value of [r.forward.wallOverFloor, r.ddim.wallOverFloor, r.forward.gflopsWall, r.ddim.gflops]) assert.ok(Number.isFinite(value) && value > 0);
+    for (const value of [r.forward.wallOverFloor, r.ddim.wallOverFloor, r.forward.gflopsWall, r.ddim.gflops]) {
+      assert.ok(Number.isFinite(value) && value > 0);
+    }
     assert.is(r.forward.gpuMs === null, !gpu.hasTimestamps);
     assert.ok(r.forward.cpuMs > 0, 'the script hands the benchmark a CPU clock');
     assert.ok(r.profile.kinds.length > 3);
@@ -76,7 +78,11 @@ bench('the command line refuses what it cannot do', () => {
 bench('layouts: parameters and FLOPs of the checkpoints and of emoji32 match anchors.md', () => {
   // anchors.md: 35.7M, 113.7M and 8.95M parameters; 12.44, 497.0 and 3.20 GFLOP per image per forward.
   const emoji32 = { config: JSON.parse(readFileSync('weights/emoji32/config.json', 'utf8')) };
-  const expected = { cifar10: { params: 35.7e6, gflop: 12.44 }, celebahq: { params: 113.7e6, gflop: 497.0 }, emoji32: { params: 8.95e6, gflop: 3.20 } };
+  const expected = {
+    cifar10: { params: 35.7e6, gflop: 12.44 },
+    celebahq: { params: 113.7e6, gflop: 497.0 },
+    emoji32: { params: 8.95e6, gflop: 3.20 },
+  };
   for (const [name, layout] of [...Object.entries(LAYOUTS), ['emoji32', emoji32] as const]) {
     const want = expected[name as keyof typeof expected];
     const weights = shapesOnly();

@@ -46,7 +46,9 @@ function readTensor(path: string, key: string): { data: Float32Array; shape: num
 
 function writeTensors(path: string, tensors: Record<string, { data: Float32Array | Int32Array; shape: number[] }>): void {
   const out: Parameters<typeof serializeSafetensors>[0] = {};
-  for (const [key, t] of Object.entries(tensors)) out[key] = { dtype: t.data instanceof Int32Array ? 'I32' : 'F32', shape: t.shape, data: t.data };
+  for (const [key, t] of Object.entries(tensors)) {
+    out[key] = { dtype: t.data instanceof Int32Array ? 'I32' : 'F32', shape: t.shape, data: t.data };
+  }
   writeFileSync(path, serializeSafetensors(out));
 }
 
@@ -84,7 +86,14 @@ errors.after(() => {
   rmSync(folder, { recursive: true, force: true });
 });
 
-const FIXTURES = ['bad-t.safetensors', 'no-weights', 'small.png', 'two-latents.safetensors', 'wrong-key.safetensors', 'wrong-shape.safetensors'];
+const FIXTURES = [
+  'bad-t.safetensors',
+  'no-weights',
+  'small.png',
+  'two-latents.safetensors',
+  'wrong-key.safetensors',
+  'wrong-shape.safetensors',
+];
 
 /** Runs a bad command: status 2, the expected words in the message, and no new file. */
 async function rejects(argv: string[], ...expected: (string | RegExp)[]): Promise<void> {
@@ -123,7 +132,7 @@ errors('out-of-range and malformed values name the flag', async () => {
   await rejects(['--n', 'abc'], "--n must be a positive integer, got 'abc'");
   await rejects(['--n', '2.5'], "--n must be a positive integer, got '2.5'");
   await rejects(['--batch', '0'], "--batch must be a positive integer, got '0'");
-  await rejects(['--seed=-1'], "--seed must be an integer from 0 to 2^53-1");
+  await rejects(['--seed=-1'], '--seed must be an integer from 0 to 2^53-1');
   await rejects(['--seed', '9007199254740993'], '--seed must be an integer');
   await rejects(['--skip', 'cubic'], "--skip must be one of uniform, quad, leading, trailing, linspace, got 'cubic'");
   await rejects(['--backend', 'metal'], "--backend must be one of auto, native, dawn, got 'metal'");
@@ -139,23 +148,35 @@ errors('out-of-range and malformed values name the flag', async () => {
 errors('model folders: missing, not a folder, no weights', async () => {
   await rejects(['--model', '{dir}/missing-model'], `model folder '${folder}/missing-model' does not exist`, 'fetch-model');
   await rejects(['--model', '{dir}/small.png'], 'is not a folder');
-  await rejects(['--model', '{dir}/no-weights'], `model folder '${folder}/no-weights' has config.json but no diffusion_pytorch_model.safetensors`);
+  await rejects(
+    ['--model', '{dir}/no-weights'],
+    `model folder '${folder}/no-weights' has config.json but no diffusion_pytorch_model.safetensors`,
+  );
   await rejects(['--model', folder], 'has no config.json (nor unet/config.json)');
 });
 
 errors('input files: missing, wrong size, wrong key or shape, bad timesteps', async () => {
-  await rejects(['encode', '--image', '{dir}/missing.png', '--out', '{dir}/z.safetensors'], `cannot read image '${folder}/missing.png': no such file`);
-  await rejects(['encode', '--image', '{dir}/small.png', '--out', '{dir}/z.safetensors'], `image '${folder}/small.png' is 16x16 but the model takes 32x32 images`);
+  await rejects(
+    ['encode', '--image', '{dir}/missing.png', '--out', '{dir}/z.safetensors'],
+    `cannot read image '${folder}/missing.png': no such file`,
+  );
+  await rejects(
+    ['encode', '--image', '{dir}/small.png', '--out', '{dir}/z.safetensors'],
+    `image '${folder}/small.png' is 16x16 but the model takes 32x32 images`,
+  );
   await rejects(['encode', '--image', '{dir}/wrong-key.safetensors', '--out', '{dir}/z.safetensors'], 'is not a PNG');
   await rejects(['--xT', '{dir}/missing.safetensors'], 'cannot read --xT file', 'no such file');
   await rejects(['--xT', '{dir}/wrong-key.safetensors'], "has no tensor 'xT' (it has 'latents')");
   await rejects(['--xT', '{dir}/wrong-shape.safetensors'], "tensor 'xT' has shape [2, 3, 16, 16] but this model needs [N, 3, 32, 32]");
   await rejects(['--xT', '{dir}/small.png'], 'is not a valid safetensors file');
-  await rejects(['--xT', '{dir}/two-latents.safetensors', '--n', '3'], "--n 3 disagrees with the 2 latents in --xT");
+  await rejects(['--xT', '{dir}/two-latents.safetensors', '--n', '3'], '--n 3 disagrees with the 2 latents in --xT');
   await rejects(['--eta', '1', '--steps', '2', '--noise', '{dir}/wrong-key.safetensors'], "--noise '", "has no tensor 'noise'");
   await rejects(['--eta', '1', '--steps', '2', '--n', '2', '--noise', '{dir}/two-latents.safetensors'], "has no tensor 'noise'");
   await rejects(['decode', '--latent', '{dir}/wrong-shape.safetensors'], 'has shape [2, 3, 16, 16]');
-  await rejects(['eps', '--in', '{dir}/bad-t.safetensors', '--out', '{dir}/e.safetensors'], 't[1] = 1000 is outside the model\'s timesteps 0..999');
+  await rejects(
+    ['eps', '--in', '{dir}/bad-t.safetensors', '--out', '{dir}/e.safetensors'],
+    "t[1] = 1000 is outside the model's timesteps 0..999",
+  );
   await rejects(['eps', '--in', '{dir}/wrong-key.safetensors', '--out', '{dir}/e.safetensors'], "has no tensor 'x'");
 });
 
@@ -163,7 +184,10 @@ errors('outputs: a missing folder, a folder as the file, one file twice', async 
   await rejects(['--out', '{dir}/nowhere/grid.png'], `folder '${folder}/nowhere' does not exist`);
   await rejects(['--out', '{dir}/no-weights'], 'it is a folder');
   await rejects(['--out', '{dir}/a.png', '--out-tensor', '{dir}/a.png'], '--out and --out-tensor both name');
-  await rejects(['encode', '--image', '{dir}/small.png', '--out', '{dir}/nowhere/z.safetensors'], `folder '${folder}/nowhere' does not exist`);
+  await rejects(
+    ['encode', '--image', '{dir}/small.png', '--out', '{dir}/nowhere/z.safetensors'],
+    `folder '${folder}/nowhere' does not exist`,
+  );
 });
 
 errors('an unexpected failure gives status 1 with the stack, and writes nothing', async () => {
@@ -192,7 +216,9 @@ errors('model folders in both layouts; the default model is found from the code,
   const pipelineDir = join(folder, 'pipeline-layout');
   mkdirSync(join(pipelineDir, 'unet'), { recursive: true });
   mkdirSync(join(pipelineDir, 'scheduler'));
-  for (const f of ['unet/config.json', 'unet/diffusion_pytorch_model.safetensors', 'scheduler/scheduler_config.json']) writeFileSync(join(pipelineDir, f), '{}');
+  for (const f of ['unet/config.json', 'unet/diffusion_pytorch_model.safetensors', 'scheduler/scheduler_config.json']) {
+    writeFileSync(join(pipelineDir, f), '{}');
+  }
   try {
     const found = findModelFiles(pipelineDir);
     assert.is(found.layout, 'pipeline');
@@ -252,12 +278,15 @@ gpuRuns('sample --n 2 --steps 2: PNG of the grid, and x0 equal bit for bit to a 
   sampled = x0.data;
 });
 
-gpuRuns('--xT round trip: the seed\'s latents, passed back in, give the same image; the bar on a terminal', async () => {
+gpuRuns("--xT round trip: the seed's latents, passed back in, give the same image; the bar on a terminal", async () => {
   const latentsFile = join(work, 'latents.safetensors');
   const latents = await shared.latents(7, 1);
   writeTensors(latentsFile, { xT: { data: latents, shape: [1, 3, 32, 32] } });
   const tensor = join(work, 'x0-from-xT.safetensors');
-  const result = await cli(['--xT', latentsFile, '--steps', '2', '--out', join(work, 'from-xT.png'), '--out-tensor', tensor], { openPipeline: useShared, isTTY: true });
+  const result = await cli(['--xT', latentsFile, '--steps', '2', '--out', join(work, 'from-xT.png'), '--out-tensor', tensor], {
+    openPipeline: useShared,
+    isTTY: true,
+  });
   assert.is(result.code, 0, result.stderr);
   console.log(`    ${result.stdout.trim()}`);
   assert.match(result.stdout, /^2 steps x 1 image in /);
@@ -270,7 +299,7 @@ gpuRuns('--xT round trip: the seed\'s latents, passed back in, give the same ima
   assert.is(differing, 0);
 });
 
-gpuRuns('eps on the golden inputs matches diffusers\' float64 eps', async () => {
+gpuRuns("eps on the golden inputs matches diffusers' float64 eps", async () => {
   const golden = readGolden('emoji32_unet.safetensors');
   const inputs = join(work, 'inputs.safetensors');
   const x = goldenF32(golden, 'input.x');
@@ -283,7 +312,11 @@ gpuRuns('eps on the golden inputs matches diffusers\' float64 eps', async () => 
   const eps = readTensor(out, 'eps');
   assert.equal(eps.shape, [4, 3, 32, 32]);
   const c = compare(eps.data, goldenF32(golden, 'output.eps'));
-  console.log(`    eps vs golden output.eps (t = ${[...t].join(', ')}): rel L2 ${c.relL2.toExponential(2)} (limit 2e-4), max |diff| ${c.maxAbs.toExponential(2)}`);
+  console.log(
+    `    eps vs golden output.eps (t = ${[...t].join(', ')}): rel L2 ${c.relL2.toExponential(2)} (limit 2e-4), max |diff| ${
+      c.maxAbs.toExponential(2)
+    }`,
+  );
   assert.ok(c.relL2 <= 2e-4, `rel L2 ${c.relL2}`);
 });
 
@@ -334,7 +367,9 @@ gpuRuns('encode a PNG, then decode the latent into a PNG', async () => {
 
 gpuRuns('interpolate --frames 2 --steps 1 writes one row', async () => {
   const out = join(work, 'strip.png');
-  const result = await cli(['interpolate', '--seed-a', '3', '--seed-b', '4', '--frames', '2', '--steps', '1', '--out', out], { openPipeline: useShared });
+  const result = await cli(['interpolate', '--seed-a', '3', '--seed-b', '4', '--frames', '2', '--steps', '1', '--out', out], {
+    openPipeline: useShared,
+  });
   assert.is(result.code, 0, result.stderr);
   console.log(`    ${result.stdout.trim()}`);
   const png = await decodePng(new Uint8Array(readFileSync(out)));

@@ -61,8 +61,12 @@ ddim('10 steps, eta 0: every x_t and every x0 prediction', async () => {
   assert.equal(result.timesteps, meta.timesteps10);
   const xs = goldenF32(golden, 'ddim10_eta0.xs');
   const preds = goldenF32(golden, 'ddim10_eta0.x0_preds');
-  for (let k = 0; k <= 10; k++) expectClose(`ddim10 x after step ${k}`, result.xs![k], xs.subarray(k * 4 * IMAGE, (k + 1) * 4 * IMAGE), 2e-3);
-  for (let k = 0; k < 10; k++) expectClose(`ddim10 x0 prediction ${k + 1}`, result.x0Preds![k], preds.subarray(k * 4 * IMAGE, (k + 1) * 4 * IMAGE), 2e-3);
+  for (let k = 0; k <= 10; k++) {
+    expectClose(`ddim10 x after step ${k}`, result.xs![k], xs.subarray(k * 4 * IMAGE, (k + 1) * 4 * IMAGE), 2e-3);
+  }
+  for (let k = 0; k < 10; k++) {
+    expectClose(`ddim10 x0 prediction ${k + 1}`, result.x0Preds![k], preds.subarray(k * 4 * IMAGE, (k + 1) * 4 * IMAGE), 2e-3);
+  }
   expectClose('ddim10_eta0 final', result.x0, xs.subarray(10 * 4 * IMAGE), 2e-3);
 });
 
@@ -72,23 +76,43 @@ const subset = (first: number, count: number) => (FULL ? { first: 0, count: 4 } 
 ddim('10 steps with x0 clipped to [-1, 1]', async () => {
   const { first, count } = subset(2, 2);
   const result = await sampler.sample({ steps: 10, xT: images(xT, first, count), clip: true });
-  expectClose(`ddim10_eta0_clip.x0 (images ${first}..${first + count - 1})`, result.x0, images(goldenF32(golden, 'ddim10_eta0_clip.x0'), first, count), 2e-3);
+  expectClose(
+    `ddim10_eta0_clip.x0 (images ${first}..${first + count - 1})`,
+    result.x0,
+    images(goldenF32(golden, 'ddim10_eta0_clip.x0'), first, count),
+    2e-3,
+  );
 });
 
 ddim('50 steps, uniform and quadratic', async () => {
   const a = subset(0, 2);
   const uniform = await sampler.sample({ steps: 50, xT: images(xT, a.first, a.count) });
-  expectClose(`ddim50_eta0.x0 (images ${a.first}..${a.first + a.count - 1})`, uniform.x0, images(goldenF32(golden, 'ddim50_eta0.x0'), a.first, a.count), 2e-3);
+  expectClose(
+    `ddim50_eta0.x0 (images ${a.first}..${a.first + a.count - 1})`,
+    uniform.x0,
+    images(goldenF32(golden, 'ddim50_eta0.x0'), a.first, a.count),
+    2e-3,
+  );
   const b = subset(2, 2);
   const quad = await sampler.sample({ steps: 50, spacing: 'quad', xT: images(xT, b.first, b.count) });
   assert.equal(quad.timesteps, meta.quad50);
-  expectClose(`ddim50_quad_eta0.x0 (images ${b.first}..${b.first + b.count - 1})`, quad.x0, images(goldenF32(golden, 'ddim50_quad_eta0.x0'), b.first, b.count), 2e-3);
+  expectClose(
+    `ddim50_quad_eta0.x0 (images ${b.first}..${b.first + b.count - 1})`,
+    quad.x0,
+    images(goldenF32(golden, 'ddim50_quad_eta0.x0'), b.first, b.count),
+    2e-3,
+  );
 });
 
 ddim('100 steps', async () => {
   const { first, count } = subset(1, 1);
   const result = await sampler.sample({ steps: 100, xT: images(xT, first, count) });
-  expectClose(`ddim100_eta0.x0 (images ${first}..${first + count - 1})`, result.x0, images(goldenF32(golden, 'ddim100_eta0.x0'), first, count), 5e-3);
+  expectClose(
+    `ddim100_eta0.x0 (images ${first}..${first + count - 1})`,
+    result.x0,
+    images(goldenF32(golden, 'ddim100_eta0.x0'), first, count),
+    5e-3,
+  );
 });
 
 ddim('20 steps, eta 0.5 and 1 with the supplied noise', async () => {
@@ -96,7 +120,12 @@ ddim('20 steps, eta 0.5 and 1 with the supplied noise', async () => {
     const { first, count } = subset(first0, 2);
     const noise = stepImages(goldenF32(golden, `ddim20_eta${eta}.noise`), 20, 4, first, count);
     const result = await sampler.sample({ steps: 20, eta: Number(eta), xT: images(xT, first, count), noise });
-    expectClose(`ddim20_eta${eta}.x0 (images ${first}..${first + count - 1})`, result.x0, images(goldenF32(golden, `ddim20_eta${eta}.x0`), first, count), 2e-3);
+    expectClose(
+      `ddim20_eta${eta}.x0 (images ${first}..${first + count - 1})`,
+      result.x0,
+      images(goldenF32(golden, `ddim20_eta${eta}.x0`), first, count),
+      2e-3,
+    );
   }
 });
 
@@ -106,7 +135,12 @@ for (const steps of [10, 50, 100]) {
     const { first, count } = steps === 10 ? subset(0, 4) : subset(steps === 50 ? 3 : 2, 1);
     const x0 = images(goldenF32(golden, `invert${steps}.x0`), first, count);
     const encoded = await sampler.encode(x0, { steps });
-    expectClose(`invert${steps}.xT (images ${first}..${first + count - 1})`, encoded.x0, images(goldenF32(golden, `invert${steps}.xT`), first, count), 5e-3);
+    expectClose(
+      `invert${steps}.xT (images ${first}..${first + count - 1})`,
+      encoded.x0,
+      images(goldenF32(golden, `invert${steps}.xT`), first, count),
+      5e-3,
+    );
     const decoded = await sampler.sample({ steps, xT: encoded.x0 });
     expectClose(`invert${steps}.recon`, decoded.x0, images(goldenF32(golden, `invert${steps}.recon`), first, count), 5e-3);
     let se = 0;
@@ -116,7 +150,11 @@ for (const steps of [10, 50, 100]) {
     const refRecon = images(goldenF32(golden, `invert${steps}.recon`), first, count);
     for (let i = 0; i < x0.length; i++) refSe += (refRecon[i] - x0[i]) ** 2;
     const refMse = refSe / x0.length;
-    console.log(`    reconstruction MSE (model space), ${steps} steps: ${mse.toFixed(5)}; reference on these images ${refMse.toFixed(5)}; meta.json (all 4) ${meta.reconstruction_mse[steps].toFixed(5)}`);
+    console.log(
+      `    reconstruction MSE (model space), ${steps} steps: ${mse.toFixed(5)}; reference on these images ${
+        refMse.toFixed(5)
+      }; meta.json (all 4) ${meta.reconstruction_mse[steps].toFixed(5)}`,
+    );
     assert.ok(Math.abs(mse - refMse) <= 0.02 * refMse + 1e-5, `reconstruction MSE ${mse} differs from the reference's ${refMse}`);
     if (count === 4) assert.ok(Math.abs(mse - meta.reconstruction_mse[steps]) <= 0.02 * meta.reconstruction_mse[steps]);
   });
@@ -134,7 +172,12 @@ ddim('slerp between two latents, decoded in 20 steps', async () => {
   const first = FULL ? 0 : 1;
   const count = FULL ? 5 : 3;
   const result = await sampler.sample({ steps: 20, xT: images(latents, first, count) });
-  expectClose(`slerp.ddim20.x0 (frames ${first}..${first + count - 1})`, result.x0, images(goldenF32(golden, 'slerp.ddim20.x0'), first, count), 2e-3);
+  expectClose(
+    `slerp.ddim20.x0 (frames ${first}..${first + count - 1})`,
+    result.x0,
+    images(goldenF32(golden, 'slerp.ddim20.x0'), first, count),
+    2e-3,
+  );
 });
 
 ddim.run();

@@ -200,7 +200,7 @@ test('weights only as a pickle (.bin): says safetensors is needed and how to con
   assert.is(e.kind, 'needs-safetensors');
   assert.match(e.message, 'diffusion_pytorch_model.bin');
   assert.match(e.message, 'safetensors only');
-  assert.match(e.message, "UNet2DModel.from_pretrained(m).save_pretrained(o, safe_serialization=True)");
+  assert.match(e.message, 'UNet2DModel.from_pretrained(m).save_pretrained(o, safe_serialization=True)');
   assert.not.ok(fs.existsSync(out));
 });
 

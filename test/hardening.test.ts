@@ -73,14 +73,21 @@ hardening('a tensor over the storage binding limit is refused with the numbers, 
   const limits = gpu.device.limits;
   const maxBinding = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
   // 16 channels of 8x8 f32 are 4 KiB per image: this batch cannot fit in one binding.
-  await expectRefusal({ batch: Math.ceil(maxBinding / 4096) + 1 }, new RegExp(`tensor '[^']+' \\[.*\\] needs \\d+ bytes.*limit of ${maxBinding} bytes`));
+  await expectRefusal(
+    { batch: Math.ceil(maxBinding / 4096) + 1 },
+    new RegExp(`tensor '[^']+' \\[.*\\] needs \\d+ bytes.*limit of ${maxBinding} bytes`),
+  );
 });
 
 hardening('a dispatch over maxComputeWorkgroupsPerDimension is refused by node name', () => {
   const model = readUNet(tinyModelFiles());
   const graph = buildUNetGraph(model.config, new WeightStore(model.file), { batch: 2 });
   // An adapter allowing only 2 workgroups per dimension, with this device's binding limits.
-  const limits = { maxStorageBufferBindingSize: gpu.device.limits.maxStorageBufferBindingSize, maxBufferSize: gpu.device.limits.maxBufferSize, maxComputeWorkgroupsPerDimension: 2 };
+  const limits = {
+    maxStorageBufferBindingSize: gpu.device.limits.maxStorageBufferBindingSize,
+    maxBufferSize: gpu.device.limits.maxBufferSize,
+    maxComputeWorkgroupsPerDimension: 2,
+  };
   try {
     CompiledGraph.checkLimits(graph, limits);
     assert.unreachable('the graph should be refused');
@@ -108,7 +115,11 @@ hardening('200 samples in one process: no growth of GPU buffers or JS heap; dest
   }
   const heapAtEnd = await heapUsed();
   const growthMiB = (heapAtEnd - heapAfterWarmup) / 2 ** 20;
-  console.log(`    live GPU buffers: ${baseline} before load, ${loaded} loaded, ${Math.min(...counts)}..${Math.max(...counts)} between samples; JS heap growth over samples 20..200: ${growthMiB.toFixed(2)} MiB`);
+  console.log(
+    `    live GPU buffers: ${baseline} before load, ${loaded} loaded, ${Math.min(...counts)}..${
+      Math.max(...counts)
+    } between samples; JS heap growth over samples 20..200: ${growthMiB.toFixed(2)} MiB`,
+  );
   assert.ok(counts.every((c) => c === loaded), 'every sample releases what it made');
   assert.ok(growthMiB < 8, `JS heap grew by ${growthMiB.toFixed(1)} MiB`);
   pipeline.destroy();

@@ -27,7 +27,7 @@ export async function runSuites(files: string[], importModule: (file: string) =>
   } finally {
     stdout.write = originalWrite;
   }
-  const plain = transcript.replace(/\x1b\[[0-9;]*m/g, '');
+  const plain = transcript.replace(new RegExp(String.fromCharCode(27) + '\\[[0-9;]*m', 'g'), '');
   const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1] ?? 0);
   const passed = Number(/Passed:\s+(\d+)/.exec(plain)?.[1] ?? 0);
   const failed = total - passed;

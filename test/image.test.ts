@@ -41,7 +41,9 @@ s('gridRgba lays images out in rows on white, padded and scaled', () => {
   assert.is(rgba.length, width * height * 4);
   assert.equal(pixel(rgba, width, 0, 0), [255, 255, 255, 255], 'padding is white');
   assert.equal(pixel(rgba, width, 1, 1), [255, 255, 255, 255]);
-  for (const [x0, y0] of [[2, 2], [5, 5], [2, 5], [5, 2]]) assert.equal(pixel(rgba, width, x0, y0), [0, 0, 0, 255], 'first image, scaled 2x');
+  for (const [x0, y0] of [[2, 2], [5, 5], [2, 5], [5, 2]]) {
+    assert.equal(pixel(rgba, width, x0, y0), [0, 0, 0, 255], 'first image, scaled 2x');
+  }
   assert.equal(pixel(rgba, width, 6, 2), [255, 255, 255, 255], 'padding between columns');
   assert.equal(pixel(rgba, width, 8, 2), [128, 128, 128, 255], 'second image');
   assert.equal(pixel(rgba, width, 2, 8), [255, 255, 255, 255], 'third image, top row white');

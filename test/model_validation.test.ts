@@ -67,10 +67,10 @@ validation('missing, unexpected, mis-shaped and non-finite weights are all named
     const w = t['conv_in.weight'].data as Float32Array;
     w[5] = Number.NaN;
   }, [
-    /missing weights \(1\):\n  down_blocks\.0\.resnets\.0\.conv1\.weight \[8,8,3,3\]/,
-    /wrong shape \(1\):\n  down_blocks\.0\.resnets\.0\.conv2\.bias: \[7\], expected \[8\]/,
-    /unexpected weights .*\(1\):\n  extra\.weight/,
-    /NaN or Inf \(1\):\n  conv_in\.weight \(element 5 is NaN\)/,
+    /missing weights \(1\):\n {2}down_blocks\.0\.resnets\.0\.conv1\.weight \[8,8,3,3\]/,
+    /wrong shape \(1\):\n {2}down_blocks\.0\.resnets\.0\.conv2\.bias: \[7\], expected \[8\]/,
+    /unexpected weights .*\(1\):\n {2}extra\.weight/,
+    /NaN or Inf \(1\):\n {2}conv_in\.weight \(element 5 is NaN\)/,
   ]);
   refusesWeights((t) => {
     (t['time_embedding.linear_1.bias'].data as Float32Array)[0] = Number.POSITIVE_INFINITY;
@@ -80,7 +80,10 @@ validation('missing, unexpected, mis-shaped and non-finite weights are all named
 validation('legacy attention names (query/key/value/proj_attn) load like the modern ones', () => {
   const legacy = editedWeights((t) => {
     for (const name of Object.keys(t)) {
-      const renamed = name.replace('.to_q.', '.query.').replace('.to_k.', '.key.').replace('.to_v.', '.value.').replace('.to_out.0.', '.proj_attn.');
+      const renamed = name.replace('.to_q.', '.query.').replace('.to_k.', '.key.').replace('.to_v.', '.value.').replace(
+        '.to_out.0.',
+        '.proj_attn.',
+      );
       if (renamed !== name) {
         t[renamed] = t[name];
         delete t[name];

@@ -8,7 +8,7 @@ const noise = suite('noise');
 
 const hex = (words: Uint32Array) => Array.from(words, (w) => w.toString(16).padStart(8, '0')).join(' ');
 
-noise('Philox4x32-10 gives Random123\'s known answers', () => {
+noise("Philox4x32-10 gives Random123's known answers", () => {
   // kat_vectors: "philox4x32 10 <counter ×4> <key ×2> <output ×4>"
   const out = new Uint32Array(4);
   assert.is(hex(philox4x32_10(0, 0, 0, 0, 0, 0, out)), '6627e8d5 e169c58d bc57ac4c 9b00dbd8');
@@ -30,7 +30,7 @@ noise('uniforms are exact in float32 and never 0 or 1', () => {
   assert.is(wordToUniform(0xffffffff), 1 - 2 ** -24);
 });
 
-noise('1e5 normals have mean 0, variance 1, and no tail beyond the uniform\'s limit', () => {
+noise("1e5 normals have mean 0, variance 1, and no tail beyond the uniform's limit", () => {
   const n = 100_000;
   const z = philoxNormals(1234, 0, n);
   let sum = 0;
@@ -48,7 +48,11 @@ noise('1e5 normals have mean 0, variance 1, and no tail beyond the uniform\'s li
   const mean = sum / n;
   const variance = sumSq / n - mean * mean;
   const kurtosis = sum4 / n / (variance * variance);
-  console.log(`    mean ${mean.toFixed(5)}, variance ${variance.toFixed(5)}, kurtosis ${kurtosis.toFixed(3)}, P(|z| < 1) ${(within1 / n).toFixed(4)}, max |z| ${maxAbs.toFixed(3)}`);
+  console.log(
+    `    mean ${mean.toFixed(5)}, variance ${variance.toFixed(5)}, kurtosis ${kurtosis.toFixed(3)}, P(|z| < 1) ${
+      (within1 / n).toFixed(4)
+    }, max |z| ${maxAbs.toFixed(3)}`,
+  );
   // Standard errors at n = 1e5: mean 0.0032, variance 0.0045, kurtosis ~0.015, P(|z|<1) 0.0015.
   assert.ok(Math.abs(mean) < 0.015);
   assert.ok(Math.abs(variance - 1) < 0.02);
@@ -81,7 +85,13 @@ noise('streams and seeds differ; an element does not depend on the count', () =>
 
 /** Runs shaders/noise.wgsl over `count` elements on a grid of workgroups (x, y). */
 async function gpuNormals(
-  device: GPUDevice, seed: number, stream: number, count: number, grid: [number, number], perImage = count, firstImage = 0,
+  device: GPUDevice,
+  seed: number,
+  stream: number,
+  count: number,
+  grid: [number, number],
+  perImage = count,
+  firstImage = 0,
 ): Promise<Float32Array> {
   const module = device.createShaderModule({ code: readFileSync('shaders/noise.wgsl', 'utf8'), label: 'noise' });
   const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
@@ -94,10 +104,13 @@ async function gpuNormals(
   const encoder = device.createCommandEncoder();
   const pass = encoder.beginComputePass();
   pass.setPipeline(pipeline);
-  pass.setBindGroup(0, device.createBindGroup({
-    layout: pipeline.getBindGroupLayout(0),
-    entries: [{ binding: 0, resource: { buffer: output } }, { binding: 1, resource: { buffer: params } }],
-  }));
+  pass.setBindGroup(
+    0,
+    device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [{ binding: 0, resource: { buffer: output } }, { binding: 1, resource: { buffer: params } }],
+    }),
+  );
   pass.dispatchWorkgroups(grid[0], grid[1]);
   pass.end();
   encoder.copyBufferToBuffer(output, 0, readback, 0, bytes);
@@ -135,7 +148,11 @@ noise('the WGSL shader makes the same normals as the CPU', async () => {
           worstIndex = i;
         }
       }
-      console.log(`    ${adapterName}: ${count} normals, grid ${grid.join('x')}, max abs diff GPU vs CPU ${worst.toExponential(2)} (element ${worstIndex})`);
+      console.log(
+        `    ${adapterName}: ${count} normals, grid ${grid.join('x')}, max abs diff GPU vs CPU ${
+          worst.toExponential(2)
+        } (element ${worstIndex})`,
+      );
       // lavapipe agrees to an ulp or two (~5e-7); the bound leaves room for GPUs whose sin/cos
       // are looser (the Vulkan spec allows far more), while any wrong Philox bit errs by O(1).
       assert.ok(worst < 1e-5, `element ${worstIndex}: GPU ${gpu[worstIndex]} vs CPU ${cpu[worstIndex]}`);

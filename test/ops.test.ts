@@ -3,7 +3,7 @@
 // not divide the kernels' blocks; group norm; attention with several heads. Every case prints its
 // measured error.
 import { suite } from 'uvu';
-import { requestGpu, type Gpu } from '../src/gpu/device.ts';
+import { type Gpu, requestGpu } from '../src/gpu/device.ts';
 import { CompiledGraph } from '../src/graph/executor.ts';
 import { Graph, type Tensor } from '../src/graph/graph.ts';
 import { spatialAttention } from '../src/ops/attention.ts';
@@ -50,7 +50,10 @@ function gpu(): Promise<Gpu> {
 }
 
 /** Builds a graph with `build`, runs it once on `inputs` and returns its output. */
-async function runGraph(inputs: Record<string, { shape: number[]; data: Float32Array }>, build: (g: Graph, t: Record<string, Tensor>) => Tensor): Promise<Float32Array> {
+async function runGraph(
+  inputs: Record<string, { shape: number[]; data: Float32Array }>,
+  build: (g: Graph, t: Record<string, Tensor>) => Tensor,
+): Promise<Float32Array> {
   const g = new Graph();
   const tensors: Record<string, Tensor> = {};
   for (const [name, { shape }] of Object.entries(inputs)) tensors[name] = g.input(name, shape);
@@ -90,7 +93,12 @@ function convOutputSize(c: ConvCase): [number, number] {
 }
 
 function conv2dReference(
-  c: ConvCase, x: Float32Array, w: Float32Array, b: Float32Array, channelAdd?: Float32Array, residual?: Float32Array,
+  c: ConvCase,
+  x: Float32Array,
+  w: Float32Array,
+  b: Float32Array,
+  channelAdd?: Float32Array,
+  residual?: Float32Array,
 ): Float32Array {
   const [outH, outW] = convOutputSize(c);
   const scale = c.options.upsample ? 2 : 1;
@@ -126,7 +134,15 @@ function conv2dReference(
   return out;
 }
 
-function groupNormReference(x: Float32Array, shape: number[], gamma: Float32Array, beta: Float32Array, groups: number, eps: number, silu: boolean): Float32Array {
+function groupNormReference(
+  x: Float32Array,
+  shape: number[],
+  gamma: Float32Array,
+  beta: Float32Array,
+  groups: number,
+  eps: number,
+  silu: boolean,
+): Float32Array {
   const [n, c, h, w] = shape;
   const spatial = h * w;
   const perGroup = (c / groups) * spatial;
@@ -153,7 +169,14 @@ function groupNormReference(x: Float32Array, shape: number[], gamma: Float32Arra
 }
 
 /** 1x1 convolution over channels, in float64. */
-function projectReference(x: Float64Array | Float32Array, n: number, cin: number, spatial: number, w: WeightArray, b: WeightArray): Float64Array {
+function projectReference(
+  x: Float64Array | Float32Array,
+  n: number,
+  cin: number,
+  spatial: number,
+  w: WeightArray,
+  b: WeightArray,
+): Float64Array {
   const cout = w.shape[0];
   const out = new Float64Array(n * cout * spatial);
   for (let s = 0; s < n; s++) {
@@ -173,30 +196,174 @@ function projectReference(x: Float64Array | Float32Array, n: number, cin: number
 const ops = suite('ops');
 
 const CONV_CASES: [string, ConvCase][] = [
-  ['3x3 pad 1, 5x7 image, 5 -> 11 channels, batch 3', { batch: 3, cin: 5, cout: 11, height: 5, width: 7, kernel: 3, options: { padding: [1, 1, 1, 1] } }],
-  ['3x3 pad 1, 16x16, 32 -> 40, channelAdd + residual + scale', { batch: 2, cin: 32, cout: 40, height: 16, width: 16, kernel: 3, options: { padding: [1, 1, 1, 1], channelAdd: true, residual: true, outputScale: 0.5 } }],
-  ['3x3 stride 2, pad [0,0,1,1], 9x6 image, 6 -> 13', { batch: 3, cin: 6, cout: 13, height: 9, width: 6, kernel: 3, options: { stride: 2, padding: [0, 0, 1, 1] } }],
-  ['3x3 stride 2, pad 1, 8x8, 16 -> 16', { batch: 1, cin: 16, cout: 16, height: 8, width: 8, kernel: 3, options: { stride: 2, padding: [1, 1, 1, 1] } }],
-  ['3x3 upsample 2x, 3x5 image, 7 -> 9, batch 3', { batch: 3, cin: 7, cout: 9, height: 3, width: 5, kernel: 3, options: { padding: [1, 1, 1, 1], upsample: true } }],
+  ['3x3 pad 1, 5x7 image, 5 -> 11 channels, batch 3', {
+    batch: 3,
+    cin: 5,
+    cout: 11,
+    height: 5,
+    width: 7,
+    kernel: 3,
+    options: { padding: [1, 1, 1, 1] },
+  }],
+  ['3x3 pad 1, 16x16, 32 -> 40, channelAdd + residual + scale', {
+    batch: 2,
+    cin: 32,
+    cout: 40,
+    height: 16,
+    width: 16,
+    kernel: 3,
+    options: { padding: [1, 1, 1, 1], channelAdd: true, residual: true, outputScale: 0.5 },
+  }],
+  ['3x3 stride 2, pad [0,0,1,1], 9x6 image, 6 -> 13', {
+    batch: 3,
+    cin: 6,
+    cout: 13,
+    height: 9,
+    width: 6,
+    kernel: 3,
+    options: { stride: 2, padding: [0, 0, 1, 1] },
+  }],
+  ['3x3 stride 2, pad 1, 8x8, 16 -> 16', {
+    batch: 1,
+    cin: 16,
+    cout: 16,
+    height: 8,
+    width: 8,
+    kernel: 3,
+    options: { stride: 2, padding: [1, 1, 1, 1] },
+  }],
+  ['3x3 upsample 2x, 3x5 image, 7 -> 9, batch 3', {
+    batch: 3,
+    cin: 7,
+    cout: 9,
+    height: 3,
+    width: 5,
+    kernel: 3,
+    options: { padding: [1, 1, 1, 1], upsample: true },
+  }],
   ['3x3 no padding, 6x9 image, 4 -> 20', { batch: 2, cin: 4, cout: 20, height: 6, width: 9, kernel: 3, options: {} }],
-  ['3x3 asymmetric pad [2,0,1,3], 7x5, 3 -> 6', { batch: 1, cin: 3, cout: 6, height: 7, width: 5, kernel: 3, options: { padding: [2, 0, 1, 3] } }],
-  ['1x1, 5x7 image, 10 -> 7, residual, batch 3', { batch: 3, cin: 10, cout: 7, height: 5, width: 7, kernel: 1, options: { residual: true } }],
+  ['3x3 asymmetric pad [2,0,1,3], 7x5, 3 -> 6', {
+    batch: 1,
+    cin: 3,
+    cout: 6,
+    height: 7,
+    width: 5,
+    kernel: 3,
+    options: { padding: [2, 0, 1, 3] },
+  }],
+  ['1x1, 5x7 image, 10 -> 7, residual, batch 3', {
+    batch: 3,
+    cin: 10,
+    cout: 7,
+    height: 5,
+    width: 7,
+    kernel: 1,
+    options: { residual: true },
+  }],
   ['1x1, 4x4 image, 64 -> 36, channelAdd', { batch: 2, cin: 64, cout: 36, height: 4, width: 4, kernel: 1, options: { channelAdd: true } }],
-  ['5x5 pad 2, 6x6, 3 -> 5 (a kernel size the model does not use)', { batch: 2, cin: 3, cout: 5, height: 6, width: 6, kernel: 5, options: { padding: [2, 2, 2, 2] } }],
+  ['5x5 pad 2, 6x6, 3 -> 5 (a kernel size the model does not use)', {
+    batch: 2,
+    cin: 3,
+    cout: 5,
+    height: 6,
+    width: 6,
+    kernel: 5,
+    options: { padding: [2, 2, 2, 2] },
+  }],
   // Widths that are a multiple of 4 take the register kernel's vec4-row paths.
-  ['3x3 pad 1, 6x12 image (a partial pixel block), 9 -> 10, batch 3', { batch: 3, cin: 9, cout: 10, height: 6, width: 12, kernel: 3, options: { padding: [1, 1, 1, 1] } }],
+  ['3x3 pad 1, 6x12 image (a partial pixel block), 9 -> 10, batch 3', {
+    batch: 3,
+    cin: 9,
+    cout: 10,
+    height: 6,
+    width: 12,
+    kernel: 3,
+    options: { padding: [1, 1, 1, 1] },
+  }],
   // Images of at most 4x4 go whole to one invocation (conv2d_small.wgsl).
-  ['3x3 pad 1, 4x4 image, 20 -> 12, batch 2', { batch: 2, cin: 20, cout: 12, height: 4, width: 4, kernel: 3, options: { padding: [1, 1, 1, 1] } }],
-  ['3x3 pad 1, 3x4 image, 7 -> 19, batch 3, channelAdd + residual', { batch: 3, cin: 7, cout: 19, height: 3, width: 4, kernel: 3, options: { padding: [1, 1, 1, 1], channelAdd: true, residual: true } }],
+  ['3x3 pad 1, 4x4 image, 20 -> 12, batch 2', {
+    batch: 2,
+    cin: 20,
+    cout: 12,
+    height: 4,
+    width: 4,
+    kernel: 3,
+    options: { padding: [1, 1, 1, 1] },
+  }],
+  ['3x3 pad 1, 3x4 image, 7 -> 19, batch 3, channelAdd + residual', {
+    batch: 3,
+    cin: 7,
+    cout: 19,
+    height: 3,
+    width: 4,
+    kernel: 3,
+    options: { padding: [1, 1, 1, 1], channelAdd: true, residual: true },
+  }],
   ['1x1, 2x2 image, 9 -> 24, batch 3', { batch: 3, cin: 9, cout: 24, height: 2, width: 2, kernel: 1, options: {} }],
-  ['3x3 pad [2,1,0,3], 5x8 image, 4 -> 5', { batch: 1, cin: 4, cout: 5, height: 5, width: 8, kernel: 3, options: { padding: [2, 1, 0, 3] } }],
-  ['3x3 upsample 2x, 3x4 image, 6 -> 11, batch 3, channelAdd + residual', { batch: 3, cin: 6, cout: 11, height: 3, width: 4, kernel: 3, options: { padding: [1, 1, 1, 1], upsample: true, channelAdd: true, residual: true } }],
-  ['3x3 upsample 2x, 2x12 image, 5 -> 8', { batch: 1, cin: 5, cout: 8, height: 2, width: 12, kernel: 3, options: { padding: [1, 1, 1, 1], upsample: true } }],
-  ['3x3 pad 1, 9x9 image, 70 -> 72 (more than one 64-channel tile)', { batch: 1, cin: 70, cout: 72, height: 9, width: 9, kernel: 3, options: { padding: [1, 1, 1, 1] } }],
+  ['3x3 pad [2,1,0,3], 5x8 image, 4 -> 5', {
+    batch: 1,
+    cin: 4,
+    cout: 5,
+    height: 5,
+    width: 8,
+    kernel: 3,
+    options: { padding: [2, 1, 0, 3] },
+  }],
+  ['3x3 upsample 2x, 3x4 image, 6 -> 11, batch 3, channelAdd + residual', {
+    batch: 3,
+    cin: 6,
+    cout: 11,
+    height: 3,
+    width: 4,
+    kernel: 3,
+    options: { padding: [1, 1, 1, 1], upsample: true, channelAdd: true, residual: true },
+  }],
+  ['3x3 upsample 2x, 2x12 image, 5 -> 8', {
+    batch: 1,
+    cin: 5,
+    cout: 8,
+    height: 2,
+    width: 12,
+    kernel: 3,
+    options: { padding: [1, 1, 1, 1], upsample: true },
+  }],
+  ['3x3 pad 1, 9x9 image, 70 -> 72 (more than one 64-channel tile)', {
+    batch: 1,
+    cin: 70,
+    cout: 72,
+    height: 9,
+    width: 9,
+    kernel: 3,
+    options: { padding: [1, 1, 1, 1] },
+  }],
   // Rows of 16 or more take the 16-pixel variant (conv2d_wide.wgsl), partial blocks included.
-  ['3x3 pad 1, 3x20 image, 6 -> 9, batch 2, residual', { batch: 2, cin: 6, cout: 9, height: 3, width: 20, kernel: 3, options: { padding: [1, 1, 1, 1], residual: true } }],
-  ['3x3 upsample 2x, 3x8 image (rows of 16), 5 -> 12, channelAdd', { batch: 2, cin: 5, cout: 12, height: 3, width: 8, kernel: 3, options: { padding: [1, 1, 1, 1], upsample: true, channelAdd: true } }],
-  ['1x1, 3x4 image, 12 -> 9, residual, batch 3', { batch: 3, cin: 12, cout: 9, height: 3, width: 4, kernel: 1, options: { residual: true } }],
+  ['3x3 pad 1, 3x20 image, 6 -> 9, batch 2, residual', {
+    batch: 2,
+    cin: 6,
+    cout: 9,
+    height: 3,
+    width: 20,
+    kernel: 3,
+    options: { padding: [1, 1, 1, 1], residual: true },
+  }],
+  ['3x3 upsample 2x, 3x8 image (rows of 16), 5 -> 12, channelAdd', {
+    batch: 2,
+    cin: 5,
+    cout: 12,
+    height: 3,
+    width: 8,
+    kernel: 3,
+    options: { padding: [1, 1, 1, 1], upsample: true, channelAdd: true },
+  }],
+  ['1x1, 3x4 image, 12 -> 9, residual, batch 3', {
+    batch: 3,
+    cin: 12,
+    cout: 9,
+    height: 3,
+    width: 4,
+    kernel: 1,
+    options: { residual: true },
+  }],
   ['1x1, 4x5 image, 3 -> 17, batch 2', { batch: 2, cin: 3, cout: 17, height: 4, width: 5, kernel: 1, options: {} }],
 ];
 
@@ -207,16 +374,27 @@ for (const kernels of KERNEL_FAMILIES) {
       const rand = random(c.cin * 1000 + c.cout * 10 + c.kernel);
       const [outH, outW] = convOutputSize(c);
       const x = filled(c.batch * c.cin * c.height * c.width, rand);
-      const w = weight('w', c.kernel === 1 ? [c.cout, c.cin] : [c.cout, c.cin, c.kernel, c.kernel], rand, 1 / Math.sqrt(c.cin * c.kernel * c.kernel));
+      const w = weight(
+        'w',
+        c.kernel === 1 ? [c.cout, c.cin] : [c.cout, c.cin, c.kernel, c.kernel],
+        rand,
+        1 / Math.sqrt(c.cin * c.kernel * c.kernel),
+      );
       const b = weight('b', [c.cout], rand);
       const channelAdd = c.options.channelAdd ? filled(c.batch * c.cout, rand) : undefined;
       const residual = c.options.residual ? filled(c.batch * c.cout * outH * outW, rand) : undefined;
-      const inputs: Record<string, { shape: number[]; data: Float32Array }> = { x: { shape: [c.batch, c.cin, c.height, c.width], data: x } };
+      const inputs: Record<string, { shape: number[]; data: Float32Array }> = {
+        x: { shape: [c.batch, c.cin, c.height, c.width], data: x },
+      };
       if (channelAdd) inputs.add = { shape: [c.batch, c.cout], data: channelAdd };
       if (residual) inputs.res = { shape: [c.batch, c.cout, outH, outW], data: residual };
-      const actual = await runGraph(inputs, (g, t) => conv2d(g, 'conv', t.x, w, b, {
-        ...c.options, kernels, channelAdd: t.add, residual: t.res,
-      }));
+      const actual = await runGraph(inputs, (g, t) =>
+        conv2d(g, 'conv', t.x, w, b, {
+          ...c.options,
+          kernels,
+          channelAdd: t.add,
+          residual: t.res,
+        }));
       expectClose(`conv [${kernels}] ${label}`, actual, conv2dReference(c, x, w.data, b.data, channelAdd, residual), TOLERANCE);
     });
   }
@@ -225,7 +403,10 @@ for (const kernels of KERNEL_FAMILIES) {
 ops('concat: channels of two tensors, batch 3, 5x7', async () => {
   const rand = random(7);
   const a = filled(3 * 5 * 35, rand), b = filled(3 * 6 * 35, rand);
-  const actual = await runGraph({ a: { shape: [3, 5, 5, 7], data: a }, b: { shape: [3, 6, 5, 7], data: b } }, (g, t) => concatChannels(g, 'cat', t.a, t.b));
+  const actual = await runGraph(
+    { a: { shape: [3, 5, 5, 7], data: a }, b: { shape: [3, 6, 5, 7], data: b } },
+    (g, t) => concatChannels(g, 'cat', t.a, t.b),
+  );
   const expected = new Float32Array(3 * 11 * 35);
   for (let n = 0; n < 3; n++) {
     expected.set(a.subarray(n * 5 * 35, (n + 1) * 5 * 35), n * 11 * 35);
@@ -264,13 +445,22 @@ for (const [label, shape, heads, rescale] of ATTENTION_CASES) {
     const L = h * wd, d = c / heads;
     const rand = random(c * 7 + heads);
     const x = filled(n * c * L, rand);
-    const proj = (name: string) => ({ weight: weight(`${name}.w`, [c, c], rand, 1 / Math.sqrt(c)), bias: weight(`${name}.b`, [c], rand, 0.1) });
+    const proj = (name: string) => ({
+      weight: weight(`${name}.w`, [c, c], rand, 1 / Math.sqrt(c)),
+      bias: weight(`${name}.b`, [c], rand, 0.1),
+    });
     const w = {
       norm: { weight: weight('gn.w', [c], rand), bias: weight('gn.b', [c], rand) },
-      query: proj('q'), key: proj('k'), value: proj('v'), out: proj('o'),
+      query: proj('q'),
+      key: proj('k'),
+      value: proj('v'),
+      out: proj('o'),
     };
     const groups = 4;
-    const actual = await runGraph({ x: { shape, data: x } }, (g, t) => spatialAttention(g, 'attn', t.x, w, { heads, groups, eps: 1e-5, rescaleOutputFactor: rescale }));
+    const actual = await runGraph(
+      { x: { shape, data: x } },
+      (g, t) => spatialAttention(g, 'attn', t.x, w, { heads, groups, eps: 1e-5, rescaleOutputFactor: rescale }),
+    );
 
     const normed = groupNormReference(x, shape, w.norm.weight.data, w.norm.bias.data, groups, 1e-5, false);
     const q = projectReference(normed, n, c, L, w.query.weight, w.query.bias);

@@ -39,7 +39,9 @@ profile('emoji32: per-node times add up to the step time; the trace names every 
     assert.is(p.events.length, nodes.length);
     const total = p.stepTotalsMs[0];
     const sum = p.stepNodeSumsMs[0];
-    console.log(`    step ${total.toFixed(1)} ms, per-node sum ${sum.toFixed(1)} ms (${p.timing}; timestamp quantum ${p.timestampQuantumNs} ns)`);
+    console.log(
+      `    step ${total.toFixed(1)} ms, per-node sum ${sum.toFixed(1)} ms (${p.timing}; timestamp quantum ${p.timestampQuantumNs} ns)`,
+    );
     if (p.timing === 'timestamp-query') {
       const q = p.timestampQuantumNs!;
       assert.ok(q >= 1 && Number.isInteger(Math.log2(q)), `timestamp quantum ${q} ns is a power of two`);
@@ -62,13 +64,15 @@ profile('emoji32: per-node times add up to the step time; the trace names every 
     assert.is(trace.metadata.adapter, gpu.adapterName);
     const spans = trace.traceEvents.filter((e: { ph: string }) => e.ph === 'X');
     assert.equal(spans.map((e: { name: string }) => e.name), nodes.map((n) => n.name));
-    spans.forEach((e: { cat: string; ts: number; dur: number; pid: number; tid: number; args: { flops: number; bytes: number } }, i: number) => {
-      assert.is(e.cat, nodes[i].kind);
-      assert.is(e.args.flops, nodes[i].flops);
-      assert.is(e.args.bytes, nodes[i].bytes);
-      assert.ok(e.ts >= 0 && e.dur >= 0 && Number.isFinite(e.ts + e.dur), `${nodes[i].name}: ts ${e.ts}, dur ${e.dur}`);
-      if (i > 0) assert.ok(e.ts >= spans[i - 1].ts, `${nodes[i].name} starts before the node recorded ahead of it`);
-    });
+    spans.forEach(
+      (e: { cat: string; ts: number; dur: number; pid: number; tid: number; args: { flops: number; bytes: number } }, i: number) => {
+        assert.is(e.cat, nodes[i].kind);
+        assert.is(e.args.flops, nodes[i].flops);
+        assert.is(e.args.bytes, nodes[i].bytes);
+        assert.ok(e.ts >= 0 && e.dur >= 0 && Number.isFinite(e.ts + e.dur), `${nodes[i].name}: ts ${e.ts}, dur ${e.dur}`);
+        if (i > 0) assert.ok(e.ts >= spans[i - 1].ts, `${nodes[i].name} starts before the node recorded ahead of it`);
+      },
+    );
   } finally {
     unet.destroy();
   }
@@ -122,7 +126,10 @@ profile('counted calls: a DDIM step is one submit and the graph plus the update'
     const nodes = unet.compiled.nodeList.length;
     // Per step: the UNet's dispatches and the update; plus the starting noise once.
     const perSteps = steps * (nodes + 1);
-    assert.ok(counts.dispatches >= perSteps && counts.dispatches <= perSteps + 2, `${counts.dispatches} dispatches for ${steps} steps of ${nodes} nodes`);
+    assert.ok(
+      counts.dispatches >= perSteps && counts.dispatches <= perSteps + 2,
+      `${counts.dispatches} dispatches for ${steps} steps of ${nodes} nodes`,
+    );
     assert.ok(counts.submits >= steps && counts.submits <= steps + 3, `${counts.submits} submits for ${steps} steps`);
     // The stand-ins are gone afterwards.
     assert.is(Object.prototype.hasOwnProperty.call(gpu.device.queue, 'submit'), false);
@@ -146,7 +153,20 @@ profile('the CLI: sample --profile --trace prints the table and writes the trace
     let stderr = '';
     const io = { stdout: (t: string) => void (stdout += t), stderr: (t: string) => void (stderr += t), isTTY: false };
     const trace = join(dir, 'trace.json');
-    const code = await cli(['sample', '--model', model, '--n', '1', '--steps', '2', '--out', join(dir, 's.png'), '--profile', '--trace', trace], io);
+    const code = await cli([
+      'sample',
+      '--model',
+      model,
+      '--n',
+      '1',
+      '--steps',
+      '2',
+      '--out',
+      join(dir, 's.png'),
+      '--profile',
+      '--trace',
+      trace,
+    ], io);
     assert.is(code, 0, stderr);
     assert.ok(/timing (timestamp-query|cpu-fallback)/.test(stderr), 'the profile goes to stderr');
     assert.ok(stderr.includes('dispatches'), 'with its per-kind table');

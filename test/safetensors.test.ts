@@ -2,8 +2,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import {
-  DTYPE_SIZES,
   type DType,
+  DTYPE_SIZES,
   parseSafetensors,
   SafetensorsError,
   serializeSafetensors,
@@ -49,9 +49,13 @@ s('serialize then parse round-trips F32, I32 and F16 with metadata', () => {
   const steps = Int32Array.from([999, -5, 0, 2 ** 31 - 1]);
   const halves = Uint16Array.from([0x3c00, 0xc000, 0x7bff]);
   const file = serializeSafetensors(
-    { 'b.weight': { dtype: 'F32', shape: [2, 3], data: weights }, 'a.t': { dtype: 'I32', shape: [4], data: steps },
-      'c.half': { dtype: 'F16', shape: [3], data: halves }, scalar: { dtype: 'F32', shape: [], data: Float32Array.of(7) },
-      empty: { dtype: 'F32', shape: [0, 5], data: new Float32Array(0) } },
+    {
+      'b.weight': { dtype: 'F32', shape: [2, 3], data: weights },
+      'a.t': { dtype: 'I32', shape: [4], data: steps },
+      'c.half': { dtype: 'F16', shape: [3], data: halves },
+      scalar: { dtype: 'F32', shape: [], data: Float32Array.of(7) },
+      empty: { dtype: 'F32', shape: [0, 5], data: new Float32Array(0) },
+    },
     { format: 'pt', note: 'ünïcode "quoted"' },
   );
   const headerLength = Number(new DataView(file.buffer).getBigUint64(0, true));
@@ -128,10 +132,16 @@ s('rejects entries with missing or mistyped fields', () => {
   rejects(rawFile({ w: [1, 2] }, data), /tensor 'w': entry must be an object, not an array/);
   rejects(rawFile({ w: { dtype: 4, shape: [4], data_offsets: [0, 16] } }, data), /tensor 'w': dtype must be a string, not number 4/);
   rejects(rawFile({ w: { dtype: 'F32', shape: '4', data_offsets: [0, 16] } }, data), /tensor 'w': shape must be an array/);
-  rejects(rawFile({ w: { dtype: 'F32', shape: [4], data_offsets: [0, 8, 16] } }, data), /tensor 'w': data_offsets must be an array of two integers/);
+  rejects(
+    rawFile({ w: { dtype: 'F32', shape: [4], data_offsets: [0, 8, 16] } }, data),
+    /tensor 'w': data_offsets must be an array of two integers/,
+  );
   rejects(rawFile({ w: { dtype: 'F32', shape: [4], data_offsets: ['0', 16] } }, data), /tensor 'w': data offset string "0"/);
   rejects(rawFile({ w: { dtype: 'F32', shape: [4], data_offsets: [0.5, 16] } }, data), /tensor 'w': data offset number 0.5/);
-  rejects(rawFile({ w: { dtype: 'F32', shape: [-4], data_offsets: [0, 16] } }, data), /tensor 'w': shape dimension number -4 is not a non-negative integer/);
+  rejects(
+    rawFile({ w: { dtype: 'F32', shape: [-4], data_offsets: [0, 16] } }, data),
+    /tensor 'w': shape dimension number -4 is not a non-negative integer/,
+  );
   rejects(rawFile({ w: { dtype: 'F32', shape: [2.5], data_offsets: [0, 16] } }, data), /shape dimension number 2.5/);
   rejects(rawFile({ w: { dtype: 'F32', shape: [null], data_offsets: [0, 16] } }, data), /shape dimension null/);
   rejects(rawFile({ w: { dtype: 'F128', shape: [1], data_offsets: [0, 16] } }, data), /tensor 'w': unknown dtype 'F128'/);
@@ -147,7 +157,10 @@ s('rejects offsets outside the data, reversed, overlapping or of the wrong size'
   rejects(rawFile({ w: { dtype: 'F32', shape: [3], data_offsets: [0, 16] } }, data), /tensor 'w': 16 data bytes but F32 \[3\] needs 12/);
   rejects(rawFile({ w: { dtype: 'F16', shape: [4, 2], data_offsets: [0, 8] } }, data), /8 data bytes but F16 \[4, 2\] needs 16/);
   const huge = 2 ** 30;
-  rejects(rawFile({ w: { dtype: 'F64', shape: [huge, huge, huge], data_offsets: [0, 0] } }, data), /tensor 'w': shape \[1073741824, 1073741824, 1073741824\] overflows/);
+  rejects(
+    rawFile({ w: { dtype: 'F64', shape: [huge, huge, huge], data_offsets: [0, 0] } }, data),
+    /tensor 'w': shape \[1073741824, 1073741824, 1073741824\] overflows/,
+  );
   rejects(rawFile({ w: { dtype: 'F32', shape: [2 ** 51], data_offsets: [0, 0] } }, data), /overflows the byte size/);
   rejects(rawFile({ w: { dtype: 'F32', shape: [4], data_offsets: [0, 2 ** 60] } }, data), /data offset number 1152921504606847000/);
 });
@@ -167,7 +180,10 @@ s('rejects duplicate keys that JSON.parse would silently merge', () => {
   const data = new Uint8Array(8);
   rejects(rawFile(`{"w":${entry},"w":${entry}}`, data), /duplicate tensor name 'w' in header/);
   rejects(rawFile(`{"w":${entry}, "\\u0077" :${entry}}`, data), /duplicate tensor name 'w'/);
-  rejects(rawFile(`{"w":{"dtype":"F32","shape":[1],"dtype":"F16","data_offsets":[0,4]}}`, data), /duplicate key 'dtype' in header entry 'w'/);
+  rejects(
+    rawFile(`{"w":{"dtype":"F32","shape":[1],"dtype":"F16","data_offsets":[0,4]}}`, data),
+    /duplicate key 'dtype' in header entry 'w'/,
+  );
   rejects(rawFile(`{"__metadata__":{"k":"1","k":"2"},"w":${entry}}`, data), /duplicate key 'k' in header entry '__metadata__'/);
   rejects(rawFile(`{"__metadata__":{},"__metadata__":{}}`, data), /duplicate key '__metadata__' in header/);
   // Keys inside strings are not keys.
@@ -241,17 +257,32 @@ s('toFloat32 copies an F32 tensor that is not 4-byte aligned in the file', () =>
 
 s('toInt32 checks that 64-bit values fit and refuses floats', () => {
   assert.equal([...toInt32(single('I64', [3], bytesOf(BigInt64Array.of(-(2n ** 31n), 0n, 2n ** 31n - 1n))))], [-(2 ** 31), 0, 2 ** 31 - 1]);
-  assert.throws(() => toInt32(single('I64', [2], bytesOf(BigInt64Array.of(1n, 2n ** 31n)))), /tensor 't': I64 value 2147483648 at index 1 does not fit in int32/);
+  assert.throws(
+    () => toInt32(single('I64', [2], bytesOf(BigInt64Array.of(1n, 2n ** 31n)))),
+    /tensor 't': I64 value 2147483648 at index 1 does not fit in int32/,
+  );
   assert.throws(() => toInt32(single('U32', [1], bytesOf(Uint32Array.of(2 ** 31)))), /does not fit in int32/);
   assert.equal([...toInt32(single('U8', [2], Uint8Array.of(3, 250)))], [3, 250]);
   assert.throws(() => toInt32(single('F32', [1], new Uint8Array(4))), /tensor 't' has dtype F32, not an integer type/);
 });
 
 s('serializeSafetensors refuses what it cannot write faithfully', () => {
-  assert.throws(() => serializeSafetensors({ w: { dtype: 'F32', shape: [3], data: new Float32Array(4) } }), /tensor 'w': shape \[3\] holds 3 values but data has 4/);
-  assert.throws(() => serializeSafetensors({ w: { dtype: 'F32', shape: [2], data: new Int32Array(2) } }), /tensor 'w': F32 data must be a Float32Array, not a Int32Array/);
-  assert.throws(() => serializeSafetensors({ w: { dtype: 'F64' as 'F32', shape: [1], data: new Float32Array(1) } }), /cannot write dtype 'F64'/);
-  assert.throws(() => serializeSafetensors({ __metadata__: { dtype: 'F32', shape: [1], data: new Float32Array(1) } }), /'__metadata__' cannot be a tensor name/);
+  assert.throws(
+    () => serializeSafetensors({ w: { dtype: 'F32', shape: [3], data: new Float32Array(4) } }),
+    /tensor 'w': shape \[3\] holds 3 values but data has 4/,
+  );
+  assert.throws(
+    () => serializeSafetensors({ w: { dtype: 'F32', shape: [2], data: new Int32Array(2) } }),
+    /tensor 'w': F32 data must be a Float32Array, not a Int32Array/,
+  );
+  assert.throws(
+    () => serializeSafetensors({ w: { dtype: 'F64' as 'F32', shape: [1], data: new Float32Array(1) } }),
+    /cannot write dtype 'F64'/,
+  );
+  assert.throws(
+    () => serializeSafetensors({ __metadata__: { dtype: 'F32', shape: [1], data: new Float32Array(1) } }),
+    /'__metadata__' cannot be a tensor name/,
+  );
   assert.throws(() => serializeSafetensors({ w: { dtype: 'I32', shape: [-1], data: new Int32Array(0) } }), /shape dimension -1/);
 });
 
@@ -266,7 +297,9 @@ s('float32ToFloat16 inverts float16ToFloat32 and rounds ties to even', () => {
   for (let h = 0; h < 65536; h++) {
     const value = float16ToFloat32(h);
     if (Number.isNaN(value)) assert.ok(Number.isNaN(float16ToFloat32(float32ToFloat16(value))));
-    else if (float32ToFloat16(value) !== h) assert.unreachable(`0x${h.toString(16)} → ${value} → 0x${float32ToFloat16(value).toString(16)}`);
+    else if (float32ToFloat16(value) !== h) {
+      assert.unreachable(`0x${h.toString(16)} → ${value} → 0x${float32ToFloat16(value).toString(16)}`);
+    }
   }
   assert.is(float32ToFloat16(1 + 2 ** -11), 0x3c00, 'tie goes down to the even mantissa');
   assert.is(float32ToFloat16(1 + 3 * 2 ** -11), 0x3c02, 'tie goes up to the even mantissa');
@@ -326,8 +359,11 @@ const MUTATIONS: Record<string, Mutation> = {
   'header length': (file, random) => {
     const out = file.slice();
     const length = headerLengthOf(file);
-    const value = pick(random, [length + 1, length - 1, length + 8, length - 8, 0, out.length - 8, out.length - 7,
-      Math.floor(random() * 2 ** 32)].map(BigInt).concat([2n ** 53n + 1n, 2n ** 64n - 1n]));
+    const value = pick(
+      random,
+      [length + 1, length - 1, length + 8, length - 8, 0, out.length - 8, out.length - 7, Math.floor(random() * 2 ** 32)].map(BigInt)
+        .concat([2n ** 53n + 1n, 2n ** 64n - 1n]),
+    );
     new DataView(out.buffer).setBigUint64(0, BigInt.asUintN(64, value), true);
     return out;
   },
@@ -351,7 +387,11 @@ const MUTATIONS: Record<string, Mutation> = {
     else if (edit === 'replace entry') header[name] = pick(random, ODD_VALUES);
     else if (edit === 'add overlapping') {
       const begin = Math.floor(random() * 40);
-      header[`extra${begin}`] = { dtype: pick(random, ['F32', 'U8', 'I64']), shape: [pick(random, [0, 1, 2, 4])], data_offsets: [begin, begin + pick(random, [0, 1, 4, 8, 16])] };
+      header[`extra${begin}`] = {
+        dtype: pick(random, ['F32', 'U8', 'I64']),
+        shape: [pick(random, [0, 1, 2, 4])],
+        data_offsets: [begin, begin + pick(random, [0, 1, 4, 8, 16])],
+      };
     } else if (edit === 'odd field') entry[pick(random, ['dtype', 'shape', 'data_offsets'])] = pick(random, ODD_VALUES);
     else if (edit === 'swap offsets') entry.data_offsets.reverse();
     return withHeader(file, JSON.stringify(header));
@@ -363,7 +403,9 @@ const MUTATIONS: Record<string, Mutation> = {
     // Repeat a key right after its own value's opening or at the end of its object.
     const insertAt = text.indexOf(key[0]) + key[0].length;
     const copied = pick(random, ['"dtype":"F32",', '"shape":[1],', '"data_offsets":[0,4],', '"format":"x",']);
-    if (random() < 0.5 && text[insertAt] === '{') return withHeader(file, `${text.slice(0, insertAt + 1)}${copied}${text.slice(insertAt + 1)}`);
+    if (random() < 0.5 && text[insertAt] === '{') {
+      return withHeader(file, `${text.slice(0, insertAt + 1)}${copied}${text.slice(insertAt + 1)}`);
+    }
     return withHeader(file, `${text.slice(0, -1)},${key[0]}${JSON.stringify(pick(random, ODD_VALUES))}}`);
   },
 };

@@ -65,7 +65,9 @@ schedule('linear alphas_cumprod matches the golden bit for bit', () => {
       maxRel = Math.max(maxRel, d / ref[t]);
       if (d === 0) exact++;
     }
-    console.log(`    alphas_cumprod (${label}): ${exact}/1000 exact, max abs ${maxAbs.toExponential(2)}, max rel ${maxRel.toExponential(2)}`);
+    console.log(
+      `    alphas_cumprod (${label}): ${exact}/1000 exact, max abs ${maxAbs.toExponential(2)}, max rel ${maxRel.toExponential(2)}`,
+    );
     assert.is(exact, 1000);
   }
 });
@@ -116,7 +118,7 @@ schedule('scaled_linear, squaredcos_cap_v2 and trained_betas', () => {
   throwsScheduleError(() => scheduleFromConfig({ trained_betas: [0.1, 0.2], num_train_timesteps: 1000 }), 'num_train_timesteps');
 });
 
-schedule('timesteps: the paper\'s uniform and quad match meta.json', () => {
+schedule("timesteps: the paper's uniform and quad match meta.json", () => {
   assert.equal(ddimTimesteps(10, 'uniform'), meta.timesteps10);
   assert.equal(ddimTimesteps(50, 'quad'), meta.quad50);
   assert.equal(ddimTimesteps(10, 'quad').slice(-1), [800]);

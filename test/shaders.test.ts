@@ -32,7 +32,11 @@ shaders('src/shaders.gen.ts matches the .wgsl files and their reflection', () =>
       const params = reflect.uniforms[0];
       assert.is(shader.params?.size, params.size, `${shader.name}: params size`);
       for (const member of (params.type as unknown as { members: { name: string; offset: number; type: { name: string } }[] }).members) {
-        assert.equal(shader.params?.fields[member.name], { offset: member.offset, type: member.type.name }, `${shader.name}.${member.name}`);
+        assert.equal(
+          shader.params?.fields[member.name],
+          { offset: member.offset, type: member.type.name },
+          `${shader.name}.${member.name}`,
+        );
       }
     }
     assert.ok(reflect.entry.compute.some((e) => e.name === 'main'), `${shader.name}: entry point main`);
@@ -42,7 +46,7 @@ shaders('src/shaders.gen.ts matches the .wgsl files and their reflection', () =>
   console.log(`    ${Object.keys(SHADERS).length} shaders: ${Object.keys(SHADERS).join(', ')}`);
 });
 
-shaders('each graph node binds exactly its shader\'s inputs and outputs and sets exactly its params', () => {
+shaders("each graph node binds exactly its shader's inputs and outputs and sets exactly its params", () => {
   const model = readUNet(tinyModelFiles());
   const graph = buildUNetGraph(model.config, new WeightStore(model.file), { batch: 2 });
   const used = new Set<string>();

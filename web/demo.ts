@@ -96,7 +96,7 @@ async function pipelineFor(batch: number): Promise<DdimPipeline> {
 async function start(): Promise<void> {
   setState('loading');
   if (!('gpu' in navigator) || !navigator.gpu) {
-    const why = window.isSecureContext
+    const why = globalThis.isSecureContext
       ? 'This browser has no WebGPU (navigator.gpu is undefined). Use a recent Chrome or Edge (113 or later), ' +
         'Safari 26, or Firefox 141 on Windows; on Linux, Chrome needs chrome://flags/#enable-unsafe-webgpu ' +
         '(headless Chromium: --enable-unsafe-webgpu).'
@@ -169,7 +169,9 @@ function readInt(id: string, min: number, max: number): number {
 function readNumber(id: string, min: number, max: number): number {
   const input = element<HTMLInputElement>(id);
   const value = Number(input.value);
-  if (input.value.trim() === '' || !(value >= min && value <= max)) throw new RangeError(`${labelOf(input)} must be a number from ${min} to ${max}`);
+  if (input.value.trim() === '' || !(value >= min && value <= max)) {
+    throw new RangeError(`${labelOf(input)} must be a number from ${min} to ${max}`);
+  }
   return value;
 }
 
@@ -194,7 +196,11 @@ function drawImages(canvas: HTMLCanvasElement, x: Float32Array, n: number, colum
     canvas.width = width;
     canvas.height = height;
   }
-  canvas.getContext('2d')!.putImageData(new ImageData(new Uint8ClampedArray(rgba.buffer as ArrayBuffer, rgba.byteOffset, rgba.length), width, height), 0, 0);
+  canvas.getContext('2d')!.putImageData(
+    new ImageData(new Uint8ClampedArray(rgba.buffer as ArrayBuffer, rgba.byteOffset, rgba.length), width, height),
+    0,
+    0,
+  );
 }
 
 /** Light grey squares where each action's images will appear. */
@@ -212,7 +218,15 @@ function countRun(canvas: HTMLCanvasElement): void {
 }
 
 /** A step callback that draws each x0 prediction into `images` (all images of the run) and the canvas. */
-function previewer(canvas: HTMLCanvasElement, images: Float32Array, n: number, columns: number, shape: [number, number, number], info: HTMLElement, label: string) {
+function previewer(
+  canvas: HTMLCanvasElement,
+  images: Float32Array,
+  n: number,
+  columns: number,
+  shape: [number, number, number],
+  info: HTMLElement,
+  label: string,
+) {
   const perImage = shape[0] * shape[1] * shape[2];
   return (progress: StepProgress) => {
     images.set(progress.x0!, progress.firstImage * perImage);
@@ -255,12 +269,19 @@ async function sample(): Promise<string> {
   setStatus(`Sampling ${n} image${n === 1 ? '' : 's'}…`);
   const started = performance.now();
   const result = await pipeline.sample({
-    steps, eta, spacing, seed, count: n, previewX0: true,
+    steps,
+    eta,
+    spacing,
+    seed,
+    count: n,
+    previewX0: true,
     onStep: previewer(canvas, images, n, columns, shape, info, 'sampling'),
   });
   drawImages(canvas, result.x0, n, columns, shape);
   const took = seconds(started);
-  info.textContent = `${n} image${n === 1 ? '' : 's'} · ${result.timesteps.length} steps (${spacing}) · η = ${eta} · seed ${seed} · ${took} s`;
+  info.textContent = `${n} image${
+    n === 1 ? '' : 's'
+  } · ${result.timesteps.length} steps (${spacing}) · η = ${eta} · seed ${seed} · ${took} s`;
   countRun(canvas);
   return `Sampled ${n} image${n === 1 ? '' : 's'} in ${took} s on ${gpu.adapterName}.`;
 }
@@ -279,7 +300,11 @@ async function interpolate(): Promise<string> {
   setStatus(`Interpolating from seed ${seedA} to seed ${seedB}…`);
   const started = performance.now();
   const result = await pipeline.interpolate({
-    seedA, seedB, frames, steps, previewX0: true,
+    seedA,
+    seedB,
+    frames,
+    steps,
+    previewX0: true,
     onStep: previewer(canvas, images, frames, frames, shape, info, 'decoding'),
   });
   drawImages(canvas, result.x0, frames, frames, shape);
@@ -333,7 +358,8 @@ async function roundtrip(): Promise<string> {
   });
   drawImages(element('roundtrip-latent'), encoded.x0, 1, 1, shape);
   const decoded = await pipeline.decode(encoded.x0, {
-    steps, previewX0: true,
+    steps,
+    previewX0: true,
     onStep: previewer(output, new Float32Array(image.length), 1, 1, shape, info, 'decoding'),
   });
   drawImages(output, decoded.x0, 1, 1, shape);

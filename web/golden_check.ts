@@ -58,8 +58,14 @@ async function run(): Promise<GoldenResult> {
   }
   const relL2 = Math.sqrt(diff2 / ref2);
   return {
-    ok: relL2 <= TOLERANCE, adapter: gpu.adapterName, relL2, maxAbs, worstIndex, tolerance: TOLERANCE,
-    loadMs: forwardStart - loadStart, forwardMs,
+    ok: relL2 <= TOLERANCE,
+    adapter: gpu.adapterName,
+    relL2,
+    maxAbs,
+    worstIndex,
+    tolerance: TOLERANCE,
+    loadMs: forwardStart - loadStart,
+    forwardMs,
   };
 }
 

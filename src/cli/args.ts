@@ -36,7 +36,8 @@ const COMMON_HELP = `  --model DIR         diffusers UNet2DModel folder: config.
   --backend B         auto | native | dawn: navigator.gpu or Dawn's 'webgpu' package (default: auto)
   -h, --help          this help`;
 
-const DDIM_HELP = (defaultSteps: number) => `  --steps S           DDIM steps, 1 to the model's training timesteps (default: ${defaultSteps})
+const DDIM_HELP = (defaultSteps: number) =>
+  `  --steps S           DDIM steps, 1 to the model's training timesteps (default: ${defaultSteps})
   --skip SPACING      timestep spacing: uniform | quad | leading | trailing | linspace (default: uniform)`;
 
 const SCALE_HELP = `  --scale K           integer upscaling of the PNG (default: 2 for images up to 64 px, else 1)`;
@@ -202,19 +203,36 @@ const DDIM_OPTIONS: OptionTable = { steps: { type: 'string' }, skip: { type: 'st
 
 const OPTIONS: Record<CommandName, OptionTable> = {
   sample: {
-    ...COMMON_OPTIONS, ...DDIM_OPTIONS,
-    n: { type: 'string' }, eta: { type: 'string' }, clip: { type: 'boolean' }, seed: { type: 'string' },
-    out: { type: 'string' }, 'out-tensor': { type: 'string' }, xT: { type: 'string' }, noise: { type: 'string' },
-    scale: { type: 'string' }, profile: { type: 'boolean' }, trace: { type: 'string' },
+    ...COMMON_OPTIONS,
+    ...DDIM_OPTIONS,
+    n: { type: 'string' },
+    eta: { type: 'string' },
+    clip: { type: 'boolean' },
+    seed: { type: 'string' },
+    out: { type: 'string' },
+    'out-tensor': { type: 'string' },
+    xT: { type: 'string' },
+    noise: { type: 'string' },
+    scale: { type: 'string' },
+    profile: { type: 'boolean' },
+    trace: { type: 'string' },
   },
   encode: { ...COMMON_OPTIONS, ...DDIM_OPTIONS, image: { type: 'string', multiple: true }, out: { type: 'string' } },
   decode: {
-    ...COMMON_OPTIONS, ...DDIM_OPTIONS,
-    latent: { type: 'string' }, clip: { type: 'boolean' }, out: { type: 'string' }, scale: { type: 'string' },
+    ...COMMON_OPTIONS,
+    ...DDIM_OPTIONS,
+    latent: { type: 'string' },
+    clip: { type: 'boolean' },
+    out: { type: 'string' },
+    scale: { type: 'string' },
   },
   interpolate: {
-    ...COMMON_OPTIONS, ...DDIM_OPTIONS,
-    'seed-a': { type: 'string' }, 'seed-b': { type: 'string' }, frames: { type: 'string' }, out: { type: 'string' },
+    ...COMMON_OPTIONS,
+    ...DDIM_OPTIONS,
+    'seed-a': { type: 'string' },
+    'seed-b': { type: 'string' },
+    frames: { type: 'string' },
+    out: { type: 'string' },
     scale: { type: 'string' },
   },
   eps: { ...COMMON_OPTIONS, in: { type: 'string' }, out: { type: 'string' } },
@@ -251,7 +269,9 @@ export function parseCommandLine(argv: string[]): ParsedCommandLine {
   switch (command) {
     case 'sample':
       return {
-        command, ...common, ...ddim(),
+        command,
+        ...common,
+        ...ddim(),
         n: v.positiveInt('n'),
         eta: v.eta(),
         clip: v.flag('clip'),
@@ -303,7 +323,9 @@ function describeParseError(error: unknown, command: CommandName): string {
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
       if (/argument missing/.test(message)) return `${quotedName ?? 'an option'} needs a value`;
       if (/does not take an argument/.test(message)) return `${quotedName ?? 'a flag'} takes no value`;
-      if (/ambiguous/.test(message)) return `${quotedName ?? 'an option'} needs a value (to give one that starts with '-', write ${quotedName ?? '--option'}=VALUE)`;
+      if (/ambiguous/.test(message)) {
+        return `${quotedName ?? 'an option'} needs a value (to give one that starts with '-', write ${quotedName ?? '--option'}=VALUE)`;
+      }
       return message;
     case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL': {
       const arg = /'([^']*)'/.exec(message)?.[1];

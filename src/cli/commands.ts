@@ -14,8 +14,17 @@ import { type UNetConfig } from '../model/config.ts';
 import { readUNet } from '../model/unet_model.ts';
 import { DdimPipeline, type ModelFiles } from '../pipeline.ts';
 import { chromeTrace, formatProfile, type Profile, Profiler } from '../profile/profiler.ts';
-import { ddimTimesteps, type NoiseSchedule, scheduleFromConfig, ScheduleError, type TimestepSpacing } from '../sampler/schedule.ts';
-import { CliError, type CommandArgs, type DecodeArgs, type EncodeArgs, type EpsArgs, type InterpolateArgs, type SampleArgs, SPACINGS } from './args.ts';
+import { ddimTimesteps, type NoiseSchedule, ScheduleError, scheduleFromConfig, type TimestepSpacing } from '../sampler/schedule.ts';
+import {
+  CliError,
+  type CommandArgs,
+  type DecodeArgs,
+  type EncodeArgs,
+  type EpsArgs,
+  type InterpolateArgs,
+  type SampleArgs,
+  SPACINGS,
+} from './args.ts';
 import { readFileBytes, writeFileAtomic } from './files.ts';
 import { defaultModelDir, type ModelPaths, readModelDir } from './model_dir.ts';
 import { type CliIo, plural, ProgressBar, rate } from './progress.ts';
@@ -44,11 +53,16 @@ const MAX_PIXELS = 2 ** 26;
 
 export async function runCommand(args: CommandArgs, deps: RunDeps): Promise<void> {
   switch (args.command) {
-    case 'sample': return await sample(args, deps);
-    case 'encode': return await encode(args, deps);
-    case 'decode': return await decode(args, deps);
-    case 'interpolate': return await interpolate(args, deps);
-    case 'eps': return await eps(args, deps);
+    case 'sample':
+      return await sample(args, deps);
+    case 'encode':
+      return await encode(args, deps);
+    case 'decode':
+      return await decode(args, deps);
+    case 'interpolate':
+      return await interpolate(args, deps);
+    case 'eps':
+      return await eps(args, deps);
   }
 }
 
@@ -83,10 +97,14 @@ async function loadModel(dirArg: string | undefined, io: CliIo): Promise<Model> 
     throw new CliError(`model '${dir}', ${paths.scheduler}: ${(error as Error).message}`);
   }
   if (!paths.scheduler) {
-    io.stderr(`note: model '${dir}' has no scheduler config; using DDPM's default schedule (linear betas 1e-4 to 0.02 over 1000 steps, clip_sample on)\n`);
+    io.stderr(
+      `note: model '${dir}' has no scheduler config; using DDPM's default schedule (linear betas 1e-4 to 0.02 over 1000 steps, clip_sample on)\n`,
+    );
   }
   if (config.outChannels !== config.inChannels) {
-    throw new CliError(`model '${dir}' predicts ${config.outChannels} channels from ${config.inChannels}: DDIM needs eps of the sample's shape`);
+    throw new CliError(
+      `model '${dir}' predicts ${config.outChannels} channels from ${config.inChannels}: DDIM needs eps of the sample's shape`,
+    );
   }
   const shape: [number, number, number] = [config.inChannels, config.sampleSize, config.sampleSize];
   return { dir, paths, files, config, schedule, shape, perImage: shape[0] * shape[1] * shape[2] };
@@ -117,7 +135,9 @@ function statKind(path: string): 'file' | 'dir' | 'missing' | 'other' {
 function checkOutput(path: string, flag: string): void {
   const folder = dirname(resolve(path));
   const kind = statKind(folder);
-  if (kind === 'missing') throw new CliError(`cannot write ${flag} '${path}': folder '${folder}' does not exist`, 'create it first, or pick another --out');
+  if (kind === 'missing') {
+    throw new CliError(`cannot write ${flag} '${path}': folder '${folder}' does not exist`, 'create it first, or pick another --out');
+  }
   if (kind !== 'dir') throw new CliError(`cannot write ${flag} '${path}': '${folder}' is not a folder`);
   if (statKind(path) === 'dir') throw new CliError(`cannot write ${flag} '${path}': it is a folder`);
   try {
@@ -178,17 +198,35 @@ const INT_TYPES = new Set(['I32', 'I64', 'I16', 'I8', 'U32', 'U16', 'U8', 'U64']
  * Tensor `key` of a file, checked for a float dtype, its shape (null: any size, which is
  * returned) and finite values.
  */
-function floatTensor(file: SafetensorsFile, key: string, path: string, flag: string, expected: (number | null)[], meaning: string): { data: Float32Array; shape: number[] } {
+function floatTensor(
+  file: SafetensorsFile,
+  key: string,
+  path: string,
+  flag: string,
+  expected: (number | null)[],
+  meaning: string,
+): { data: Float32Array; shape: number[] } {
   const entry = file.tensors.get(key);
   if (!entry) {
     const names = [...file.tensors.keys()];
-    throw new CliError(`${flag} '${path}' has no tensor '${key}' (${names.length ? `it has ${names.map((n) => `'${n}'`).join(', ')}` : 'it holds no tensors'})`, `${flag} takes ${meaning}`);
+    throw new CliError(
+      `${flag} '${path}' has no tensor '${key}' (${
+        names.length ? `it has ${names.map((n) => `'${n}'`).join(', ')}` : 'it holds no tensors'
+      })`,
+      `${flag} takes ${meaning}`,
+    );
   }
-  if (!FLOAT_TYPES.has(entry.dtype)) throw new CliError(`${flag} '${path}': tensor '${key}' is ${entry.dtype}, not a float tensor`, `${flag} takes ${meaning}`);
-  const shapeOk = entry.shape.length === expected.length && expected.every((d, i) => (d === null ? entry.shape[i] >= 1 : entry.shape[i] === d));
+  if (!FLOAT_TYPES.has(entry.dtype)) {
+    throw new CliError(`${flag} '${path}': tensor '${key}' is ${entry.dtype}, not a float tensor`, `${flag} takes ${meaning}`);
+  }
+  const shapeOk = entry.shape.length === expected.length &&
+    expected.every((d, i) => (d === null ? entry.shape[i] >= 1 : entry.shape[i] === d));
   if (!shapeOk) {
     const want = `[${expected.map((d) => d ?? 'N').join(', ')}]`;
-    throw new CliError(`${flag} '${path}': tensor '${key}' has shape [${entry.shape.join(', ')}] but this model needs ${want}`, `${flag} takes ${meaning}`);
+    throw new CliError(
+      `${flag} '${path}': tensor '${key}' has shape [${entry.shape.join(', ')}] but this model needs ${want}`,
+      `${flag} takes ${meaning}`,
+    );
   }
   const data = toFloat32(entry);
   const bad = data.findIndex((v) => !Number.isFinite(v));
@@ -203,7 +241,13 @@ function batchFor(args: { batch?: number }, count: number): number {
 // ---------------------------------------------------------------------------------------------
 // GPU work, timing, outputs
 
-async function withPipeline<T>(deps: RunDeps, model: Model, batch: number, backend: Backend, work: (pipeline: DdimPipeline) => Promise<T>): Promise<T> {
+async function withPipeline<T>(
+  deps: RunDeps,
+  model: Model,
+  batch: number,
+  backend: Backend,
+  work: (pipeline: DdimPipeline) => Promise<T>,
+): Promise<T> {
   const opened = await deps.openPipeline(model.files, { batch, backend });
   try {
     const [c, h, w] = opened.pipeline.imageShape;
@@ -233,7 +277,13 @@ interface StepHooks {
 
 /** Runs the DDIM work with a progress bar (on a terminal), timing it. */
 async function timedSteps<T>(
-  io: CliIo, pipeline: DdimPipeline, label: string, count: number, batch: number, steps: number, work: (hooks: StepHooks) => Promise<T>,
+  io: CliIo,
+  pipeline: DdimPipeline,
+  label: string,
+  count: number,
+  batch: number,
+  steps: number,
+  work: (hooks: StepHooks) => Promise<T>,
 ): Promise<{ result: T; seconds: number; adapter: string }> {
   const bar = new ProgressBar(io, label, count, batch, steps);
   const start = performance.now();
@@ -272,31 +322,66 @@ async function sample(args: SampleArgs, deps: RunDeps): Promise<void> {
   let count = args.n ?? DEFAULT_IMAGES;
   if (args.xT) {
     const file = await readSafetensorsFile(args.xT, '--xT');
-    const latents = floatTensor(file, 'xT', args.xT, '--xT', [null, ...model.shape], `latents: key 'xT', f32 [N, ${model.shape.join(', ')}]`);
+    const latents = floatTensor(
+      file,
+      'xT',
+      args.xT,
+      '--xT',
+      [null, ...model.shape],
+      `latents: key 'xT', f32 [N, ${model.shape.join(', ')}]`,
+    );
     xT = latents.data;
     if (args.n !== undefined && args.n !== latents.shape[0]) {
-      throw new CliError(`--n ${args.n} disagrees with the ${plural(latents.shape[0], 'latent')} in --xT '${args.xT}'`, 'leave out --n: the number of images comes from --xT');
+      throw new CliError(
+        `--n ${args.n} disagrees with the ${plural(latents.shape[0], 'latent')} in --xT '${args.xT}'`,
+        'leave out --n: the number of images comes from --xT',
+      );
     }
     count = latents.shape[0];
   }
   checkMemory(count, model, '--n');
   let noise: Float32Array | undefined;
   if (args.noise) {
-    if (args.eta === 0) throw new CliError('--noise is only used with --eta above 0', 'at --eta 0 DDIM adds no noise; pass --eta 1 for DDPM-like sampling');
+    if (args.eta === 0) {
+      throw new CliError('--noise is only used with --eta above 0', 'at --eta 0 DDIM adds no noise; pass --eta 1 for DDPM-like sampling');
+    }
     const file = await readSafetensorsFile(args.noise, '--noise');
-    noise = floatTensor(file, 'noise', args.noise, '--noise', [timesteps.length, count, ...model.shape],
-      `the noise of every step: key 'noise', f32 [steps, N, ${model.shape.join(', ')}] with steps = ${timesteps.length} here`).data;
+    noise = floatTensor(
+      file,
+      'noise',
+      args.noise,
+      '--noise',
+      [timesteps.length, count, ...model.shape],
+      `the noise of every step: key 'noise', f32 [steps, N, ${model.shape.join(', ')}] with steps = ${timesteps.length} here`,
+    ).data;
   }
   const scale = args.scale ?? defaultScale(model);
   checkGrid(model, count, Math.ceil(Math.sqrt(count)), scale);
   const batch = batchFor(args, count);
 
-  const { result, seconds, adapter, profile } = await withPipeline(deps, model, batch, args.backend, (pipeline) =>
-    profiled(args.profile || args.trace !== undefined, pipeline, () =>
-      timedSteps(io, pipeline, 'sample', count, batch, timesteps.length, (hooks) => pipeline.sample({
-        steps: args.steps ?? DEFAULT_STEPS, spacing, eta: args.eta, clip: args.clip, seed: args.seed,
-        ...(xT ? { xT } : { count }), noise, ...hooks,
-      }))));
+  const { result, seconds, adapter, profile } = await withPipeline(
+    deps,
+    model,
+    batch,
+    args.backend,
+    (pipeline) =>
+      profiled(
+        args.profile || args.trace !== undefined,
+        pipeline,
+        () =>
+          timedSteps(io, pipeline, 'sample', count, batch, timesteps.length, (hooks) =>
+            pipeline.sample({
+              steps: args.steps ?? DEFAULT_STEPS,
+              spacing,
+              eta: args.eta,
+              clip: args.clip,
+              seed: args.seed,
+              ...(xT ? { xT } : { count }),
+              noise,
+              ...hooks,
+            })),
+      ),
+  );
   const png = await gridPng(result.x0, count, model, undefined, scale);
   const tensor = args.outTensor ? serializeSafetensors({ x0: f32Tensor(result.x0, [count, ...model.shape]) }) : undefined;
   const trace = profile && args.trace ? new TextEncoder().encode(JSON.stringify(chromeTrace(profile))) : undefined;
@@ -305,7 +390,9 @@ async function sample(args: SampleArgs, deps: RunDeps): Promise<void> {
   if (trace) await writeFileAtomic(args.trace!, trace);
   const outputs = [args.out, args.outTensor, args.trace].filter(Boolean).join(', ');
   if (profile) io.stderr(`${formatProfile(profile)}\n`);
-  io.stdout(`${plural(result.timesteps.length, 'step')} x ${plural(count, 'image')} in ${rate(count, seconds)} on ${adapter} -> ${outputs}\n`);
+  io.stdout(
+    `${plural(result.timesteps.length, 'step')} x ${plural(count, 'image')} in ${rate(count, seconds)} on ${adapter} -> ${outputs}\n`,
+  );
 }
 
 /**
@@ -348,18 +435,37 @@ async function encode(args: EncodeArgs, deps: RunDeps): Promise<void> {
       throw error;
     }
     if (png.width !== w || png.height !== h) {
-      throw new CliError(`image '${path}' is ${png.width}x${png.height} but the model takes ${w}x${h} images`, `resize it to ${w}x${h} first`);
+      throw new CliError(
+        `image '${path}' is ${png.width}x${png.height} but the model takes ${w}x${h} images`,
+        `resize it to ${w}x${h} first`,
+      );
     }
     images.set(rgbaToTensor(png.rgba, w, h), i * model.perImage);
   }
   const batch = batchFor(args, count);
 
-  const { result, seconds, adapter } = await withPipeline(deps, model, batch, args.backend, (pipeline) =>
-    timedSteps(io, pipeline, 'encode', count, batch, timesteps.length, ({ onStep }) => pipeline.encode(images, { steps, spacing, onStep })));
+  const { result, seconds, adapter } = await withPipeline(
+    deps,
+    model,
+    batch,
+    args.backend,
+    (pipeline) =>
+      timedSteps(
+        io,
+        pipeline,
+        'encode',
+        count,
+        batch,
+        timesteps.length,
+        ({ onStep }) => pipeline.encode(images, { steps, spacing, onStep }),
+      ),
+  );
   // The steps and spacing go along, so that decode can undo the encoding with the same ones.
   const file = serializeSafetensors({ xT: f32Tensor(result.x0, [count, c, h, w]) }, { ddim_steps: String(steps), ddim_spacing: spacing });
   await writeFileAtomic(args.out, file);
-  io.stdout(`encode: ${plural(timesteps.length, 'step')} x ${plural(count, 'image')} in ${rate(count, seconds)} on ${adapter} -> ${args.out}\n`);
+  io.stdout(
+    `encode: ${plural(timesteps.length, 'step')} x ${plural(count, 'image')} in ${rate(count, seconds)} on ${adapter} -> ${args.out}\n`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -369,7 +475,14 @@ async function decode(args: DecodeArgs, deps: RunDeps): Promise<void> {
   const { io } = deps;
   const model = await loadModel(args.model, io);
   const file = await readSafetensorsFile(args.latent, '--latent');
-  const latents = floatTensor(file, 'xT', args.latent, '--latent', [null, ...model.shape], `latents: key 'xT', f32 [N, ${model.shape.join(', ')}], as encode writes them`);
+  const latents = floatTensor(
+    file,
+    'xT',
+    args.latent,
+    '--latent',
+    [null, ...model.shape],
+    `latents: key 'xT', f32 [N, ${model.shape.join(', ')}], as encode writes them`,
+  );
   const count = latents.shape[0];
   checkMemory(count, model, '--latent');
   // Unless told otherwise, decode with what the latents were encoded with (encode notes it).
@@ -383,11 +496,29 @@ async function decode(args: DecodeArgs, deps: RunDeps): Promise<void> {
   checkGrid(model, count, Math.ceil(Math.sqrt(count)), scale);
   const batch = batchFor(args, count);
 
-  const { result, seconds, adapter } = await withPipeline(deps, model, batch, args.backend, (pipeline) =>
-    timedSteps(io, pipeline, 'decode', count, batch, timesteps.length, (hooks) => pipeline.decode(latents.data, { steps, spacing, clip: args.clip, ...hooks })));
+  const { result, seconds, adapter } = await withPipeline(
+    deps,
+    model,
+    batch,
+    args.backend,
+    (pipeline) =>
+      timedSteps(
+        io,
+        pipeline,
+        'decode',
+        count,
+        batch,
+        timesteps.length,
+        (hooks) => pipeline.decode(latents.data, { steps, spacing, clip: args.clip, ...hooks }),
+      ),
+  );
   const png = await gridPng(result.x0, count, model, undefined, scale);
   await writeFileAtomic(args.out, png);
-  io.stdout(`decode: ${plural(timesteps.length, 'step')} (${spacing}) x ${plural(count, 'image')} in ${rate(count, seconds)} on ${adapter} -> ${args.out}\n`);
+  io.stdout(
+    `decode: ${plural(timesteps.length, 'step')} (${spacing}) x ${plural(count, 'image')} in ${
+      rate(count, seconds)
+    } on ${adapter} -> ${args.out}\n`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -406,12 +537,29 @@ async function interpolate(args: InterpolateArgs, deps: RunDeps): Promise<void> 
   checkGrid(model, count, count, scale);
   const batch = batchFor(args, count);
 
-  const { result, seconds, adapter } = await withPipeline(deps, model, batch, args.backend, (pipeline) =>
-    timedSteps(io, pipeline, 'interpolate', count, batch, timesteps.length, (hooks) =>
-      pipeline.interpolate({ seedA: args.seedA, seedB: args.seedB, frames: count, steps, spacing, ...hooks })));
+  const { result, seconds, adapter } = await withPipeline(
+    deps,
+    model,
+    batch,
+    args.backend,
+    (pipeline) =>
+      timedSteps(
+        io,
+        pipeline,
+        'interpolate',
+        count,
+        batch,
+        timesteps.length,
+        (hooks) => pipeline.interpolate({ seedA: args.seedA, seedB: args.seedB, frames: count, steps, spacing, ...hooks }),
+      ),
+  );
   const png = await gridPng(result.x0, count, model, count, scale);
   await writeFileAtomic(args.out, png);
-  io.stdout(`interpolate: ${plural(timesteps.length, 'step')} x ${plural(count, 'frame')} in ${rate(count, seconds)} on ${adapter} -> ${args.out}\n`);
+  io.stdout(
+    `interpolate: ${plural(timesteps.length, 'step')} x ${plural(count, 'frame')} in ${
+      rate(count, seconds)
+    } on ${adapter} -> ${args.out}\n`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -426,9 +574,15 @@ async function eps(args: EpsArgs, deps: RunDeps): Promise<void> {
   const count = x.shape[0];
   const tEntry = file.tensors.get('t');
   if (!tEntry) throw new CliError(`--in '${args.input}' has no tensor 't' (the timestep of each image)`, `--in takes ${meaning}`);
-  if (!INT_TYPES.has(tEntry.dtype)) throw new CliError(`--in '${args.input}': tensor 't' is ${tEntry.dtype}, not an integer tensor`, `--in takes ${meaning}`);
+  if (!INT_TYPES.has(tEntry.dtype)) {
+    throw new CliError(`--in '${args.input}': tensor 't' is ${tEntry.dtype}, not an integer tensor`, `--in takes ${meaning}`);
+  }
   if (tEntry.shape.length !== 1 || tEntry.shape[0] !== count) {
-    throw new CliError(`--in '${args.input}': tensor 't' has shape [${tEntry.shape.join(', ')}] but 'x' holds ${plural(count, 'image')}, so it must be [${count}]`);
+    throw new CliError(
+      `--in '${args.input}': tensor 't' has shape [${tEntry.shape.join(', ')}] but 'x' holds ${
+        plural(count, 'image')
+      }, so it must be [${count}]`,
+    );
   }
   let t: Int32Array;
   try {

@@ -23,7 +23,14 @@ export type { OpenedPipeline, OpenPipeline } from './commands.ts';
 
 /** Errors that mean "the input was wrong", not "the program is wrong". */
 const USER_ERRORS = [
-  UserError, GpuUnavailableError, ModelConfigError, ModelWeightsError, SafetensorsError, PngError, ScheduleError, SamplerInputError,
+  UserError,
+  GpuUnavailableError,
+  ModelConfigError,
+  ModelWeightsError,
+  SafetensorsError,
+  PngError,
+  ScheduleError,
+  SamplerInputError,
 ];
 
 export interface MainOptions {

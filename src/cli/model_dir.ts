@@ -76,7 +76,12 @@ export function findModelFiles(dir: string): ModelPaths {
         ? `it has ${PICKLE} (a PyTorch pickle), which the engine does not read; convert it with: python -c "import torch; ` +
           `from safetensors.torch import save_file; save_file(torch.load('${join(base, PICKLE)}'), '${weights}')"`
         : FETCH_HINT;
-      throw new CliError(`model folder '${dir}' has ${layout === 'flat' ? 'config.json' : 'unet/config.json'} but no ${layout === 'flat' ? WEIGHTS : `unet/${WEIGHTS}`}`, hint);
+      throw new CliError(
+        `model folder '${dir}' has ${layout === 'flat' ? 'config.json' : 'unet/config.json'} but no ${
+          layout === 'flat' ? WEIGHTS : `unet/${WEIGHTS}`
+        }`,
+        hint,
+      );
     }
     return { dir, layout, config, weights, scheduler: kind(scheduler) === 'file' ? scheduler : undefined };
   }

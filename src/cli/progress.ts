@@ -70,7 +70,9 @@ export class ProgressBar {
     const filled = Math.round(BAR_WIDTH * fraction);
     const bar = `[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}]`;
     const batchPart = this.batches > 1 ? `  batch ${this.batchIndex}/${this.batches}` : '';
-    this.io.stderr(`\r\x1b[K${this.label} ${bar} step ${this.step}/${this.steps}${batchPart}  ${formatSeconds(elapsed)}, ETA ${formatSeconds(eta)}`);
+    this.io.stderr(
+      `\r\x1b[K${this.label} ${bar} step ${this.step}/${this.steps}${batchPart}  ${formatSeconds(elapsed)}, ETA ${formatSeconds(eta)}`,
+    );
     this.drawn = true;
   }
 

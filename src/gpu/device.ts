@@ -71,8 +71,7 @@ const g = globalThis as any;
 const isDeno = typeof g.Deno !== 'undefined';
 const isNode = !isDeno && typeof g.process !== 'undefined' && !!g.process.versions?.node;
 
-const NO_ADAPTER_HELP =
-  'No WebGPU adapter was found. On a machine without a GPU, install the software Vulkan driver ' +
+const NO_ADAPTER_HELP = 'No WebGPU adapter was found. On a machine without a GPU, install the software Vulkan driver ' +
   'with `bash scripts/fetch-lavapipe.sh` (it needs `apt-get install libvulkan1`), or point ' +
   'VK_ICD_FILENAMES at a Vulkan driver. In a browser, use one with WebGPU enabled ' +
   '(Chromium: --enable-unsafe-webgpu).';

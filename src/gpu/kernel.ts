@@ -60,7 +60,9 @@ export function writeParams(shader: ShaderSource, values: ParamValues, target: D
     }
     if (type === 'f32') target.setFloat32(byteOffset + offset, value, true);
     else if (type === 'u32') {
-      if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new Error(`${label}: param '${field}' = ${value} is not a u32`);
+      if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+        throw new Error(`${label}: param '${field}' = ${value} is not a u32`);
+      }
       target.setUint32(byteOffset + offset, value, true);
     } else target.setInt32(byteOffset + offset, value, true);
   }

@@ -6,7 +6,7 @@
 import { type Gpu, unlessLost } from '../gpu/device.ts';
 import { alignTo, computePipeline, kernelBindGroupLayout, writeParams } from '../gpu/kernel.ts';
 import { SHADERS } from '../shaders.gen.ts';
-import { byteSize, type Graph, type GraphNode, type Tensor } from './graph.ts';
+import { byteSize, type Graph, type GraphNode } from './graph.ts';
 
 /** Raised for a graph that the device cannot run; names the node and the numbers. */
 export class GraphLimitError extends Error {
@@ -87,7 +87,10 @@ export class CompiledGraph {
   ) {}
 
   /** Checks every tensor and dispatch against the device's limits before anything is made. */
-  static checkLimits(graph: Graph, limits: Pick<GPUSupportedLimits, 'maxStorageBufferBindingSize' | 'maxBufferSize' | 'maxComputeWorkgroupsPerDimension'>): void {
+  static checkLimits(
+    graph: Graph,
+    limits: Pick<GPUSupportedLimits, 'maxStorageBufferBindingSize' | 'maxBufferSize' | 'maxComputeWorkgroupsPerDimension'>,
+  ): void {
     // Tensors first: a tensor too large to bind is the root cause when a dispatch is also too wide.
     const maxBinding = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
     for (const node of graph.nodes) {
@@ -103,7 +106,9 @@ export class CompiledGraph {
     const maxGroups = limits.maxComputeWorkgroupsPerDimension;
     for (const node of graph.nodes) {
       if (node.workgroups.some((n) => n > maxGroups)) {
-        throw new GraphLimitError(`${node.name}: dispatch [${node.workgroups}] exceeds this adapter's maxComputeWorkgroupsPerDimension of ${maxGroups}; use a smaller batch or image size`);
+        throw new GraphLimitError(
+          `${node.name}: dispatch [${node.workgroups}] exceeds this adapter's maxComputeWorkgroupsPerDimension of ${maxGroups}; use a smaller batch or image size`,
+        );
       }
     }
   }
@@ -127,28 +132,46 @@ export class CompiledGraph {
       let unplannedBytes = 0;
       for (const t of graph.tensors) {
         if (t.role === 'weight') {
-          const buffer = createBuffer({ label: t.name, size: alignTo(byteSize(t), 4), usage: GPUBufferUsage.STORAGE, mappedAtCreation: true });
+          const buffer = createBuffer({
+            label: t.name,
+            size: alignTo(byteSize(t), 4),
+            usage: GPUBufferUsage.STORAGE,
+            mappedAtCreation: true,
+          });
           new Float32Array(buffer.getMappedRange()).set(t.data!);
           buffer.unmap();
           tensorBuffers.set(t.id, buffer);
           weightBytes += byteSize(t);
         } else if (t.role === 'input' || t.role === 'output') {
-          tensorBuffers.set(t.id, createBuffer({
-            label: t.name,
-            size: alignTo(byteSize(t), 4),
-            usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
-          }));
+          tensorBuffers.set(
+            t.id,
+            createBuffer({
+              label: t.name,
+              size: alignTo(byteSize(t), 4),
+              usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+            }),
+          );
           unplannedBytes += byteSize(t);
         }
       }
       const plan = planBuffers(graph);
-      const slots = plan.slotSizes.map((size, i) => createBuffer({ label: `${label}.slot${i}`, size: alignTo(size, 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC }));
+      const slots = plan.slotSizes.map((size, i) =>
+        createBuffer({ label: `${label}.slot${i}`, size: alignTo(size, 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC })
+      );
       for (const [id, slot] of plan.slotOf) tensorBuffers.set(id, slots[slot]);
       // Bound where a shader's optional input is unused.
       const unused = createBuffer({ label: `${label}.unused`, size: 16, usage: GPUBufferUsage.STORAGE });
 
-      const stride = alignTo(Math.max(...Object.values(SHADERS).map((s) => s.params?.size ?? 0), 16), limits.minUniformBufferOffsetAlignment);
-      const uniformBuffer = createBuffer({ label: `${label}.params`, size: Math.max(stride * graph.nodes.length, 16), usage: GPUBufferUsage.UNIFORM, mappedAtCreation: true });
+      const stride = alignTo(
+        Math.max(...Object.values(SHADERS).map((s) => s.params?.size ?? 0), 16),
+        limits.minUniformBufferOffsetAlignment,
+      );
+      const uniformBuffer = createBuffer({
+        label: `${label}.params`,
+        size: Math.max(stride * graph.nodes.length, 16),
+        usage: GPUBufferUsage.UNIFORM,
+        mappedAtCreation: true,
+      });
       const uniformView = new DataView(uniformBuffer.getMappedRange());
 
       const compiled: CompiledNode[] = [];
@@ -191,13 +214,17 @@ export class CompiledGraph {
   /** The buffer behind an input or output tensor. */
   buffer(name: string): GPUBuffer {
     const t = this.graph.tensor(name);
-    if (t.role !== 'input' && t.role !== 'output') throw new Error(`tensor '${name}' is ${t.role}: only inputs and outputs have their own buffer`);
+    if (t.role !== 'input' && t.role !== 'output') {
+      throw new Error(`tensor '${name}' is ${t.role}: only inputs and outputs have their own buffer`);
+    }
     return this.tensorBuffers.get(t.id)!;
   }
 
   write(name: string, data: Float32Array | Int32Array): void {
     const t = this.graph.tensor(name);
-    if (data.length !== byteSize(t) / 4) throw new Error(`tensor '${name}' [${t.shape}] takes ${byteSize(t) / 4} values, got ${data.length}`);
+    if (data.length !== byteSize(t) / 4) {
+      throw new Error(`tensor '${name}' [${t.shape}] takes ${byteSize(t) / 4} values, got ${data.length}`);
+    }
     this.gpu.device.queue.writeBuffer(this.buffer(name), 0, data.buffer, data.byteOffset, data.byteLength);
   }
 
@@ -219,7 +246,11 @@ export class CompiledGraph {
     this.nodes.forEach(({ node, pipeline, bindGroup }, i) => {
       const pass = encoder.beginComputePass({
         label: node.name,
-        timestampWrites: { querySet: timestamps.querySet, beginningOfPassWriteIndex: timestamps.firstQuery + 2 * i, endOfPassWriteIndex: timestamps.firstQuery + 2 * i + 1 },
+        timestampWrites: {
+          querySet: timestamps.querySet,
+          beginningOfPassWriteIndex: timestamps.firstQuery + 2 * i,
+          endOfPassWriteIndex: timestamps.firstQuery + 2 * i + 1,
+        },
       });
       pass.setPipeline(pipeline);
       pass.setBindGroup(0, bindGroup);
@@ -262,7 +293,11 @@ export class CompiledGraph {
 }
 
 export async function readBuffer(device: GPUDevice, buffer: GPUBuffer, bytes: number, offset = 0): Promise<Float32Array> {
-  const staging = device.createBuffer({ label: `read ${buffer.label}`, size: alignTo(bytes, 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const staging = device.createBuffer({
+    label: `read ${buffer.label}`,
+    size: alignTo(bytes, 4),
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
   const encoder = device.createCommandEncoder({ label: `read ${buffer.label}` });
   encoder.copyBufferToBuffer(buffer, offset, staging, 0, alignTo(bytes, 4));
   device.queue.submit([encoder.finish()]);

@@ -3,7 +3,7 @@
  * write them. Node names are the PyTorch module paths they come from, and every GPU object made
  * for a node carries that name as its label.
  */
-import { SHADERS, type ShaderName } from '../shaders.gen.ts';
+import { type ShaderName, SHADERS } from '../shaders.gen.ts';
 
 export type TensorRole = 'weight' | 'input' | 'intermediate' | 'output';
 export type DataType = 'f32' | 'i32';

@@ -32,7 +32,11 @@ const DEFAULT_MAX_PIXELS = 2 ** 26;
 
 const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
 const ALLOWED_DEPTHS: Record<number, number[]> = {
-  0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16],
+  0: [1, 2, 4, 8, 16],
+  2: [8, 16],
+  3: [1, 2, 4, 8],
+  4: [8, 16],
+  6: [8, 16],
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -93,11 +97,16 @@ function filterRows(pixels: Uint8Array, rowBytes: number, height: number, bpp: n
 
 function predict(filter: number, left: number, up: number, upLeft: number): number {
   switch (filter) {
-    case 1: return left;
-    case 2: return up;
-    case 3: return (left + up) >> 1;
-    case 4: return paeth(left, up, upLeft);
-    default: return 0;
+    case 1:
+      return left;
+    case 2:
+      return up;
+    case 3:
+      return (left + up) >> 1;
+    case 4:
+      return paeth(left, up, upLeft);
+    default:
+      return 0;
   }
 }
 

@@ -18,16 +18,38 @@ export class SafetensorsError extends Error {
 }
 
 export type DType =
-  | 'F64' | 'F32' | 'F16' | 'BF16' | 'F8_E4M3' | 'F8_E5M2'
-  | 'I64' | 'I32' | 'I16' | 'I8'
-  | 'U64' | 'U32' | 'U16' | 'U8'
+  | 'F64'
+  | 'F32'
+  | 'F16'
+  | 'BF16'
+  | 'F8_E4M3'
+  | 'F8_E5M2'
+  | 'I64'
+  | 'I32'
+  | 'I16'
+  | 'I8'
+  | 'U64'
+  | 'U32'
+  | 'U16'
+  | 'U8'
   | 'BOOL';
 
 /** Bytes per element of each supported dtype. */
 export const DTYPE_SIZES: Readonly<Record<DType, number>> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, F8_E4M3: 1, F8_E5M2: 1,
-  I64: 8, I32: 4, I16: 2, I8: 1,
-  U64: 8, U32: 4, U16: 2, U8: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U64: 8,
+  U32: 4,
+  U16: 2,
+  U8: 1,
   BOOL: 1,
 };
 
@@ -207,7 +229,9 @@ function checkNoOverlap(spans: { name: string; begin: number; end: number }[]): 
     const current = filled[i];
     if (current.begin < previous.end) {
       throw new SafetensorsError(
-        `tensor ${quoted(current.name)} [${current.begin}, ${current.end}) overlaps tensor ${quoted(previous.name)} [${previous.begin}, ${previous.end})`,
+        `tensor ${quoted(current.name)} [${current.begin}, ${current.end}) overlaps tensor ${
+          quoted(previous.name)
+        } [${previous.begin}, ${previous.end})`,
       );
     }
   }
@@ -254,7 +278,10 @@ function scanObjectKeys(text: string): KeyScan {
       let end = i + 1;
       let escaped = false;
       while (text.charCodeAt(end) !== QUOTE) {
-        if (text.charCodeAt(end) === BACKSLASH) { escaped = true; end++; }
+        if (text.charCodeAt(end) === BACKSLASH) {
+          escaped = true;
+          end++;
+        }
         end++;
       }
       const token = text.slice(i, end + 1);
@@ -300,21 +327,36 @@ function alignedCopy<T>(entry: TensorEntry, Type: TypedArrayConstructor<T>): T {
  */
 export function toFloat32(entry: TensorEntry): Float32Array {
   switch (entry.dtype) {
-    case 'F32': return alignedCopy(entry, Float32Array);
-    case 'F16': return float16ArrayToFloat32(alignedCopy(entry, Uint16Array));
-    case 'BF16': return bfloat16ArrayToFloat32(alignedCopy(entry, Uint16Array));
-    case 'F8_E4M3': return mapBytes(entry.bytes, float8E4M3Table());
-    case 'F8_E5M2': return mapBytes(entry.bytes, float8E5M2Table());
-    case 'F64': return Float32Array.from(alignedCopy(entry, Float64Array));
-    case 'I64': return Float32Array.from(alignedCopy(entry, BigInt64Array), Number);
-    case 'U64': return Float32Array.from(alignedCopy(entry, BigUint64Array), Number);
-    case 'I32': return Float32Array.from(alignedCopy(entry, Int32Array));
-    case 'U32': return Float32Array.from(alignedCopy(entry, Uint32Array));
-    case 'I16': return Float32Array.from(alignedCopy(entry, Int16Array));
-    case 'U16': return Float32Array.from(alignedCopy(entry, Uint16Array));
-    case 'I8': return Float32Array.from(new Int8Array(entry.bytes.buffer, entry.bytes.byteOffset, entry.bytes.length));
-    case 'U8': return Float32Array.from(entry.bytes);
-    case 'BOOL': return Float32Array.from(entry.bytes, (b) => (b ? 1 : 0));
+    case 'F32':
+      return alignedCopy(entry, Float32Array);
+    case 'F16':
+      return float16ArrayToFloat32(alignedCopy(entry, Uint16Array));
+    case 'BF16':
+      return bfloat16ArrayToFloat32(alignedCopy(entry, Uint16Array));
+    case 'F8_E4M3':
+      return mapBytes(entry.bytes, float8E4M3Table());
+    case 'F8_E5M2':
+      return mapBytes(entry.bytes, float8E5M2Table());
+    case 'F64':
+      return Float32Array.from(alignedCopy(entry, Float64Array));
+    case 'I64':
+      return Float32Array.from(alignedCopy(entry, BigInt64Array), Number);
+    case 'U64':
+      return Float32Array.from(alignedCopy(entry, BigUint64Array), Number);
+    case 'I32':
+      return Float32Array.from(alignedCopy(entry, Int32Array));
+    case 'U32':
+      return Float32Array.from(alignedCopy(entry, Uint32Array));
+    case 'I16':
+      return Float32Array.from(alignedCopy(entry, Int16Array));
+    case 'U16':
+      return Float32Array.from(alignedCopy(entry, Uint16Array));
+    case 'I8':
+      return Float32Array.from(new Int8Array(entry.bytes.buffer, entry.bytes.byteOffset, entry.bytes.length));
+    case 'U8':
+      return Float32Array.from(entry.bytes);
+    case 'BOOL':
+      return Float32Array.from(entry.bytes, (b) => (b ? 1 : 0));
   }
 }
 
@@ -324,15 +366,24 @@ export function toFloat32(entry: TensorEntry): Float32Array {
  */
 export function toInt32(entry: TensorEntry): Int32Array {
   switch (entry.dtype) {
-    case 'I32': return alignedCopy(entry, Int32Array);
-    case 'I64': return checkedInt32(entry, alignedCopy(entry, BigInt64Array));
-    case 'U64': return checkedInt32(entry, alignedCopy(entry, BigUint64Array));
-    case 'U32': return checkedInt32(entry, alignedCopy(entry, Uint32Array));
-    case 'I16': return Int32Array.from(alignedCopy(entry, Int16Array));
-    case 'U16': return Int32Array.from(alignedCopy(entry, Uint16Array));
-    case 'I8': return Int32Array.from(new Int8Array(entry.bytes.buffer, entry.bytes.byteOffset, entry.bytes.length));
-    case 'U8': return Int32Array.from(entry.bytes);
-    case 'BOOL': return Int32Array.from(entry.bytes, (b) => (b ? 1 : 0));
+    case 'I32':
+      return alignedCopy(entry, Int32Array);
+    case 'I64':
+      return checkedInt32(entry, alignedCopy(entry, BigInt64Array));
+    case 'U64':
+      return checkedInt32(entry, alignedCopy(entry, BigUint64Array));
+    case 'U32':
+      return checkedInt32(entry, alignedCopy(entry, Uint32Array));
+    case 'I16':
+      return Int32Array.from(alignedCopy(entry, Int16Array));
+    case 'U16':
+      return Int32Array.from(alignedCopy(entry, Uint16Array));
+    case 'I8':
+      return Int32Array.from(new Int8Array(entry.bytes.buffer, entry.bytes.byteOffset, entry.bytes.length));
+    case 'U8':
+      return Int32Array.from(entry.bytes);
+    case 'BOOL':
+      return Int32Array.from(entry.bytes, (b) => (b ? 1 : 0));
     default:
       throw new SafetensorsError(`tensor ${quoted(entry.name)} has dtype ${entry.dtype}, not an integer type`);
   }
@@ -386,7 +437,9 @@ export interface TensorToWrite {
 }
 
 const ARRAY_TYPE_OF: Record<TensorToWrite['dtype'], { name: string }> = {
-  F32: Float32Array, I32: Int32Array, F16: Uint16Array,
+  F32: Float32Array,
+  I32: Int32Array,
+  F16: Uint16Array,
 };
 
 /**

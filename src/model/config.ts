@@ -49,10 +49,25 @@ const FIXED: Record<string, unknown[]> = {
 };
 
 const KNOWN = new Set([
-  'sample_size', 'in_channels', 'out_channels', 'block_out_channels', 'down_block_types', 'up_block_types',
-  'layers_per_block', 'norm_num_groups', 'norm_eps', 'attention_head_dim', 'add_attention', 'flip_sin_to_cos',
-  'freq_shift', 'downsample_padding', 'mid_block_scale_factor', 'time_embedding_dim', 'center_input_sample',
-  ...Object.keys(FIXED), ...IGNORED,
+  'sample_size',
+  'in_channels',
+  'out_channels',
+  'block_out_channels',
+  'down_block_types',
+  'up_block_types',
+  'layers_per_block',
+  'norm_num_groups',
+  'norm_eps',
+  'attention_head_dim',
+  'add_attention',
+  'flip_sin_to_cos',
+  'freq_shift',
+  'downsample_padding',
+  'mid_block_scale_factor',
+  'time_embedding_dim',
+  'center_input_sample',
+  ...Object.keys(FIXED),
+  ...IGNORED,
 ]);
 
 function positiveInt(raw: Record<string, unknown>, key: string, fallback?: number): number {
@@ -73,19 +88,25 @@ export function parseUNetConfig(raw: unknown): UNetConfig {
   if (unknown.length) throw new ModelConfigError(`config.json: unsupported option(s): ${unknown.join(', ')}`);
   for (const [key, allowed] of Object.entries(FIXED)) {
     if (key in c && !allowed.includes(c[key] as never)) {
-      throw new ModelConfigError(`config.json: ${key} = ${JSON.stringify(c[key])} is not supported (supported: ${allowed.map((a) => JSON.stringify(a)).join(', ')})`);
+      throw new ModelConfigError(
+        `config.json: ${key} = ${JSON.stringify(c[key])} is not supported (supported: ${allowed.map((a) => JSON.stringify(a)).join(', ')})`,
+      );
     }
   }
   const blockOutChannels = c.block_out_channels ?? [224, 448, 672, 896];
   if (!Array.isArray(blockOutChannels) || blockOutChannels.length === 0 || blockOutChannels.some((v) => !Number.isInteger(v) || v <= 0)) {
-    throw new ModelConfigError(`config.json: block_out_channels must be a list of positive integers, got ${JSON.stringify(blockOutChannels)}`);
+    throw new ModelConfigError(
+      `config.json: block_out_channels must be a list of positive integers, got ${JSON.stringify(blockOutChannels)}`,
+    );
   }
   const downBlockTypes = (c.down_block_types ?? ['DownBlock2D', 'AttnDownBlock2D', 'AttnDownBlock2D', 'AttnDownBlock2D']) as string[];
   const upBlockTypes = (c.up_block_types ?? ['AttnUpBlock2D', 'AttnUpBlock2D', 'AttnUpBlock2D', 'UpBlock2D']) as string[];
-  for (const [key, list, allowed] of [
-    ['down_block_types', downBlockTypes, ['DownBlock2D', 'AttnDownBlock2D']],
-    ['up_block_types', upBlockTypes, ['UpBlock2D', 'AttnUpBlock2D']],
-  ] as const) {
+  for (
+    const [key, list, allowed] of [
+      ['down_block_types', downBlockTypes, ['DownBlock2D', 'AttnDownBlock2D']],
+      ['up_block_types', upBlockTypes, ['UpBlock2D', 'AttnUpBlock2D']],
+    ] as const
+  ) {
     if (!Array.isArray(list) || list.length !== blockOutChannels.length) {
       throw new ModelConfigError(`config.json: ${key} must list ${blockOutChannels.length} blocks (one per block_out_channels entry)`);
     }
@@ -98,7 +119,9 @@ export function parseUNetConfig(raw: unknown): UNetConfig {
   const normNumGroups = positiveInt(c, 'norm_num_groups', 32);
   const attnNormNumGroups = c.attn_norm_num_groups == null ? null : positiveInt(c, 'attn_norm_num_groups');
   for (const ch of blockOutChannels as number[]) {
-    if (ch % normNumGroups !== 0) throw new ModelConfigError(`config.json: block_out_channels ${ch} is not divisible by norm_num_groups ${normNumGroups}`);
+    if (ch % normNumGroups !== 0) {
+      throw new ModelConfigError(`config.json: block_out_channels ${ch} is not divisible by norm_num_groups ${normNumGroups}`);
+    }
   }
   const attentionHeadDim = c.attention_head_dim == null ? null : positiveInt(c, 'attention_head_dim');
   const normEps = c.norm_eps ?? 1e-5;
@@ -106,20 +129,28 @@ export function parseUNetConfig(raw: unknown): UNetConfig {
   const freqShift = c.freq_shift ?? 0;
   if (typeof freqShift !== 'number') throw new ModelConfigError(`config.json: freq_shift must be a number`);
   const downsamplePadding = c.downsample_padding ?? 1;
-  if (downsamplePadding !== 0 && downsamplePadding !== 1) throw new ModelConfigError(`config.json: downsample_padding must be 0 or 1, got ${JSON.stringify(downsamplePadding)}`);
+  if (downsamplePadding !== 0 && downsamplePadding !== 1) {
+    throw new ModelConfigError(`config.json: downsample_padding must be 0 or 1, got ${JSON.stringify(downsamplePadding)}`);
+  }
   const midBlockScaleFactor = c.mid_block_scale_factor ?? 1;
-  if (typeof midBlockScaleFactor !== 'number' || !(midBlockScaleFactor > 0)) throw new ModelConfigError('config.json: mid_block_scale_factor must be a positive number');
+  if (typeof midBlockScaleFactor !== 'number' || !(midBlockScaleFactor > 0)) {
+    throw new ModelConfigError('config.json: mid_block_scale_factor must be a positive number');
+  }
   if (c.attention_head_dim != null) {
     for (const [i, type] of downBlockTypes.entries()) {
       const ch = (blockOutChannels as number[])[i];
       if (type.startsWith('Attn') && ch % attentionHeadDim! !== 0) {
-        throw new ModelConfigError(`config.json: ${ch} channels of down block ${i} do not split into heads of attention_head_dim ${attentionHeadDim}`);
+        throw new ModelConfigError(
+          `config.json: ${ch} channels of down block ${i} do not split into heads of attention_head_dim ${attentionHeadDim}`,
+        );
       }
     }
   }
   const sampleSize = c.sample_size;
   const size = Array.isArray(sampleSize) ? sampleSize[0] : sampleSize;
-  if (Array.isArray(sampleSize) && sampleSize[0] !== sampleSize[1]) throw new ModelConfigError('config.json: only square sample_size is supported');
+  if (Array.isArray(sampleSize) && sampleSize[0] !== sampleSize[1]) {
+    throw new ModelConfigError('config.json: only square sample_size is supported');
+  }
   return {
     sampleSize: positiveInt({ sample_size: size }, 'sample_size'),
     inChannels: positiveInt(c, 'in_channels', 3),

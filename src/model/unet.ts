@@ -6,7 +6,7 @@
 import { Graph, type Tensor } from '../graph/graph.ts';
 import { spatialAttention } from '../ops/attention.ts';
 import { concatChannels } from '../ops/concat.ts';
-import { type ConvKernels, conv2d } from '../ops/conv2d.ts';
+import { conv2d, type ConvKernels } from '../ops/conv2d.ts';
 import { groupNorm } from '../ops/group_norm.ts';
 import { linear } from '../ops/linear.ts';
 import { timestepEmbedding } from '../ops/timestep_embedding.ts';
@@ -35,7 +35,9 @@ class UNetBuilder {
   constructor(private readonly config: UNetConfig, private readonly weights: WeightSource) {}
 
   private convWeights(prefix: string, cout: number, cin: number, k: number) {
-    const weight = k === 1 ? this.weights.take(`${prefix}.weight`, [cout, cin, 1, 1], [cout, cin]) : this.weights.take(`${prefix}.weight`, [cout, cin, k, k]);
+    const weight = k === 1
+      ? this.weights.take(`${prefix}.weight`, [cout, cin, 1, 1], [cout, cin])
+      : this.weights.take(`${prefix}.weight`, [cout, cin, k, k]);
     return { weight, bias: this.weights.take(`${prefix}.bias`, [cout]) };
   }
 
@@ -58,7 +60,10 @@ class UNetBuilder {
   resnet(prefix: string, x: Tensor, cout: number, outputScale = 1): Tensor {
     const cin = x.shape[1];
     let h = this.norm(`${prefix}.norm1`, x, true);
-    const tembW = { weight: this.weights.take(`${prefix}.time_emb_proj.weight`, [cout, this.temb.shape[1]]), bias: this.weights.take(`${prefix}.time_emb_proj.bias`, [cout]) };
+    const tembW = {
+      weight: this.weights.take(`${prefix}.time_emb_proj.weight`, [cout, this.temb.shape[1]]),
+      bias: this.weights.take(`${prefix}.time_emb_proj.bias`, [cout]),
+    };
     const tembProj = linear(this.g, `${prefix}.time_emb_proj`, this.temb, tembW.weight, tembW.bias, { siluInput: true });
     h = this.conv(`${prefix}.conv1`, h, cout, 3, { channelAdd: tembProj });
     h = this.norm(`${prefix}.norm2`, h, true);
@@ -70,14 +75,23 @@ class UNetBuilder {
     const c = x.shape[1];
     const headDim = this.config.attentionHeadDim;
     const heads = headDim === null ? 1 : c / headDim;
-    const proj = (name: string) => ({ weight: this.weights.take(`${prefix}.${name}.weight`, [c, c], [c, c, 1, 1]), bias: this.weights.take(`${prefix}.${name}.bias`, [c]) });
+    const proj = (name: string) => ({
+      weight: this.weights.take(`${prefix}.${name}.weight`, [c, c], [c, c, 1, 1]),
+      bias: this.weights.take(`${prefix}.${name}.bias`, [c]),
+    });
     return spatialAttention(this.g, prefix, x, {
       norm: this.normWeights(`${prefix}.group_norm`, c),
       query: proj('to_q'),
       key: proj('to_k'),
       value: proj('to_v'),
       out: proj('to_out.0'),
-    }, { heads, groups: this.config.attnNormNumGroups ?? this.config.normNumGroups, eps: this.config.normEps, rescaleOutputFactor: outputScale, kernels: this.kernels });
+    }, {
+      heads,
+      groups: this.config.attnNormNumGroups ?? this.config.normNumGroups,
+      eps: this.config.normEps,
+      rescaleOutputFactor: outputScale,
+      kernels: this.kernels,
+    });
   }
 
   build(options: UNetGraphOptions): Graph {
@@ -88,10 +102,20 @@ class UNetBuilder {
     const sample = g.input(SAMPLE_INPUT, [options.batch, config.inChannels, size, size]);
     const timesteps = g.input(TIMESTEP_INPUT, [options.batch], 'i32');
 
-    const tproj = timestepEmbedding(g, 'time_proj', timesteps, { dim: boc[0], flipSinToCos: config.flipSinToCos, freqShift: config.freqShift });
+    const tproj = timestepEmbedding(g, 'time_proj', timesteps, {
+      dim: boc[0],
+      flipSinToCos: config.flipSinToCos,
+      freqShift: config.freqShift,
+    });
     const tembDim = config.timeEmbeddingDim ?? boc[0] * 4;
-    const l1 = { weight: this.weights.take('time_embedding.linear_1.weight', [tembDim, boc[0]]), bias: this.weights.take('time_embedding.linear_1.bias', [tembDim]) };
-    const l2 = { weight: this.weights.take('time_embedding.linear_2.weight', [tembDim, tembDim]), bias: this.weights.take('time_embedding.linear_2.bias', [tembDim]) };
+    const l1 = {
+      weight: this.weights.take('time_embedding.linear_1.weight', [tembDim, boc[0]]),
+      bias: this.weights.take('time_embedding.linear_1.bias', [tembDim]),
+    };
+    const l2 = {
+      weight: this.weights.take('time_embedding.linear_2.weight', [tembDim, tembDim]),
+      bias: this.weights.take('time_embedding.linear_2.bias', [tembDim]),
+    };
     const hidden = linear(g, 'time_embedding.linear_1', tproj, l1.weight, l1.bias, { siluOutput: true });
     this.temb = linear(g, 'time_embedding', hidden, l2.weight, l2.bias);
 

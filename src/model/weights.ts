@@ -74,7 +74,13 @@ export class WeightStore implements WeightSource {
     const unexpected = [...this.file.tensors.keys()].filter((k) => !this.used.has(k));
     const problems: string[] = [];
     const list = (title: string, items: string[]) => {
-      if (items.length) problems.push(`${title} (${items.length}):\n  ${items.slice(0, 20).join('\n  ')}${items.length > 20 ? `\n  ... and ${items.length - 20} more` : ''}`);
+      if (items.length) {
+        problems.push(
+          `${title} (${items.length}):\n  ${items.slice(0, 20).join('\n  ')}${
+            items.length > 20 ? `\n  ... and ${items.length - 20} more` : ''
+          }`,
+        );
+      }
     };
     list('missing weights', this.missing);
     list('weights of the wrong shape', this.misShaped);

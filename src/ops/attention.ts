@@ -1,5 +1,5 @@
-import { type Graph, type Tensor, byteSize } from '../graph/graph.ts';
-import { type ConvKernels, conv2d } from './conv2d.ts';
+import { byteSize, type Graph, type Tensor } from '../graph/graph.ts';
+import { conv2d, type ConvKernels } from './conv2d.ts';
 import { groupNorm } from './group_norm.ts';
 import { stridedGemm } from './strided_gemm.ts';
 import type { WeightArray } from './weights.ts';
@@ -30,7 +30,10 @@ function concatenated(name: string, parts: WeightArray[], shape: number[]): Weig
  * with 3C output channels, and the two products read their heads as strided views of it.
  */
 export function spatialAttention(
-  g: Graph, name: string, x: Tensor, w: AttentionWeights,
+  g: Graph,
+  name: string,
+  x: Tensor,
+  w: AttentionWeights,
   options: { heads: number; groups: number; eps: number; rescaleOutputFactor: number; kernels?: ConvKernels },
 ): Tensor {
   const [n, c, h, wd] = x.shape;
@@ -38,10 +41,16 @@ export function spatialAttention(
   if (c % heads !== 0) throw new Error(`${name}: ${c} channels do not split into ${heads} heads`);
   const d = c / heads;
   const L = h * wd;
-  const normed = groupNorm(g, `${name}.group_norm`, x, w.norm.weight, w.norm.bias, { groups: options.groups, eps: options.eps, silu: false });
+  const normed = groupNorm(g, `${name}.group_norm`, x, w.norm.weight, w.norm.bias, {
+    groups: options.groups,
+    eps: options.eps,
+    silu: false,
+  });
   const projections = [w.query, w.key, w.value];
   const qkv = conv2d(
-    g, `${name}.to_qkv`, normed,
+    g,
+    `${name}.to_qkv`,
+    normed,
     concatenated(`${name}.to_qkv.weight`, projections.map((p) => p.weight), [3 * c, c]),
     concatenated(`${name}.to_qkv.bias`, projections.map((p) => p.bias), [3 * c]),
     { kernels: options.kernels },
@@ -51,8 +60,15 @@ export function spatialAttention(
 
   // scores[b, hd, i, j] = sum_e q[e, i] k[e, j] / sqrt(D)
   const scores = g.intermediate(`${name}.scores`, [n, heads, L, L]);
-  stridedGemm(g, `${name}.scores`, { rows: L, cols: L, depth: d, outerCount: n, innerCount: heads, alpha: 1 / Math.sqrt(d) },
-    { ...head(0), row: 1, k: L }, { ...head(1), row: 1, k: L }, { offset: 0, outer: heads * L * L, inner: L * L, row: L, k: 1 }, scores);
+  stridedGemm(
+    g,
+    `${name}.scores`,
+    { rows: L, cols: L, depth: d, outerCount: n, innerCount: heads, alpha: 1 / Math.sqrt(d) },
+    { ...head(0), row: 1, k: L },
+    { ...head(1), row: 1, k: L },
+    { offset: 0, outer: heads * L * L, inner: L * L, row: L, k: 1 },
+    scores,
+  );
 
   const rows = n * heads * L;
   const groups = Math.ceil(rows / 8);
@@ -70,8 +86,18 @@ export function spatialAttention(
 
   // attended[b, hd * D + e, i] = sum_j v[e, j] p[i, j]: straight back to NCHW.
   const attended = g.intermediate(`${name}.attended`, x.shape);
-  stridedGemm(g, `${name}.attended`, { rows: d, cols: L, depth: L, outerCount: n, innerCount: heads },
-    { ...head(2), row: L, k: 1 }, { tensor: scores, offset: 0, outer: heads * L * L, inner: L * L, row: L, k: 1 },
-    { offset: 0, outer: c * L, inner: d * L, row: L, k: 1 }, attended);
-  return conv2d(g, name, attended, w.out.weight, w.out.bias, { residual: x, outputScale: 1 / options.rescaleOutputFactor, kernels: options.kernels });
+  stridedGemm(
+    g,
+    `${name}.attended`,
+    { rows: d, cols: L, depth: L, outerCount: n, innerCount: heads },
+    { ...head(2), row: L, k: 1 },
+    { tensor: scores, offset: 0, outer: heads * L * L, inner: L * L, row: L, k: 1 },
+    { offset: 0, outer: c * L, inner: d * L, row: L, k: 1 },
+    attended,
+  );
+  return conv2d(g, name, attended, w.out.weight, w.out.bias, {
+    residual: x,
+    outputScale: 1 / options.rescaleOutputFactor,
+    kernels: options.kernels,
+  });
 }

@@ -1,4 +1,4 @@
-import { type Graph, type Tensor, byteSize } from '../graph/graph.ts';
+import { byteSize, type Graph, type Tensor } from '../graph/graph.ts';
 
 /** Channel concatenation of two NCHW tensors. */
 export function concatChannels(g: Graph, name: string, a: Tensor, b: Tensor): Tensor {

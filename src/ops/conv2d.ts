@@ -1,4 +1,4 @@
-import { type Graph, type Tensor, byteSize, elementCount } from '../graph/graph.ts';
+import { byteSize, elementCount, type Graph, type Tensor } from '../graph/graph.ts';
 import type { ConvKernels } from './kernels.ts';
 import type { WeightArray } from './weights.ts';
 
@@ -74,7 +74,9 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
   const w = g.weight(`${weight.name}:transposed`, [cin * kh * kw, ocStride], transposeConvWeight({ ...weight, shape }, ocStride));
   const b = g.weight(`${bias.name}:padded`, [ocStride], padded(bias.data, ocStride));
   const epilogue = {
-    has_channel_add: options.channelAdd ? 1 : 0, has_residual: options.residual ? 1 : 0, output_scale: options.outputScale ?? 1,
+    has_channel_add: options.channelAdd ? 1 : 0,
+    has_residual: options.residual ? 1 : 0,
+    output_scale: options.outputScale ?? 1,
   };
   const flops = 2 * n * cout * outH * outW * cin * kh * kw;
   const bytes = byteSize(x) + 4 * elementCount(weight.shape) + byteSize(out) * (options.residual ? 2 : 1);
@@ -87,9 +89,23 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
       inputs: [x, w, b, options.channelAdd ?? null, options.residual ?? null],
       outputs: [out],
       params: {
-        batch: n, in_channels: cin, src_height: srcH, src_width: srcW, in_height: inH, in_width: inW,
-        out_channels: cout, oc_stride: ocStride, out_height: outH, out_width: outW, kernel_h: kh, kernel_w: kw, stride,
-        pad_top: padTop, pad_left: padLeft, upsample: options.upsample ? 1 : 0, ...epilogue,
+        batch: n,
+        in_channels: cin,
+        src_height: srcH,
+        src_width: srcW,
+        in_height: inH,
+        in_width: inW,
+        out_channels: cout,
+        oc_stride: ocStride,
+        out_height: outH,
+        out_width: outW,
+        kernel_h: kh,
+        kernel_w: kw,
+        stride,
+        pad_top: padTop,
+        pad_left: padLeft,
+        upsample: options.upsample ? 1 : 0,
+        ...epilogue,
       },
       workgroups: [Math.ceil((n * outH * outW) / TILE), Math.ceil(cout / TILE), 1],
       flops,
@@ -122,10 +138,26 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
     inputs: [x, x, w, b, options.channelAdd ?? null, options.residual ?? null],
     outputs: [out],
     params: {
-      batch: n, in_channels: cin, src_height: viewH, src_width: viewW, in_height: viewInH, in_width: viewInW,
-      out_channels: cout, oc_stride: ocStride, out_height: viewOutH, out_width: viewOutW, kernel_h: kh, kernel_w: kw, stride,
-      pad_top: padTop, pad_left: padLeft, upsample: options.upsample ? 1 : 0,
-      ...epilogue, row_blocks: rowBlocks, blocks, path,
+      batch: n,
+      in_channels: cin,
+      src_height: viewH,
+      src_width: viewW,
+      in_height: viewInH,
+      in_width: viewInW,
+      out_channels: cout,
+      oc_stride: ocStride,
+      out_height: viewOutH,
+      out_width: viewOutW,
+      kernel_h: kh,
+      kernel_w: kw,
+      stride,
+      pad_top: padTop,
+      pad_left: padLeft,
+      upsample: options.upsample ? 1 : 0,
+      ...epilogue,
+      row_blocks: rowBlocks,
+      blocks,
+      path,
     },
     workgroups: [Math.ceil(blocks / WORKGROUP), small ? 1 : ocStride / OC_BLOCK, 1],
     flops,

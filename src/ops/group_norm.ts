@@ -1,8 +1,12 @@
-import { type Graph, type Tensor, byteSize } from '../graph/graph.ts';
+import { byteSize, type Graph, type Tensor } from '../graph/graph.ts';
 import type { WeightArray } from './weights.ts';
 
 export function groupNorm(
-  g: Graph, name: string, x: Tensor, gamma: WeightArray, beta: WeightArray,
+  g: Graph,
+  name: string,
+  x: Tensor,
+  gamma: WeightArray,
+  beta: WeightArray,
   options: { groups: number; eps: number; silu: boolean },
 ): Tensor {
   const [n, c, h, w] = x.shape;
@@ -15,7 +19,14 @@ export function groupNorm(
     // The input twice: as f32 and as vec4 (group_norm.wgsl reads rows a multiple of 4 long as vec4s).
     inputs: [x, x, g.weight(gamma.name, gamma.shape, gamma.data), g.weight(beta.name, beta.shape, beta.data)],
     outputs: [out],
-    params: { channels: c, groups: options.groups, spatial: h * w, items: n * options.groups, eps: options.eps, silu: options.silu ? 1 : 0 },
+    params: {
+      channels: c,
+      groups: options.groups,
+      spatial: h * w,
+      items: n * options.groups,
+      eps: options.eps,
+      silu: options.silu ? 1 : 0,
+    },
     // One invocation per (image, group), eight to a workgroup.
     workgroups: [Math.ceil((n * options.groups) / 8), 1, 1],
     flops: n * c * h * w * (options.silu ? 12 : 8),

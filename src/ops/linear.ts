@@ -1,8 +1,12 @@
-import { type Graph, type Tensor, byteSize, elementCount } from '../graph/graph.ts';
+import { byteSize, elementCount, type Graph, type Tensor } from '../graph/graph.ts';
 import type { WeightArray } from './weights.ts';
 
 export function linear(
-  g: Graph, name: string, x: Tensor, weight: WeightArray, bias: WeightArray,
+  g: Graph,
+  name: string,
+  x: Tensor,
+  weight: WeightArray,
+  bias: WeightArray,
   options: { siluInput?: boolean; siluOutput?: boolean } = {},
 ): Tensor {
   const [n, inFeatures] = x.shape;
@@ -15,7 +19,13 @@ export function linear(
     shader: 'linear',
     inputs: [x, g.weight(weight.name, weight.shape, weight.data), g.weight(bias.name, bias.shape, bias.data)],
     outputs: [out],
-    params: { batch: n, in_features: inFeatures, out_features: outFeatures, silu_input: options.siluInput ? 1 : 0, silu_output: options.siluOutput ? 1 : 0 },
+    params: {
+      batch: n,
+      in_features: inFeatures,
+      out_features: outFeatures,
+      silu_input: options.siluInput ? 1 : 0,
+      silu_output: options.siluOutput ? 1 : 0,
+    },
     workgroups: [Math.ceil(outFeatures / 64), n, 1],
     flops: 2 * n * inFeatures * outFeatures,
     bytes: byteSize(x) + 4 * elementCount(weight.shape) + byteSize(out),

@@ -21,9 +21,13 @@ const WORKGROUP = 8;
  * through the view `c` (whose `k` stride is the column stride) into `out`.
  */
 export function stridedGemm(
-  g: Graph, name: string,
+  g: Graph,
+  name: string,
   shape: { rows: number; cols: number; depth: number; outerCount: number; innerCount: number; alpha?: number },
-  a: MatrixView, b: MatrixView, c: Omit<MatrixView, 'tensor'>, out: Tensor,
+  a: MatrixView,
+  b: MatrixView,
+  c: Omit<MatrixView, 'tensor'>,
+  out: Tensor,
 ): void {
   const { rows, cols, depth, outerCount, innerCount } = shape;
   const items = outerCount * innerCount;
@@ -36,10 +40,28 @@ export function stridedGemm(
     inputs: [a.tensor, b.tensor],
     outputs: [out],
     params: {
-      rows, cols, depth, inner_count: innerCount, items, col_blocks: colBlocks, alpha: shape.alpha ?? 1,
-      a_offset: a.offset, a_outer: a.outer, a_inner: a.inner, a_row: a.row, a_k: a.k,
-      b_offset: b.offset, b_outer: b.outer, b_inner: b.inner, b_row: b.row, b_k: b.k,
-      c_offset: c.offset, c_outer: c.outer, c_inner: c.inner, c_row: c.row, c_col: c.k,
+      rows,
+      cols,
+      depth,
+      inner_count: innerCount,
+      items,
+      col_blocks: colBlocks,
+      alpha: shape.alpha ?? 1,
+      a_offset: a.offset,
+      a_outer: a.outer,
+      a_inner: a.inner,
+      a_row: a.row,
+      a_k: a.k,
+      b_offset: b.offset,
+      b_outer: b.outer,
+      b_inner: b.inner,
+      b_row: b.row,
+      b_k: b.k,
+      c_offset: c.offset,
+      c_outer: c.outer,
+      c_inner: c.inner,
+      c_row: c.row,
+      c_col: c.k,
     },
     workgroups: [Math.ceil(cells / WORKGROUP), items, 1],
     flops: 2 * items * rows * cols * depth,

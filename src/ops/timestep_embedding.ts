@@ -19,7 +19,10 @@ export function timestepTurns(halfDim: number, freqShift: number, maxPeriod = 10
 }
 
 export function timestepEmbedding(
-  g: Graph, name: string, timesteps: Tensor, options: { dim: number; flipSinToCos: boolean; freqShift: number },
+  g: Graph,
+  name: string,
+  timesteps: Tensor,
+  options: { dim: number; flipSinToCos: boolean; freqShift: number },
 ): Tensor {
   const [n] = timesteps.shape;
   const half = Math.floor(options.dim / 2);

@@ -13,7 +13,7 @@ import type { ModelFiles } from '../pipeline.ts';
 import { DdimSampler } from '../sampler/ddim.ts';
 import { scheduleFromConfig } from '../sampler/schedule.ts';
 import { countGpuCalls, type GpuCallCounts } from './counters.ts';
-import { measureMatmulFloor, type MatmulFloor } from './matmul.ts';
+import { type MatmulFloor, measureMatmulFloor } from './matmul.ts';
 import { formatProfile, type KindSummary, type Profile, profileForward, type TimingSource } from './profiler.ts';
 import { median } from './timing.ts';
 
@@ -92,7 +92,15 @@ export interface BenchResult {
     cpuMs: number | null;
     cpuOverFloor: number | null;
   };
-  profile: { timing: TimingSource; steps: number; stepTotalMs: number; nodeSumMs: number; timestampQuantumNs: number | null; kinds: KindSummary[]; text: string };
+  profile: {
+    timing: TimingSource;
+    steps: number;
+    stepTotalMs: number;
+    nodeSumMs: number;
+    timestampQuantumNs: number | null;
+    kinds: KindSummary[];
+    text: string;
+  };
 }
 
 /** Uniform values in [-1, 1) from a fixed seed, for the forward's input. */
@@ -122,7 +130,11 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResult> 
   const floor = await measureMatmulFloor(gpu, { ...options.matmul, cpuClock });
   const floorGflops = floor.best.gflops;
   for (const m of floor.measurements) {
-    log(`  ${m.variant} ${m.m}^3: ${m.gflops.toFixed(2)} GFLOP/s${m.cpuGflops ? `, ${m.cpuGflops.toFixed(2)} per CPU-second` : ''} (error ${m.maxError.toExponential(1)})`);
+    log(
+      `  ${m.variant} ${m.m}^3: ${m.gflops.toFixed(2)} GFLOP/s${m.cpuGflops ? `, ${m.cpuGflops.toFixed(2)} per CPU-second` : ''} (error ${
+        m.maxError.toExponential(1)
+      })`,
+    );
   }
   // FLOPs per CPU-second of the matmul fastest by that measure, for the CPU-time ratios.
   const floorCpuGflops = floor.bestCpu?.cpuGflops ?? null;
@@ -181,7 +193,12 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResult> 
       implementation: gpu.implementation,
       timestampQuery: gpu.hasTimestamps,
       model: { name: options.modelName, source: options.modelSource, params, sampleSize: unet.size, batch },
-      graph: { dispatchesPerForward: nodes.length, gflopPerForward: flops / 1e9, gbPerForward: bytes / 1e9, weightMB: unet.compiled.stats.weightBytes / 1e6 },
+      graph: {
+        dispatchesPerForward: nodes.length,
+        gflopPerForward: flops / 1e9,
+        gbPerForward: bytes / 1e9,
+        weightMB: unet.compiled.stats.weightBytes / 1e6,
+      },
       floor: { ...floor, gflops: floorGflops, forwardFloorMs },
       forward: {
         warmup,
@@ -242,20 +259,30 @@ export function formatBenchmark(r: BenchResult): string {
   const rows: Row[] = [
     ['forward, wall (median)', ms(f.wallMs), f.gflopsWall.toFixed(2), f.wallOverFloor.toFixed(2)],
     ...(f.gpuMs !== null ? [['forward, GPU timestamps', ms(f.gpuMs), f.gflopsGpu!.toFixed(2), f.gpuOverFloor!.toFixed(2)] as Row] : []),
-    ...(f.cpuMs !== null && f.cpuOverFloor !== null ? [['forward, CPU time (all threads)', ms(f.cpuMs), (flop / (f.cpuMs * 1e6)).toFixed(2), f.cpuOverFloor.toFixed(2)] as Row] : []),
+    ...(f.cpuMs !== null && f.cpuOverFloor !== null
+      ? [['forward, CPU time (all threads)', ms(f.cpuMs), (flop / (f.cpuMs * 1e6)).toFixed(2), f.cpuOverFloor.toFixed(2)] as Row]
+      : []),
     [`DDIM-${d.steps} sample, end to end`, ms(d.wallMs), d.gflops.toFixed(2), d.wallOverFloor.toFixed(2)],
-    ...(d.cpuMs !== null && d.cpuOverFloor !== null ? [[`DDIM-${d.steps}, CPU time`, ms(d.cpuMs), ((d.forwards * flop) / (d.cpuMs * 1e6)).toFixed(2), d.cpuOverFloor.toFixed(2)] as Row] : []),
+    ...(d.cpuMs !== null && d.cpuOverFloor !== null
+      ? [[`DDIM-${d.steps}, CPU time`, ms(d.cpuMs), ((d.forwards * flop) / (d.cpuMs * 1e6)).toFixed(2), d.cpuOverFloor.toFixed(2)] as Row]
+      : []),
     ['  per DDIM step', ms(d.perStepMs), '', ''],
   ];
   return [
-    `bench: ${r.model.name} (${r.model.source}), ${(r.model.params / 1e6).toFixed(2)}M params, ${r.model.sampleSize}x${r.model.sampleSize}, batch ${r.model.batch}`,
+    `bench: ${r.model.name} (${r.model.source}), ${
+      (r.model.params / 1e6).toFixed(2)
+    }M params, ${r.model.sampleSize}x${r.model.sampleSize}, batch ${r.model.batch}`,
     `adapter: ${r.adapter}; timestamp-query ${r.timestampQuery ? 'yes' : 'no'}; ${r.date}`,
-    `graph: ${r.graph.gflopPerForward.toFixed(3)} GFLOP and ${r.graph.gbPerForward.toFixed(3)} GB counted per forward; ${r.graph.dispatchesPerForward} dispatches per forward`,
-    `DDIM step: ${d.dispatchesPerStep.toFixed(2)} dispatches, ${d.submitsPerStep.toFixed(2)} submits (counted over the whole sample of ${d.forwards} steps, ` +
-      `starting noise and readback included: ${d.counts.dispatches} dispatches, ${d.counts.submits} submits)`,
+    `graph: ${r.graph.gflopPerForward.toFixed(3)} GFLOP and ${
+      r.graph.gbPerForward.toFixed(3)
+    } GB counted per forward; ${r.graph.dispatchesPerForward} dispatches per forward`,
+    `DDIM step: ${d.dispatchesPerStep.toFixed(2)} dispatches, ${
+      d.submitsPerStep.toFixed(2)
+    } submits (counted over the whole sample of ${d.forwards} steps, ` +
+    `starting noise and readback included: ${d.counts.dispatches} dispatches, ${d.counts.submits} submits)`,
     `floor: ${r.floor.measurements.map((m) => `${m.variant} ${m.m}^3 ${m.gflops.toFixed(2)} GFLOP/s`).join(', ')}; best ${best.variant}, ` +
-      `${r.floor.gflops.toFixed(2)} GFLOP/s = ${ms(r.floor.forwardFloorMs)} per forward` +
-      (r.floor.bestCpu ? `; per CPU-second ${r.floor.bestCpu.variant} ${r.floor.bestCpu.cpuGflops!.toFixed(2)} GFLOP` : ''),
+    `${r.floor.gflops.toFixed(2)} GFLOP/s = ${ms(r.floor.forwardFloorMs)} per forward` +
+    (r.floor.bestCpu ? `; per CPU-second ${r.floor.bestCpu.variant} ${r.floor.bestCpu.cpuGflops!.toFixed(2)} GFLOP` : ''),
     '',
     `${pad('', 30)}${lpad('time', 12)}${lpad('GFLOP/s', 10)}${lpad('x floor', 9)}`,
     ...rows.map(([a, b, c, e]) => `${pad(a, 30)}${lpad(b, 12)}${lpad(c, 10)}${lpad(e, 9)}`),

@@ -71,7 +71,9 @@ function randomMatrix(size: number, seed: number): Float32Array {
  * samples of `perSubmit` dispatches each. Checks a sample of C against the CPU.
  */
 export async function measureMatmul(
-  gpu: Gpu, variant: MatmulVariant, size: { m: number; n: number; k: number },
+  gpu: Gpu,
+  variant: MatmulVariant,
+  size: { m: number; n: number; k: number },
   options: { repeats?: number; perSubmit?: number; warmup?: number; cpuClock?: () => number } = {},
 ): Promise<MatmulMeasurement> {
   const { device } = gpu;
@@ -107,7 +109,9 @@ export async function measureMatmul(
       entries: [aBuf, bBuf, cBuf, params].map((buf, binding) => ({ binding, resource: { buffer: buf } })),
     });
     const workgroups = kernel.workgroups(m, n);
-    const querySet = gpu.hasTimestamps ? device.createQuerySet({ label: `${variant}.timestamps`, type: 'timestamp', count: 2 * perSubmit }) : undefined;
+    const querySet = gpu.hasTimestamps
+      ? device.createQuerySet({ label: `${variant}.timestamps`, type: 'timestamp', count: 2 * perSubmit })
+      : undefined;
 
     const cpuClock = options.cpuClock;
     const runOnce = async (): Promise<{ wall: number; cpu: number | null; gpu: number[] | null }> => {
@@ -163,8 +167,17 @@ export async function measureMatmul(
     const cpuMs = cpus.length ? median(cpus) : null;
     const flops = 2 * m * n * k;
     return {
-      variant, description: kernel.description, m, n, k, wallMs, gpuMs, gflops: flops / ((gpuMs ?? wallMs) * 1e6),
-      cpuMs, cpuGflops: cpuMs ? flops / (cpuMs * 1e6) : null, maxError,
+      variant,
+      description: kernel.description,
+      m,
+      n,
+      k,
+      wallMs,
+      gpuMs,
+      gflops: flops / ((gpuMs ?? wallMs) * 1e6),
+      cpuMs,
+      cpuGflops: cpuMs ? flops / (cpuMs * 1e6) : null,
+      maxError,
     };
   } finally {
     for (const buf of owned) buf.destroy();
@@ -186,7 +199,8 @@ export interface MatmulFloor {
  * (error over 1e-3) cannot be the floor.
  */
 export async function measureMatmulFloor(
-  gpu: Gpu, options: { minSize?: number; maxSize?: number; targetMs?: number; repeats?: number; cpuClock?: () => number } = {},
+  gpu: Gpu,
+  options: { minSize?: number; maxSize?: number; targetMs?: number; repeats?: number; cpuClock?: () => number } = {},
 ): Promise<MatmulFloor> {
   const minSize = options.minSize ?? 256;
   const maxSize = options.maxSize ?? 4096;
@@ -203,7 +217,11 @@ export async function measureMatmulFloor(
     measurements.push(result);
   }
   const valid = measurements.filter((r) => r.maxError <= 1e-3);
-  if (valid.length === 0) throw new Error(`no matmul variant computed a correct product: ${measurements.map((r) => `${r.variant} error ${r.maxError}`).join(', ')}`);
+  if (valid.length === 0) {
+    throw new Error(
+      `no matmul variant computed a correct product: ${measurements.map((r) => `${r.variant} error ${r.maxError}`).join(', ')}`,
+    );
+  }
   const best = valid.reduce((x, y) => (y.gflops > x.gflops ? y : x));
   const withCpu = valid.filter((r) => r.cpuGflops !== null);
   const bestCpu = withCpu.length ? withCpu.reduce((x, y) => (y.cpuGflops! > x.cpuGflops! ? y : x)) : null;

@@ -102,7 +102,11 @@ export class Profiler {
     if (this.timing === 'timestamp-query') {
       const { device } = gpu;
       this.querySet = device.createQuerySet({ label: 'profiler.timestamps', type: 'timestamp', count: this.queryCount });
-      this.resolveBuffer = device.createBuffer({ label: 'profiler.resolve', size: this.queryCount * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+      this.resolveBuffer = device.createBuffer({
+        label: 'profiler.resolve',
+        size: this.queryCount * 8,
+        usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+      });
     }
   }
 
@@ -120,7 +124,11 @@ export class Profiler {
     const { device } = this.gpu;
     this.recordGraph(encoder, { querySet: this.querySet!, firstQuery: 0 });
     const bytes = this.queryCount * 8;
-    const readback = device.createBuffer({ label: `profiler.step${this.steps.length}`, size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const readback = device.createBuffer({
+      label: `profiler.step${this.steps.length}`,
+      size: bytes,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
     encoder.resolveQuerySet(this.querySet!, 0, this.queryCount, this.resolveBuffer!, 0);
     encoder.copyBufferToBuffer(this.resolveBuffer!, 0, readback, 0, bytes);
     // Mapped in finish(), once the caller has submitted the step: mapping it now would make that
@@ -224,7 +232,16 @@ export class Profiler {
       } else {
         let clock = cpuClock;
         nodes.forEach((node, i) => {
-          events.push({ step, index: i, name: node.name, kind: node.kind, startMs: clock, durationMs: source.durations[i], flops: node.flops, bytes: node.bytes });
+          events.push({
+            step,
+            index: i,
+            name: node.name,
+            kind: node.kind,
+            startMs: clock,
+            durationMs: source.durations[i],
+            flops: node.flops,
+            bytes: node.bytes,
+          });
           clock += source.durations[i];
         });
         cpuClock += source.wallMs;
@@ -287,7 +304,8 @@ function summarise(p: Omit<Profile, 'kinds' | 'nodes'>): Profile {
 
 /** Times `steps` whole forwards of a UNet (or any compiled graph) on its current inputs. */
 export async function profileForward(
-  model: UNet | CompiledGraph, options: { steps?: number; warmup?: number; forceCpuTiming?: boolean } = {},
+  model: UNet | CompiledGraph,
+  options: { steps?: number; warmup?: number; forceCpuTiming?: boolean } = {},
 ): Promise<Profile> {
   const compiled = 'compiled' in model ? model.compiled : model;
   const profiler = new Profiler(compiled.gpu, compiled, { forceCpuTiming: options.forceCpuTiming });
@@ -309,18 +327,30 @@ export function formatProfile(p: Profile, options: { topNodes?: number } = {}): 
   const total = mean(p.stepTotalsMs);
   const sum = mean(p.stepNodeSumsMs);
   const lines = [
-    `profile: ${p.adapter}; timing ${p.timing}${p.timing === 'cpu-fallback' ? ' (no timestamp-query: each node submitted alone and timed on the CPU, submit latency included)' : ''}`,
-    `${p.steps} step(s), ${p.dispatchesPerStep} dispatches per step; step ${p.timing === 'timestamp-query' ? 'GPU time (first begin to last end)' : 'wall time'} ${total.toFixed(3)} ms, per-node sum ${sum.toFixed(3)} ms (${total > 0 ? ((100 * sum) / total).toFixed(1) : '-'}%)` +
-      (p.discardedSteps ? `; ${p.discardedSteps} step(s) with unusable timestamps left out` : ''),
+    `profile: ${p.adapter}; timing ${p.timing}${
+      p.timing === 'cpu-fallback' ? ' (no timestamp-query: each node submitted alone and timed on the CPU, submit latency included)' : ''
+    }`,
+    `${p.steps} step(s), ${p.dispatchesPerStep} dispatches per step; step ${
+      p.timing === 'timestamp-query' ? 'GPU time (first begin to last end)' : 'wall time'
+    } ${total.toFixed(3)} ms, per-node sum ${sum.toFixed(3)} ms (${total > 0 ? ((100 * sum) / total).toFixed(1) : '-'}%)` +
+    (p.discardedSteps ? `; ${p.discardedSteps} step(s) with unusable timestamps left out` : ''),
     ...(p.timestampQuantumNs !== null && p.timestampQuantumNs >= QUANTIZED_AT_NS
-      ? [`NOTE: timestamps are rounded to ${(p.timestampQuantumNs / 1000).toFixed(3)} us by the WebGPU implementation; node times shorter than that are noise ` +
-        "(Dawn: start it with 'disable-dawn-features=timestamp_quantization')"]
+      ? [
+        `NOTE: timestamps are rounded to ${
+          (p.timestampQuantumNs / 1000).toFixed(3)
+        } us by the WebGPU implementation; node times shorter than that are noise ` +
+        "(Dawn: start it with 'disable-dawn-features=timestamp_quantization')",
+      ]
       : []),
     '',
     `${pad('kind', 20)}${lpad('dispatches', 11)}${lpad('total ms', 12)}${lpad('share', 8)}${lpad('GFLOP/s', 10)}${lpad('GB/s', 9)}`,
   ];
   for (const k of p.kinds) {
-    lines.push(`${pad(k.kind, 20)}${lpad(String(k.dispatches), 11)}${lpad(k.totalMs.toFixed(3), 12)}${lpad((100 * k.share).toFixed(1) + '%', 8)}${lpad(k.gflops.toFixed(2), 10)}${lpad(k.gbps.toFixed(2), 9)}`);
+    lines.push(
+      `${pad(k.kind, 20)}${lpad(String(k.dispatches), 11)}${lpad(k.totalMs.toFixed(3), 12)}${lpad((100 * k.share).toFixed(1) + '%', 8)}${
+        lpad(k.gflops.toFixed(2), 10)
+      }${lpad(k.gbps.toFixed(2), 9)}`,
+    );
   }
   const top = options.topNodes ?? 10;
   if (top > 0) {
@@ -338,7 +368,13 @@ export function chromeTrace(p: Profile): { traceEvents: object[]; displayTimeUni
   return {
     traceEvents: [
       { name: 'process_name', ph: 'M', pid: 1, tid: 1, args: { name: p.adapter } },
-      { name: 'thread_name', ph: 'M', pid: 1, tid: 1, args: { name: p.timing === 'timestamp-query' ? 'GPU queue (timestamps)' : 'GPU queue (CPU-timed)' } },
+      {
+        name: 'thread_name',
+        ph: 'M',
+        pid: 1,
+        tid: 1,
+        args: { name: p.timing === 'timestamp-query' ? 'GPU queue (timestamps)' : 'GPU queue (CPU-timed)' },
+      },
       ...p.events.map((e) => ({
         name: e.name,
         cat: e.kind,
@@ -351,6 +387,12 @@ export function chromeTrace(p: Profile): { traceEvents: object[]; displayTimeUni
       })),
     ],
     displayTimeUnit: 'ms',
-    metadata: { adapter: p.adapter, timing: p.timing, steps: p.steps, dispatchesPerStep: p.dispatchesPerStep, timestampQuantumNs: p.timestampQuantumNs },
+    metadata: {
+      adapter: p.adapter,
+      timing: p.timing,
+      steps: p.steps,
+      dispatchesPerStep: p.dispatchesPerStep,
+      timestampQuantumNs: p.timestampQuantumNs,
+    },
   };
 }

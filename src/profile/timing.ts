@@ -12,10 +12,23 @@ export function median(values: readonly number[]): number {
  * into a buffer the CPU can map. Call the returned function after submitting the encoder: it
  * resolves to the timestamps (nanoseconds, as BigInt) and frees both buffers.
  */
-export function readTimestamps(device: GPUDevice, encoder: GPUCommandEncoder, querySet: GPUQuerySet, count: number): () => Promise<BigUint64Array> {
+export function readTimestamps(
+  device: GPUDevice,
+  encoder: GPUCommandEncoder,
+  querySet: GPUQuerySet,
+  count: number,
+): () => Promise<BigUint64Array> {
   const bytes = count * 8;
-  const resolve = device.createBuffer({ label: `${querySet.label}.resolve`, size: bytes, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-  const readback = device.createBuffer({ label: `${querySet.label}.readback`, size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const resolve = device.createBuffer({
+    label: `${querySet.label}.resolve`,
+    size: bytes,
+    usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+  });
+  const readback = device.createBuffer({
+    label: `${querySet.label}.readback`,
+    size: bytes,
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
   encoder.resolveQuerySet(querySet, 0, count, resolve, 0);
   encoder.copyBufferToBuffer(resolve, 0, readback, 0, bytes);
   return async () => {

@@ -11,8 +11,8 @@ import type { UNet } from '../model/unet_model.ts';
 import { SHADERS } from '../shaders.gen.ts';
 import { seedWords } from './noise.ts';
 import {
-  type DdimStep,
   ddimInversionSteps,
+  type DdimStep,
   ddimStepCoefficients,
   ddimTimesteps,
   type NoiseSchedule,
@@ -79,8 +79,16 @@ export class DdimSampler {
     const [batch, c, h, w] = unet.sampleShape;
     this.perImage = c * h * w;
     const bytes = batch * this.perImage * 4;
-    this.noiseBuffer = gpu.device.createBuffer({ label: 'ddim.noise', size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
-    this.x0Buffer = gpu.device.createBuffer({ label: 'ddim.x0_pred', size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    this.noiseBuffer = gpu.device.createBuffer({
+      label: 'ddim.noise',
+      size: bytes,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    });
+    this.x0Buffer = gpu.device.createBuffer({
+      label: 'ddim.x0_pred',
+      size: bytes,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
+    });
   }
 
   get imageShape(): [number, number, number] {
@@ -112,14 +120,21 @@ export class DdimSampler {
     const steps = ddimStepCoefficients(this.schedule, timesteps, eta);
     const count = this.countOf(options);
     if (options.noise && options.noise.length !== steps.length * count * this.perImage) {
-      throw new SamplerInputError(`noise holds ${options.noise.length} values; ${steps.length} steps x ${count} images x ${this.imageShape.join('x')} need ${steps.length * count * this.perImage}`);
+      throw new SamplerInputError(
+        `noise holds ${options.noise.length} values; ${steps.length} steps x ${count} images x ${this.imageShape.join('x')} need ${
+          steps.length * count * this.perImage
+        }`,
+      );
     }
     const clip = options.clip ?? this.schedule.clipSample;
     return this.run(steps, timesteps, count, options, { clip, useNoise: eta > 0 });
   }
 
   /** Encodes images [count, C, H, W] in model space into their x_T: the η = 0 ODE run forward. */
-  async encode(x0: Float32Array, options: { steps: number; spacing?: TimestepSpacing; onStep?: DdimSampleOptions['onStep'] }): Promise<DdimResult> {
+  async encode(
+    x0: Float32Array,
+    options: { steps: number; spacing?: TimestepSpacing; onStep?: DdimSampleOptions['onStep'] },
+  ): Promise<DdimResult> {
     const timesteps = ddimTimesteps(options.steps, options.spacing ?? 'uniform', this.schedule.numTrainTimesteps);
     const steps = ddimInversionSteps(this.schedule, timesteps);
     const count = this.countOf({ xT: x0, steps: options.steps });
@@ -132,7 +147,9 @@ export class DdimSampler {
         throw new SamplerInputError(`latents hold ${options.xT.length} values, not a whole number of ${this.imageShape.join('x')} images`);
       }
       const count = options.xT.length / this.perImage;
-      if (options.count !== undefined && options.count !== count) throw new SamplerInputError(`count ${options.count} disagrees with the ${count} latents given`);
+      if (options.count !== undefined && options.count !== count) {
+        throw new SamplerInputError(`count ${options.count} disagrees with the ${count} latents given`);
+      }
       return count;
     }
     const count = options.count ?? this.unet.batch;
@@ -141,7 +158,11 @@ export class DdimSampler {
   }
 
   private async run(
-    steps: DdimStep[], timesteps: number[], count: number, options: DdimSampleOptions, mode: { clip: boolean; useNoise: boolean },
+    steps: DdimStep[],
+    timesteps: number[],
+    count: number,
+    options: DdimSampleOptions,
+    mode: { clip: boolean; useNoise: boolean },
   ): Promise<DdimResult> {
     const { device } = this.gpu;
     const batch = this.unet.batch;
@@ -156,32 +177,62 @@ export class DdimSampler {
     // Per-step uniforms and timesteps, the same for every batch.
     const stepKernel = SHADERS.ddim_step;
     const stride = alignTo(stepKernel.params!.size, device.limits.minUniformBufferOffsetAlignment);
-    const uniforms = device.createBuffer({ label: 'ddim.step_params', size: stride * steps.length, usage: GPUBufferUsage.UNIFORM, mappedAtCreation: true });
+    const uniforms = device.createBuffer({
+      label: 'ddim.step_params',
+      size: stride * steps.length,
+      usage: GPUBufferUsage.UNIFORM,
+      mappedAtCreation: true,
+    });
     const view = new DataView(uniforms.getMappedRange());
-    steps.forEach((s, k) => writeParams(stepKernel, {
-      count: batchValues, inv_sqrt_alpha: s.invSqrtAlphaT, sqrt_one_minus_alpha: s.sqrtOneMinusAlphaT,
-      coef_x0: s.coefX0, dir_coef: s.dirCoef, sigma: s.sigma, clip: mode.clip ? 1 : 0, clip_range: this.schedule.clipSampleRange,
-    }, view, k * stride, `ddim step ${k}`));
+    steps.forEach((s, k) =>
+      writeParams(
+        stepKernel,
+        {
+          count: batchValues,
+          inv_sqrt_alpha: s.invSqrtAlphaT,
+          sqrt_one_minus_alpha: s.sqrtOneMinusAlphaT,
+          coef_x0: s.coefX0,
+          dir_coef: s.dirCoef,
+          sigma: s.sigma,
+          clip: mode.clip ? 1 : 0,
+          clip_range: this.schedule.clipSampleRange,
+        },
+        view,
+        k * stride,
+        `ddim step ${k}`,
+      )
+    );
     uniforms.unmap();
-    const timestepTable = device.createBuffer({ label: 'ddim.timesteps', size: 4 * batch * steps.length, usage: GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
+    const timestepTable = device.createBuffer({
+      label: 'ddim.timesteps',
+      size: 4 * batch * steps.length,
+      usage: GPUBufferUsage.COPY_SRC,
+      mappedAtCreation: true,
+    });
     const table = new Int32Array(timestepTable.getMappedRange());
     steps.forEach((s, k) => table.fill(s.modelTimestep, k * batch, (k + 1) * batch));
     timestepTable.unmap();
     const pipeline = await computePipeline(device, stepKernel);
     const layout = kernelBindGroupLayout(device, stepKernel);
-    const bindGroups = steps.map((_, k) => device.createBindGroup({
-      label: `ddim step ${k}`,
-      layout,
-      entries: [
-        { binding: 0, resource: { buffer: this.unet.epsBuffer } },
-        { binding: 1, resource: { buffer: this.noiseBuffer } },
-        { binding: 2, resource: { buffer: this.unet.sampleBuffer } },
-        { binding: 3, resource: { buffer: this.x0Buffer } },
-        { binding: 4, resource: { buffer: uniforms, offset: k * stride, size: stepKernel.params!.size } },
-      ],
-    }));
+    const bindGroups = steps.map((_, k) =>
+      device.createBindGroup({
+        label: `ddim step ${k}`,
+        layout,
+        entries: [
+          { binding: 0, resource: { buffer: this.unet.epsBuffer } },
+          { binding: 1, resource: { buffer: this.noiseBuffer } },
+          { binding: 2, resource: { buffer: this.unet.sampleBuffer } },
+          { binding: 3, resource: { buffer: this.x0Buffer } },
+          { binding: 4, resource: { buffer: uniforms, offset: k * stride, size: stepKernel.params!.size } },
+        ],
+      })
+    );
     const suppliedNoise = options.noise
-      ? device.createBuffer({ label: 'ddim.supplied_noise', size: 4 * steps.length * batchValues, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST })
+      ? device.createBuffer({
+        label: 'ddim.supplied_noise',
+        size: 4 * steps.length * batchValues,
+        usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      })
       : undefined;
     const transient: { destroy(): void }[] = [uniforms, timestepTable, ...(suppliedNoise ? [suppliedNoise] : [])];
     const groups = Math.ceil(batchValues / 64);
@@ -265,9 +316,22 @@ export class DdimSampler {
     const { seedLo, seedHi } = seedWords(seed);
     const stride = alignTo(shader.params!.size, device.limits.minUniformBufferOffsetAlignment);
     const count = this.unet.batch * this.perImage;
-    const params = device.createBuffer({ label: 'noise params', size: stride * streams.length, usage: GPUBufferUsage.UNIFORM, mappedAtCreation: true });
+    const params = device.createBuffer({
+      label: 'noise params',
+      size: stride * streams.length,
+      usage: GPUBufferUsage.UNIFORM,
+      mappedAtCreation: true,
+    });
     const view = new DataView(params.getMappedRange());
-    streams.forEach((stream, i) => writeParams(shader, { count, seed_lo: seedLo, seed_hi: seedHi, stream, per_image: this.perImage, first_image: firstImage }, view, i * stride, 'noise'));
+    streams.forEach((stream, i) =>
+      writeParams(
+        shader,
+        { count, seed_lo: seedLo, seed_hi: seedHi, stream, per_image: this.perImage, first_image: firstImage },
+        view,
+        i * stride,
+        'noise',
+      )
+    );
     params.unmap();
     const pipeline = await computePipeline(device, shader);
     const layout = kernelBindGroupLayout(device, shader);
@@ -276,7 +340,10 @@ export class DdimSampler {
       const bindGroup = device.createBindGroup({
         label: `noise stream ${stream}`,
         layout,
-        entries: [{ binding: 0, resource: { buffer: target } }, { binding: 1, resource: { buffer: params, offset: i * stride, size: shader.params!.size } }],
+        entries: [{ binding: 0, resource: { buffer: target } }, {
+          binding: 1,
+          resource: { buffer: params, offset: i * stride, size: shader.params!.size },
+        }],
       });
       return (encoder: GPUCommandEncoder) => {
         const pass = encoder.beginComputePass({ label: `noise stream ${stream}` });

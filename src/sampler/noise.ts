@@ -35,7 +35,13 @@ function mulHi(a: number, b: number): number {
  * Kept allocation-free because it runs once per four normals.
  */
 export function philox4x32_10(
-  c0: number, c1: number, c2: number, c3: number, k0: number, k1: number, out: Uint32Array,
+  c0: number,
+  c1: number,
+  c2: number,
+  c3: number,
+  k0: number,
+  k1: number,
+  out: Uint32Array,
 ): Uint32Array {
   for (let round = 0; round < 10; round++) {
     if (round > 0) {

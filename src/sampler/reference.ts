@@ -2,12 +2,7 @@
  * A CPU reference of the DDIM loop, in float64, driven by any ε function instead of a network.
  * Tests use it to check the update arithmetic and the GPU sampler against it; it is not fast.
  */
-import {
-  ddimInversionSteps,
-  ddimStepCoefficients,
-  type DdimStep,
-  type NoiseSchedule,
-} from './schedule.ts';
+import { ddimInversionSteps, type DdimStep, ddimStepCoefficients, type NoiseSchedule } from './schedule.ts';
 
 /** The model: predicted noise for state `x` at timestep `t`. */
 export type EpsFunction = (x: Float32Array, t: number) => Float32Array;

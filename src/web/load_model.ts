@@ -96,7 +96,11 @@ function folderUrl(url: string | URL): URL {
  * optional file (HTTP 404).
  */
 async function download(
-  fetchFn: typeof fetch, folder: URL, file: string, optional: boolean, options: LoadModelOptions,
+  fetchFn: typeof fetch,
+  folder: URL,
+  file: string,
+  optional: boolean,
+  options: LoadModelOptions,
 ): Promise<Uint8Array | undefined> {
   const href = new URL(file, folder).href;
   let response: Response;
@@ -112,7 +116,11 @@ async function download(
   }
   if (!response.ok) {
     await response.body?.cancel();
-    throw new ModelLoadError(`GET ${href} failed: HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`, href, response.status);
+    throw new ModelLoadError(
+      `GET ${href} failed: HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`,
+      href,
+      response.status,
+    );
   }
   // Content-Length counts the compressed bytes when the server compressed the body.
   const length = Number(response.headers.get('content-length') ?? NaN);
@@ -128,7 +136,12 @@ async function download(
 }
 
 /** Reads a body chunk by chunk into one array (preallocated when the size is known). */
-async function readBody(response: Response, total: number | undefined, progress: (loaded: number) => void, href: string): Promise<Uint8Array> {
+async function readBody(
+  response: Response,
+  total: number | undefined,
+  progress: (loaded: number) => void,
+  href: string,
+): Promise<Uint8Array> {
   if (!response.body) return new Uint8Array(await response.arrayBuffer());
   const reader = response.body.getReader();
   let buffer = new Uint8Array(total ?? 1 << 16);

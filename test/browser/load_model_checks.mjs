@@ -36,9 +36,11 @@ async function rejects(promise, pattern, what) {
 }
 
 export async function loadModelChecks(test, check, serverUrl, { loadModel, parseSafetensors }) {
-  await test('loadModel: the demo server\'s emoji32 folder, without a trailing slash, with progress', async () => {
+  await test("loadModel: the demo server's emoji32 folder, without a trailing slash, with progress", async () => {
     const progress = [];
-    const files = await loadModel(`${serverUrl}weights/emoji32`, { onProgress: (loaded, total, file) => progress.push({ loaded, total, file }) });
+    const files = await loadModel(`${serverUrl}weights/emoji32`, {
+      onProgress: (loaded, total, file) => progress.push({ loaded, total, file }),
+    });
     check(files.config?._class_name === 'UNet2DModel', `config.json came back as ${JSON.stringify(files.config)?.slice(0, 80)}`);
     check(files.schedulerConfig?.beta_schedule === 'linear', 'scheduler_config.json was not read');
     check(parseSafetensors(files.weights).tensors.size > 100, 'the weights do not parse as safetensors');
@@ -48,7 +50,10 @@ export async function loadModelChecks(test, check, serverUrl, { loadModel, parse
       check(reports.length >= 2, `${name}: ${reports.length} progress reports`);
       check(last.total !== undefined && last.loaded === last.total, `${name}: last report ${JSON.stringify(last)}`);
     }
-    check(progress.filter((p) => p.file === 'diffusion_pytorch_model.safetensors').at(-1).total === files.weights.length, 'the weights\' total is not their size');
+    check(
+      progress.filter((p) => p.file === 'diffusion_pytorch_model.safetensors').at(-1).total === files.weights.length,
+      "the weights' total is not their size",
+    );
   });
 
   await test('loadModel: a pipeline folder (unet/, scheduler/) streamed without Content-Length', async () => {
@@ -56,31 +61,71 @@ export async function loadModelChecks(test, check, serverUrl, { loadModel, parse
     const log = [];
     const progress = [];
     const files = await loadModel('http://models.test/m', {
-      fetch: fakeFetch({ 'unet/config.json': '{"sample_size": 8}', 'unet/diffusion_pytorch_model.safetensors': weights, 'scheduler/scheduler_config.json': '{"beta_end": 0.01}' }, { lengths: false, log }),
+      fetch: fakeFetch({
+        'unet/config.json': '{"sample_size": 8}',
+        'unet/diffusion_pytorch_model.safetensors': weights,
+        'scheduler/scheduler_config.json': '{"beta_end": 0.01}',
+      }, { lengths: false, log }),
       onProgress: (loaded, total, file) => progress.push({ loaded, total, file }),
     });
-    check(log.join(' ') === 'config.json unet/config.json unet/diffusion_pytorch_model.safetensors scheduler/scheduler_config.json', `fetched ${log.join(' ')}`);
+    check(
+      log.join(' ') === 'config.json unet/config.json unet/diffusion_pytorch_model.safetensors scheduler/scheduler_config.json',
+      `fetched ${log.join(' ')}`,
+    );
     check(files.config.sample_size === 8 && files.schedulerConfig.beta_end === 0.01, 'wrong JSON');
     check(files.weights.length === 2500 && files.weights.every((v, i) => v === i % 251), 'the weights arrived changed');
     const weightReports = progress.filter((p) => p.file === 'unet/diffusion_pytorch_model.safetensors');
-    check(weightReports.length >= 3 && weightReports.slice(0, -1).every((p) => p.total === undefined), 'progress without a known size should say total undefined');
+    check(
+      weightReports.length >= 3 && weightReports.slice(0, -1).every((p) => p.total === undefined),
+      'progress without a known size should say total undefined',
+    );
   });
 
   await test('loadModel: no scheduler config is fine; failures name the URL and the HTTP status', async () => {
-    const files = await loadModel('http://models.test/m/', { fetch: fakeFetch({ 'config.json': '{}', 'diffusion_pytorch_model.safetensors': new Uint8Array(8) }) });
+    const files = await loadModel('http://models.test/m/', {
+      fetch: fakeFetch({ 'config.json': '{}', 'diffusion_pytorch_model.safetensors': new Uint8Array(8) }),
+    });
     check(files.schedulerConfig === undefined, 'a missing scheduler_config.json should give undefined');
-    await rejects(loadModel('http://models.test/m/', { fetch: fakeFetch({}) }),
-      /no model at http:\/\/models\.test\/m\/.*config\.json.*unet\/config\.json.*404/, 'an empty folder');
-    await rejects(loadModel('http://models.test/m/', { fetch: fakeFetch({ 'config.json': '{}', 'diffusion_pytorch_model.safetensors': 500 }) }),
-      /GET http:\/\/models\.test\/m\/diffusion_pytorch_model\.safetensors failed: HTTP 500 Internal Server Error/, 'a server error');
-    await rejects(loadModel('http://models.test/m/', { fetch: fakeFetch({ 'config.json': '{}', 'diffusion_pytorch_model.safetensors': new Uint8Array(8), 'scheduler_config.json': 403 }) }),
-      /scheduler_config\.json failed: HTTP 403/, 'a forbidden scheduler config');
-    await rejects(loadModel('http://models.test/m/', { fetch: fakeFetch({ 'config.json': '<!doctype html><html>', 'diffusion_pytorch_model.safetensors': new Uint8Array(8) }) }),
-      /http:\/\/models\.test\/m\/config\.json is not JSON.*<!doctype html>/, 'an HTML page instead of JSON');
-    await rejects(loadModel('http://models.test/m/', { fetch: fakeFetch({ 'config.json': '{}', 'diffusion_pytorch_model.safetensors': { bytes: new Uint8Array(100), announce: 200 } }) }),
-      /cut short: 100 of 200 bytes/, 'a truncated download');
-    await rejects(loadModel('http://models.test/m/', { fetch: async () => { throw new TypeError('Failed to fetch'); } }),
-      /could not fetch http:\/\/models\.test\/m\/config\.json: Failed to fetch/, 'a network error');
+    await rejects(
+      loadModel('http://models.test/m/', { fetch: fakeFetch({}) }),
+      /no model at http:\/\/models\.test\/m\/.*config\.json.*unet\/config\.json.*404/,
+      'an empty folder',
+    );
+    await rejects(
+      loadModel('http://models.test/m/', { fetch: fakeFetch({ 'config.json': '{}', 'diffusion_pytorch_model.safetensors': 500 }) }),
+      /GET http:\/\/models\.test\/m\/diffusion_pytorch_model\.safetensors failed: HTTP 500 Internal Server Error/,
+      'a server error',
+    );
+    await rejects(
+      loadModel('http://models.test/m/', {
+        fetch: fakeFetch({ 'config.json': '{}', 'diffusion_pytorch_model.safetensors': new Uint8Array(8), 'scheduler_config.json': 403 }),
+      }),
+      /scheduler_config\.json failed: HTTP 403/,
+      'a forbidden scheduler config',
+    );
+    await rejects(
+      loadModel('http://models.test/m/', {
+        fetch: fakeFetch({ 'config.json': '<!doctype html><html>', 'diffusion_pytorch_model.safetensors': new Uint8Array(8) }),
+      }),
+      /http:\/\/models\.test\/m\/config\.json is not JSON.*<!doctype html>/,
+      'an HTML page instead of JSON',
+    );
+    await rejects(
+      loadModel('http://models.test/m/', {
+        fetch: fakeFetch({ 'config.json': '{}', 'diffusion_pytorch_model.safetensors': { bytes: new Uint8Array(100), announce: 200 } }),
+      }),
+      /cut short: 100 of 200 bytes/,
+      'a truncated download',
+    );
+    await rejects(
+      loadModel('http://models.test/m/', {
+        fetch: async () => {
+          throw new TypeError('Failed to fetch');
+        },
+      }),
+      /could not fetch http:\/\/models\.test\/m\/config\.json: Failed to fetch/,
+      'a network error',
+    );
     await rejects(loadModel('relative/folder/'), /not a URL/, 'a relative URL outside a page');
   });
 }

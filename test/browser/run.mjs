@@ -50,9 +50,13 @@ const CHROMIUM_ARGS = [
 
 mkdirSync(outDir, { recursive: true });
 for (const needed of ['dist/ddim-webgpu.js', 'dist/demo.js', 'dist/golden_check.js']) {
-  if (!existsSync(resolve(root, needed))) fatal(`${needed} is missing: run \`node scripts/build-web.mjs\` first (npm run test:browser does)`);
+  if (!existsSync(resolve(root, needed))) {
+    fatal(`${needed} is missing: run \`node scripts/build-web.mjs\` first (npm run test:browser does)`);
+  }
 }
-if (!existsSync(executablePath)) fatal(`no Chromium at ${executablePath}: apt-get install -y --no-install-recommends chromium (or set CHROMIUM)`);
+if (!existsSync(executablePath)) {
+  fatal(`no Chromium at ${executablePath}: apt-get install -y --no-install-recommends chromium (or set CHROMIUM)`);
+}
 const goldenFile = resolve(root, '..', 'shared', 'golden', 'emoji32_unet.safetensors');
 if (!existsSync(goldenFile)) fatal(`${goldenFile} is missing: the golden check needs ../shared/golden`);
 
@@ -75,7 +79,9 @@ async function test(name, body) {
   const page = await context.newPage();
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(e.message));
-  page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`); });
+  page.on('console', (m) => {
+    if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`);
+  });
   try {
     await body(page);
     if (pageErrors.length > 0) throw new Error(`the page reported errors:\n      ${pageErrors.join('\n      ')}`);
@@ -83,7 +89,9 @@ async function test(name, body) {
     console.log(`  ok    ${name} (${((performance.now() - testStart) / 1000).toFixed(1)} s)`);
   } catch (e) {
     results.push(false);
-    console.log(`  FAIL  ${name} (${((performance.now() - testStart) / 1000).toFixed(1)} s)\n      ${e.message.split('\n').join('\n      ')}`);
+    console.log(
+      `  FAIL  ${name} (${((performance.now() - testStart) / 1000).toFixed(1)} s)\n      ${e.message.split('\n').join('\n      ')}`,
+    );
     await page.screenshot({ path: resolve(outDir, `failed-${results.length}.png`), fullPage: true }).catch(() => {});
   } finally {
     await context.close();
@@ -93,9 +101,11 @@ async function test(name, body) {
 /** Waits until the demo's action drawing into `canvas` has finished, or has failed. */
 async function finished(page, canvas) {
   await page.waitForFunction(
-    (selector) => document.querySelector(selector)?.dataset.runs === '1' || document.body.dataset.state === 'failed' ||
+    (selector) =>
+      document.querySelector(selector)?.dataset.runs === '1' || document.body.dataset.state === 'failed' ||
       /failed/.test(document.querySelector('#status')?.textContent ?? ''),
-    canvas, { timeout: ACTION_TIMEOUT_MS, polling: 500 },
+    canvas,
+    { timeout: ACTION_TIMEOUT_MS, polling: 500 },
   );
   const runs = await page.getAttribute(canvas, 'data-runs');
   check(runs === '1', `${canvas} was not drawn: ${await page.textContent('#status')} ${await page.textContent('#fatal')}`.trim());
@@ -109,7 +119,9 @@ try {
   await loadModelChecks(test, check, server.url, { loadModel, parseSafetensors });
 
   await test('without navigator.gpu the demo says so and disables its buttons', async (page) => {
-    await page.addInitScript(() => { delete Object.getPrototypeOf(navigator).gpu; });
+    await page.addInitScript(() => {
+      delete Object.getPrototypeOf(navigator).gpu;
+    });
     await page.goto(server.url);
     await page.waitForSelector('body[data-state="failed"]', { timeout: 30_000 });
     const message = await page.textContent('#fatal');
@@ -129,7 +141,10 @@ try {
     await page.click('#sample');
     await finished(page, '#samples');
     const lastStep = await page.getAttribute('#samples', 'data-step');
-    check(lastStep === `${SAMPLE_STEPS}/${SAMPLE_STEPS}`, `the last preview drawn was step ${lastStep}, not ${SAMPLE_STEPS}/${SAMPLE_STEPS}`);
+    check(
+      lastStep === `${SAMPLE_STEPS}/${SAMPLE_STEPS}`,
+      `the last preview drawn was step ${lastStep}, not ${SAMPLE_STEPS}/${SAMPLE_STEPS}`,
+    );
     console.log(`      ${await page.textContent('#sample-info')}`);
     const sample = await page.locator('#samples').screenshot({ path: resolve(outDir, 'sample.png') });
     demoPng = { sample: new Uint8Array(sample) };
@@ -149,11 +164,13 @@ try {
 
   await test('the pictures on the page are images, not blank or one colour', async () => {
     check(demoPng?.page, 'no screenshot: the demo test did not get that far');
-    for (const [what, png, minColours, minDeviation] of [
-      ['the sample canvas', demoPng.sample, 30, 20],
-      ['the decoded image', demoPng.decoded, 30, 20],
-      ['the whole page', demoPng.page, 60, 20],
-    ]) {
+    for (
+      const [what, png, minColours, minDeviation] of [
+        ['the sample canvas', demoPng.sample, 30, 20],
+        ['the decoded image', demoPng.decoded, 30, 20],
+        ['the whole page', demoPng.page, 60, 20],
+      ]
+    ) {
       const { width, height, rgba } = await decodePng(png);
       const stats = pixelStats(rgba);
       console.log(`      ${what}: ${width}x${height}, ${stats.colours} colours, luminance σ ${stats.deviation.toFixed(1)}`);
@@ -168,8 +185,10 @@ try {
     const result = JSON.parse(await page.textContent('#result'));
     check(!result.error, result.error);
     console.log(`      adapter: ${result.adapter}`);
-    console.log(`      output.eps rel L2 ${result.relL2.toExponential(2)} (limit ${GOLDEN_TOLERANCE})  max |diff| ${result.maxAbs.toExponential(2)}` +
-      `  load+compile ${(result.loadMs / 1000).toFixed(1)} s, forward ${(result.forwardMs / 1000).toFixed(1)} s`);
+    console.log(
+      `      output.eps rel L2 ${result.relL2.toExponential(2)} (limit ${GOLDEN_TOLERANCE})  max |diff| ${result.maxAbs.toExponential(2)}` +
+        `  load+compile ${(result.loadMs / 1000).toFixed(1)} s, forward ${(result.forwardMs / 1000).toFixed(1)} s`,
+    );
     check(result.relL2 <= GOLDEN_TOLERANCE, `rel L2 ${result.relL2} > ${GOLDEN_TOLERANCE}; worst element ${result.worstIndex}`);
   });
 } finally {
@@ -212,7 +231,11 @@ async function importEngineParts() {
       resolveDir: root,
       loader: 'ts',
     },
-    outfile, bundle: true, platform: 'node', format: 'esm', logLevel: 'warning',
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    logLevel: 'warning',
   });
   return import(pathToFileURL(outfile).href);
 }

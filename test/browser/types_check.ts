@@ -14,7 +14,9 @@ import {
 
 export async function typedUse(): Promise<DdimResult> {
   const gpu = await requestGpu();
-  const files: ModelFiles = await loadModel('/weights/emoji32/', { onProgress: (loaded: number, total: number | undefined, file: string) => void [loaded, total, file] });
+  const files: ModelFiles = await loadModel('/weights/emoji32/', {
+    onProgress: (loaded: number, total: number | undefined, file: string) => void [loaded, total, file],
+  });
   const pipeline = await DdimPipeline.load(gpu, files, { batch: 2 });
   const spacing: TimestepSpacing = 'trailing';
   // @ts-expect-error: steps is a number; were the types `any`, this line would be an unused directive

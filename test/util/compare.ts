@@ -1,6 +1,6 @@
 /** Golden comparisons: relative L2 error for whole tensors, and the worst element on failure. */
 import { readFileSync } from 'node:fs';
-import { parseSafetensors, toFloat32, toInt32, type SafetensorsFile } from '../../src/io/safetensors.ts';
+import { parseSafetensors, type SafetensorsFile, toFloat32, toInt32 } from '../../src/io/safetensors.ts';
 
 export interface Comparison {
   relL2: number;
@@ -27,9 +27,17 @@ export function compare(actual: Float32Array, expected: Float32Array): Compariso
 export function expectClose(label: string, actual: Float32Array, expected: Float32Array, tolerance: number): Comparison {
   const c = compare(actual, expected);
   const ok = c.relL2 <= tolerance;
-  console.log(`    ${ok ? 'ok  ' : 'FAIL'} ${label.padEnd(40)} rel L2 ${c.relL2.toExponential(2)} (limit ${tolerance.toExponential(0)})  max |diff| ${c.maxAbs.toExponential(2)}`);
+  console.log(
+    `    ${ok ? 'ok  ' : 'FAIL'} ${label.padEnd(40)} rel L2 ${c.relL2.toExponential(2)} (limit ${tolerance.toExponential(0)})  max |diff| ${
+      c.maxAbs.toExponential(2)
+    }`,
+  );
   if (!ok || Number.isNaN(c.relL2)) {
-    throw new Error(`${label}: rel L2 error ${c.relL2.toExponential(3)} > ${tolerance}; worst element ${c.worstIndex}: ${actual[c.worstIndex]} vs reference ${expected[c.worstIndex]}`);
+    throw new Error(
+      `${label}: rel L2 error ${c.relL2.toExponential(3)} > ${tolerance}; worst element ${c.worstIndex}: ${
+        actual[c.worstIndex]
+      } vs reference ${expected[c.worstIndex]}`,
+    );
   }
   return c;
 }

@@ -20,5 +20,9 @@ export const TINY_CONFIG = {
 };
 
 export function tinyModelFiles(seed = 1): ModelFiles {
-  return { config: TINY_CONFIG, weights: randomUNetSafetensors(TINY_CONFIG, seed), schedulerConfig: { beta_schedule: 'linear', clip_sample: false } };
+  return {
+    config: TINY_CONFIG,
+    weights: randomUNetSafetensors(TINY_CONFIG, seed),
+    schedulerConfig: { beta_schedule: 'linear', clip_sample: false },
+  };
 }
