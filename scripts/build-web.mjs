@@ -12,11 +12,14 @@ import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { relative, resolve } from 'node:path';
+import { embedShaders } from './embed-shaders.mjs';
 
 const root = resolve(import.meta.dirname, '..');
 const dist = resolve(root, 'dist');
 const engineEntry = resolve(root, 'src', 'index.ts');
 const check = !process.argv.includes('--no-check');
+// An edited .wgsl is embedded before the bundle is made.
+if (embedShaders()) console.log('build-web: embedded the edited shaders into src/shaders.gen.ts');
 const started = performance.now();
 
 const common = {

@@ -2,6 +2,7 @@
 // The test suite under Node: bundles test/*.test.ts with esbuild (code splitting keeps one copy
 // of each engine module), then runs them with uvu.  Filters: node scripts/test-node.mjs golden ddim
 import { build } from 'esbuild';
+import { embedShaders } from './embed-shaders.mjs';
 import { readdirSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -17,6 +18,8 @@ if (names.length === 0) {
   console.error(`no test file matches ${filters.join(' ')}`);
   process.exit(2);
 }
+// An edited .wgsl is embedded before anything runs.
+if (embedShaders()) console.log('embedded the edited shaders into src/shaders.gen.ts');
 rmSync(outdir, { recursive: true, force: true });
 await build({
   entryPoints: [resolve(root, 'test', 'harness.ts'), ...names.map((n) => resolve(root, 'test', n))],

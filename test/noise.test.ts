@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { requestGpu } from '../src/gpu/device.ts';
+import { SHADERS } from '../src/shaders.gen.ts';
 import { philox4x32_10, philoxNormals, seedWords, wordToUniform } from '../src/sampler/noise.ts';
 
 const noise = suite('noise');
@@ -83,7 +83,7 @@ noise('streams and seeds differ; an element does not depend on the count', () =>
   assert.throws(() => philoxNormals(1, 2 ** 32, 4), /stream/);
 });
 
-/** Runs shaders/noise.wgsl over `count` elements on a grid of workgroups (x, y). */
+/** Runs the noise shader (shaders/sampler/noise.wgsl) over `count` elements on a grid of workgroups (x, y). */
 async function gpuNormals(
   device: GPUDevice,
   seed: number,
@@ -93,7 +93,7 @@ async function gpuNormals(
   perImage = count,
   firstImage = 0,
 ): Promise<Float32Array> {
-  const module = device.createShaderModule({ code: readFileSync('shaders/noise.wgsl', 'utf8'), label: 'noise' });
+  const module = device.createShaderModule({ code: SHADERS.noise.code, label: 'noise' });
   const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
   const bytes = count * 4;
   const output = device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });

@@ -8,6 +8,7 @@ import * as assert from 'uvu/assert';
 import { readdirSync, readFileSync } from 'node:fs';
 import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 import { SHADERS } from '../src/shaders.gen.ts';
+import { generate, SHADER_FOLDERS, shaderFiles } from '../scripts/embed-shaders.mjs';
 import { readUNet } from '../src/model/unet_model.ts';
 import { buildUNetGraph } from '../src/model/unet.ts';
 import { WeightStore } from '../src/model/weights.ts';
@@ -16,9 +17,12 @@ import { TINY_CONFIG, tinyModelFiles } from './util/tiny_model.ts';
 const shaders = suite('shaders');
 
 shaders('src/shaders.gen.ts matches the .wgsl files and their reflection', () => {
+  assert.is(readFileSync('src/shaders.gen.ts', 'utf8'), generate(), 'src/shaders.gen.ts is stale (run node scripts/embed-shaders.mjs)');
+  const files = new Map(shaderFiles().map((s: { name: string; file: string; code: string }) => [s.name, s]));
   for (const shader of Object.values(SHADERS)) {
-    const code = readFileSync(`shaders/${shader.name}.wgsl`, 'utf8');
+    const code = files.get(shader.name)?.code;
     assert.is(shader.code, code, `${shader.name}: embedded code is stale (run node scripts/embed-shaders.mjs)`);
+    assert.is(shader.file, files.get(shader.name)?.file, `${shader.name}: file`);
     const reflect = new WgslReflect(code);
     const bindings = [
       ...reflect.storage.map((s) => ({ binding: s.binding, name: s.name, kind: s.access === 'read' ? 'read' : 'read_write' })),
@@ -41,8 +45,9 @@ shaders('src/shaders.gen.ts matches the .wgsl files and their reflection', () =>
     }
     assert.ok(reflect.entry.compute.some((e) => e.name === 'main'), `${shader.name}: entry point main`);
   }
-  const files = readdirSync('shaders').filter((f) => f.endsWith('.wgsl')).map((f) => f.slice(0, -5)).sort();
-  assert.equal(Object.keys(SHADERS).sort(), files, 'every shaders/*.wgsl is embedded');
+  const onDisk = SHADER_FOLDERS.flatMap((folder: string) => readdirSync(`shaders/${folder}`).filter((f) => f.endsWith('.wgsl')))
+    .map((f: string) => f.slice(0, -5)).sort();
+  assert.equal(Object.keys(SHADERS).sort(), onDisk, 'every shaders/<folder>/*.wgsl is embedded');
   console.log(`    ${Object.keys(SHADERS).length} shaders: ${Object.keys(SHADERS).join(', ')}`);
 });
 

@@ -1,6 +1,9 @@
 /** A WGSL shader as embedded by scripts/embed-shaders.mjs, with what reflection found in it. */
 export interface ShaderSource {
   name: string;
+  /** Where it comes from, from the project root (shaders/<folder>/<name>.wgsl). */
+  file: string;
+  /** The WGSL, with its includes pasted in. */
   code: string;
   /** In binding order: inputs ('read'), outputs ('read_write'), then the params 'uniform'. */
   bindings: { name: string; kind: 'read' | 'read_write' | 'uniform' }[];

@@ -1,11 +1,12 @@
 /**
  * The floor the benchmark measures against: the rate of the engine's best plain f32 matmul on
  * this adapter, measured in the same run. Two variants, because the best kernel shape differs by
- * adapter: register blocks with no workgroup memory (shaders/matmul.wgsl) win on llvmpipe, where
- * barriers are expensive; workgroup tiles (shaders/matmul_tiled.wgsl) win on real GPUs.
+ * adapter: register blocks with no workgroup memory (shaders/bench/matmul.wgsl) win on llvmpipe, where
+ * barriers are expensive; workgroup tiles (shaders/bench/matmul_tiled.wgsl) win on real GPUs.
  */
 import type { Gpu } from '../gpu/device.ts';
-import { alignTo, computePipeline, kernelBindGroupLayout, writeParams } from '../gpu/kernel.ts';
+import { Kernel, ParamsBuffer } from '../gpu/kernel.ts';
+import { Recorder } from '../gpu/recorder.ts';
 import { readBuffer } from '../graph/executor.ts';
 import { SHADERS } from '../shaders.gen.ts';
 import { median, readTimestamps } from './timing.ts';
@@ -18,18 +19,20 @@ export const MATMUL_KERNELS: Record<MatmulVariant, {
   description: string;
   /** Null when the shape suits the kernel, else why not. */
   check(m: number, n: number, k: number): string | null;
-  workgroups(m: number, n: number): [number, number, number];
+  /** Invocations along (columns, rows) of C. */
+  invocations(m: number, n: number): [number, number];
 }> = {
   matmul: {
     description: 'register-blocked 8x8, no workgroup memory',
     check: (m, n, k) => (n % 8 !== 0 || k % 4 !== 0 || m < 1 ? 'needs N % 8 == 0 and K % 4 == 0' : null),
-    // Workgroups of 8x8 invocations, each 8 rows by 8 columns of C.
-    workgroups: (m, n) => [Math.ceil(n / 64), Math.ceil(m / 64), 1],
+    // Each invocation computes 8 rows by 8 columns of C.
+    invocations: (m, n) => [Math.ceil(n / 8), Math.ceil(m / 8)],
   },
   matmul_tiled: {
     description: '64x64 workgroup tiles, 4x4 per invocation',
     check: (m, n, k) => (m % 64 !== 0 || n % 64 !== 0 || k % 16 !== 0 ? 'needs M and N % 64 == 0 and K % 16 == 0' : null),
-    workgroups: (m, n) => [n / 64, m / 64, 1],
+    // A 64x64 tile per workgroup of 16x16 invocations, 4x4 each.
+    invocations: (m, n) => [n / 4, m / 4],
   },
 };
 
@@ -86,7 +89,7 @@ export async function measureMatmul(
   const shader = SHADERS[variant];
   const a = randomMatrix(m * k, 1);
   const b = randomMatrix(k * n, 2);
-  const owned: GPUBuffer[] = [];
+  const owned: { destroy(): void }[] = [];
   const buffer = (label: string, bytes: number, usage: number) => {
     const created = device.createBuffer({ label, size: bytes, usage });
     owned.push(created);
@@ -96,41 +99,43 @@ export async function measureMatmul(
     const aBuf = buffer(`${variant}.a`, a.byteLength, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST);
     const bBuf = buffer(`${variant}.b`, b.byteLength, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST);
     const cBuf = buffer(`${variant}.c`, m * n * 4, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
-    const params = buffer(`${variant}.params`, alignTo(shader.params!.size, 16), GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+    const params = new ParamsBuffer(device, `${variant}.params`, [shader], 1);
+    owned.push(params);
     device.queue.writeBuffer(aBuf, 0, a);
     device.queue.writeBuffer(bBuf, 0, b);
-    const view = new DataView(new ArrayBuffer(alignTo(shader.params!.size, 16)));
-    writeParams(shader, { m, n, k }, view, 0, variant);
-    device.queue.writeBuffer(params, 0, view.buffer);
-    const pipeline = await computePipeline(device, shader);
-    const bindGroup = device.createBindGroup({
-      label: variant,
-      layout: kernelBindGroupLayout(device, shader),
-      entries: [aBuf, bBuf, cBuf, params].map((buf, binding) => ({ binding, resource: { buffer: buf } })),
+    params.set(0, shader, { m, n, k }, variant);
+    params.upload();
+    const matmul = await Kernel.load(device, shader);
+    const names = shader.bindings.map((binding) => binding.name);
+    const bindGroup = matmul.bind(variant, {
+      [names[0]]: aBuf,
+      [names[1]]: bBuf,
+      [names[2]]: cBuf,
+      [names[3]]: params.binding(0, shader),
     });
-    const workgroups = kernel.workgroups(m, n);
+    const workgroups = matmul.workgroups({ invocations: kernel.invocations(m, n) });
+    const recorder = new Recorder(device);
     const querySet = gpu.hasTimestamps
       ? device.createQuerySet({ label: `${variant}.timestamps`, type: 'timestamp', count: 2 * perSubmit })
       : undefined;
 
     const cpuClock = options.cpuClock;
     const runOnce = async (): Promise<{ wall: number; cpu: number | null; gpu: number[] | null }> => {
-      const encoder = device.createCommandEncoder({ label: variant });
+      const encoder = recorder.encoder(variant);
       for (let i = 0; i < perSubmit; i++) {
-        const pass = encoder.beginComputePass({
-          label: variant,
-          timestampWrites: querySet ? { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } : undefined,
-        });
-        pass.setPipeline(pipeline);
-        pass.setBindGroup(0, bindGroup);
-        pass.dispatchWorkgroups(...workgroups);
+        const pass = recorder.pass(
+          encoder,
+          variant,
+          querySet ? { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } : undefined,
+        );
+        recorder.dispatch(pass, matmul, bindGroup, workgroups);
         pass.end();
       }
       const readTimes = querySet ? readTimestamps(device, encoder, querySet, 2 * perSubmit) : undefined;
       const cpuStart = cpuClock?.();
       const start = performance.now();
-      device.queue.submit([encoder.finish()]);
-      await device.queue.onSubmittedWorkDone();
+      recorder.submit(encoder);
+      await recorder.done();
       const wall = (performance.now() - start) / perSubmit;
       const cpu = cpuClock ? (cpuClock() - cpuStart!) / perSubmit : null;
       if (!readTimes) return { wall, cpu, gpu: null };

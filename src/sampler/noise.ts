@@ -1,5 +1,5 @@
 /**
- * Seeded, counter-based normal noise: the CPU twin of `shaders/noise.wgsl`.
+ * Seeded, counter-based normal noise: the CPU twin of `shaders/sampler/noise.wgsl`.
  *
  * Philox4x32-10 (Salmon et al. 2011, Random123) with key = the 64-bit seed (low word, high
  * word) and counter = (⌊i / 4⌋, image, stream, 0) for element i, so any element can be made alone,

@@ -27,55 +27,7 @@
 const PX: u32 = 8u;
 const OC: u32 = 8u;
 
-struct Params {
-  batch: u32,
-  in_channels: u32,
-  src_height: u32,      // the input tensor's own size
-  src_width: u32,
-  in_height: u32,       // the size the kernel sees (2x src with upsample)
-  in_width: u32,
-  out_channels: u32,
-  oc_stride: u32,       // out_channels rounded up to a multiple of OC: the weight row length
-  out_height: u32,
-  out_width: u32,
-  kernel_h: u32,
-  kernel_w: u32,
-  stride: u32,
-  pad_top: u32,
-  pad_left: u32,
-  upsample: u32,        // 1: read through a 2x nearest upsampling
-  has_channel_add: u32,
-  has_residual: u32,
-  output_scale: f32,
-  row_blocks: u32,      // ceil(out_width / PX)
-  blocks: u32,          // batch * out_height * row_blocks
-  path: u32,            // 0: general, 1: 3x3 stride 1 with vec4 rows, 2: 1x1 with vec4 rows
-}
-
-@group(0) @binding(0) var<storage, read> input: array<f32>;
-@group(0) @binding(1) var<storage, read> input4: array<vec4<f32>>;  // the same tensor, as vec4s
-@group(0) @binding(2) var<storage, read> weight: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> channel_add: array<f32>;
-@group(0) @binding(5) var<storage, read> residual: array<f32>;
-@group(0) @binding(6) var<storage, read_write> output: array<f32>;
-@group(0) @binding(7) var<uniform> params: Params;
-
-// The 8 output channels of one pixel, and the 8 weights of one tap.
-struct Pixel {
-  lo: vec4<f32>,
-  hi: vec4<f32>,
-}
-
-fn mac(p: Pixel, w: Pixel, x: f32) -> Pixel {
-  let v = vec4<f32>(x);
-  return Pixel(fma(w.lo, v, p.lo), fma(w.hi, v, p.hi));
-}
-
-fn load_weights(row: u32, oc8: u32) -> Pixel {
-  let i = row * (params.oc_stride / 4u) + 2u * oc8;
-  return Pixel(weight[i], weight[i + 1u]);
-}
+#include "conv_registers.wgsl"
 
 fn inside(i: i32, size: u32) -> bool {
   return i >= 0 && i < i32(size);
@@ -126,35 +78,6 @@ fn row_taps(iy: i32, left: u32, mid0: u32, mid1: u32, right: u32, col_ok: u32) -
   let start = src_row(iy) * params.src_width;
   return RowTaps(start + left, start / 4u + mid0, start / 4u + mid1, start + right,
                  select(0u, col_ok, inside(iy, params.in_height)));
-}
-
-fn store_channel(v: f32, n: u32, oc: u32, pixel: u32, out_pixels: u32) {
-  if (oc >= params.out_channels) {
-    return;
-  }
-  var y = v;
-  if (params.has_channel_add != 0u) {
-    y += channel_add[n * params.out_channels + oc];
-  }
-  let index = (n * params.out_channels + oc) * out_pixels + pixel;
-  if (params.has_residual != 0u) {
-    y += residual[index];
-  }
-  output[index] = y * params.output_scale;
-}
-
-fn store_pixel(acc: Pixel, n: u32, oc0: u32, pixel: u32, out_pixels: u32) {
-  let b = Pixel(bias[oc0 / 4u], bias[oc0 / 4u + 1u]);
-  let lo = acc.lo + b.lo;
-  let hi = acc.hi + b.hi;
-  store_channel(lo.x, n, oc0, pixel, out_pixels);
-  store_channel(lo.y, n, oc0 + 1u, pixel, out_pixels);
-  store_channel(lo.z, n, oc0 + 2u, pixel, out_pixels);
-  store_channel(lo.w, n, oc0 + 3u, pixel, out_pixels);
-  store_channel(hi.x, n, oc0 + 4u, pixel, out_pixels);
-  store_channel(hi.y, n, oc0 + 5u, pixel, out_pixels);
-  store_channel(hi.z, n, oc0 + 6u, pixel, out_pixels);
-  store_channel(hi.w, n, oc0 + 7u, pixel, out_pixels);
 }
 
 @compute @workgroup_size(8, 1, 1)

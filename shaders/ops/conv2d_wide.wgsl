@@ -6,54 +6,7 @@
 const PX: u32 = 16u;
 const OC: u32 = 8u;
 
-struct Params {
-  batch: u32,
-  in_channels: u32,
-  src_height: u32,
-  src_width: u32,
-  in_height: u32,
-  in_width: u32,
-  out_channels: u32,
-  oc_stride: u32,
-  out_height: u32,
-  out_width: u32,
-  kernel_h: u32,
-  kernel_w: u32,
-  stride: u32,
-  pad_top: u32,
-  pad_left: u32,
-  upsample: u32,
-  has_channel_add: u32,
-  has_residual: u32,
-  output_scale: f32,
-  row_blocks: u32,
-  blocks: u32,
-  path: u32,            // 1: 3x3 stride 1, pad_left 1; 2: 1x1 over planes seen as one row
-}
-
-@group(0) @binding(0) var<storage, read> input: array<f32>;
-@group(0) @binding(1) var<storage, read> input4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> weight: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> channel_add: array<f32>;
-@group(0) @binding(5) var<storage, read> residual: array<f32>;
-@group(0) @binding(6) var<storage, read_write> output: array<f32>;
-@group(0) @binding(7) var<uniform> params: Params;
-
-struct Pixel {
-  lo: vec4<f32>,
-  hi: vec4<f32>,
-}
-
-fn mac(p: Pixel, w: Pixel, x: f32) -> Pixel {
-  let v = vec4<f32>(x);
-  return Pixel(fma(w.lo, v, p.lo), fma(w.hi, v, p.hi));
-}
-
-fn load_weights(row: u32, oc8: u32) -> Pixel {
-  let i = row * (params.oc_stride / 4u) + 2u * oc8;
-  return Pixel(weight[i], weight[i + 1u]);
-}
+#include "conv_registers.wgsl"
 
 fn inside(i: i32, size: u32) -> bool {
   return i >= 0 && i < i32(size);
@@ -99,34 +52,6 @@ fn load_row(plane: u32, t: RowTaps, upsample: bool) -> array<f32, 18> {
     v[j] = select(0.0, select(flat[j], up[j], upsample), (t.ok & (1u << j)) != 0u);
   }
   return v;
-}
-
-fn store_channel(v: f32, n: u32, oc: u32, pixel: u32, out_pixels: u32) {
-  if (oc >= params.out_channels) {
-    return;
-  }
-  var y = v;
-  if (params.has_channel_add != 0u) {
-    y += channel_add[n * params.out_channels + oc];
-  }
-  let index = (n * params.out_channels + oc) * out_pixels + pixel;
-  if (params.has_residual != 0u) {
-    y += residual[index];
-  }
-  output[index] = y * params.output_scale;
-}
-
-fn store_pixel(acc: Pixel, n: u32, oc0: u32, pixel: u32, out_pixels: u32) {
-  let lo = acc.lo + bias[oc0 / 4u];
-  let hi = acc.hi + bias[oc0 / 4u + 1u];
-  store_channel(lo.x, n, oc0, pixel, out_pixels);
-  store_channel(lo.y, n, oc0 + 1u, pixel, out_pixels);
-  store_channel(lo.z, n, oc0 + 2u, pixel, out_pixels);
-  store_channel(lo.w, n, oc0 + 3u, pixel, out_pixels);
-  store_channel(hi.x, n, oc0 + 4u, pixel, out_pixels);
-  store_channel(hi.y, n, oc0 + 5u, pixel, out_pixels);
-  store_channel(hi.z, n, oc0 + 6u, pixel, out_pixels);
-  store_channel(hi.w, n, oc0 + 7u, pixel, out_pixels);
 }
 
 @compute @workgroup_size(8, 1, 1)

@@ -4,16 +4,7 @@
 // vec4 along k and B as vec4 along n. Needs K % 4 == 0 and N % 8 == 0; M may be anything.
 // The benchmark's floor (src/profile/matmul.ts): what a plain GEMM reaches on this adapter.
 
-struct Params {
-  m: u32,
-  n: u32,
-  k: u32,
-}
-
-@group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> c: array<vec4<f32>>;
-@group(0) @binding(3) var<uniform> params: Params;
+#include "matmul_bindings.wgsl"
 
 @compute @workgroup_size(8, 8, 1)
 fn main(@builtin(global_invocation_id) gid: vec3u) {

@@ -7,16 +7,7 @@
 const TILE: u32 = 64u;
 const TILE_K: u32 = 16u;
 
-struct Params {
-  m: u32,
-  n: u32,
-  k: u32,
-}
-
-@group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> c: array<vec4<f32>>;
-@group(0) @binding(3) var<uniform> params: Params;
+#include "matmul_bindings.wgsl"
 
 // tile_a[k][m / 4]: A transposed, four consecutive rows per vec4; tile_b[k][n / 4].
 var<workgroup> tile_a: array<vec4<f32>, 256>;
