@@ -21,8 +21,9 @@
 export { type Backend, type Gpu, type GpuOptions, GpuUnavailableError, requestGpu } from './gpu/device.ts';
 
 // The model and what it does: sample, encode, decode, interpolate, predict ε.
-export { DdimPipeline, type InterpolateOptions, type ModelFiles, type PipelineOptions } from './pipeline.ts';
-export { type DdimResult, type DdimSampleOptions, SamplerInputError, type StepProgress } from './sampler/ddim.ts';
+export { type DdimModel, DdimPipeline, type InterpolateOptions, type ModelFiles, type PipelineOptions, readModel } from './pipeline.ts';
+export { type DdimEncodeOptions, type DdimResult, type DdimSampleOptions, SamplerInputError, type StepProgress } from './sampler/ddim.ts';
+export type { RecordObserver } from './gpu/recorder.ts';
 export { ScheduleError, type TimestepSpacing } from './sampler/schedule.ts';
 export { ModelConfigError } from './model/config.ts';
 export { ModelWeightsError } from './model/weights.ts';

@@ -2,10 +2,24 @@
  * The engine's front door: a pretrained UNet2DModel with its noise schedule, compiled for a batch
  * size on a device, and what users do with it: sample, encode an image into its latent, decode a
  * latent, interpolate between two seeds, or just predict ε.
+ *
+ * Safe to call from anywhere: calls on one pipeline that overlap in time (a double click, two
+ * requests of a server) are queued and run one after another in the order they were made, so each
+ * gives bit for bit what it gives alone. Long calls take an `AbortSignal` (`signal`) and stop
+ * between steps with an `AbortError`; the pipeline stays usable.
  */
 import type { Gpu } from './gpu/device.ts';
+import type { RecordObserver } from './gpu/recorder.ts';
+import type { GraphLimits } from './graph/executor.ts';
 import { readUNet, UNet, type UNetWeights } from './model/unet_model.ts';
-import { type DdimResult, type DdimSampleOptions, DdimSampler, SamplerInputError, type StepProgress } from './sampler/ddim.ts';
+import {
+  type DdimEncodeOptions,
+  type DdimResult,
+  type DdimSampleOptions,
+  DdimSampler,
+  SamplerInputError,
+  type StepProgress,
+} from './sampler/ddim.ts';
 import { type NoiseSchedule, scheduleFromConfig, slerp, type TimestepSpacing } from './sampler/schedule.ts';
 
 export interface ModelFiles {
@@ -18,8 +32,25 @@ export interface ModelFiles {
 }
 
 export interface PipelineOptions {
-  /** Images per UNet forward; more images are run in batches of this size. */
+  /**
+   * Images per UNet forward; more images are run in batches of this size. A batch the adapter
+   * cannot hold (a tensor over its binding limit, a dispatch over its workgroup limit) is run as
+   * the largest batch that fits (`pipeline.batch`); an image does not depend on its batch.
+   */
   batch?: number;
+  /** Limits stricter than the adapter's, to leave headroom (or to test the split). */
+  limits?: Partial<GraphLimits>;
+}
+
+/** A model's files parsed and checked once, ready to compile on any device and batch size. */
+export interface DdimModel {
+  unet: UNetWeights;
+  schedule: NoiseSchedule;
+}
+
+/** Parses and checks a model's config, weights and schedule, all on the CPU. */
+export function readModel(files: ModelFiles): DdimModel {
+  return { unet: readUNet(files), schedule: scheduleFromConfig(files.schedulerConfig as Record<string, unknown> | undefined) };
 }
 
 export interface InterpolateOptions {
@@ -31,22 +62,40 @@ export interface InterpolateOptions {
   spacing?: TimestepSpacing;
   onStep?: (progress: StepProgress) => void | Promise<void>;
   previewX0?: boolean;
+  signal?: AbortSignal;
+  observers?: RecordObserver[];
 }
 
 export class DdimPipeline {
   private constructor(
     readonly gpu: Gpu,
-    readonly model: UNetWeights,
-    readonly schedule: NoiseSchedule,
+    readonly model: DdimModel,
     readonly unet: UNet,
     readonly sampler: DdimSampler,
   ) {}
 
-  static async load(gpu: Gpu, files: ModelFiles, options: PipelineOptions = {}): Promise<DdimPipeline> {
-    const model = readUNet(files);
-    const schedule = scheduleFromConfig(files.schedulerConfig as Record<string, unknown> | undefined);
-    const unet = await UNet.compile(gpu, model, { batch: options.batch ?? 1 });
-    return new DdimPipeline(gpu, model, schedule, unet, new DdimSampler(gpu, unet, schedule));
+  /**
+   * The model compiled for `options.batch` images per forward on `gpu`. `source` is the model's
+   * files, or a model already read with `readModel` (to compile it again without re-parsing).
+   */
+  static async load(gpu: Gpu, source: ModelFiles | DdimModel, options: PipelineOptions = {}): Promise<DdimPipeline> {
+    const model = 'unet' in source && 'schedule' in source ? source : readModel(source);
+    const unet = await UNet.compile(gpu, model.unet, { batch: options.batch ?? 1, limits: options.limits });
+    return new DdimPipeline(gpu, model, unet, new DdimSampler(gpu, unet, model.schedule));
+  }
+
+  /** The same model for another batch size on the same device, sharing its weights on the GPU. */
+  withBatch(batch: number, options: Omit<PipelineOptions, 'batch'> = {}): Promise<DdimPipeline> {
+    return DdimPipeline.load(this.gpu, this.model, { ...options, batch });
+  }
+
+  get schedule(): NoiseSchedule {
+    return this.model.schedule;
+  }
+
+  /** Images per UNet forward. */
+  get batch(): number {
+    return this.unet.batch;
   }
 
   /** [channels, height, width] of one image. */
@@ -59,10 +108,7 @@ export class DdimPipeline {
   }
 
   /** Encodes images (model space, [-1, 1]) into latents x_T with the deterministic ODE. */
-  encode(
-    images: Float32Array,
-    options: { steps: number; spacing?: TimestepSpacing; onStep?: DdimSampleOptions['onStep'] },
-  ): Promise<DdimResult> {
+  encode(images: Float32Array, options: DdimEncodeOptions): Promise<DdimResult> {
     return this.sampler.encode(images, options);
   }
 
@@ -83,6 +129,7 @@ export class DdimPipeline {
     }
     const a = await this.latents(options.seedA);
     const b = await this.latents(options.seedB);
+    options.signal?.throwIfAborted();
     const size = a.length;
     const latents = new Float32Array(options.frames * size);
     for (let i = 0; i < options.frames; i++) latents.set(slerp(a, b, i / (options.frames - 1)), i * size);
@@ -91,26 +138,14 @@ export class DdimPipeline {
       spacing: options.spacing,
       onStep: options.onStep,
       previewX0: options.previewX0,
+      signal: options.signal,
+      observers: options.observers,
     });
     return { ...result, latents };
   }
 
-  /**
-   * The same latents decoded with several step counts (the DDIM paper's consistency figure: with
-   * η = 0 the image is mostly fixed by x_T). Returns one row of `count` images per step count.
-   */
-  async consistency(
-    options: { seed: number; steps: number[]; count?: number; spacing?: TimestepSpacing; onStep?: DdimSampleOptions['onStep'] },
-  ): Promise<{ rows: DdimResult[]; latents: Float32Array }> {
-    if (options.steps.length === 0) throw new SamplerInputError('consistency needs at least one step count');
-    const latents = await this.latents(options.seed, options.count ?? 1);
-    const rows: DdimResult[] = [];
-    for (const steps of options.steps) rows.push(await this.decode(latents, { steps, spacing: options.spacing, onStep: options.onStep }));
-    return { rows, latents };
-  }
-
   /** ε(x, t) for any number of images: x is [N, C, H, W] in model space, t one timestep each. */
-  async eps(x: Float32Array, t: Int32Array): Promise<Float32Array> {
+  async eps(x: Float32Array, t: Int32Array, options: { signal?: AbortSignal } = {}): Promise<Float32Array> {
     const [c, h, w] = this.imageShape;
     const perImage = c * h * w;
     if (x.length !== t.length * perImage) {
@@ -119,6 +154,7 @@ export class DdimPipeline {
     const batch = this.unet.batch;
     const out = new Float32Array(x.length);
     for (let first = 0; first < t.length; first += batch) {
+      options.signal?.throwIfAborted();
       const n = Math.min(batch, t.length - first);
       const xs = new Float32Array(batch * perImage);
       xs.set(x.subarray(first * perImage, (first + n) * perImage));
@@ -130,6 +166,7 @@ export class DdimPipeline {
     return out;
   }
 
+  /** Frees the compiled graph and the sampler's buffers; the weights once no other batch size uses them. */
   destroy(): void {
     this.sampler.destroy();
     this.unet.destroy();

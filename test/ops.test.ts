@@ -8,9 +8,9 @@ import { CompiledGraph } from '../src/graph/executor.ts';
 import { Graph, type Tensor } from '../src/graph/graph.ts';
 import { spatialAttention } from '../src/ops/attention.ts';
 import { concatChannels } from '../src/ops/concat.ts';
-import { conv2d, type Conv2dOptions } from '../src/ops/conv2d.ts';
+import { conv2d, type Conv2dOptions, KERNEL_FAMILIES } from '../src/ops/conv2d.ts';
 import { groupNorm } from '../src/ops/group_norm.ts';
-import { KERNEL_FAMILIES, preferredKernels } from '../src/ops/kernels.ts';
+import { preferredKernels } from '../src/gpu/adapter.ts';
 import type { WeightArray } from '../src/ops/weights.ts';
 import { readUNet, UNet } from '../src/model/unet_model.ts';
 import { readFileSync } from 'node:fs';
@@ -59,7 +59,7 @@ async function runGraph(
   for (const [name, { shape }] of Object.entries(inputs)) tensors[name] = g.input(name, shape);
   const out = build(g, tensors);
   g.markOutput(out);
-  const compiled = await CompiledGraph.compile(await gpu(), g, 'ops-test');
+  const compiled = await CompiledGraph.compile(await gpu(), g, { label: 'ops-test' });
   try {
     for (const [name, { data }] of Object.entries(inputs)) compiled.write(name, data);
     await compiled.run();

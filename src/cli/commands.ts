@@ -7,14 +7,14 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Backend } from '../gpu/device.ts';
+import type { RecordObserver } from '../gpu/recorder.ts';
 import { gridRgba, rgbaToTensor } from '../io/image.ts';
 import { decodePng, encodePng, PngError } from '../io/png.ts';
 import { parseSafetensors, SafetensorsError, type SafetensorsFile, serializeSafetensors, toFloat32, toInt32 } from '../io/safetensors.ts';
 import { type UNetConfig } from '../model/config.ts';
-import { readUNet } from '../model/unet_model.ts';
-import { DdimPipeline, type ModelFiles } from '../pipeline.ts';
+import { type DdimModel, type DdimPipeline, type ModelFiles, readModel } from '../pipeline.ts';
 import { chromeTrace, formatProfile, type Profile, Profiler } from '../profile/profiler.ts';
-import { ddimTimesteps, type NoiseSchedule, ScheduleError, scheduleFromConfig, type TimestepSpacing } from '../sampler/schedule.ts';
+import { ddimTimesteps, type NoiseSchedule, ScheduleError, type TimestepSpacing } from '../sampler/schedule.ts';
 import {
   CliError,
   type CommandArgs,
@@ -35,7 +35,8 @@ export interface OpenedPipeline {
   close(): void;
 }
 
-export type OpenPipeline = (files: ModelFiles, options: { batch: number; backend: Backend }) => Promise<OpenedPipeline>;
+/** Opens the GPU and compiles the model, read and checked once before (`readModel`). */
+export type OpenPipeline = (model: DdimModel, options: { batch: number; backend: Backend }) => Promise<OpenedPipeline>;
 
 export interface RunDeps {
   io: CliIo;
@@ -73,6 +74,8 @@ interface Model {
   dir: string;
   paths: ModelPaths;
   files: ModelFiles;
+  /** Parsed and checked once; the pipeline compiles it as it is. */
+  read: DdimModel;
   config: UNetConfig;
   schedule: NoiseSchedule;
   /** [C, H, W] of one image. */
@@ -84,18 +87,16 @@ interface Model {
 async function loadModel(dirArg: string | undefined, io: CliIo): Promise<Model> {
   const dir = dirArg ?? defaultModelDir();
   const { paths, files } = await readModelDir(dir);
-  let config: UNetConfig;
-  let schedule: NoiseSchedule;
+  let read: DdimModel;
   try {
-    config = readUNet(files).config;
+    read = readModel(files);
   } catch (error) {
-    throw new CliError(`model '${dir}': ${(error as Error).message}`);
+    // Only the scheduler config can give a ScheduleError.
+    const where = error instanceof ScheduleError ? `model '${dir}', ${paths.scheduler}` : `model '${dir}'`;
+    throw new CliError(`${where}: ${(error as Error).message}`);
   }
-  try {
-    schedule = scheduleFromConfig(files.schedulerConfig as Record<string, unknown> | undefined);
-  } catch (error) {
-    throw new CliError(`model '${dir}', ${paths.scheduler}: ${(error as Error).message}`);
-  }
+  const { schedule } = read;
+  const config = read.unet.config;
   if (!paths.scheduler) {
     io.stderr(
       `note: model '${dir}' has no scheduler config; using DDPM's default schedule (linear betas 1e-4 to 0.02 over 1000 steps, clip_sample on)\n`,
@@ -107,7 +108,7 @@ async function loadModel(dirArg: string | undefined, io: CliIo): Promise<Model> 
     );
   }
   const shape: [number, number, number] = [config.inChannels, config.sampleSize, config.sampleSize];
-  return { dir, paths, files, config, schedule, shape, perImage: shape[0] * shape[1] * shape[2] };
+  return { dir, paths, files, read, config, schedule, shape, perImage: shape[0] * shape[1] * shape[2] };
 }
 
 /** The timesteps DDIM will visit, or a message naming --steps and the model's limit. */
@@ -248,7 +249,7 @@ async function withPipeline<T>(
   backend: Backend,
   work: (pipeline: DdimPipeline) => Promise<T>,
 ): Promise<T> {
-  const opened = await deps.openPipeline(model.files, { batch, backend });
+  const opened = await deps.openPipeline(model.read, { batch, backend });
   try {
     const [c, h, w] = opened.pipeline.imageShape;
     if (c !== model.shape[0] || h !== model.shape[1] || w !== model.shape[2]) {
@@ -368,7 +369,7 @@ async function sample(args: SampleArgs, deps: RunDeps): Promise<void> {
       profiled(
         args.profile || args.trace !== undefined,
         pipeline,
-        () =>
+        (observers) =>
           timedSteps(io, pipeline, 'sample', count, batch, timesteps.length, (hooks) =>
             pipeline.sample({
               steps: args.steps ?? DEFAULT_STEPS,
@@ -379,6 +380,7 @@ async function sample(args: SampleArgs, deps: RunDeps): Promise<void> {
               ...(xT ? { xT } : { count }),
               noise,
               ...hooks,
+              observers,
             })),
       ),
   );
@@ -399,11 +401,15 @@ async function sample(args: SampleArgs, deps: RunDeps): Promise<void> {
  * Runs `work` with every UNet forward it records timed node by node (--profile, --trace): one
  * compute pass per node with timestamps, resolved once per step; the images are unchanged.
  */
-async function profiled<T extends object>(on: boolean, pipeline: DdimPipeline, work: () => Promise<T>): Promise<T & { profile?: Profile }> {
-  if (!on) return await work();
+async function profiled<T extends object>(
+  on: boolean,
+  pipeline: DdimPipeline,
+  work: (observers: RecordObserver[]) => Promise<T>,
+): Promise<T & { profile?: Profile }> {
+  if (!on) return await work([]);
   const profiler = new Profiler(pipeline.gpu, pipeline.unet.compiled);
   try {
-    const result = await profiler.wrap(work);
+    const result = await work([profiler]);
     return { ...result, profile: await profiler.finish() };
   } finally {
     profiler.destroy();

@@ -47,10 +47,10 @@ function processIo(): CliIo {
 }
 
 /** A fresh device per run, destroyed with the pipeline. */
-export const openGpuPipeline: OpenPipeline = async (files, { batch, backend }) => {
+export const openGpuPipeline: OpenPipeline = async (model, { batch, backend }) => {
   const gpu = await requestGpu({ backend });
   try {
-    const pipeline = await DdimPipeline.load(gpu, files, { batch });
+    const pipeline = await DdimPipeline.load(gpu, model, { batch });
     return {
       pipeline,
       close() {

@@ -1,52 +1,44 @@
 /**
- * A compute pipeline made from an embedded shader, with an explicit bind-group layout derived
- * from the shader's reflected bindings, and a writer for its `Params` uniform that uses the
- * reflected field offsets.
+ * The one way the engine dispatches a shader. A `Kernel` is an embedded shader made ready on a
+ * device: its pipeline, a bind-group layout derived from the shader's reflected bindings, bind
+ * groups made from buffers named as the shader names them, and the workgroup grid computed from
+ * the shader's own `@workgroup_size` and the device's limits. `ParamsBuffer` holds the `Params`
+ * uniforms of many dispatches, written at the shader's reflected field offsets.
  */
 import type { ShaderSource } from './shader_source.ts';
 
 export type ParamValues = Record<string, number>;
 
-const layoutCache = new WeakMap<GPUDevice, Map<string, GPUBindGroupLayout>>();
-const pipelineCache = new WeakMap<GPUDevice, Map<string, Promise<GPUComputePipeline>>>();
-
-function bindGroupLayout(device: GPUDevice, shader: ShaderSource): GPUBindGroupLayout {
-  let perDevice = layoutCache.get(device);
-  if (!perDevice) layoutCache.set(device, perDevice = new Map());
-  let layout = perDevice.get(shader.name);
-  if (!layout) {
-    layout = device.createBindGroupLayout({
-      label: shader.name,
-      entries: shader.bindings.map((b, binding) => ({
-        binding,
-        visibility: GPUShaderStage.COMPUTE,
-        buffer: { type: b.kind === 'uniform' ? 'uniform' : b.kind === 'read' ? 'read-only-storage' : 'storage' },
-      })),
-    });
-    perDevice.set(shader.name, layout);
-  }
-  return layout;
+/**
+ * How many invocations a dispatch needs along each dimension. `flat`: the shader computes one
+ * index over x (from `num_workgroups`), so workgroups beyond one dimension's limit fold into y.
+ */
+export interface DispatchSize {
+  invocations: [number, number?, number?];
+  flat?: boolean;
 }
 
-/** One pipeline per shader and device, made asynchronously and shared by every node using it. */
-export function computePipeline(device: GPUDevice, shader: ShaderSource): Promise<GPUComputePipeline> {
-  let perDevice = pipelineCache.get(device);
-  if (!perDevice) pipelineCache.set(device, perDevice = new Map());
-  let pipeline = perDevice.get(shader.name);
-  if (!pipeline) {
-    const module = device.createShaderModule({ label: shader.name, code: shader.code });
-    pipeline = device.createComputePipelineAsync({
-      label: shader.name,
-      layout: device.createPipelineLayout({ label: shader.name, bindGroupLayouts: [bindGroupLayout(device, shader)] }),
-      compute: { module, entryPoint: 'main' },
-    });
-    perDevice.set(shader.name, pipeline);
-  }
-  return pipeline;
+export type Workgroups = [number, number, number];
+
+/** WebGPU's minimum of maxComputeWorkgroupsPerDimension: flat dispatches fold at this on any adapter. */
+export const GUARANTEED_WORKGROUPS_PER_DIMENSION = 65535;
+
+export function alignTo(value: number, alignment: number): number {
+  return Math.ceil(value / alignment) * alignment;
 }
 
-export function kernelBindGroupLayout(device: GPUDevice, shader: ShaderSource): GPUBindGroupLayout {
-  return bindGroupLayout(device, shader);
+/** The workgroup grid of `size` for `shader`; may exceed `maxPerDimension`, which the caller checks. */
+export function workgroupGrid(shader: ShaderSource, size: DispatchSize, maxPerDimension: number): Workgroups {
+  const [wx, wy = 1, wz = 1] = shader.workgroupSize;
+  const [x, y = 1, z = 1] = size.invocations;
+  if (![x, y, z].every((n) => Number.isInteger(n) && n >= 1)) {
+    throw new Error(`${shader.name}: invocations [${size.invocations}] must be positive integers`);
+  }
+  const grid: Workgroups = [Math.ceil(x / wx), Math.ceil(y / wy), Math.ceil(z / wz)];
+  if (!size.flat) return grid;
+  if (y !== 1 || z !== 1) throw new Error(`${shader.name}: a flat dispatch has invocations along x only`);
+  const columns = Math.min(grid[0], maxPerDimension, GUARANTEED_WORKGROUPS_PER_DIMENSION);
+  return [columns, Math.ceil(grid[0] / columns), 1];
 }
 
 /** Writes `values` into `target` at `byteOffset` using the shader's reflected Params layout. */
@@ -71,6 +63,107 @@ export function writeParams(shader: ShaderSource, values: ParamValues, target: D
   }
 }
 
-export function alignTo(value: number, alignment: number): number {
-  return Math.ceil(value / alignment) * alignment;
+const kernelCache = new WeakMap<GPUDevice, Map<string, Promise<Kernel>>>();
+
+export class Kernel {
+  private constructor(
+    readonly device: GPUDevice,
+    readonly shader: ShaderSource,
+    readonly pipeline: GPUComputePipeline,
+    readonly layout: GPUBindGroupLayout,
+  ) {}
+
+  /** The kernel of `shader` on `device`: made once (asynchronously) and shared by every user. */
+  static load(device: GPUDevice, shader: ShaderSource): Promise<Kernel> {
+    let perDevice = kernelCache.get(device);
+    if (!perDevice) kernelCache.set(device, perDevice = new Map());
+    let kernel = perDevice.get(shader.name);
+    if (!kernel) {
+      const layout = device.createBindGroupLayout({
+        label: shader.name,
+        entries: shader.bindings.map((b, binding) => ({
+          binding,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: b.kind === 'uniform' ? 'uniform' : b.kind === 'read' ? 'read-only-storage' : 'storage' },
+        })),
+      });
+      const module = device.createShaderModule({ label: shader.name, code: shader.code });
+      kernel = device.createComputePipelineAsync({
+        label: shader.name,
+        layout: device.createPipelineLayout({ label: shader.name, bindGroupLayouts: [layout] }),
+        compute: { module, entryPoint: 'main' },
+      }).then((pipeline) => new Kernel(device, shader, pipeline, layout));
+      // A failed compile is not cached: the next load tries again.
+      kernel.catch(() => perDevice.delete(shader.name));
+      perDevice.set(shader.name, kernel);
+    }
+    return kernel;
+  }
+
+  get name(): string {
+    return this.shader.name;
+  }
+
+  /**
+   * A bind group with every binding of the shader given by its WGSL name (`params` for the
+   * uniform); a missing or unknown name is an error naming the shader.
+   */
+  bind(label: string, resources: Record<string, GPUBuffer | GPUBufferBinding>): GPUBindGroup {
+    const names = this.shader.bindings.map((b) => b.name);
+    const unknown = Object.keys(resources).filter((k) => !names.includes(k));
+    if (unknown.length) throw new Error(`${label}: shader ${this.name} has no binding ${unknown.map((n) => `'${n}'`).join(', ')}`);
+    const entries = names.map((name, binding) => {
+      const resource = resources[name];
+      if (!resource) throw new Error(`${label}: binding '${name}' of shader ${this.name} is not given`);
+      return { binding, resource: 'buffer' in resource ? resource : { buffer: resource } };
+    });
+    return this.device.createBindGroup({ label, layout: this.layout, entries });
+  }
+
+  /** The workgroup grid for `size` on this device; throws if a dimension exceeds the device's limit. */
+  workgroups(size: DispatchSize, label = this.name): Workgroups {
+    const max = this.device.limits.maxComputeWorkgroupsPerDimension;
+    const grid = workgroupGrid(this.shader, size, max);
+    if (grid.some((n) => n > max)) {
+      throw new Error(`${label}: dispatch [${grid}] exceeds this adapter's maxComputeWorkgroupsPerDimension of ${max}`);
+    }
+    return grid;
+  }
+}
+
+/**
+ * The `Params` uniforms of `count` dispatches in one buffer, each record at an offset the device
+ * can bind. Values are staged on the CPU (`set`) and sent with `upload`, which may be repeated
+ * (queue writes are ordered with submits, so work submitted earlier keeps the old values).
+ */
+export class ParamsBuffer {
+  readonly buffer: GPUBuffer;
+  readonly stride: number;
+  private readonly staging: DataView;
+
+  constructor(private readonly device: GPUDevice, label: string, shaders: ShaderSource[], readonly count: number) {
+    const largest = Math.max(16, ...shaders.map((s) => s.params?.size ?? 0));
+    this.stride = alignTo(largest, device.limits.minUniformBufferOffsetAlignment);
+    const size = Math.max(this.stride * count, 16);
+    this.buffer = device.createBuffer({ label, size, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    this.staging = new DataView(new ArrayBuffer(size));
+  }
+
+  set(index: number, shader: ShaderSource, values: ParamValues, label = shader.name): void {
+    if (!(index >= 0 && index < this.count)) throw new Error(`${label}: params record ${index} of ${this.count}`);
+    writeParams(shader, values, this.staging, index * this.stride, label);
+  }
+
+  upload(): void {
+    this.device.queue.writeBuffer(this.buffer, 0, this.staging.buffer);
+  }
+
+  /** Record `index` as the `params` binding of `shader`. */
+  binding(index: number, shader: ShaderSource): GPUBufferBinding {
+    return { buffer: this.buffer, offset: index * this.stride, size: shader.params!.size };
+  }
+
+  destroy(): void {
+    this.buffer.destroy();
+  }
 }

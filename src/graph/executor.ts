@@ -1,12 +1,14 @@
 /**
- * Compiles a Graph once for a device: pipelines, buffers (planned from tensor lifetimes and
+ * Compiles a Graph once for a device: kernels, buffers (planned from tensor lifetimes and
  * reused), one uniform buffer holding every node's params, and one bind group per node. A run
- * only records dispatches into a command encoder.
+ * only records dispatches into a command encoder. Weights live in a `DeviceWeights` that graphs
+ * of the same model (one per batch size) share.
  */
-import { type Gpu, unlessLost } from '../gpu/device.ts';
-import { alignTo, computePipeline, kernelBindGroupLayout, writeParams } from '../gpu/kernel.ts';
+import type { Gpu } from '../gpu/device.ts';
+import { alignTo, Kernel, ParamsBuffer } from '../gpu/kernel.ts';
+import { Readback, type RecordableGraph, Recorder } from '../gpu/recorder.ts';
 import { SHADERS } from '../shaders.gen.ts';
-import { byteSize, type Graph, type GraphNode } from './graph.ts';
+import { byteSize, type Graph, type GraphNode, type Tensor } from './graph.ts';
 
 /** Raised for a graph that the device cannot run; names the node and the numbers. */
 export class GraphLimitError extends Error {
@@ -66,7 +68,7 @@ export function planBuffers(graph: Graph): BufferPlan {
 
 interface CompiledNode {
   node: GraphNode;
-  pipeline: GPUComputePipeline;
+  kernel: Kernel;
   bindGroup: GPUBindGroup;
 }
 
@@ -76,21 +78,68 @@ export interface CompileStats {
   nodes: number;
 }
 
-export class CompiledGraph {
+export type GraphLimits = Pick<GPUSupportedLimits, 'maxStorageBufferBindingSize' | 'maxBufferSize' | 'maxComputeWorkgroupsPerDimension'>;
+
+/**
+ * A model's weights on one device, uploaded the first time a graph asks for them and shared by
+ * every graph compiled from that model. Freed when its last user releases it.
+ */
+export class DeviceWeights {
+  private readonly buffers = new Map<string, GPUBuffer>();
+  private users = 0;
+
+  constructor(readonly device: GPUDevice, private readonly onFreed?: () => void) {}
+
+  /** The buffer of weight tensor `t`, uploading its values the first time. */
+  buffer(t: Tensor): GPUBuffer {
+    let buffer = this.buffers.get(t.name);
+    if (buffer) {
+      if (buffer.size !== alignTo(byteSize(t), 4)) throw new Error(`weight '${t.name}' [${t.shape}] does not match its uploaded buffer`);
+      return buffer;
+    }
+    const size = alignTo(byteSize(t), 4);
+    buffer = this.device.createBuffer({ label: t.name, size, usage: GPUBufferUsage.STORAGE, mappedAtCreation: true });
+    new Float32Array(buffer.getMappedRange()).set(t.values!());
+    buffer.unmap();
+    this.buffers.set(t.name, buffer);
+    return buffer;
+  }
+
+  get bytes(): number {
+    let total = 0;
+    for (const b of this.buffers.values()) total += b.size;
+    return total;
+  }
+
+  retain(): this {
+    this.users++;
+    return this;
+  }
+
+  release(): void {
+    if (--this.users > 0) return;
+    for (const b of this.buffers.values()) b.destroy();
+    this.buffers.clear();
+    this.onFreed?.();
+  }
+}
+
+export class CompiledGraph implements RecordableGraph {
+  private released = false;
+
   private constructor(
     readonly gpu: Gpu,
     readonly graph: Graph,
+    readonly label: string,
     private readonly nodes: CompiledNode[],
     private readonly tensorBuffers: Map<number, GPUBuffer>,
-    private readonly ownedBuffers: GPUBuffer[],
+    private readonly ownedBuffers: { destroy(): void }[],
+    private readonly weights: DeviceWeights,
     readonly stats: CompileStats,
   ) {}
 
   /** Checks every tensor and dispatch against the device's limits before anything is made. */
-  static checkLimits(
-    graph: Graph,
-    limits: Pick<GPUSupportedLimits, 'maxStorageBufferBindingSize' | 'maxBufferSize' | 'maxComputeWorkgroupsPerDimension'>,
-  ): void {
+  static checkLimits(graph: Graph, limits: GraphLimits): void {
     // Tensors first: a tensor too large to bind is the root cause when a dispatch is also too wide.
     const maxBinding = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
     for (const node of graph.nodes) {
@@ -113,11 +162,20 @@ export class CompiledGraph {
     }
   }
 
-  static async compile(gpu: Gpu, graph: Graph, label = 'graph'): Promise<CompiledGraph> {
+  /**
+   * Compiles `graph` on the device. `weights`: the model's weights on this device, shared with
+   * its other graphs (a graph of its own otherwise). `limits` may be stricter than the device's.
+   */
+  static async compile(
+    gpu: Gpu,
+    graph: Graph,
+    options: { label?: string; weights?: DeviceWeights; limits?: GraphLimits } = {},
+  ): Promise<CompiledGraph> {
     const { device } = gpu;
-    const limits = device.limits;
-    CompiledGraph.checkLimits(graph, limits);
-    const owned: GPUBuffer[] = [];
+    const label = options.label ?? 'graph';
+    CompiledGraph.checkLimits(graph, options.limits ?? device.limits);
+    const weights = (options.weights ?? new DeviceWeights(device)).retain();
+    const owned: { destroy(): void }[] = [];
     const tensorBuffers = new Map<number, GPUBuffer>();
     const createBuffer = (descriptor: GPUBufferDescriptor): GPUBuffer => {
       const buffer = device.createBuffer(descriptor);
@@ -132,15 +190,7 @@ export class CompiledGraph {
       let unplannedBytes = 0;
       for (const t of graph.tensors) {
         if (t.role === 'weight') {
-          const buffer = createBuffer({
-            label: t.name,
-            size: alignTo(byteSize(t), 4),
-            usage: GPUBufferUsage.STORAGE,
-            mappedAtCreation: true,
-          });
-          new Float32Array(buffer.getMappedRange()).set(t.data!);
-          buffer.unmap();
-          tensorBuffers.set(t.id, buffer);
+          tensorBuffers.set(t.id, weights.buffer(t));
           weightBytes += byteSize(t);
         } else if (t.role === 'input' || t.role === 'output') {
           tensorBuffers.set(
@@ -162,33 +212,25 @@ export class CompiledGraph {
       // Bound where a shader's optional input is unused.
       const unused = createBuffer({ label: `${label}.unused`, size: 16, usage: GPUBufferUsage.STORAGE });
 
-      const stride = alignTo(
-        Math.max(...Object.values(SHADERS).map((s) => s.params?.size ?? 0), 16),
-        limits.minUniformBufferOffsetAlignment,
-      );
-      const uniformBuffer = createBuffer({
-        label: `${label}.params`,
-        size: Math.max(stride * graph.nodes.length, 16),
-        usage: GPUBufferUsage.UNIFORM,
-        mappedAtCreation: true,
-      });
-      const uniformView = new DataView(uniformBuffer.getMappedRange());
-
-      const compiled: CompiledNode[] = [];
-      const pipelines = await Promise.all(graph.nodes.map((node) => computePipeline(device, SHADERS[node.shader])));
-      graph.nodes.forEach((node, index) => {
-        const shader = SHADERS[node.shader];
-        writeParams(shader, node.params, uniformView, index * stride, node.name);
-        const entries: GPUBindGroupEntry[] = [];
+      const params = new ParamsBuffer(device, `${label}.params`, Object.values(SHADERS), graph.nodes.length);
+      owned.push(params);
+      const kernels = await Promise.all(graph.nodes.map((node) => Kernel.load(device, SHADERS[node.shader])));
+      const compiled = graph.nodes.map((node, index): CompiledNode => {
+        const kernel = kernels[index];
+        const shader = kernel.shader;
+        params.set(index, shader, node.params, node.name);
+        const resources: Record<string, GPUBufferBinding> = {};
         [...node.inputs, ...node.outputs].forEach((t, binding) => {
-          if (!t) entries.push({ binding, resource: { buffer: unused } });
-          else entries.push({ binding, resource: { buffer: tensorBuffers.get(t.id)!, offset: 0, size: alignTo(byteSize(t), 4) } });
+          resources[shader.bindings[binding].name] = t
+            ? { buffer: tensorBuffers.get(t.id)!, offset: 0, size: alignTo(byteSize(t), 4) }
+            : { buffer: unused };
         });
-        entries.push({ binding: entries.length, resource: { buffer: uniformBuffer, offset: index * stride, size: shader.params!.size } });
-        const bindGroup = device.createBindGroup({ label: node.name, layout: kernelBindGroupLayout(device, shader), entries });
-        compiled.push({ node, pipeline: pipelines[index], bindGroup });
+        resources[shader.bindings[shader.bindings.length - 1].name] = params.binding(index, shader);
+        return { node, kernel, bindGroup: kernel.bind(node.name, resources) };
       });
-      uniformBuffer.unmap();
+      params.upload();
+      // The values are on the GPU now: the graph keeps no second copy.
+      for (const t of graph.tensors) if (t.role === 'weight') delete t.values;
 
       scopesOpen = false;
       const oom = await device.popErrorScope();
@@ -196,7 +238,7 @@ export class CompiledGraph {
       if (oom) throw new GraphLimitError(`compiling ${label}: the GPU ran out of memory (${oom.message}); use a smaller batch`);
       if (invalid) throw new Error(`compiling ${label}: ${invalid.message}`);
       const plannedBytes = plan.slotSizes.reduce((a, b) => a + b, 0);
-      return new CompiledGraph(gpu, graph, compiled, tensorBuffers, owned, {
+      return new CompiledGraph(gpu, graph, label, compiled, tensorBuffers, owned, weights, {
         weightBytes,
         planned: { slots: plan.slotSizes.length, bytes: plannedBytes, unplannedBytes },
         nodes: compiled.length,
@@ -207,6 +249,7 @@ export class CompiledGraph {
         await device.popErrorScope();
       }
       for (const b of owned) b.destroy();
+      weights.release();
       throw error;
     }
   }
@@ -232,79 +275,66 @@ export class CompiledGraph {
    * Records every node's dispatch. With `timestamps`, each node gets its own compute pass whose
    * begin and end are written to the query set at 2*i and 2*i+1 (for the profiler).
    */
-  record(encoder: GPUCommandEncoder, timestamps?: { querySet: GPUQuerySet; firstQuery: number }): void {
+  record(encoder: GPUCommandEncoder, recorder: Recorder, timestamps?: { querySet: GPUQuerySet; firstQuery: number }): void {
     if (!timestamps) {
-      const pass = encoder.beginComputePass({ label: this.graph.nodes[0]?.name });
-      for (const { node, pipeline, bindGroup } of this.nodes) {
-        pass.setPipeline(pipeline);
-        pass.setBindGroup(0, bindGroup);
-        pass.dispatchWorkgroups(...node.workgroups);
-      }
+      const pass = recorder.pass(encoder, this.label);
+      for (const { node, kernel, bindGroup } of this.nodes) recorder.dispatch(pass, kernel, bindGroup, node.workgroups);
       pass.end();
       return;
     }
-    this.nodes.forEach(({ node, pipeline, bindGroup }, i) => {
-      const pass = encoder.beginComputePass({
-        label: node.name,
-        timestampWrites: {
-          querySet: timestamps.querySet,
-          beginningOfPassWriteIndex: timestamps.firstQuery + 2 * i,
-          endOfPassWriteIndex: timestamps.firstQuery + 2 * i + 1,
-        },
+    this.nodes.forEach(({ node, kernel, bindGroup }, i) => {
+      const pass = recorder.pass(encoder, node.name, {
+        querySet: timestamps.querySet,
+        beginningOfPassWriteIndex: timestamps.firstQuery + 2 * i,
+        endOfPassWriteIndex: timestamps.firstQuery + 2 * i + 1,
       });
-      pass.setPipeline(pipeline);
-      pass.setBindGroup(0, bindGroup);
-      pass.dispatchWorkgroups(...node.workgroups);
+      recorder.dispatch(pass, kernel, bindGroup, node.workgroups);
       pass.end();
     });
   }
 
   /** Records node i alone in its own pass (the profiler's fallback without timestamp queries). */
-  recordNode(encoder: GPUCommandEncoder, index: number): void {
-    const { node, pipeline, bindGroup } = this.nodes[index];
-    const pass = encoder.beginComputePass({ label: node.name });
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(...node.workgroups);
-    pass.end();
+  recordNode(encoder: GPUCommandEncoder, recorder: Recorder, index: number): void {
+    const { node, kernel, bindGroup } = this.nodes[index];
+    recorder.dispatchAlone(encoder, node.name, kernel, bindGroup, node.workgroups);
   }
 
   get nodeList(): readonly GraphNode[] {
     return this.graph.nodes;
   }
 
-  async run(): Promise<void> {
-    const encoder = this.gpu.device.createCommandEncoder({ label: 'run' });
-    this.record(encoder);
-    this.gpu.device.queue.submit([encoder.finish()]);
-    await unlessLost(this.gpu.device, this.gpu.device.queue.onSubmittedWorkDone());
+  /** Runs the graph once (through `recorder`, which may hold observers) and waits for it. */
+  async run(recorder = new Recorder(this.gpu.device)): Promise<void> {
+    const encoder = recorder.encoder(this.label);
+    recorder.graph(encoder, this);
+    recorder.submit(encoder);
+    await recorder.afterSubmit();
+    await recorder.done();
   }
 
-  /** Copies an input or output tensor back to the CPU. */
-  async read(name: string): Promise<Float32Array> {
+  /** Copies an input or output tensor back to the CPU (through `readback` when given). */
+  async read(name: string, readback?: Readback): Promise<Float32Array> {
     const t = this.graph.tensor(name);
-    return readBuffer(this.gpu.device, this.buffer(name), byteSize(t));
+    if (readback) return await readback.read(new Recorder(this.gpu.device), this.buffer(name), byteSize(t));
+    return await readBuffer(this.gpu.device, this.buffer(name), byteSize(t));
   }
 
+  /** Frees this graph's buffers and its share of the weights. */
   destroy(): void {
+    if (this.released) return;
+    this.released = true;
     for (const b of this.ownedBuffers) b.destroy();
     this.ownedBuffers.length = 0;
+    this.weights.release();
   }
 }
 
+/** A one-off read of `bytes` of `buffer` through a staging buffer made for it. */
 export async function readBuffer(device: GPUDevice, buffer: GPUBuffer, bytes: number, offset = 0): Promise<Float32Array> {
-  const staging = device.createBuffer({
-    label: `read ${buffer.label}`,
-    size: alignTo(bytes, 4),
-    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-  });
-  const encoder = device.createCommandEncoder({ label: `read ${buffer.label}` });
-  encoder.copyBufferToBuffer(buffer, offset, staging, 0, alignTo(bytes, 4));
-  device.queue.submit([encoder.finish()]);
+  const readback = new Readback(device, `read ${buffer.label}`, bytes);
   try {
-    await unlessLost(device, staging.mapAsync(GPUMapMode.READ));
-    return new Float32Array(staging.getMappedRange().slice(0, bytes));
+    return await readback.read(new Recorder(device), buffer, bytes, offset);
   } finally {
-    staging.destroy();
+    readback.destroy();
   }
 }

@@ -3,6 +3,7 @@
  * write them. Node names are the PyTorch module paths they come from, and every GPU object made
  * for a node carries that name as its label.
  */
+import { type DispatchSize, GUARANTEED_WORKGROUPS_PER_DIMENSION, workgroupGrid, type Workgroups } from '../gpu/kernel.ts';
 import { type ShaderName, SHADERS } from '../shaders.gen.ts';
 
 export type TensorRole = 'weight' | 'input' | 'intermediate' | 'output';
@@ -14,8 +15,11 @@ export interface Tensor {
   shape: number[];
   dtype: DataType;
   role: TensorRole;
-  /** Weights only: the values to upload, already in the layout the shader expects. */
-  data?: Float32Array;
+  /**
+   * Weights only: the values to upload, already in the layout the shader expects. Computed when
+   * the weight is first uploaded to a device (graphs are built per batch size; uploads are not).
+   */
+  values?: () => Float32Array;
 }
 
 export interface GraphNode {
@@ -27,7 +31,10 @@ export interface GraphNode {
   inputs: (Tensor | null)[];
   outputs: Tensor[];
   params: Record<string, number>;
-  workgroups: [number, number, number];
+  /** The invocations the dispatch needs; its workgroups follow from the shader's @workgroup_size. */
+  dispatch: DispatchSize;
+  /** The workgroup grid (set by addNode), valid on every adapter's dimension limit. */
+  workgroups: Workgroups;
   /** Counted floating-point operations and bytes moved, for GFLOP/s and GB/s figures. */
   flops: number;
   bytes: number;
@@ -46,19 +53,22 @@ export class Graph {
   readonly nodes: GraphNode[] = [];
   private readonly byName = new Map<string, Tensor>();
 
-  private add(name: string, shape: number[], dtype: DataType, role: TensorRole, data?: Float32Array): Tensor {
+  private add(name: string, shape: number[], dtype: DataType, role: TensorRole, values?: () => Float32Array): Tensor {
     if (this.byName.has(name)) throw new Error(`graph: tensor name '${name}' is used twice`);
-    if (data && data.length !== elementCount(shape)) {
-      throw new Error(`graph: weight '${name}' has ${data.length} values for shape [${shape}]`);
-    }
-    const tensor: Tensor = { id: this.tensors.length, name, shape, dtype, role, data };
+    const checked = values && (() => {
+      const data = values();
+      if (data.length !== elementCount(shape)) throw new Error(`graph: weight '${name}' has ${data.length} values for shape [${shape}]`);
+      return data;
+    });
+    const tensor: Tensor = { id: this.tensors.length, name, shape, dtype, role, values: checked };
     this.tensors.push(tensor);
     this.byName.set(name, tensor);
     return tensor;
   }
 
-  weight(name: string, shape: number[], data: Float32Array): Tensor {
-    return this.add(name, shape, 'f32', 'weight', data);
+  /** A weight; `data` may be a function, called only when the weight is uploaded. */
+  weight(name: string, shape: number[], data: Float32Array | (() => Float32Array)): Tensor {
+    return this.add(name, shape, 'f32', 'weight', typeof data === 'function' ? data : () => data);
   }
 
   input(name: string, shape: number[], dtype: DataType = 'f32'): Tensor {
@@ -91,8 +101,9 @@ export class Graph {
     return this.byName.has(name);
   }
 
-  addNode(node: GraphNode): void {
-    const shader = SHADERS[node.shader];
+  addNode(spec: Omit<GraphNode, 'workgroups'>): void {
+    const shader = SHADERS[spec.shader];
+    const node: GraphNode = { ...spec, workgroups: workgroupGrid(shader, spec.dispatch, GUARANTEED_WORKGROUPS_PER_DIMENSION) };
     const inputSlots = shader.bindings.filter((b) => b.kind === 'read').length;
     const outputSlots = shader.bindings.filter((b) => b.kind === 'read_write').length;
     if (node.inputs.length !== inputSlots || node.outputs.length !== outputSlots) {

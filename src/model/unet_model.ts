@@ -1,11 +1,14 @@
 /**
- * A UNet2DModel ready to run: its parsed config and weights (checked once), compiled for a batch
- * size on a device. `forward` is the plain epsilon prediction; samplers record `compiled`
- * directly into their own command encoders.
+ * A UNet2DModel ready to run: its config and weights parsed and checked once (`readUNet`), its
+ * weights uploaded once per device, compiled for a batch size (`UNet.compile`; several batch
+ * sizes share the weights). `forward` is the plain epsilon prediction; samplers record
+ * `compiled` into their own command encoders.
  */
+import { preferredKernels } from '../gpu/adapter.ts';
 import type { Gpu } from '../gpu/device.ts';
-import { CompiledGraph } from '../graph/executor.ts';
-import { preferredKernels } from '../ops/kernels.ts';
+import { Readback, Recorder } from '../gpu/recorder.ts';
+import { CompiledGraph, DeviceWeights, GraphLimitError, type GraphLimits } from '../graph/executor.ts';
+import type { Graph } from '../graph/graph.ts';
 import { parseSafetensors, type SafetensorsFile } from '../io/safetensors.ts';
 import { parseUNetConfig, type UNetConfig } from './config.ts';
 import { buildUNetGraph, EPS_OUTPUT, SAMPLE_INPUT, TIMESTEP_INPUT, type UNetGraphOptions } from './unet.ts';
@@ -28,23 +31,97 @@ export function readUNet(files: UNetFiles): UNetWeights {
   const config = parseUNetConfig(files.config);
   const file = parseSafetensors(files.weights);
   // Build once at batch 1 to check every weight against the config before any GPU work.
-  const store = new WeightStore(file);
+  const store = new WeightStore(file, { check: true });
   buildUNetGraph(config, store, { batch: 1 });
   store.finish();
   return { config, file };
 }
 
-export class UNet {
-  private constructor(readonly config: UNetConfig, readonly compiled: CompiledGraph, readonly batch: number, readonly size: number) {}
+/** Each model's weights on each device, shared by its compiled batch sizes. */
+const deviceWeights = new WeakMap<UNetWeights, Map<GPUDevice, DeviceWeights>>();
 
-  static async compile(gpu: Gpu, model: UNetWeights, options: UNetGraphOptions): Promise<UNet> {
+function weightsOn(model: UNetWeights, device: GPUDevice): DeviceWeights {
+  let perModel = deviceWeights.get(model);
+  if (!perModel) deviceWeights.set(model, perModel = new Map());
+  let weights = perModel.get(device);
+  if (!weights) {
+    const forModel = perModel;
+    weights = new DeviceWeights(device, () => forModel.delete(device));
+    perModel.set(device, weights);
+  }
+  return weights;
+}
+
+export interface UNetCompileOptions extends UNetGraphOptions {
+  /** Limits stricter than the device's (to leave headroom, or to test the batch split). */
+  limits?: Partial<GraphLimits>;
+}
+
+export class UNet {
+  private readonly readback: Readback;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    readonly config: UNetConfig,
+    readonly compiled: CompiledGraph,
+    /** Images per forward: the batch asked for, or the largest part of it the adapter can hold. */
+    readonly batch: number,
+    /** The batch asked for at compile. */
+    readonly requestedBatch: number,
+    readonly size: number,
+  ) {
+    this.readback = new Readback(compiled.gpu.device, 'unet.readback', compiled.buffer(EPS_OUTPUT).size);
+  }
+
+  /**
+   * Compiles the model for `options.batch` images per forward. When a batch that large needs a
+   * tensor or a dispatch beyond the adapter's limits, the largest batch that fits is compiled
+   * instead (callers run more forwards; an image does not depend on its batch); a single image
+   * that does not fit is refused with a GraphLimitError that gives the numbers.
+   */
+  static async compile(gpu: Gpu, model: UNetWeights, options: UNetCompileOptions): Promise<UNet> {
     if (!Number.isInteger(options.batch) || options.batch < 1) throw new Error(`batch must be a positive integer, got ${options.batch}`);
-    const store = new WeightStore(model.file);
+    const limits: GraphLimits = {
+      maxStorageBufferBindingSize: Math.min(
+        gpu.device.limits.maxStorageBufferBindingSize,
+        options.limits?.maxStorageBufferBindingSize ?? Infinity,
+      ),
+      maxBufferSize: Math.min(gpu.device.limits.maxBufferSize, options.limits?.maxBufferSize ?? Infinity),
+      maxComputeWorkgroupsPerDimension: Math.min(
+        gpu.device.limits.maxComputeWorkgroupsPerDimension,
+        options.limits?.maxComputeWorkgroupsPerDimension ?? Infinity,
+      ),
+    };
     // Register-blocked kernels on software adapters, workgroup tiles on GPUs, unless asked.
-    const graph = buildUNetGraph(model.config, store, { ...options, kernels: options.kernels ?? preferredKernels(gpu.adapter) });
-    store.finish();
-    const compiled = await CompiledGraph.compile(gpu, graph, 'unet');
-    return new UNet(model.config, compiled, options.batch, options.size ?? model.config.sampleSize);
+    const graphOptions = { ...options, kernels: options.kernels ?? preferredKernels(gpu.adapter) };
+    const build = (batch: number): Graph =>
+      buildUNetGraph(model.config, new WeightStore(model.file, { check: false }), { ...graphOptions, batch });
+    const fits = (graph: Graph): boolean => {
+      try {
+        CompiledGraph.checkLimits(graph, limits);
+        return true;
+      } catch (error) {
+        if (error instanceof GraphLimitError) return false;
+        throw error;
+      }
+    };
+    let batch = options.batch;
+    let graph = build(batch);
+    if (!fits(graph)) {
+      // The largest batch that fits, by bisection (limits grow monotonically with the batch).
+      let low = 0;
+      let high = batch;
+      while (high - low > 1) {
+        const middle = Math.floor((low + high) / 2);
+        if (fits(build(middle))) low = middle;
+        else high = middle;
+      }
+      if (low === 0) CompiledGraph.checkLimits(build(1), limits); // throws, naming what a single image needs
+      batch = low;
+      graph = build(batch);
+    }
+    const compiled = await CompiledGraph.compile(gpu, graph, { label: 'unet', weights: weightsOn(model, gpu.device), limits });
+    return new UNet(model.config, compiled, batch, options.batch, options.size ?? model.config.sampleSize);
   }
 
   get sampleShape(): [number, number, number, number] {
@@ -63,20 +140,33 @@ export class UNet {
     return this.compiled.buffer(EPS_OUTPUT);
   }
 
+  /**
+   * Runs `work` alone on this UNet's buffers: calls that overlap in time (two samples started
+   * together, an eps during a sample) run one after another, in the order they were made.
+   */
+  exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work, work);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
   /** ε(x, t) for a whole batch: x is [N, C, H, W], t one timestep per image. */
-  async forward(x: Float32Array, t: Int32Array): Promise<Float32Array> {
-    this.compiled.write(SAMPLE_INPUT, x);
-    this.compiled.write(TIMESTEP_INPUT, t);
-    await this.compiled.run();
-    return this.compiled.read(EPS_OUTPUT);
+  forward(x: Float32Array, t: Int32Array, recorder = new Recorder(this.compiled.gpu.device)): Promise<Float32Array> {
+    return this.exclusive(async () => {
+      this.compiled.write(SAMPLE_INPUT, x);
+      this.compiled.write(TIMESTEP_INPUT, t);
+      await this.compiled.run(recorder);
+      return await this.compiled.read(EPS_OUTPUT, this.readback);
+    });
   }
 
   /** A captured intermediate (named in `capture` at compile) after the last run. */
   read(name: string): Promise<Float32Array> {
-    return this.compiled.read(name);
+    return this.exclusive(() => this.compiled.read(name));
   }
 
   destroy(): void {
+    this.readback.destroy();
     this.compiled.destroy();
   }
 }

@@ -3,7 +3,7 @@
  * problem (missing, unexpected, mis-shaped, non-finite) into one error that names them all.
  */
 import { type SafetensorsFile, toFloat32 } from '../io/safetensors.ts';
-import type { WeightArray } from '../ops/weights.ts';
+import { lazyWeight, type WeightArray } from '../ops/weights.ts';
 
 export class ModelWeightsError extends Error {
   override name = 'ModelWeightsError';
@@ -28,7 +28,11 @@ export class WeightStore implements WeightSource {
   private readonly misShaped: string[] = [];
   private readonly nonFinite: string[] = [];
 
-  constructor(private readonly file: SafetensorsFile) {}
+  /**
+   * `check`: read every weight as it is taken, to find NaN and Inf (done once, when a model is
+   * read); otherwise values are converted only when a graph uploads them.
+   */
+  constructor(private readonly file: SafetensorsFile, private readonly options: { check?: boolean } = { check: true }) {}
 
   private resolveName(name: string): string | undefined {
     if (this.file.tensors.has(name)) return name;
@@ -59,14 +63,17 @@ export class WeightStore implements WeightSource {
       this.misShaped.push(`${stored}: [${entry.shape}], expected [${shapes[0]}]`);
       return { name, shape: shapes[0], data: new Float32Array(shapes[0].reduce((a, b) => a * b, 1)) };
     }
-    const data = toFloat32(entry);
-    for (let i = 0; i < data.length; i++) {
-      if (!Number.isFinite(data[i])) {
-        this.nonFinite.push(`${stored} (element ${i} is ${data[i]})`);
-        break;
+    const weight = lazyWeight(name, shape, () => toFloat32(entry));
+    if (this.options.check) {
+      const data = weight.data;
+      for (let i = 0; i < data.length; i++) {
+        if (!Number.isFinite(data[i])) {
+          this.nonFinite.push(`${stored} (element ${i} is ${data[i]})`);
+          break;
+        }
       }
     }
-    return { name, shape, data };
+    return weight;
   }
 
   /** Throws if anything was missing, mis-shaped or non-finite, or if weights were left unused. */

@@ -1,8 +1,9 @@
-import { byteSize, type Graph, type Tensor } from '../graph/graph.ts';
+import type { Graph, Tensor } from '../graph/graph.ts';
 import { conv2d, type ConvKernels } from './conv2d.ts';
 import { groupNorm } from './group_norm.ts';
+import { softmaxRows } from './softmax.ts';
 import { stridedGemm } from './strided_gemm.ts';
-import type { WeightArray } from './weights.ts';
+import { lazyWeight, type WeightArray } from './weights.ts';
 
 export interface AttentionWeights {
   norm: { weight: WeightArray; bias: WeightArray };
@@ -12,14 +13,17 @@ export interface AttentionWeights {
   out: { weight: WeightArray; bias: WeightArray };
 }
 
+/** The parts one after another, concatenated when the values are first asked for. */
 function concatenated(name: string, parts: WeightArray[], shape: number[]): WeightArray {
-  const data = new Float32Array(parts.reduce((n, p) => n + p.data.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    data.set(p.data, offset);
-    offset += p.data.length;
-  }
-  return { name, shape, data };
+  return lazyWeight(name, shape, () => {
+    const data = new Float32Array(parts.reduce((n, p) => n + p.data.length, 0));
+    let offset = 0;
+    for (const p of parts) {
+      data.set(p.data, offset);
+      offset += p.data.length;
+    }
+    return data;
+  });
 }
 
 /**
@@ -70,19 +74,7 @@ export function spatialAttention(
     scores,
   );
 
-  const rows = n * heads * L;
-  const groups = Math.ceil(rows / 8);
-  g.addNode({
-    name: `${name}.softmax`,
-    kind: 'softmax',
-    shader: 'softmax',
-    inputs: [],
-    outputs: [scores],
-    params: { rows, length: L },
-    workgroups: [Math.min(groups, 32768), Math.ceil(groups / 32768), 1],
-    flops: rows * L * 6,
-    bytes: 3 * byteSize(scores),
-  });
+  softmaxRows(g, `${name}.softmax`, scores);
 
   // attended[b, hd * D + e, i] = sum_j v[e, j] p[i, j]: straight back to NCHW.
   const attended = g.intermediate(`${name}.attended`, x.shape);

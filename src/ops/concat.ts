@@ -6,9 +6,6 @@ export function concatChannels(g: Graph, name: string, a: Tensor, b: Tensor): Te
   const [nb, cb, hb, wb] = b.shape;
   if (n !== nb || h !== hb || w !== wb) throw new Error(`${name}: cannot concatenate [${a.shape}] and [${b.shape}]`);
   const out = g.intermediate(name, [n, ca + cb, h, w]);
-  const total = n * (ca + cb) * h * w;
-  const groups = Math.ceil(total / 64);
-  const x = Math.min(groups, 32768);
   g.addNode({
     name,
     kind: 'concat',
@@ -16,7 +13,8 @@ export function concatChannels(g: Graph, name: string, a: Tensor, b: Tensor): Te
     inputs: [a, b],
     outputs: [out],
     params: { batch: n, channels_a: ca, channels_b: cb, spatial: h * w },
-    workgroups: [x, Math.ceil(groups / x), 1],
+    // One invocation per output value.
+    dispatch: { invocations: [n * (ca + cb) * h * w], flat: true },
     flops: 0,
     bytes: 2 * byteSize(out),
   });

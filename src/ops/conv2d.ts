@@ -1,15 +1,23 @@
 import { byteSize, elementCount, type Graph, type Tensor } from '../graph/graph.ts';
-import type { ConvKernels } from './kernels.ts';
+import { SHADERS } from '../shaders.gen.ts';
 import type { WeightArray } from './weights.ts';
 
-export type { ConvKernels } from './kernels.ts';
+/**
+ * The convolution kernel families. The best shape differs by adapter: on a software driver
+ * (llvmpipe) each workgroup runs as a loop on one CPU core and barriers are expensive, so
+ * register-blocked kernels with no workgroup memory win (conv2d.wgsl, conv2d_wide.wgsl,
+ * conv2d_small.wgsl); on a real GPU, workgroup-memory tiles shared by many invocations win
+ * (conv2d_tiled.wgsl). The choice is made where the adapter is known (src/gpu/adapter.ts).
+ */
+export type ConvKernels = 'registers' | 'tiled';
+
+export const KERNEL_FAMILIES: readonly ConvKernels[] = ['registers', 'tiled'];
 
 /** Output channels one workgroup of conv2d.wgsl computes, and output pixels per invocation. */
 const OC_BLOCK = 8;
 const PX_BLOCK = 8;
 /** conv2d_wide.wgsl: the same fast paths with 16 pixels per invocation, for wide rows. */
 const WIDE_PX_BLOCK = 16;
-const WORKGROUP = 8;
 /** conv2d_tiled.wgsl's tile: 64 output channels x 64 output pixels per workgroup. */
 const TILE = 64;
 
@@ -29,7 +37,7 @@ export interface Conv2dOptions {
   /** Same shape as the output, added before scaling (a residual connection). */
   residual?: Tensor;
   outputScale?: number;
-  /** Which kernel family runs it (kernels.ts): 'registers' (the default) or 'tiled'. */
+  /** Which kernel family runs it (see ConvKernels): 'registers' (the default) or 'tiled'. */
   kernels?: ConvKernels;
 }
 
@@ -71,8 +79,8 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
     if (t.shape.join() !== want.join()) throw new Error(`${name}: ${what} has shape [${t.shape}], expected [${want}]`);
   }
   const ocStride = Math.ceil(cout / OC_BLOCK) * OC_BLOCK;
-  const w = g.weight(`${weight.name}:transposed`, [cin * kh * kw, ocStride], transposeConvWeight({ ...weight, shape }, ocStride));
-  const b = g.weight(`${bias.name}:padded`, [ocStride], padded(bias.data, ocStride));
+  const w = g.weight(`${weight.name}:transposed`, [cin * kh * kw, ocStride], () => transposeConvWeight({ ...weight, shape }, ocStride));
+  const b = g.weight(`${bias.name}:padded`, [ocStride], () => padded(bias.data, ocStride));
   const epilogue = {
     has_channel_add: options.channelAdd ? 1 : 0,
     has_residual: options.residual ? 1 : 0,
@@ -82,6 +90,7 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
   const bytes = byteSize(x) + 4 * elementCount(weight.shape) + byteSize(out) * (options.residual ? 2 : 1);
   const kind = kh === 1 && kw === 1 ? 'conv1x1' : 'conv3x3';
   if (options.kernels === 'tiled') {
+    const [tileWidth, tileHeight] = SHADERS.conv2d_tiled.workgroupSize;
     g.addNode({
       name,
       kind,
@@ -107,7 +116,8 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
         upsample: options.upsample ? 1 : 0,
         ...epilogue,
       },
-      workgroups: [Math.ceil((n * outH * outW) / TILE), Math.ceil(cout / TILE), 1],
+      // One workgroup per tile of output pixels x output channels.
+      dispatch: { invocations: [Math.ceil((n * outH * outW) / TILE) * tileWidth, Math.ceil(cout / TILE) * tileHeight] },
       flops,
       bytes,
     });
@@ -159,7 +169,8 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
       blocks,
       path,
     },
-    workgroups: [Math.ceil(blocks / WORKGROUP), small ? 1 : ocStride / OC_BLOCK, 1],
+    // One invocation per block of pixels (per image for conv2d_small), for each block of 8 channels.
+    dispatch: { invocations: [blocks, small ? 1 : ocStride / OC_BLOCK] },
     flops,
     bytes,
   });

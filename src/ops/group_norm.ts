@@ -17,7 +17,7 @@ export function groupNorm(
     kind: options.silu ? 'group_norm_silu' : 'group_norm',
     shader: 'group_norm',
     // The input twice: as f32 and as vec4 (group_norm.wgsl reads rows a multiple of 4 long as vec4s).
-    inputs: [x, x, g.weight(gamma.name, gamma.shape, gamma.data), g.weight(beta.name, beta.shape, beta.data)],
+    inputs: [x, x, g.weight(gamma.name, gamma.shape, () => gamma.data), g.weight(beta.name, beta.shape, () => beta.data)],
     outputs: [out],
     params: {
       channels: c,
@@ -27,8 +27,8 @@ export function groupNorm(
       eps: options.eps,
       silu: options.silu ? 1 : 0,
     },
-    // One invocation per (image, group), eight to a workgroup.
-    workgroups: [Math.ceil((n * options.groups) / 8), 1, 1],
+    // One invocation per (image, group).
+    dispatch: { invocations: [n * options.groups] },
     flops: n * c * h * w * (options.silu ? 12 : 8),
     bytes: 2 * byteSize(x) + byteSize(out),
   });

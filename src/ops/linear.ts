@@ -17,7 +17,7 @@ export function linear(
     name,
     kind: 'linear',
     shader: 'linear',
-    inputs: [x, g.weight(weight.name, weight.shape, weight.data), g.weight(bias.name, bias.shape, bias.data)],
+    inputs: [x, g.weight(weight.name, weight.shape, () => weight.data), g.weight(bias.name, bias.shape, () => bias.data)],
     outputs: [out],
     params: {
       batch: n,
@@ -26,7 +26,8 @@ export function linear(
       silu_input: options.siluInput ? 1 : 0,
       silu_output: options.siluOutput ? 1 : 0,
     },
-    workgroups: [Math.ceil(outFeatures / 64), n, 1],
+    // One invocation per output feature of each image.
+    dispatch: { invocations: [outFeatures, n] },
     flops: 2 * n * inFeatures * outFeatures,
     bytes: byteSize(x) + 4 * elementCount(weight.shape) + byteSize(out),
   });

@@ -14,7 +14,6 @@ export interface MatrixView {
 }
 
 const BLOCK = 8;
-const WORKGROUP = 8;
 
 /**
  * c[z](m, col) = alpha * sum_k a[z](m, k) * b[z](col, k) for z < outerCount * innerCount, writing
@@ -63,7 +62,8 @@ export function stridedGemm(
       c_row: c.row,
       c_col: c.k,
     },
-    workgroups: [Math.ceil(cells / WORKGROUP), items, 1],
+    // One invocation per 8x8 block of c, for every batch item.
+    dispatch: { invocations: [cells, items] },
     flops: 2 * items * rows * cols * depth,
     bytes: 4 * items * (rows * depth + cols * depth + rows * cols),
   });

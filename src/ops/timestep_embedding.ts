@@ -36,7 +36,7 @@ export function timestepEmbedding(
     inputs: [timesteps, turns],
     outputs: [out],
     params: { batch: n, dim: options.dim, half_dim: half, flip_sin_to_cos: options.flipSinToCos ? 1 : 0 },
-    workgroups: [Math.ceil(options.dim / 64), n, 1],
+    dispatch: { invocations: [options.dim, n] },
     flops: n * options.dim * 4,
     bytes: n * 4 + half * 8 + n * options.dim * 4,
   });

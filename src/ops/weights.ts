@@ -1,6 +1,22 @@
-/** A weight as the model files hold it: its PyTorch name, shape and float32 values. */
+/**
+ * A weight as the model files hold it: its PyTorch name, shape and float32 values. The values
+ * may be computed on first use (a conversion from f16, a concatenation): graphs are built once
+ * per batch size, but weights are read and uploaded once.
+ */
 export interface WeightArray {
   name: string;
   shape: number[];
-  data: Float32Array;
+  readonly data: Float32Array;
+}
+
+/** A weight whose values `compute` makes the first time they are read. */
+export function lazyWeight(name: string, shape: number[], compute: () => Float32Array): WeightArray {
+  let data: Float32Array | undefined;
+  return {
+    name,
+    shape,
+    get data() {
+      return data ??= compute();
+    },
+  };
 }

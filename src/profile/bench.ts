@@ -179,7 +179,9 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResult> 
     if (options.ddimWarmup ?? true) await sampler.sample({ steps: 1, seed, count: batch });
     const ddimCpuStart = cpuClock?.();
     const start = performance.now();
-    const { result: sample, counts } = await countGpuCalls(gpu.device, () => sampler!.sample({ steps, seed, count: batch }));
+    const { result: sample, counts } = await countGpuCalls((counter) =>
+      sampler!.sample({ steps, seed, count: batch, observers: [counter] })
+    );
     const ddimMs = performance.now() - start;
     const ddimCpuMs = cpuClock ? cpuClock() - ddimCpuStart! : null;
     // The forwards the sample really ran (uniform spacing can give one more than asked for).

@@ -8,10 +8,12 @@
  *
  * Two ways in:
  * - `profileForward(unet)` runs and times whole forwards by itself;
- * - a `Profiler` wraps any code that records the graph (`profiler.wrap(() => sampler.sample(...))`),
- *   so a sampling run is profiled as it is, step by step, without options of its own.
+ * - a `Profiler` is handed to code that records the graph as an observer
+ *   (`pipeline.sample({ observers: [profiler] })`), so a sampling run is profiled as it is, step
+ *   by step.
  */
-import type { Gpu } from '../gpu/device.ts';
+import { type Gpu, unlessLost } from '../gpu/device.ts';
+import { type RecordableGraph, Recorder, type RecordObserver } from '../gpu/recorder.ts';
 import type { CompiledGraph } from '../graph/executor.ts';
 import type { UNet } from '../model/unet_model.ts';
 
@@ -78,19 +80,30 @@ export interface Profile {
 /** Quanta at or above this are reported as rounding by the implementation. */
 export const QUANTIZED_AT_NS = 4096;
 
-type StepSource = { kind: 'timestamps'; readback: GPUBuffer } | { kind: 'cpu'; durations: number[]; wallMs: number };
+/** Timestamp readbacks in flight at once; a step waits for the oldest when all are taken. */
+const READBACK_RING = 4;
+
+type StepSource = { kind: 'timestamps'; stamps: BigUint64Array } | { kind: 'cpu'; durations: number[]; wallMs: number };
 
 /**
- * Collects per-node times of a compiled graph over any number of steps. `record(encoder)` stands
- * in for `compiled.record(encoder)`; `wrap(fn)` makes every `compiled.record` made during `fn`
- * go through it.
+ * Collects per-node times of a compiled graph over any number of steps. It is a RecordObserver:
+ * hand it to the code that records the graph (`pipeline.sample({ observers: [profiler] })`) and
+ * every forward of that graph is recorded through it, one timed pass per node. The timestamps
+ * are resolved once per step into one of a few readback buffers made up front, so a step creates
+ * nothing on the GPU.
  */
-export class Profiler {
+export class Profiler implements RecordObserver {
   readonly timing: TimingSource;
   private readonly querySet?: GPUQuerySet;
   private readonly resolveBuffer?: GPUBuffer;
   private readonly steps: StepSource[] = [];
   private readonly queryCount: number;
+  private readonly free: GPUBuffer[] = [];
+  private readonly all: GPUBuffer[] = [];
+  /** Recorded into a command buffer that has not been submitted yet. */
+  private readonly recorded: GPUBuffer[] = [];
+  /** Submitted, being mapped, oldest first. */
+  private readonly mapping: { buffer: GPUBuffer; mapped: Promise<void> }[] = [];
   /** Steps recorded without timestamps, to be timed node by node in finish(). */
   private pendingCpuSteps = 0;
 
@@ -101,76 +114,69 @@ export class Profiler {
     this.timing = gpu.hasTimestamps && !options.forceCpuTiming && this.queryCount <= 4096 ? 'timestamp-query' : 'cpu-fallback';
     if (this.timing === 'timestamp-query') {
       const { device } = gpu;
+      const bytes = this.queryCount * 8;
       this.querySet = device.createQuerySet({ label: 'profiler.timestamps', type: 'timestamp', count: this.queryCount });
       this.resolveBuffer = device.createBuffer({
         label: 'profiler.resolve',
-        size: this.queryCount * 8,
+        size: bytes,
         usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
       });
+      for (let i = 0; i < READBACK_RING; i++) {
+        const buffer = device.createBuffer({
+          label: `profiler.readback${i}`,
+          size: bytes,
+          usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+        });
+        this.all.push(buffer);
+        this.free.push(buffer);
+      }
     }
   }
 
   /**
-   * Records one step of the graph into `encoder`. With timestamps, the query set is resolved and
-   * copied out right after the graph's passes, so steps can follow one another in any number of
-   * command buffers. Without, the graph is recorded as usual and timed node by node in finish().
+   * Records one forward of the profiled graph: with timestamps, one timed pass per node, then the
+   * query set resolved and copied out; without, the graph as usual (timed node by node in
+   * finish()). Other graphs are recorded as they are.
    */
-  record(encoder: GPUCommandEncoder): void {
-    if (this.timing === 'cpu-fallback') {
-      this.recordGraph(encoder);
-      this.pendingCpuSteps++;
+  recordGraph(encoder: GPUCommandEncoder, graph: RecordableGraph, recorder: Recorder): void {
+    if (graph !== this.compiled || this.timing === 'cpu-fallback') {
+      graph.record(encoder, recorder);
+      if (graph === this.compiled) this.pendingCpuSteps++;
       return;
     }
-    const { device } = this.gpu;
-    this.recordGraph(encoder, { querySet: this.querySet!, firstQuery: 0 });
-    const bytes = this.queryCount * 8;
-    const readback = device.createBuffer({
-      label: `profiler.step${this.steps.length}`,
-      size: bytes,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
+    const readback = this.free.shift();
+    if (!readback) throw new Error('profiler: a step was recorded before the previous ones were submitted');
+    graph.record(encoder, recorder, { querySet: this.querySet!, firstQuery: 0 });
     encoder.resolveQuerySet(this.querySet!, 0, this.queryCount, this.resolveBuffer!, 0);
-    encoder.copyBufferToBuffer(this.resolveBuffer!, 0, readback, 0, bytes);
-    // Mapped in finish(), once the caller has submitted the step: mapping it now would make that
-    // submit invalid.
-    this.steps.push({ kind: 'timestamps', readback });
+    encoder.copyBufferToBuffer(this.resolveBuffer!, 0, readback, 0, this.queryCount * 8);
+    this.recorded.push(readback);
   }
 
-  /** The graph's own recording, even while wrap() stands in for it. */
-  private recordGraph(encoder: GPUCommandEncoder, timestamps?: { querySet: GPUQuerySet; firstQuery: number }): void {
-    const own: CompiledGraph['record'] = Object.getPrototypeOf(this.compiled).record;
-    own.call(this.compiled, encoder, timestamps);
+  /** After a submit: maps what it carried, and waits for the oldest step when no readback is free. */
+  async afterSubmit(): Promise<void> {
+    for (const buffer of this.recorded.splice(0)) this.mapping.push({ buffer, mapped: buffer.mapAsync(GPUMapMode.READ) });
+    if (this.free.length === 0 && this.mapping.length > 0) await this.collectOldest();
   }
 
-  /** Runs `fn` with every `compiled.record(encoder)` it makes profiled as one step. */
-  async wrap<T>(fn: () => Promise<T>): Promise<T> {
-    const compiled = this.compiled;
-    const hadOwn = Object.prototype.hasOwnProperty.call(compiled, 'record');
-    const own = compiled.record;
-    compiled.record = (encoder: GPUCommandEncoder, timestamps?: { querySet: GPUQuerySet; firstQuery: number }) => {
-      // Someone else's timestamped recording is left alone.
-      if (timestamps) this.recordGraph(encoder, timestamps);
-      else this.record(encoder);
-    };
-    try {
-      return await fn();
-    } finally {
-      if (hadOwn) compiled.record = own;
-      else delete (compiled as { record?: unknown }).record;
-    }
+  private async collectOldest(): Promise<void> {
+    const { buffer, mapped } = this.mapping.shift()!;
+    await unlessLost(this.gpu.device, mapped);
+    this.steps.push({ kind: 'timestamps', stamps: new BigUint64Array(buffer.getMappedRange().slice(0)) });
+    buffer.unmap();
+    this.free.push(buffer);
   }
 
   /** Runs the graph once node by node, each in its own submit, timed on the CPU. */
   private async timeNodesOnCpu(): Promise<void> {
-    const { device } = this.gpu;
+    const recorder = new Recorder(this.gpu.device);
     const durations: number[] = [];
     const start = performance.now();
     for (let i = 0; i < this.compiled.nodeList.length; i++) {
       const t0 = performance.now();
-      const encoder = device.createCommandEncoder({ label: `profile ${this.compiled.nodeList[i].name}` });
-      this.compiled.recordNode(encoder, i);
-      device.queue.submit([encoder.finish()]);
-      await device.queue.onSubmittedWorkDone();
+      const encoder = recorder.encoder(`profile ${this.compiled.nodeList[i].name}`);
+      this.compiled.recordNode(encoder, recorder, i);
+      recorder.submit(encoder);
+      await recorder.done();
       durations.push(performance.now() - t0);
     }
     this.steps.push({ kind: 'cpu', durations, wallMs: performance.now() - start });
@@ -179,11 +185,12 @@ export class Profiler {
   /** Times one whole step by itself (a plain forward of the graph as it stands). */
   async step(): Promise<void> {
     if (this.timing === 'cpu-fallback') return this.timeNodesOnCpu();
-    const { device } = this.gpu;
-    const encoder = device.createCommandEncoder({ label: 'profile step' });
-    this.record(encoder);
-    device.queue.submit([encoder.finish()]);
-    await device.queue.onSubmittedWorkDone();
+    const recorder = new Recorder(this.gpu.device, [this]);
+    const encoder = recorder.encoder('profile step');
+    recorder.graph(encoder, this.compiled);
+    recorder.submit(encoder);
+    await recorder.afterSubmit();
+    await recorder.done();
   }
 
   /**
@@ -192,6 +199,9 @@ export class Profiler {
    * inside someone else's command buffers.
    */
   async finish(options: { maxCpuSteps?: number } = {}): Promise<Profile> {
+    // Anything recorded is taken as submitted by now.
+    await this.afterSubmit();
+    while (this.mapping.length > 0) await this.collectOldest();
     const replays = Math.min(this.pendingCpuSteps, options.maxCpuSteps ?? 1);
     this.pendingCpuSteps = 0;
     for (let i = 0; i < replays; i++) await this.timeNodesOnCpu();
@@ -206,9 +216,7 @@ export class Profiler {
     for (const source of this.steps) {
       const step = stepTotalsMs.length;
       if (source.kind === 'timestamps') {
-        await source.readback.mapAsync(GPUMapMode.READ);
-        const stamps = new BigUint64Array(source.readback.getMappedRange().slice(0));
-        source.readback.destroy();
+        const stamps = source.stamps;
         const first = stamps[0];
         const last = stamps[2 * nodes.length - 1];
         let valid = last >= first;
@@ -265,7 +273,8 @@ export class Profiler {
   }
 
   destroy(): void {
-    for (const s of this.steps) if (s.kind === 'timestamps') s.readback.destroy();
+    for (const b of this.all) b.destroy();
+    this.all.length = 0;
     this.steps.length = 0;
     this.querySet?.destroy();
     this.resolveBuffer?.destroy();

@@ -1,12 +1,18 @@
 /**
  * DDIM sampling and encoding on the GPU. Every step is recorded as: copy the step's timesteps
  * into the UNet's input, the UNet's dispatches, fresh noise (η > 0), and the DDIM update in place
- * on the sample. The step scalars are written into one uniform buffer up front, so the CPU only
- * records and submits (one command buffer per step, for progress) and reads back at the end.
+ * on the sample. What a run needs is made once per (steps, spacing, η, clip) as a `SamplingPlan`
+ * and kept: the step scalars in one uniform buffer, the timestep table, every bind group. A step
+ * then only records and submits (one command buffer per step, for progress); reads go through
+ * one reused staging buffer.
+ *
+ * Calls may overlap in time (two samples started together, an eps meanwhile): each runs alone on
+ * the UNet's buffers, in the order the calls were made (`UNet.exclusive`), so each gives what it
+ * would give by itself.
  */
-import { type Gpu, unlessLost } from '../gpu/device.ts';
-import { readBuffer } from '../graph/executor.ts';
-import { alignTo, computePipeline, kernelBindGroupLayout, writeParams } from '../gpu/kernel.ts';
+import type { Gpu } from '../gpu/device.ts';
+import { Kernel, ParamsBuffer } from '../gpu/kernel.ts';
+import { Readback, Recorder, type RecordObserver } from '../gpu/recorder.ts';
 import type { UNet } from '../model/unet_model.ts';
 import { SHADERS } from '../shaders.gen.ts';
 import { seedWords } from './noise.ts';
@@ -54,6 +60,10 @@ export interface DdimSampleOptions {
   /** Record x after every step and every x0 prediction (for exact comparisons). */
   trajectory?: boolean;
   onStep?: (progress: StepProgress) => void | Promise<void>;
+  /** Stops the call between steps with an AbortError; the pipeline stays usable. */
+  signal?: AbortSignal;
+  /** Handed every pass, dispatch and submit (the profiler, call counters). */
+  observers?: RecordObserver[];
 }
 
 export interface DdimResult {
@@ -70,10 +80,44 @@ export class SamplerInputError extends Error {
   override name = 'SamplerInputError';
 }
 
+/** The options of one encode call. */
+export interface DdimEncodeOptions {
+  steps: number;
+  spacing?: TimestepSpacing;
+  onStep?: DdimSampleOptions['onStep'];
+  signal?: AbortSignal;
+  observers?: RecordObserver[];
+}
+
+/** What the GPU side of a run with given steps needs, made once and reused by later runs. */
+interface SamplingPlan {
+  steps: DdimStep[];
+  timesteps: number[];
+  /** The model timestep of every image, step after step, copied into the UNet's input per step. */
+  timestepTable: GPUBuffer;
+  stepParams: ParamsBuffer;
+  stepBindGroups: GPUBindGroup[];
+  /** Record 0 draws the starting latents, record k + 1 the z of step k (seed and batch are rewritten per run). */
+  noiseParams: ParamsBuffer;
+  noiseBindGroups: GPUBindGroup[];
+}
+
+/** Plans kept per sampler; the least recently used beyond this many is freed. */
+const MAX_PLANS = 6;
+
+function abortError(signal: AbortSignal): Error {
+  const reason = signal.reason;
+  if (reason instanceof Error && reason.name === 'AbortError') return reason;
+  return new DOMException(reason === undefined ? 'the call was aborted' : String(reason?.message ?? reason), 'AbortError');
+}
+
 export class DdimSampler {
   private readonly noiseBuffer: GPUBuffer;
   private readonly x0Buffer: GPUBuffer;
+  private readonly readback: Readback;
   private readonly perImage: number;
+  private readonly plans = new Map<string, SamplingPlan>();
+  private kernels?: Promise<{ step: Kernel; noise: Kernel }>;
 
   constructor(readonly gpu: Gpu, readonly unet: UNet, readonly schedule: NoiseSchedule) {
     const [batch, c, h, w] = unet.sampleShape;
@@ -89,6 +133,7 @@ export class DdimSampler {
       size: bytes,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
     });
+    this.readback = new Readback(gpu.device, 'ddim.readback', bytes);
   }
 
   get imageShape(): [number, number, number] {
@@ -96,49 +141,67 @@ export class DdimSampler {
     return [c, h, w];
   }
 
+  private loadKernels(): Promise<{ step: Kernel; noise: Kernel }> {
+    this.kernels ??= Promise.all([Kernel.load(this.gpu.device, SHADERS.ddim_step), Kernel.load(this.gpu.device, SHADERS.noise)])
+      .then(([step, noise]) => ({ step, noise }));
+    return this.kernels;
+  }
+
   /** The seeded starting latents of images [first, first + count) (as sample() draws them). */
-  async latents(seed: number, count: number, first = 0): Promise<Float32Array> {
-    const out = new Float32Array(count * this.perImage);
-    const batch = this.unet.batch;
-    for (let start = 0; start < count; start += batch) {
-      const n = Math.min(batch, count - start);
-      const encoder = this.gpu.device.createCommandEncoder({ label: 'latents' });
-      const noise = await this.noiseRecorders(seed, [LATENT_STREAM], first + start, this.unet.sampleBuffer);
-      noise.recorders[0](encoder);
-      this.gpu.device.queue.submit([encoder.finish()]);
-      out.set(await readBuffer(this.gpu.device, this.unet.sampleBuffer, n * this.perImage * 4), start * this.perImage);
-      noise.release();
-    }
-    return out;
+  latents(seed: number, count: number, first = 0, options: { observers?: RecordObserver[] } = {}): Promise<Float32Array> {
+    return this.unet.exclusive(async () => {
+      const plan = await this.plan('latents', [], [], false);
+      const recorder = new Recorder(this.gpu.device, options.observers);
+      const out = new Float32Array(count * this.perImage);
+      const batch = this.unet.batch;
+      for (let start = 0; start < count; start += batch) {
+        const n = Math.min(batch, count - start);
+        this.writeNoiseParams(plan, seed, first + start);
+        const encoder = recorder.encoder('latents');
+        await this.recordNoise(recorder, encoder, plan, 0);
+        recorder.submit(encoder);
+        out.set(await this.readback.read(recorder, this.unet.sampleBuffer, n * this.perImage * 4), start * this.perImage);
+      }
+      return out;
+    });
   }
 
   /** Generates images: DDIM with the paper's generalized process (eq. 12). */
   async sample(options: DdimSampleOptions): Promise<DdimResult> {
     const eta = options.eta ?? 0;
     if (!(eta >= 0 && eta <= 1)) throw new SamplerInputError(`eta must be in [0, 1], got ${eta}`);
-    const timesteps = ddimTimesteps(options.steps, options.spacing ?? 'uniform', this.schedule.numTrainTimesteps);
-    const steps = ddimStepCoefficients(this.schedule, timesteps, eta);
+    const spacing = options.spacing ?? 'uniform';
+    const timesteps = ddimTimesteps(options.steps, spacing, this.schedule.numTrainTimesteps);
     const count = this.countOf(options);
-    if (options.noise && options.noise.length !== steps.length * count * this.perImage) {
+    const stepCount = timesteps.length;
+    if (options.noise && options.noise.length !== stepCount * count * this.perImage) {
       throw new SamplerInputError(
-        `noise holds ${options.noise.length} values; ${steps.length} steps x ${count} images x ${this.imageShape.join('x')} need ${
-          steps.length * count * this.perImage
+        `noise holds ${options.noise.length} values; ${stepCount} steps x ${count} images x ${this.imageShape.join('x')} need ${
+          stepCount * count * this.perImage
         }`,
       );
     }
     const clip = options.clip ?? this.schedule.clipSample;
-    return this.run(steps, timesteps, count, options, { clip, useNoise: eta > 0 });
+    return await this.unet.exclusive(async () => {
+      const plan = await this.plan(
+        `sample ${spacing} ${options.steps} eta=${eta} clip=${clip}`,
+        timesteps,
+        ddimStepCoefficients(this.schedule, timesteps, eta),
+        clip,
+      );
+      return await this.run(plan, count, options, { useNoise: eta > 0 });
+    });
   }
 
   /** Encodes images [count, C, H, W] in model space into their x_T: the η = 0 ODE run forward. */
-  async encode(
-    x0: Float32Array,
-    options: { steps: number; spacing?: TimestepSpacing; onStep?: DdimSampleOptions['onStep'] },
-  ): Promise<DdimResult> {
-    const timesteps = ddimTimesteps(options.steps, options.spacing ?? 'uniform', this.schedule.numTrainTimesteps);
-    const steps = ddimInversionSteps(this.schedule, timesteps);
+  async encode(x0: Float32Array, options: DdimEncodeOptions): Promise<DdimResult> {
+    const spacing = options.spacing ?? 'uniform';
+    const timesteps = ddimTimesteps(options.steps, spacing, this.schedule.numTrainTimesteps);
     const count = this.countOf({ xT: x0, steps: options.steps });
-    return this.run(steps, timesteps, count, { steps: options.steps, xT: x0, onStep: options.onStep }, { clip: false, useNoise: false });
+    return await this.unet.exclusive(async () => {
+      const plan = await this.plan(`encode ${spacing} ${options.steps}`, timesteps, ddimInversionSteps(this.schedule, timesteps), false);
+      return await this.run(plan, count, { ...options, xT: x0 }, { useNoise: false });
+    });
   }
 
   private countOf(options: Pick<DdimSampleOptions, 'xT' | 'count' | 'steps'>): number {
@@ -157,14 +220,96 @@ export class DdimSampler {
     return count;
   }
 
-  private async run(
-    steps: DdimStep[],
-    timesteps: number[],
-    count: number,
-    options: DdimSampleOptions,
-    mode: { clip: boolean; useNoise: boolean },
-  ): Promise<DdimResult> {
+  /** The plan for `key`, made the first time and kept (the least recently used beyond MAX_PLANS is freed). */
+  private async plan(key: string, timesteps: number[], steps: DdimStep[], clip: boolean): Promise<SamplingPlan> {
+    const known = this.plans.get(key);
+    if (known) {
+      this.plans.delete(key);
+      this.plans.set(key, known);
+      return known;
+    }
     const { device } = this.gpu;
+    const kernels = await this.loadKernels();
+    const batch = this.unet.batch;
+    const batchValues = batch * this.perImage;
+    const stepShader = kernels.step.shader;
+    const stepParams = new ParamsBuffer(device, `ddim.step_params (${key})`, [stepShader], steps.length);
+    steps.forEach((s, k) =>
+      stepParams.set(k, stepShader, {
+        count: batchValues,
+        inv_sqrt_alpha: s.invSqrtAlphaT,
+        sqrt_one_minus_alpha: s.sqrtOneMinusAlphaT,
+        coef_x0: s.coefX0,
+        dir_coef: s.dirCoef,
+        sigma: s.sigma,
+        clip: clip ? 1 : 0,
+        clip_range: this.schedule.clipSampleRange,
+      }, `ddim step ${k}`)
+    );
+    stepParams.upload();
+    const timestepTable = device.createBuffer({
+      label: `ddim.timesteps (${key})`,
+      size: Math.max(4, 4 * batch * steps.length),
+      usage: GPUBufferUsage.COPY_SRC,
+      mappedAtCreation: true,
+    });
+    const table = new Int32Array(timestepTable.getMappedRange());
+    steps.forEach((s, k) => table.fill(s.modelTimestep, k * batch, (k + 1) * batch));
+    timestepTable.unmap();
+    const stepBindGroups = steps.map((_, k) =>
+      kernels.step.bind(`ddim step ${k + 1}`, {
+        eps: this.unet.epsBuffer,
+        noise: this.noiseBuffer,
+        x: this.unet.sampleBuffer,
+        x0_pred: this.x0Buffer,
+        params: stepParams.binding(k, stepShader),
+      })
+    );
+    const noiseShader = kernels.noise.shader;
+    const noiseParams = new ParamsBuffer(device, `noise params (${key})`, [noiseShader], steps.length + 1);
+    const noiseBindGroups = Array.from({ length: steps.length + 1 }, (_, stream) =>
+      kernels.noise.bind(`noise stream ${stream}`, {
+        noise: stream === LATENT_STREAM ? this.unet.sampleBuffer : this.noiseBuffer,
+        params: noiseParams.binding(stream, noiseShader),
+      }));
+    const plan: SamplingPlan = { steps, timesteps, timestepTable, stepParams, stepBindGroups, noiseParams, noiseBindGroups };
+    this.plans.set(key, plan);
+    if (this.plans.size > MAX_PLANS) {
+      const [oldest, evicted] = this.plans.entries().next().value!;
+      this.plans.delete(oldest);
+      destroyPlan(evicted);
+    }
+    return plan;
+  }
+
+  /** Points the plan's noise records at `seed` and the batch starting at global image `firstImage`. */
+  private writeNoiseParams(plan: SamplingPlan, seed: number, firstImage: number): void {
+    const { seedLo, seedHi } = seedWords(seed);
+    for (let stream = 0; stream < plan.noiseParams.count; stream++) {
+      plan.noiseParams.set(stream, SHADERS.noise, {
+        count: this.unet.batch * this.perImage,
+        seed_lo: seedLo,
+        seed_hi: seedHi,
+        stream,
+        per_image: this.perImage,
+        first_image: firstImage,
+      });
+    }
+    plan.noiseParams.upload();
+  }
+
+  private async recordNoise(recorder: Recorder, encoder: GPUCommandEncoder, plan: SamplingPlan, stream: number): Promise<void> {
+    const { noise } = await this.loadKernels();
+    const workgroups = noise.workgroups({ invocations: [this.unet.batch * this.perImage], flat: true });
+    recorder.dispatchAlone(encoder, `noise stream ${stream}`, noise, plan.noiseBindGroups[stream], workgroups);
+  }
+
+  private async run(plan: SamplingPlan, count: number, options: DdimSampleOptions, mode: { useNoise: boolean }): Promise<DdimResult> {
+    const { device } = this.gpu;
+    const { steps, timesteps } = plan;
+    const kernels = await this.loadKernels();
+    const recorder = new Recorder(device, options.observers);
+    const signal = options.signal;
     const batch = this.unet.batch;
     const seed = options.seed ?? 0;
     const batchValues = batch * this.perImage;
@@ -173,60 +318,15 @@ export class DdimSampler {
       result.xs = Array.from({ length: steps.length + 1 }, () => new Float32Array(count * this.perImage));
       result.x0Preds = Array.from({ length: steps.length }, () => new Float32Array(count * this.perImage));
     }
-
-    // Per-step uniforms and timesteps, the same for every batch.
-    const stepKernel = SHADERS.ddim_step;
-    const stride = alignTo(stepKernel.params!.size, device.limits.minUniformBufferOffsetAlignment);
-    const uniforms = device.createBuffer({
-      label: 'ddim.step_params',
-      size: stride * steps.length,
-      usage: GPUBufferUsage.UNIFORM,
-      mappedAtCreation: true,
-    });
-    const view = new DataView(uniforms.getMappedRange());
-    steps.forEach((s, k) =>
-      writeParams(
-        stepKernel,
-        {
-          count: batchValues,
-          inv_sqrt_alpha: s.invSqrtAlphaT,
-          sqrt_one_minus_alpha: s.sqrtOneMinusAlphaT,
-          coef_x0: s.coefX0,
-          dir_coef: s.dirCoef,
-          sigma: s.sigma,
-          clip: mode.clip ? 1 : 0,
-          clip_range: this.schedule.clipSampleRange,
-        },
-        view,
-        k * stride,
-        `ddim step ${k}`,
-      )
-    );
-    uniforms.unmap();
-    const timestepTable = device.createBuffer({
-      label: 'ddim.timesteps',
-      size: 4 * batch * steps.length,
-      usage: GPUBufferUsage.COPY_SRC,
-      mappedAtCreation: true,
-    });
-    const table = new Int32Array(timestepTable.getMappedRange());
-    steps.forEach((s, k) => table.fill(s.modelTimestep, k * batch, (k + 1) * batch));
-    timestepTable.unmap();
-    const pipeline = await computePipeline(device, stepKernel);
-    const layout = kernelBindGroupLayout(device, stepKernel);
-    const bindGroups = steps.map((_, k) =>
-      device.createBindGroup({
-        label: `ddim step ${k}`,
-        layout,
-        entries: [
-          { binding: 0, resource: { buffer: this.unet.epsBuffer } },
-          { binding: 1, resource: { buffer: this.noiseBuffer } },
-          { binding: 2, resource: { buffer: this.unet.sampleBuffer } },
-          { binding: 3, resource: { buffer: this.x0Buffer } },
-          { binding: 4, resource: { buffer: uniforms, offset: k * stride, size: stepKernel.params!.size } },
-        ],
-      })
-    );
+    const stepWorkgroups = kernels.step.workgroups({ invocations: [batchValues], flat: true });
+    const read = (buffer: GPUBuffer, values: number) => this.readback.read(recorder, buffer, values * 4);
+    /** Between steps: a requested stop waits for the work already submitted, then ends the call. */
+    const stopIfAborted = async () => {
+      if (!signal?.aborted) return;
+      await recorder.done();
+      throw abortError(signal);
+    };
+    // The caller's noise for every step of a batch, the one buffer a call makes (freed at its end).
     const suppliedNoise = options.noise
       ? device.createBuffer({
         label: 'ddim.supplied_noise',
@@ -234,29 +334,22 @@ export class DdimSampler {
         usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
       })
       : undefined;
-    const transient: { destroy(): void }[] = [uniforms, timestepTable, ...(suppliedNoise ? [suppliedNoise] : [])];
-    const groups = Math.ceil(batchValues / 64);
-    const dispatch: [number, number] = [Math.min(groups, 32768), Math.ceil(groups / 32768)];
 
     try {
       for (let first = 0; first < count; first += batch) {
+        await stopIfAborted();
         const n = Math.min(batch, count - first);
         const values = n * this.perImage;
-        const stepNoise = mode.useNoise && !suppliedNoise
-          ? await this.noiseRecorders(seed, steps.map((_, k) => k + 1), first, this.noiseBuffer)
-          : undefined;
-        if (stepNoise) transient.push({ destroy: stepNoise.release });
+        this.writeNoiseParams(plan, seed, first);
         // Starting state: the given latents (or images, when encoding), else seeded noise.
         if (options.xT) {
           const start = new Float32Array(batchValues);
           start.set(options.xT.subarray(first * this.perImage, first * this.perImage + values));
           device.queue.writeBuffer(this.unet.sampleBuffer, 0, start);
         } else {
-          const latentNoise = await this.noiseRecorders(seed, [LATENT_STREAM], first, this.unet.sampleBuffer);
-          transient.push({ destroy: latentNoise.release });
-          const encoder = device.createCommandEncoder({ label: 'ddim.latents' });
-          latentNoise.recorders[0](encoder);
-          device.queue.submit([encoder.finish()]);
+          const encoder = recorder.encoder('ddim.latents');
+          await this.recordNoise(recorder, encoder, plan, LATENT_STREAM);
+          recorder.submit(encoder);
         }
         if (suppliedNoise) {
           const chunk = new Float32Array(steps.length * batchValues);
@@ -266,98 +359,55 @@ export class DdimSampler {
           }
           device.queue.writeBuffer(suppliedNoise, 0, chunk);
         }
-        if (result.xs) result.xs[0].set(await readBuffer(device, this.unet.sampleBuffer, values * 4), first * this.perImage);
+        if (result.xs) result.xs[0].set(await read(this.unet.sampleBuffer, values), first * this.perImage);
 
         const pending: Promise<void>[] = [];
         for (let k = 0; k < steps.length; k++) {
-          const encoder = device.createCommandEncoder({ label: `ddim step ${k + 1}/${steps.length}` });
-          encoder.copyBufferToBuffer(timestepTable, 4 * batch * k, this.unet.timestepBuffer, 0, 4 * batch);
-          this.unet.compiled.record(encoder);
+          await stopIfAborted();
+          const encoder = recorder.encoder(`ddim step ${k + 1}/${steps.length}`);
+          encoder.copyBufferToBuffer(plan.timestepTable, 4 * batch * k, this.unet.timestepBuffer, 0, 4 * batch);
+          recorder.graph(encoder, this.unet.compiled);
           if (mode.useNoise) {
             if (suppliedNoise) encoder.copyBufferToBuffer(suppliedNoise, 4 * k * batchValues, this.noiseBuffer, 0, 4 * batchValues);
-            else stepNoise!.recorders[k](encoder);
+            else await this.recordNoise(recorder, encoder, plan, k + 1);
           }
-          const pass = encoder.beginComputePass({ label: `ddim step ${k + 1}` });
-          pass.setPipeline(pipeline);
-          pass.setBindGroup(0, bindGroups[k]);
-          pass.dispatchWorkgroups(...dispatch);
-          pass.end();
-          device.queue.submit([encoder.finish()]);
+          recorder.dispatchAlone(encoder, `ddim step ${k + 1}`, kernels.step, plan.stepBindGroups[k], stepWorkgroups);
+          recorder.submit(encoder);
+          await recorder.afterSubmit();
           if (result.xs) {
-            result.xs[k + 1].set(await readBuffer(device, this.unet.sampleBuffer, values * 4), first * this.perImage);
-            result.x0Preds![k].set(await readBuffer(device, this.x0Buffer, values * 4), first * this.perImage);
+            result.xs[k + 1].set(await read(this.unet.sampleBuffer, values), first * this.perImage);
+            result.x0Preds![k].set(await read(this.x0Buffer, values), first * this.perImage);
           }
           if (options.onStep) {
             const progress: StepProgress = { step: k + 1, total: steps.length, t: steps[k].t, firstImage: first };
             if (options.previewX0) {
-              progress.x0 = await readBuffer(device, this.x0Buffer, values * 4);
+              progress.x0 = await read(this.x0Buffer, values);
               await options.onStep(progress);
             } else {
-              pending.push(unlessLost(device, device.queue.onSubmittedWorkDone()).then(() => options.onStep!(progress)));
+              pending.push(recorder.done().then(() => options.onStep!(progress)));
             }
           }
         }
         await Promise.all(pending);
-        result.x0.set(await readBuffer(device, this.unet.sampleBuffer, values * 4), first * this.perImage);
+        result.x0.set(await read(this.unet.sampleBuffer, values), first * this.perImage);
       }
     } finally {
-      for (const b of transient) b.destroy();
+      suppliedNoise?.destroy();
     }
     return result;
   }
 
-  /**
-   * Recorders of seeded noise into `target` for a batch starting at global image `firstImage`,
-   * one per stream; all their params share one uniform buffer, destroyed by `release`.
-   */
-  private async noiseRecorders(seed: number, streams: number[], firstImage: number, target: GPUBuffer) {
-    const { device } = this.gpu;
-    const shader = SHADERS.noise;
-    const { seedLo, seedHi } = seedWords(seed);
-    const stride = alignTo(shader.params!.size, device.limits.minUniformBufferOffsetAlignment);
-    const count = this.unet.batch * this.perImage;
-    const params = device.createBuffer({
-      label: 'noise params',
-      size: stride * streams.length,
-      usage: GPUBufferUsage.UNIFORM,
-      mappedAtCreation: true,
-    });
-    const view = new DataView(params.getMappedRange());
-    streams.forEach((stream, i) =>
-      writeParams(
-        shader,
-        { count, seed_lo: seedLo, seed_hi: seedHi, stream, per_image: this.perImage, first_image: firstImage },
-        view,
-        i * stride,
-        'noise',
-      )
-    );
-    params.unmap();
-    const pipeline = await computePipeline(device, shader);
-    const layout = kernelBindGroupLayout(device, shader);
-    const groups = Math.ceil(count / 64);
-    const recorders = streams.map((stream, i) => {
-      const bindGroup = device.createBindGroup({
-        label: `noise stream ${stream}`,
-        layout,
-        entries: [{ binding: 0, resource: { buffer: target } }, {
-          binding: 1,
-          resource: { buffer: params, offset: i * stride, size: shader.params!.size },
-        }],
-      });
-      return (encoder: GPUCommandEncoder) => {
-        const pass = encoder.beginComputePass({ label: `noise stream ${stream}` });
-        pass.setPipeline(pipeline);
-        pass.setBindGroup(0, bindGroup);
-        pass.dispatchWorkgroups(Math.min(groups, 32768), Math.ceil(groups / 32768));
-        pass.end();
-      };
-    });
-    return { recorders, release: () => params.destroy() };
-  }
-
   destroy(): void {
+    for (const plan of this.plans.values()) destroyPlan(plan);
+    this.plans.clear();
     this.noiseBuffer.destroy();
     this.x0Buffer.destroy();
+    this.readback.destroy();
   }
+}
+
+function destroyPlan(plan: SamplingPlan): void {
+  plan.stepParams.destroy();
+  plan.noiseParams.destroy();
+  plan.timestepTable.destroy();
 }
