@@ -6,6 +6,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readdirSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 import { SHADERS } from '../src/shaders.gen.ts';
 import { generate, SHADER_FOLDERS, shaderFiles } from '../scripts/embed-shaders.mjs';
@@ -17,8 +18,10 @@ import { TINY_CONFIG, tinyModelFiles } from './util/tiny_model.ts';
 const shaders = suite('shaders');
 
 shaders('src/shaders.gen.ts matches the .wgsl files and their reflection', () => {
-  assert.is(readFileSync('src/shaders.gen.ts', 'utf8'), generate(), 'src/shaders.gen.ts is stale (run node scripts/embed-shaders.mjs)');
-  const files = new Map(shaderFiles().map((s: { name: string; file: string; code: string }) => [s.name, s]));
+  // The tests run from the project root (and this module may be bundled elsewhere).
+  const root = resolve('.');
+  assert.is(readFileSync('src/shaders.gen.ts', 'utf8'), generate(root), 'src/shaders.gen.ts is stale (run node scripts/embed-shaders.mjs)');
+  const files = new Map(shaderFiles(root).map((s: { name: string; file: string; code: string }) => [s.name, s]));
   for (const shader of Object.values(SHADERS)) {
     const code = files.get(shader.name)?.code;
     assert.is(shader.code, code, `${shader.name}: embedded code is stale (run node scripts/embed-shaders.mjs)`);
