@@ -8,11 +8,13 @@
  * canvas counts its finished runs in `data-runs`: the browser test waits on these.
  */
 import {
+  type DdimModel,
   DdimPipeline,
   type Gpu,
   gridRgba,
   loadModel,
   type ModelFiles,
+  readModel,
   requestGpu,
   rgbaToTensor,
   type StepProgress,
@@ -35,11 +37,14 @@ const statusLine = element<HTMLDivElement>('status');
 const progressBar = element<HTMLProgressElement>('progress');
 const fatalBox = element<HTMLDivElement>('fatal');
 const actionButtons = ['sample', 'interpolate', 'roundtrip'].map((id) => element<HTMLButtonElement>(id));
+const stopButton = element<HTMLButtonElement>('stop');
 
 type PageState = 'loading' | 'ready' | 'busy' | 'failed';
 function setState(state: PageState): void {
   document.body.dataset.state = state;
-  for (const button of actionButtons) button.disabled = state !== 'ready';
+  // While busy, pressing an action again cancels the running one and starts anew.
+  for (const button of actionButtons) button.disabled = state !== 'ready' && state !== 'busy';
+  stopButton.disabled = state !== 'busy';
 }
 
 const currentState = () => document.body.dataset.state as PageState;
@@ -73,6 +78,8 @@ const megabytes = (bytes: number) => (bytes / 1e6).toFixed(1);
 
 let gpu: Gpu;
 let files: ModelFiles;
+/** Read once; its weights are uploaded once and shared by the pipelines of every batch size. */
+let model: DdimModel;
 const pipelines = new Map<number, DdimPipeline>();
 
 /** The model compiled for `batch` images per forward (compiling takes a moment; a few are kept). */
@@ -82,7 +89,8 @@ async function pipelineFor(batch: number): Promise<DdimPipeline> {
     pipelines.delete(batch); // re-inserted below as the most recently used
   } else {
     setStatus(`Compiling the UNet for ${batch} image${batch === 1 ? '' : 's'} at a time…`);
-    pipeline = await DdimPipeline.load(gpu, files, { batch });
+    model ??= readModel(files);
+    pipeline = await DdimPipeline.load(gpu, model, { batch });
   }
   pipelines.set(batch, pipeline);
   while (pipelines.size > KEPT_PIPELINES) {
@@ -141,7 +149,7 @@ async function start(): Promise<void> {
   const pipeline = pipelines.values().next().value!;
   const [c, h, w] = pipeline.imageShape;
   let parameters = 0;
-  for (const entry of pipeline.model.file.tensors.values()) parameters += entry.shape.reduce((a, b) => a * b, 1);
+  for (const entry of pipeline.model.unet.file.tensors.values()) parameters += entry.shape.reduce((a, b) => a * b, 1);
   element('model-line').textContent =
     `Model: ${new URL(MODEL_URL, location.href).href} · ${w}×${h}, ${c} channels · ${(parameters / 1e6).toFixed(2)} M parameters · ` +
     `${megabytes(files.weights.length)} MB of weights. GPU: ${gpu.adapterName}.`;
@@ -239,21 +247,36 @@ function previewer(
 const seconds = (since: number) => ((performance.now() - since) / 1000).toFixed(1);
 
 // ---------------------------------------------------------------------------------------------
-// The three actions. One runs at a time; an error is shown and the page stays usable.
+// The three actions. One runs at a time: Stop, or pressing an action while one runs, aborts the
+// running one between two steps. An error is shown and the page stays usable.
 
-async function runAction(name: string, action: () => Promise<string>): Promise<void> {
-  if (currentState() !== 'ready') return;
-  setState('busy');
-  try {
-    const summary = await action();
-    setStatus(summary);
-  } catch (e) {
-    setStatus(`${name} failed: ${describeError(e)}`);
+let running: { controller: AbortController; finished: Promise<void> } | undefined;
+
+const isAbort = (e: unknown) => e instanceof Error && e.name === 'AbortError';
+
+async function runAction(name: string, action: (signal: AbortSignal) => Promise<string>): Promise<void> {
+  const state = currentState();
+  if (state !== 'ready' && state !== 'busy') return;
+  if (running) {
+    running.controller.abort();
+    await running.finished;
   }
+  const controller = new AbortController();
+  setState('busy');
+  const finished = action(controller.signal).then(
+    (summary) => setStatus(summary),
+    (e) => setStatus(isAbort(e) ? `${name} stopped.` : `${name} failed: ${describeError(e)}`),
+  );
+  running = { controller, finished };
+  await finished;
+  if (running?.controller !== controller) return; // a newer action took over
+  running = undefined;
   if (currentState() === 'busy') setState('ready'); // not after a failure (device lost)
 }
 
-async function sample(): Promise<string> {
+stopButton.addEventListener('click', () => running?.controller.abort());
+
+async function sample(signal: AbortSignal): Promise<string> {
   const n = readInt('n', 1, 16);
   const steps = readInt('steps', 1, 1000);
   const eta = readNumber('eta', 0, 1);
@@ -276,6 +299,7 @@ async function sample(): Promise<string> {
     count: n,
     previewX0: true,
     onStep: previewer(canvas, images, n, columns, shape, info, 'sampling'),
+    signal,
   });
   drawImages(canvas, result.x0, n, columns, shape);
   const took = seconds(started);
@@ -286,7 +310,7 @@ async function sample(): Promise<string> {
   return `Sampled ${n} image${n === 1 ? '' : 's'} in ${took} s on ${gpu.adapterName}.`;
 }
 
-async function interpolate(): Promise<string> {
+async function interpolate(signal: AbortSignal): Promise<string> {
   const seedA = readInt('seed-a', 0, 2 ** 53 - 1);
   const seedB = readInt('seed-b', 0, 2 ** 53 - 1);
   const frames = readInt('frames', 2, 16);
@@ -306,6 +330,7 @@ async function interpolate(): Promise<string> {
     steps,
     previewX0: true,
     onStep: previewer(canvas, images, frames, frames, shape, info, 'decoding'),
+    signal,
   });
   drawImages(canvas, result.x0, frames, frames, shape);
   const took = seconds(started);
@@ -342,7 +367,7 @@ async function pickedImage(shape: [number, number, number]): Promise<Float32Arra
   return rgbaToTensor(new Uint8Array(data.buffer, data.byteOffset, data.length), w, h);
 }
 
-async function roundtrip(): Promise<string> {
+async function roundtrip(signal: AbortSignal): Promise<string> {
   const steps = readInt('roundtrip-steps', 1, 1000);
   const pipeline = await pipelineFor(1);
   const shape = pipeline.imageShape;
@@ -355,12 +380,14 @@ async function roundtrip(): Promise<string> {
   const encoded = await pipeline.encode(image, {
     steps,
     onStep: (p) => void (info.textContent = `encoding: step ${p.step} of ${p.total}, t = ${p.t}`),
+    signal,
   });
   drawImages(element('roundtrip-latent'), encoded.x0, 1, 1, shape);
   const decoded = await pipeline.decode(encoded.x0, {
     steps,
     previewX0: true,
     onStep: previewer(output, new Float32Array(image.length), 1, 1, shape, info, 'decoding'),
+    signal,
   });
   drawImages(output, decoded.x0, 1, 1, shape);
   let squared = 0;
@@ -377,7 +404,7 @@ async function roundtrip(): Promise<string> {
 
 // ---------------------------------------------------------------------------------------------
 
-function onSubmit(formId: string, name: string, action: () => Promise<string>): void {
+function onSubmit(formId: string, name: string, action: (signal: AbortSignal) => Promise<string>): void {
   element<HTMLFormElement>(formId).addEventListener('submit', (event) => {
     event.preventDefault();
     void runAction(name, action);
