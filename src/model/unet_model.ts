@@ -6,7 +6,8 @@
 import type { Gpu } from '../gpu/device.ts';
 import { CompiledGraph } from '../graph/executor.ts';
 import { preferredKernels } from '../ops/kernels.ts';
-import { parseSafetensors, type SafetensorsFile } from '../io/safetensors.ts';
+import type { SafetensorsFile } from '../io/safetensors.ts';
+import { parseWeightsFile } from '../io/weights_file.ts';
 import { parseUNetConfig, type UNetConfig } from './config.ts';
 import { buildUNetGraph, EPS_OUTPUT, SAMPLE_INPUT, TIMESTEP_INPUT, type UNetGraphOptions } from './unet.ts';
 import { WeightStore } from './weights.ts';
@@ -14,7 +15,7 @@ import { WeightStore } from './weights.ts';
 export interface UNetFiles {
   /** config.json, parsed. */
   config: unknown;
-  /** diffusion_pytorch_model.safetensors. */
+  /** diffusion_pytorch_model.safetensors, or the .bin (a torch.save state dict) told apart by its first bytes. */
   weights: Uint8Array;
 }
 
@@ -26,7 +27,7 @@ export interface UNetWeights {
 /** Parses and validates a model's config and weights without touching the GPU. */
 export function readUNet(files: UNetFiles): UNetWeights {
   const config = parseUNetConfig(files.config);
-  const file = parseSafetensors(files.weights);
+  const file = parseWeightsFile(files.weights);
   // Build once at batch 1 to check every weight against the config before any GPU work.
   const store = new WeightStore(file);
   buildUNetGraph(config, store, { batch: 1 });
