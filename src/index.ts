@@ -26,6 +26,8 @@ export { type DdimResult, type DdimSampleOptions, SamplerInputError, type StepPr
 export { ScheduleError, type TimestepSpacing } from './sampler/schedule.ts';
 export { ModelConfigError } from './model/config.ts';
 export { ModelWeightsError } from './model/weights.ts';
+// A PyTorch .bin that cannot be read, or asks to run code (refused by the global's name).
+export { TorchFileError } from './io/torch.ts';
 export { GraphLimitError } from './graph/executor.ts';
 
 // Getting a model: over HTTP (browsers, Deno, Node) as diffusers lays it out.

@@ -11,3 +11,7 @@ export * from './index.ts';
 
 // A model folder on disk, in either layout, with safetensors or .bin weights.
 export { loadModelDir, ModelDirError, type ModelPaths } from './fs/model_dir.ts';
+
+// Checkpoints of the DDIM paper's code as a diffusers model (what `sample.ts convert` writes).
+export { CheckpointError, type ConvertedModel, convertPaperCheckpoint } from './model/paper_checkpoint.ts';
+export { readTorchFile } from './io/torch.ts';

@@ -12,7 +12,7 @@
  */
 import { type DType, DTYPE_SIZES, type SafetensorsFile, type TensorEntry } from './safetensors.ts';
 import { describeValue, isGlobal, PickleError, type PickleGlobal, type PickleValue, printable, PyTuple, unpickle } from './pickle.ts';
-import { looksLikeZip, readZip, storedEntryBytes, type ZipArchive, zipEntryBytes, ZipError } from './zip.ts';
+import { looksLikeZip, readZip, storedEntryBytes, type ZipArchive, type ZipEntry, zipEntryBytes, ZipError } from './zip.ts';
 
 export class TorchFileError extends Error {
   override name = 'TorchFileError';
@@ -70,7 +70,8 @@ export function torchFormat(bytes: Uint8Array): 'zip' | 'legacy' | undefined {
 export async function readTorchFile(bytes: Uint8Array): Promise<TorchFile> {
   return await guard(async () => {
     if (torchFormat(bytes) !== 'zip') return parseLegacy(bytes);
-    const { archive, prefix, value, storages } = parseZipPickle(bytes);
+    const { archive, prefix, pickleEntry } = openTorchZip(bytes);
+    const { value, storages } = unpickleZip(await zipEntryBytes(archive, pickleEntry));
     for (const storage of storages.values()) {
       const entry = storageEntry(archive, prefix, storage);
       attach(storage, await zipEntryBytes(archive, entry));
@@ -86,15 +87,16 @@ export async function readTorchFile(bytes: Uint8Array): Promise<TorchFile> {
 export function parseTorchFile(bytes: Uint8Array): TorchFile {
   return guardSync(() => {
     if (torchFormat(bytes) !== 'zip') return parseLegacy(bytes);
-    const { archive, prefix, value, storages } = parseZipPickle(bytes);
-    for (const storage of storages.values()) {
-      const entry = storageEntry(archive, prefix, storage);
-      const stored = storedEntryBytes(archive, entry);
-      if (!stored) {
+    const { archive, prefix, pickleEntry } = openTorchZip(bytes);
+    const stored = (entry: ZipEntry) => {
+      const data = storedEntryBytes(archive, entry);
+      if (!data) {
         throw new TorchFileError(`entry '${entry.name}' is deflate-compressed: read the file with readTorchFile, which decompresses it`);
       }
-      attach(storage, stored);
-    }
+      return data;
+    };
+    const { value, storages } = unpickleZip(stored(pickleEntry));
+    for (const storage of storages.values()) attach(storage, stored(storageEntry(archive, prefix, storage)));
     return { format: 'zip', value };
   });
 }
@@ -160,7 +162,7 @@ export function tensorEntry(name: string, tensor: TorchTensor): TensorEntry {
 // ---------------------------------------------------------------------------------------------
 // The two formats
 
-function parseZipPickle(bytes: Uint8Array) {
+function openTorchZip(bytes: Uint8Array) {
   const archive = readZip(bytes);
   const pickles = [...archive.entries.keys()].filter((name) => /^[^/]+\/data\.pkl$/.test(name));
   if (pickles.length !== 1) {
@@ -174,16 +176,14 @@ function parseZipPickle(bytes: Uint8Array) {
     const order = storedEntryBytes(archive, byteOrder);
     if (order && new TextDecoder().decode(order) !== 'little') throw new TorchFileError('the file was saved big-endian, which is not read');
   }
-  const pickleEntry = archive.entries.get(pickles[0])!;
-  const pickleBytes = storedEntryBytes(archive, pickleEntry);
-  if (!pickleBytes) throw new TorchFileError(`'${pickleEntry.name}' is compressed, which torch.save never does`);
+  return { archive, prefix, pickleEntry: archive.entries.get(pickles[0])! };
+}
+
+function unpickleZip(pickleBytes: Uint8Array) {
   const storages = new Map<string, TorchStorage>();
-  const { value, end } = unpickle(pickleBytes, {
-    resolveGlobal,
-    persistentLoad: (pid) => zipStorage(pid, storages),
-  });
+  const { value, end } = unpickle(pickleBytes, { resolveGlobal, persistentLoad: (pid) => zipStorage(pid, storages) });
   if (end !== pickleBytes.length) throw new TorchFileError(`data.pkl has ${pickleBytes.length - end} bytes after its end`);
-  return { archive, prefix, value, storages };
+  return { value, storages };
 }
 
 function storageEntry(archive: ZipArchive, prefix: string, storage: TorchStorage) {

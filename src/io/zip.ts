@@ -191,7 +191,8 @@ async function inflateRaw(data: Uint8Array, size: number, name: string): Promise
   }
   const out = new Uint8Array(size);
   let filled = 0;
-  const reader = new Blob([data]).stream().pipeThrough(stream).getReader();
+  // A view of the archive, whose buffer is a plain ArrayBuffer (the DOM types want it said).
+  const reader = new Blob([data as Uint8Array<ArrayBuffer>]).stream().pipeThrough(stream).getReader();
   try {
     for (;;) {
       const { done, value } = await reader.read();

@@ -26,8 +26,10 @@ export interface UNetWeights {
 
 /** Parses and validates a model's config and weights without touching the GPU. */
 export function readUNet(files: UNetFiles): UNetWeights {
-  const config = parseUNetConfig(files.config);
+  // The weights first: a file that is not what it claims (a pickle asking to run code) is named
+  // as such even when the config is refused too.
   const file = parseWeightsFile(files.weights);
+  const config = parseUNetConfig(files.config);
   // Build once at batch 1 to check every weight against the config before any GPU work.
   const store = new WeightStore(file);
   buildUNetGraph(config, store, { batch: 1 });
