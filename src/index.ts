@@ -27,6 +27,8 @@ export type { RecordObserver } from './gpu/recorder.ts';
 export { ScheduleError, type TimestepSpacing } from './sampler/schedule.ts';
 export { ModelConfigError } from './model/config.ts';
 export { ModelWeightsError } from './model/weights.ts';
+// A PyTorch .bin that cannot be read, or asks to run code (refused by the global's name).
+export { TorchFileError } from './io/torch.ts';
 export { GraphLimitError } from './graph/executor.ts';
 
 // Getting a model: over HTTP (browsers, Deno, Node) as diffusers lays it out.

@@ -11,6 +11,7 @@
 import type { Gpu } from './gpu/device.ts';
 import type { RecordObserver } from './gpu/recorder.ts';
 import type { GraphLimits } from './graph/executor.ts';
+import type { ModelFiles } from './model/model_files.ts';
 import { readUNet, UNet, type UNetWeights } from './model/unet_model.ts';
 import {
   type DdimEncodeOptions,
@@ -22,14 +23,7 @@ import {
 } from './sampler/ddim.ts';
 import { type NoiseSchedule, scheduleFromConfig, slerp, type TimestepSpacing } from './sampler/schedule.ts';
 
-export interface ModelFiles {
-  /** config.json of the UNet, parsed. */
-  config: unknown;
-  /** diffusion_pytorch_model.safetensors. */
-  weights: Uint8Array;
-  /** scheduler_config.json, parsed, when the model has one (else DDPM's linear schedule). */
-  schedulerConfig?: unknown;
-}
+export type { ModelFiles } from './model/model_files.ts';
 
 export interface PipelineOptions {
   /**

@@ -16,7 +16,7 @@ export class CliError extends UserError {
   }
 }
 
-export const COMMANDS = ['sample', 'encode', 'decode', 'interpolate', 'eps'] as const;
+export const COMMANDS = ['sample', 'encode', 'decode', 'interpolate', 'eps', 'convert'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 export const SPACINGS: readonly TimestepSpacing[] = ['uniform', 'quad', 'leading', 'trailing', 'linspace'];
@@ -30,7 +30,7 @@ const PROGRAM = 'sample';
 const RUN_FORMS = `run it as: npm run sample -- [COMMAND] [options]     (Node)
            npx deno run -A sample.ts [COMMAND] [options]  (Deno)`;
 
-const COMMON_HELP = `  --model DIR         diffusers UNet2DModel folder: config.json + diffusion_pytorch_model.safetensors
+const COMMON_HELP = `  --model DIR         diffusers UNet2DModel folder: config.json + diffusion_pytorch_model.safetensors or .bin
                       (+ scheduler_config.json), or unet/ + scheduler/ (default: the bundled weights/emoji32)
   --batch B           images per UNet forward (default: min(number of images, 16))
   --backend B         auto | native | dawn: navigator.gpu or Dawn's 'webgpu' package (default: auto)
@@ -44,7 +44,7 @@ const SCALE_HELP = `  --scale K           integer upscaling of the PNG (default:
 
 export const USAGE: Record<CommandName, string> = {
   sample: `usage: ${PROGRAM} [sample] [--n N] [--steps S] [--eta E] [--seed SEED] [--out grid.png] [options]
-       ${PROGRAM} encode|decode|interpolate|eps [options]   (${PROGRAM} COMMAND --help for each)
+       ${PROGRAM} encode|decode|interpolate|eps|convert [options]   (${PROGRAM} COMMAND --help for each)
 
 Generates images with DDIM and writes them as one PNG grid.
   --n N               number of images (default: 16; taken from --xT when given)
@@ -68,6 +68,7 @@ commands:
   decode              latents -> images
   interpolate         spherical interpolation between the latents of two seeds, decoded
   eps                 the UNet's noise prediction for given inputs
+  convert             a DDIM paper checkpoint, or a .bin model folder, into a safetensors model folder
 ${RUN_FORMS}`,
   encode: `usage: ${PROGRAM} encode --image a.png [--image b.png ...] [--steps S] [--out latent.safetensors] [options]
 
@@ -110,6 +111,21 @@ Runs the UNet once per image: its prediction of the noise eps(x, t).
   --in FILE           safetensors with 'x' f32 [N,C,H,W] (model space) and 't' i32 [N] (timesteps)
   --out FILE          safetensors with 'eps' f32 [N,C,H,W] (default: eps.safetensors)
 ${COMMON_HELP}
+${RUN_FORMS}`,
+  convert: `usage: ${PROGRAM} convert SRC --out DIR [--config config.yml] [--no-ema]
+
+Makes a diffusers model folder (config.json, diffusion_pytorch_model.safetensors,
+scheduler_config.json) that every command, the library and the web page load. PyTorch files are
+read without running them: only tensors and plain containers, any other Python global refused.
+  SRC                 a checkpoint of the DDIM paper's code (ermongroup/ddim): a training ckpt.pth
+                      ([model, optimizer, epoch, step, ema]) or a bare state dict (model.ckpt, e.g.
+                      the downloaded CIFAR-10 model), torch's zip or legacy format, with --config;
+                      or a diffusers model folder holding diffusion_pytorch_model.bin
+  --config FILE       that code's config.yml (model.ch, ch_mult, attn_resolutions, diffusion.beta_schedule, ...)
+  --no-ema            take a training checkpoint's raw weights (default: its EMA weights, as that code samples)
+  --out DIR           the model folder to make: new, or an empty folder; written whole or not at all
+  -h, --help          this help
+Then: ${PROGRAM} --model DIR (its scheduler: that code's betas, no clipping). See docs/checkpoints.md.
 ${RUN_FORMS}`,
 };
 
@@ -184,7 +200,17 @@ export interface EpsArgs extends CommonArgs {
   out: string;
 }
 
-export type CommandArgs = SampleArgs | EncodeArgs | DecodeArgs | InterpolateArgs | EpsArgs;
+export interface ConvertArgs {
+  command: 'convert';
+  source: string;
+  /** The paper code's config.yml; needed for a checkpoint file. */
+  config?: string;
+  /** false with --no-ema. */
+  ema: boolean;
+  out: string;
+}
+
+export type CommandArgs = SampleArgs | EncodeArgs | DecodeArgs | InterpolateArgs | EpsArgs | ConvertArgs;
 
 export type ParsedCommandLine = CommandArgs | { command: CommandName; help: true };
 
@@ -236,7 +262,11 @@ const OPTIONS: Record<CommandName, OptionTable> = {
     scale: { type: 'string' },
   },
   eps: { ...COMMON_OPTIONS, in: { type: 'string' }, out: { type: 'string' } },
+  convert: { config: { type: 'string' }, 'no-ema': { type: 'boolean' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
 };
+
+/** Commands that take positional arguments (convert's SRC). */
+const POSITIONALS: Partial<Record<CommandName, number>> = { convert: 1 };
 
 /**
  * Splits off the subcommand (the first word, when it is one; else `sample`) and parses its
@@ -253,12 +283,16 @@ export function parseCommandLine(argv: string[]): ParsedCommandLine {
     rest = argv.slice(1);
   }
   let values: Record<string, string | boolean | string[] | undefined>;
+  let positionals: string[];
   try {
-    values = parseArgs({ args: rest, options: OPTIONS[command], strict: true, allowPositionals: false }).values as typeof values;
+    const parsed = parseArgs({ args: rest, options: OPTIONS[command], strict: true, allowPositionals: command in POSITIONALS });
+    values = parsed.values as typeof values;
+    positionals = parsed.positionals;
   } catch (error) {
     throw new CliError(describeParseError(error, command), usageLine(command));
   }
   if (values.help) return { command, help: true };
+  if (command === 'convert') return convertArgs(new Values(values, command), positionals);
   const v = new Values(values, command);
   const common: CommonArgs = {
     model: v.path('model'),
@@ -310,6 +344,22 @@ export function parseCommandLine(argv: string[]): ParsedCommandLine {
       return { command, ...common, input, out: v.path('out') ?? 'eps.safetensors' };
     }
   }
+}
+
+function convertArgs(v: Values, positionals: string[]): ConvertArgs {
+  if (positionals.length !== 1) {
+    throw new CliError(
+      positionals.length === 0
+        ? 'convert needs SRC: a checkpoint file or a model folder'
+        : `convert takes one SRC, got ${positionals.length}`,
+      usageLine('convert'),
+    );
+  }
+  const out = v.path('out');
+  if (out === undefined) throw new CliError('convert needs --out DIR (the model folder to make)', usageLine('convert'));
+  const source = positionals[0].trim();
+  if (source === '') throw new CliError('convert needs SRC, got an empty name', usageLine('convert'));
+  return { command: 'convert', source, config: v.path('config'), ema: !v.flag('no-ema'), out };
 }
 
 /** parseArgs' messages are long and Node-worded; these name the flag and the problem. */

@@ -25,6 +25,7 @@ import {
   type SampleArgs,
   SPACINGS,
 } from './args.ts';
+import { convert } from './convert.ts';
 import { readFileBytes, writeFileAtomic } from './files.ts';
 import { defaultModelDir, type ModelPaths, readModelDir } from './model_dir.ts';
 import { type CliIo, plural, ProgressBar, rate } from './progress.ts';
@@ -64,6 +65,8 @@ export async function runCommand(args: CommandArgs, deps: RunDeps): Promise<void
       return await interpolate(args, deps);
     case 'eps':
       return await eps(args, deps);
+    case 'convert':
+      return await convert(args, deps.io);
   }
 }
 

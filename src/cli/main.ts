@@ -8,6 +8,9 @@ import process from 'node:process';
 import { GpuUnavailableError, requestGpu } from '../gpu/device.ts';
 import { PngError } from '../io/png.ts';
 import { SafetensorsError } from '../io/safetensors.ts';
+import { TorchFileError } from '../io/torch.ts';
+import { CheckpointError } from '../model/paper_checkpoint.ts';
+import { ModelLoadError } from '../web/load_model.ts';
 import { ModelConfigError } from '../model/config.ts';
 import { ModelWeightsError } from '../model/weights.ts';
 import { DdimPipeline } from '../pipeline.ts';
@@ -28,6 +31,9 @@ const USER_ERRORS = [
   ModelConfigError,
   ModelWeightsError,
   SafetensorsError,
+  TorchFileError,
+  CheckpointError,
+  ModelLoadError,
   PngError,
   ScheduleError,
   SamplerInputError,

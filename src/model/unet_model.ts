@@ -9,7 +9,8 @@ import type { Gpu } from '../gpu/device.ts';
 import { Readback, Recorder } from '../gpu/recorder.ts';
 import { CompiledGraph, DeviceWeights, GraphLimitError, type GraphLimits } from '../graph/executor.ts';
 import type { Graph } from '../graph/graph.ts';
-import { parseSafetensors, type SafetensorsFile } from '../io/safetensors.ts';
+import type { SafetensorsFile } from '../io/safetensors.ts';
+import { parseWeightsFile } from '../io/weights_file.ts';
 import { parseUNetConfig, type UNetConfig } from './config.ts';
 import { buildUNetGraph, EPS_OUTPUT, SAMPLE_INPUT, TIMESTEP_INPUT, type UNetGraphOptions } from './unet.ts';
 import { WeightStore } from './weights.ts';
@@ -17,7 +18,7 @@ import { WeightStore } from './weights.ts';
 export interface UNetFiles {
   /** config.json, parsed. */
   config: unknown;
-  /** diffusion_pytorch_model.safetensors. */
+  /** diffusion_pytorch_model.safetensors, or the .bin (a torch.save state dict) told apart by its first bytes. */
   weights: Uint8Array;
 }
 
@@ -28,8 +29,10 @@ export interface UNetWeights {
 
 /** Parses and validates a model's config and weights without touching the GPU. */
 export function readUNet(files: UNetFiles): UNetWeights {
+  // The weights first: a file that is not what it claims (a pickle asking to run code) is named
+  // as such even when the config is refused too.
+  const file = parseWeightsFile(files.weights);
   const config = parseUNetConfig(files.config);
-  const file = parseSafetensors(files.weights);
   // Build once at batch 1 to check every weight against the config before any GPU work.
   const store = new WeightStore(file, { check: true });
   buildUNetGraph(config, store, { batch: 1 });

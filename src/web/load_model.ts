@@ -5,9 +5,11 @@
  * A model folder is either a bare model (`config.json`, `diffusion_pytorch_model.safetensors`,
  * optionally `scheduler_config.json`, as `weights/emoji32/` and `scripts/fetch-model.ts` lay it
  * out) or a DDPMPipeline (`unet/config.json`, `unet/diffusion_pytorch_model.safetensors`,
- * optionally `scheduler/scheduler_config.json`, as many Hub repos do).
+ * optionally `scheduler/scheduler_config.json`, as many Hub repos do); where the safetensors file
+ * is missing, `diffusion_pytorch_model.bin` (a PyTorch pickle, read without running it) is taken.
+ * The layouts are those of `src/model/model_files.ts`.
  */
-import type { ModelFiles } from '../pipeline.ts';
+import { MODEL_LAYOUTS, type ModelFiles, modelFiles } from '../model/model_files.ts';
 
 export interface LoadModelOptions {
   /**
@@ -29,12 +31,6 @@ export class ModelLoadError extends Error {
     super(message);
   }
 }
-
-/** Where each file lives in the two layouts a model folder may have, tried in this order. */
-const LAYOUTS = [
-  { config: 'config.json', weights: 'diffusion_pytorch_model.safetensors', scheduler: 'scheduler_config.json' },
-  { config: 'unet/config.json', weights: 'unet/diffusion_pytorch_model.safetensors', scheduler: 'scheduler/scheduler_config.json' },
-] as const;
 
 /**
  * Fetches a model folder's files and returns them ready for `DdimPipeline.load`.
@@ -58,9 +54,9 @@ export async function loadModel(url: string | URL, options: LoadModelOptions = {
   if (!fetchFn) throw new ModelLoadError('this runtime has no fetch(); pass one as options.fetch');
   const get = (file: string, optional = false) => download(fetchFn, folder, file, optional, options);
 
-  let layout: (typeof LAYOUTS)[number] | undefined;
+  let layout: (typeof MODEL_LAYOUTS)[number] | undefined;
   let configBytes: Uint8Array | undefined;
-  for (const candidate of LAYOUTS) {
+  for (const candidate of MODEL_LAYOUTS) {
     configBytes = await get(candidate.config, true);
     if (configBytes) {
       layout = candidate;
@@ -68,14 +64,26 @@ export async function loadModel(url: string | URL, options: LoadModelOptions = {
     }
   }
   if (!layout || !configBytes) {
-    const tried = LAYOUTS.map((l) => new URL(l.config, folder).href).join(' nor ');
+    const tried = MODEL_LAYOUTS.map((l) => new URL(l.config, folder).href).join(' nor ');
     throw new ModelLoadError(`no model at ${folder.href}: neither ${tried} exists (HTTP 404)`, folder.href, 404);
   }
   const config = parseJson(configBytes, new URL(layout.config, folder).href);
-  const weights = (await get(layout.weights))!;
+  let weights: Uint8Array | undefined;
+  for (const file of layout.weights) {
+    weights = await get(file, true);
+    if (weights) break;
+  }
+  if (!weights) {
+    const tried = layout.weights.map((file) => new URL(file, folder).href).join(' nor ');
+    throw new ModelLoadError(`no weights at ${folder.href}: neither ${tried} exists (HTTP 404)`, folder.href, 404);
+  }
   const schedulerBytes = await get(layout.scheduler, true);
   const schedulerConfig = schedulerBytes ? parseJson(schedulerBytes, new URL(layout.scheduler, folder).href) : undefined;
-  return { config, weights, schedulerConfig };
+  try {
+    return await modelFiles(config, weights, schedulerConfig);
+  } catch (e) {
+    throw new ModelLoadError(`the weights at ${folder.href} cannot be read: ${(e as Error).message}`, folder.href);
+  }
 }
 
 /** The folder URL with a trailing slash, resolved against the page when relative. */
