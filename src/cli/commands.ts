@@ -10,9 +10,9 @@ import type { Backend } from '../gpu/device.ts';
 import { gridRgba, rgbaToTensor } from '../io/image.ts';
 import { decodePng, encodePng, PngError } from '../io/png.ts';
 import { parseSafetensors, SafetensorsError, type SafetensorsFile, serializeSafetensors, toFloat32, toInt32 } from '../io/safetensors.ts';
-import { type UNetConfig } from '../model/config.ts';
+import type { UNetConfig } from '../model/config.ts';
 import { readUNet } from '../model/unet_model.ts';
-import { DdimPipeline, type ModelFiles } from '../pipeline.ts';
+import type { DdimPipeline, ModelFiles } from '../pipeline.ts';
 import { chromeTrace, formatProfile, type Profile, Profiler } from '../profile/profiler.ts';
 import { ddimTimesteps, type NoiseSchedule, ScheduleError, scheduleFromConfig, type TimestepSpacing } from '../sampler/schedule.ts';
 import {
