@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Builds the browser side into dist/:
 //   dist/ddim-webgpu.js     the engine as one ESM bundle (src/index.ts; shaders are embedded through
-//                           src/shaders.gen.ts), with its types in dist/ddim-webgpu.d.ts
+//                           src/shaders.gen.ts), with its types in dist/ddim-webgpu.d.ts (and dist/types/)
 //   dist/demo.js            the demo page's script (web/demo.ts)
 //   dist/golden_check.js    the browser test's page script (web/golden_check.ts)
 // The two page scripts import the engine from ./ddim-webgpu.js at run time, so the pages run the
@@ -13,6 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { relative, resolve } from 'node:path';
 import { embedShaders } from './embed-shaders.mjs';
+import { emitTypes } from './emit-types.mjs';
 
 const root = resolve(import.meta.dirname, '..');
 const dist = resolve(root, 'dist');
@@ -40,8 +41,9 @@ const engine = await build({
   entryPoints: [engineEntry],
   outfile: resolve(dist, 'ddim-webgpu.js'),
   external: ['node:*'],
-  // Deno takes the types of a .js module from this directive; TypeScript finds the .d.ts beside it.
-  banner: { js: '// @ts-self-types="./ddim-webgpu.d.ts"' },
+  // No @ts-self-types directive: Deno would not resolve the declarations' './x.js' imports to their
+  // .d.ts; Deno users import the sources (src/mod.ts, the JSR package) instead. TypeScript finds
+  // ddim-webgpu.d.ts beside the bundle.
 });
 assertBrowserOnly(engine.metafile);
 
@@ -71,18 +73,15 @@ for (const [file, output] of Object.entries(pages.metafile.outputs)) {
   }
 }
 
-// Type declarations. The bundle's types are those of src/index.ts, so the .d.ts re-exports them
-// from the source (TypeScript allows .ts specifiers in declaration files). A standalone
-// declaration file would need the TypeScript compiler as a dependency for this one file; Deno
-// 2.9's emitters (`deno bundle --declaration`, `deno transpile --declaration`) are experimental
-// and give a broken file here (dangling imports) or fail on the DOM lib.
+// Type declarations: the bundle's types are those of src/index.ts, emitted by TypeScript into
+// dist/types/ (scripts/emit-types.mjs), so dist/ stands alone (no path back to src/).
+emitTypes();
 const declarations = resolve(dist, 'ddim-webgpu.d.ts');
 writeFileSync(
   declarations,
   [
-    "// Types of ddim-webgpu.js, which esbuild bundles from src/index.ts: they are that module's types.",
-    '// Keep dist/ beside src/ (as in the repository) for them to resolve.',
-    `export * from '${relative(dist, engineEntry)}';`,
+    "// Types of ddim-webgpu.js, which esbuild bundles from src/index.ts: that module's declarations.",
+    "export * from './types/index.js';",
     '',
   ].join('\n'),
 );
@@ -113,8 +112,10 @@ function assertBrowserOnly(metafile) {
 }
 
 /**
- * Type-checks the browser code (the pages, which import the engine, and a consumer of the .d.ts)
- * with Deno's TypeScript against the DOM's types. The project's deno.json serves Deno's own
+ * Type-checks the browser code (the pages, which import the engine) with Deno's TypeScript
+ * against the DOM's types; then a user of the bundle's .d.ts (test/browser/types_check.ts) with
+ * the TypeScript compiler, strict and without skipLibCheck, so the emitted declarations are
+ * checked whole (Deno does not map a .d.ts's './x.js' imports to './x.d.ts' as TypeScript does). The project's deno.json serves Deno's own
  * runtime, so a config for the browser is written into build/. skipLibCheck: TypeScript's DOM lib
  * and @webgpu/types both declare WebGPU, slightly differently; the engine needs the latter's
  * GPUBufferUsage and friends. node:* get minimal ambient types: device.ts reaches them only
@@ -149,7 +150,6 @@ function typeCheck() {
       '/// <reference path="./node-modules.d.ts" />',
       `import '${relative(dir, resolve(root, 'web/demo.ts'))}';`,
       `import '${relative(dir, resolve(root, 'web/golden_check.ts'))}';`,
-      `import '${relative(dir, resolve(root, 'test/browser/types_check.ts'))}';`,
       '',
     ].join('\n'),
   );
@@ -164,5 +164,31 @@ function typeCheck() {
     console.error('build-web: type check failed (browser code against the DOM types); `--no-check` skips it');
     process.exit(1);
   }
-  console.log('build-web: type check ok (web/*.ts, src/ through src/index.ts, dist/ddim-webgpu.d.ts)');
+  // TypeScript 6's DOM lib declares WebGPU itself, so this config needs no @webgpu/types.
+  writeFileSync(
+    resolve(dir, 'tsconfig.json'),
+    JSON.stringify(
+      {
+        compilerOptions: {
+          strict: true,
+          module: 'nodenext',
+          moduleResolution: 'nodenext',
+          target: 'es2022',
+          lib: ['es2023', 'dom', 'dom.iterable'],
+          types: [],
+          noEmit: true,
+        },
+        files: [resolve(root, 'test', 'browser', 'types_check.ts')],
+      },
+      null,
+      2,
+    ),
+  );
+  const tsc = resolve(root, 'node_modules', 'typescript', 'bin', 'tsc');
+  const declarations = spawnSync(process.execPath, [tsc, '-p', resolve(dir, 'tsconfig.json')], { cwd: root, stdio: 'inherit' });
+  if (declarations.status !== 0) {
+    console.error('build-web: type check failed (a user of dist/ddim-webgpu.d.ts); `--no-check` skips it');
+    process.exit(1);
+  }
+  console.log('build-web: type check ok (web/*.ts, src/ through src/index.ts; dist/ddim-webgpu.d.ts with tsc)');
 }

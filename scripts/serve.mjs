@@ -6,11 +6,13 @@
 //   /golden/     ../shared/golden/, when present (the browser test's reference tensors)
 //
 //   node scripts/serve.mjs [--port N]      (npm run demo; default port 8080, 0 picks a free one)
+// Any other flag is refused with one line (--host too: the server is for localhost only).
 // The browser test imports startServer() from here.
 import { createReadStream, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { extname, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
 
 const root = resolve(import.meta.dirname, '..');
 
@@ -106,13 +108,42 @@ export function startServer({ port = 8080 } = {}) {
   });
 }
 
+/** The command line's port, or a one-line complaint about any flag it does not know. */
+export function parseServeArgs(args) {
+  let values;
+  try {
+    ({ values } = parseArgs({ args, options: { port: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true }));
+  } catch (error) {
+    const flag = /'(-[^' ]*)/.exec(error.message)?.[1];
+    if (flag === '--host') {
+      return { error: "unknown option '--host': the demo is served on 127.0.0.1 only (WebGPU needs a secure page, which localhost is)" };
+    }
+    if (error.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return { error: `unknown option '${flag ?? error.message}'` };
+    if (error.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+      return { error: `unexpected argument '${/'([^']*)'/.exec(error.message)?.[1] ?? error.message}'` };
+    }
+    return { error: error.message };
+  }
+  if (values.help) return { help: true };
+  const port = values.port === undefined ? 8080 : Number(values.port);
+  if (!/^\d+$/.test(values.port ?? '8080') || port > 65535) {
+    return { error: `--port must be an integer from 0 to 65535, got '${values.port}'` };
+  }
+  return { port };
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const at = process.argv.indexOf('--port');
-  const port = at >= 0 ? Number(process.argv[at + 1]) : 8080;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    console.error('usage: node scripts/serve.mjs [--port N]');
+  const usage = 'usage: node scripts/serve.mjs [--port N]   (npm run demo -- --port N; 0 picks a free port)';
+  const parsed = parseServeArgs(process.argv.slice(2));
+  if (parsed.help) {
+    console.log(usage);
+    process.exit(0);
+  }
+  if (parsed.error) {
+    console.error(`serve: ${parsed.error}\n${usage}`);
     process.exit(2);
   }
+  const { port } = parsed;
   try {
     statSync(resolve(root, 'dist', 'demo.js'));
   } catch {

@@ -33,7 +33,13 @@ const noGpu: OpenPipeline = () => {
 async function cli(argv: string[], options: { openPipeline?: OpenPipeline; isTTY?: boolean } = {}): Promise<Captured> {
   let stdout = '';
   let stderr = '';
-  const io = { stdout: (t: string) => void (stdout += t), stderr: (t: string) => void (stderr += t), isTTY: options.isTTY ?? false };
+  // Plain progress lines (stderr not a terminal) are left to test/progress.test.ts: here, none.
+  const io = {
+    stdout: (t: string) => void (stdout += t),
+    stderr: (t: string) => void (stderr += t),
+    isTTY: options.isTTY ?? false,
+    plainProgressMs: 3_600_000,
+  };
   const code = await main(argv, io, { openPipeline: options.openPipeline });
   return { code, stdout, stderr };
 }
@@ -117,11 +123,19 @@ async function rejects(argv: string[], ...expected: (string | RegExp)[]): Promis
 errors('unknown flags, subcommands and stray arguments give the usage line', async () => {
   await rejects(['--frobnicate'], "unknown option '--frobnicate'", 'usage: sample');
   await rejects(['encode', '--seed', '3'], "unknown option '--seed' for encode", 'usage: sample encode');
-  await rejects(['paint'], "unknown command 'paint'");
+  await rejects(['paint'], "unknown command 'paint'", 'usage: sample');
+  // `npm run sample --n 1` (no --) gives the CLI only '1': the hint says where the flag went.
+  await rejects(['1'], "unknown command '1'", 'with npm run, put the flags after --');
   await rejects(['--n', '2', 'stray'], "unexpected argument 'stray'");
   await rejects(['--n'], '--n needs a value');
   await rejects(['--n', '--clip'], '--n needs a value (to give one that starts with');
   await rejects(['--clip=yes'], '--clip takes no value');
+});
+
+errors('a PNG output named for another format is refused', async () => {
+  await rejects(['--out', '{dir}/grid.jpg'], "--out '", 'written as PNG, not .jpg', 'grid.png');
+  await rejects(['decode', '--latent', '{dir}/two-latents.safetensors', '--out', '{dir}/d.JPEG'], 'not .JPEG');
+  await rejects(['interpolate', '--seed-a', '1', '--seed-b', '2', '--out', '{dir}/i.webp'], 'not .webp');
 });
 
 errors('out-of-range and malformed values name the flag', async () => {

@@ -27,8 +27,9 @@ const BACKENDS: readonly Backend[] = ['auto', 'native', 'dawn'];
 
 const PROGRAM = 'sample';
 
-const RUN_FORMS = `run it as: npm run sample -- [COMMAND] [options]     (Node)
-           npx deno run -A sample.ts [COMMAND] [options]  (Deno)`;
+const RUN_FORMS = `run it as: npm run sample -- [COMMAND] [options]     (Node, in the repository)
+           deno run -P sample.ts [COMMAND] [options]  (Deno; -P: the permissions in deno.json)
+           npx ddim-webgpu [COMMAND] [options]        (the installed npm package)`;
 
 const COMMON_HELP = `  --model DIR         diffusers UNet2DModel folder: config.json + diffusion_pytorch_model.safetensors or .bin
                       (+ scheduler_config.json), or unet/ + scheduler/ (default: the bundled weights/emoji32)
@@ -277,7 +278,7 @@ export function parseCommandLine(argv: string[]): ParsedCommandLine {
   let rest = argv;
   if (argv.length > 0 && !argv[0].startsWith('-')) {
     if (!(COMMANDS as readonly string[]).includes(argv[0])) {
-      throw new CliError(`unknown command '${argv[0]}': use one of ${COMMANDS.join(', ')}`, usageLine('sample'));
+      throw new CliError(`unknown command '${argv[0]}': use one of ${COMMANDS.join(', ')}`, unknownCommandHint(argv[0]));
     }
     command = argv[0] as CommandName;
     rest = argv.slice(1);
@@ -310,7 +311,7 @@ export function parseCommandLine(argv: string[]): ParsedCommandLine {
         eta: v.eta(),
         clip: v.flag('clip'),
         seed: v.seed('seed') ?? 0,
-        out: v.path('out') ?? 'samples.png',
+        out: v.pngPath('out') ?? 'samples.png',
         outTensor: v.path('out-tensor'),
         xT: v.path('xT'),
         noise: v.path('noise'),
@@ -326,7 +327,7 @@ export function parseCommandLine(argv: string[]): ParsedCommandLine {
     case 'decode': {
       const latent = v.path('latent');
       if (latent === undefined) throw new CliError('decode needs --latent FILE (latents as encode writes them)', usageLine(command));
-      return { command, ...common, ...ddim(), latent, clip: v.flag('clip'), out: v.path('out') ?? 'decoded.png', scale: v.scale() };
+      return { command, ...common, ...ddim(), latent, clip: v.flag('clip'), out: v.pngPath('out') ?? 'decoded.png', scale: v.scale() };
     }
     case 'interpolate': {
       const seedA = v.seed('seed-a');
@@ -336,7 +337,7 @@ export function parseCommandLine(argv: string[]): ParsedCommandLine {
       }
       const frames = v.positiveInt('frames') ?? 8;
       if (frames < 2) throw new CliError(`--frames must be at least 2 (both ends are included), got ${frames}`);
-      return { command, ...common, ...ddim(), seedA, seedB, frames, out: v.path('out') ?? 'interpolation.png', scale: v.scale() };
+      return { command, ...common, ...ddim(), seedA, seedB, frames, out: v.pngPath('out') ?? 'interpolation.png', scale: v.scale() };
     }
     case 'eps': {
       const input = v.path('in');
@@ -360,6 +361,16 @@ function convertArgs(v: Values, positionals: string[]): ConvertArgs {
   const source = positionals[0].trim();
   if (source === '') throw new CliError('convert needs SRC, got an empty name', usageLine('convert'));
   return { command: 'convert', source, config: v.path('config'), ema: !v.flag('no-ema'), out };
+}
+
+/**
+ * A word that is no command but looks like a flag's value (a number, a file name) most often
+ * lost its flag on the way: `npm run sample --n 1` hands `--n` to npm and only `1` to the CLI.
+ */
+function unknownCommandHint(word: string): string {
+  if (!/^[\d.+-]|[./\\]/.test(word)) return usageLine('sample');
+  return `'${word}' looks like a flag's value without its flag: with npm run, put the flags after -- ` +
+    '(npm run sample -- --n 4), or npm takes them for itself';
 }
 
 /** parseArgs' messages are long and Node-worded; these name the flag and the problem. */
@@ -407,6 +418,19 @@ class Values {
   path(name: string): string | undefined {
     const value = this.string(name);
     if (value === '') throw new CliError(`--${name} needs a file name, got an empty one`, usageLine(this.command));
+    return value;
+  }
+
+  /** A PNG output: a name ending in another format's extension (x.jpg) would get PNG bytes. */
+  pngPath(name: string): string | undefined {
+    const value = this.path(name);
+    const extension = /\.([^./\\]+)$/.exec(value ?? '')?.[1];
+    if (value !== undefined && extension !== undefined && extension.toLowerCase() !== 'png') {
+      throw new CliError(
+        `--${name} '${value}': the images are written as PNG, not .${extension}`,
+        `name it ${value.slice(0, -extension.length)}png (convert it afterwards for another format)`,
+      );
+    }
     return value;
   }
 

@@ -11,7 +11,7 @@ import type { RecordObserver } from '../gpu/recorder.ts';
 import { gridRgba, rgbaToTensor } from '../io/image.ts';
 import { decodePng, encodePng, PngError } from '../io/png.ts';
 import { parseSafetensors, SafetensorsError, type SafetensorsFile, serializeSafetensors, toFloat32, toInt32 } from '../io/safetensors.ts';
-import { type UNetConfig } from '../model/config.ts';
+import type { UNetConfig } from '../model/config.ts';
 import { type DdimModel, type DdimPipeline, type ModelFiles, readModel } from '../pipeline.ts';
 import { chromeTrace, formatProfile, type Profile, Profiler } from '../profile/profiler.ts';
 import { ddimTimesteps, type NoiseSchedule, ScheduleError, type TimestepSpacing } from '../sampler/schedule.ts';
@@ -274,12 +274,12 @@ interface StepHooks {
   /**
    * Deno's wgpu resolves onSubmittedWorkDone only when something waits on the device, so the
    * steps of a batch would all report at its end; a small per-step readback (the x0 preview)
-   * makes them report as they finish. Only on a terminal, where the bar is drawn.
+   * makes them report as they finish, for the bar on a terminal and the plain lines elsewhere.
    */
   previewX0: boolean;
 }
 
-/** Runs the DDIM work with a progress bar (on a terminal), timing it. */
+/** Runs the DDIM work with its progress shown (a bar on a terminal, plain lines elsewhere), timing it. */
 async function timedSteps<T>(
   io: CliIo,
   pipeline: DdimPipeline,
@@ -292,10 +292,10 @@ async function timedSteps<T>(
   const bar = new ProgressBar(io, label, count, batch, steps);
   const start = performance.now();
   try {
-    const result = await work({ onStep: bar.onStep, previewX0: io.isTTY && pipeline.gpu.implementation === 'deno-wgpu' });
+    const result = await work({ onStep: bar.onStep, previewX0: pipeline.gpu.implementation === 'deno-wgpu' });
     return { result, seconds: (performance.now() - start) / 1000, adapter: pipeline.gpu.adapterName };
   } finally {
-    bar.stop();
+    await bar.stop();
   }
 }
 

@@ -49,6 +49,8 @@ function processIo(): CliIo {
     stdout: (text) => void process.stdout.write(text),
     stderr: (text) => void process.stderr.write(text),
     isTTY: !!process.stderr.isTTY,
+    // Deno blocks this thread while the GPU works; a worker keeps the progress going meanwhile.
+    progressWorker: typeof (globalThis as { Deno?: unknown }).Deno !== 'undefined',
   };
 }
 

@@ -4,7 +4,7 @@
  * `DdimPipeline.load` takes. Exported from `src/node.ts` as `loadModelDir`.
  *
  * ```ts
- * import { DdimPipeline, loadModelDir, requestGpu } from './src/node.ts';
+ * import { DdimPipeline, loadModelDir, requestGpu } from './src/mod.ts';
  * const pipeline = await DdimPipeline.load(await requestGpu(), await loadModelDir('weights/emoji32'));
  * ```
  */

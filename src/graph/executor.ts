@@ -304,7 +304,7 @@ export class CompiledGraph implements RecordableGraph {
   }
 
   /** Runs the graph once (through `recorder`, which may hold observers) and waits for it. */
-  async run(recorder = new Recorder(this.gpu.device)): Promise<void> {
+  async run(recorder: Recorder = new Recorder(this.gpu.device)): Promise<void> {
     const encoder = recorder.encoder(this.label);
     recorder.graph(encoder, this);
     recorder.submit(encoder);

@@ -154,7 +154,7 @@ export class UNet {
   }
 
   /** ε(x, t) for a whole batch: x is [N, C, H, W], t one timestep per image. */
-  forward(x: Float32Array, t: Int32Array, recorder = new Recorder(this.compiled.gpu.device)): Promise<Float32Array> {
+  forward(x: Float32Array, t: Int32Array, recorder: Recorder = new Recorder(this.compiled.gpu.device)): Promise<Float32Array> {
     return this.exclusive(async () => {
       this.compiled.write(SAMPLE_INPUT, x);
       this.compiled.write(TIMESTEP_INPUT, t);

@@ -1,4 +1,4 @@
-import { type Graph, type Tensor } from '../graph/graph.ts';
+import type { Graph, Tensor } from '../graph/graph.ts';
 
 /**
  * A strided view of a matrix per batch item z = outer * innerCount + inner: element (row, k) at
