@@ -29,7 +29,6 @@ export interface Gpu {
   /** Which WebGPU implementation: 'browser', 'deno-wgpu' or 'dawn'. */
   implementation: string;
   hasTimestamps: boolean;
-  hasF16: boolean;
   /** Errors the device reported outside any error scope, newest last. */
   uncapturedErrors: string[];
   /** Resolves with a message when the device is lost. */
@@ -202,7 +201,6 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
     adapterName: describeAdapter(adapter, implementation),
     implementation,
     hasTimestamps: device.features.has('timestamp-query'),
-    hasF16: device.features.has('shader-f16'),
     uncapturedErrors,
     lost,
     instance: gpu,
