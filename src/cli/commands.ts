@@ -4,7 +4,7 @@
  * schedule) and only then opens the GPU; outputs are made in memory and written at the very
  * end with writeFileAtomic, so a failed run leaves no file behind.
  */
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Backend } from '../gpu/device.ts';
 import type { RecordObserver } from '../gpu/recorder.ts';
@@ -29,6 +29,7 @@ import { convert } from './convert.ts';
 import { readFileBytes, writeFileAtomic } from './files.ts';
 import { defaultModelDir, type ModelPaths, readModelDir } from './model_dir.ts';
 import { type CliIo, plural, ProgressBar, rate } from './progress.ts';
+import { pathKind } from '../fs/path_kind.ts';
 
 /** A loaded pipeline and how to let go of it. */
 export interface OpenedPipeline {
@@ -126,24 +127,15 @@ function timestepsFor(model: Model, steps: number, spacing: TimestepSpacing): nu
   }
 }
 
-function statKind(path: string): 'file' | 'dir' | 'missing' | 'other' {
-  try {
-    const s = statSync(path);
-    return s.isFile() ? 'file' : s.isDirectory() ? 'dir' : 'other';
-  } catch {
-    return 'missing';
-  }
-}
-
 /** The output's folder exists and is writable, and the output itself is not a folder. */
 function checkOutput(path: string, flag: string): void {
   const folder = dirname(resolve(path));
-  const kind = statKind(folder);
+  const kind = pathKind(folder);
   if (kind === 'missing') {
     throw new CliError(`cannot write ${flag} '${path}': folder '${folder}' does not exist`, 'create it first, or pick another --out');
   }
   if (kind !== 'dir') throw new CliError(`cannot write ${flag} '${path}': '${folder}' is not a folder`);
-  if (statKind(path) === 'dir') throw new CliError(`cannot write ${flag} '${path}': it is a folder`);
+  if (pathKind(path) === 'dir') throw new CliError(`cannot write ${flag} '${path}': it is a folder`);
   try {
     accessSync(folder, constants.W_OK);
   } catch {

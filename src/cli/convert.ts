@@ -5,7 +5,7 @@
  * beside DIR, which then becomes DIR in one rename, so DIR is never half-written.
  */
 import { randomBytes } from 'node:crypto';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { readTorchFile, stateDictEntries } from '../io/torch.ts';
@@ -16,6 +16,7 @@ import { CliError, type ConvertArgs, usageLine } from './args.ts';
 import { readFileBytes, writeFileAtomic } from './files.ts';
 import { findModelFiles } from './model_dir.ts';
 import type { CliIo } from './progress.ts';
+import { pathKind } from '../fs/path_kind.ts';
 
 interface Output {
   files: Record<string, Uint8Array>;
@@ -27,7 +28,7 @@ const json = (value: unknown) => new TextEncoder().encode(`${JSON.stringify(valu
 
 export async function convert(args: ConvertArgs, io: CliIo): Promise<void> {
   checkOutFolder(args.out);
-  const kind = statKind(args.source);
+  const kind = pathKind(args.source);
   if (kind === 'missing') throw new CliError(`convert: '${args.source}' does not exist`, usageLine('convert'));
   const output = kind === 'dir' ? await fromBinFolder(args) : await fromPaperCheckpoint(args);
   await writeFolder(args.out, output.files);
@@ -90,24 +91,15 @@ async function fromBinFolder(args: ConvertArgs): Promise<Output> {
   return { files, what: `'${paths.weights}' (${count} tensors)`, notes: [] };
 }
 
-function statKind(path: string): 'file' | 'dir' | 'missing' | 'other' {
-  try {
-    const s = statSync(path);
-    return s.isFile() ? 'file' : s.isDirectory() ? 'dir' : 'other';
-  } catch {
-    return 'missing';
-  }
-}
-
 /** --out is new or an empty folder, in a folder that exists. */
 function checkOutFolder(out: string): void {
-  const kind = statKind(out);
+  const kind = pathKind(out);
   if (kind === 'file' || kind === 'other') throw new CliError(`convert: --out '${out}' exists and is not a folder`);
   if (kind === 'dir' && readdirSync(out).length > 0) {
     throw new CliError(`convert: --out '${out}' is a folder that is not empty; nothing in it is replaced`, 'give a new folder');
   }
   const parent = dirname(resolve(out));
-  if (statKind(parent) !== 'dir') throw new CliError(`convert: cannot make --out '${out}': folder '${parent}' does not exist`);
+  if (pathKind(parent) !== 'dir') throw new CliError(`convert: cannot make --out '${out}': folder '${parent}' does not exist`);
 }
 
 async function writeFolder(out: string, files: Record<string, Uint8Array>): Promise<void> {

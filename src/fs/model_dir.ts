@@ -8,11 +8,12 @@
  * const pipeline = await DdimPipeline.load(await requestGpu(), await loadModelDir('weights/emoji32'));
  * ```
  */
-import { statSync } from 'node:fs';
+
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MODEL_LAYOUTS, type ModelFiles, modelFiles, PICKLE_WEIGHTS, SAFETENSORS_WEIGHTS } from '../model/model_files.ts';
 import { ModelLoadError } from '../web/load_model.ts';
+import { pathKind } from './path_kind.ts';
 
 /** A model folder that cannot be read; `hint` says what a model folder holds or what to do. */
 export class ModelDirError extends ModelLoadError {
@@ -34,29 +35,20 @@ export interface ModelPaths {
 const LAYOUT_HINT = `a model folder holds config.json + ${SAFETENSORS_WEIGHTS} (or ${PICKLE_WEIGHTS}) ` +
   '(+ scheduler_config.json), or unet/ + scheduler/ of a diffusers pipeline';
 
-function kind(path: string): 'file' | 'dir' | 'missing' | 'other' {
-  try {
-    const s = statSync(path);
-    return s.isFile() ? 'file' : s.isDirectory() ? 'dir' : 'other';
-  } catch {
-    return 'missing';
-  }
-}
-
 /** Finds a model's files in either layout, or says exactly what is missing. */
 export function findModelDir(dir: string): ModelPaths {
-  const what = kind(dir);
+  const what = pathKind(dir);
   if (what === 'missing') throw new ModelDirError(`model folder '${dir}' does not exist`, LAYOUT_HINT);
   if (what !== 'dir') throw new ModelDirError(`model path '${dir}' is not a folder`, LAYOUT_HINT);
   for (const layout of MODEL_LAYOUTS) {
     const config = join(dir, layout.config);
-    if (kind(config) !== 'file') continue;
-    const weights = layout.weights.map((file) => join(dir, file)).find((path) => kind(path) === 'file');
+    if (pathKind(config) !== 'file') continue;
+    const weights = layout.weights.map((file) => join(dir, file)).find((path) => pathKind(path) === 'file');
     if (!weights) {
       throw new ModelDirError(`model folder '${dir}' has ${layout.config} but no ${layout.weights.join(' nor ')}`, LAYOUT_HINT);
     }
     const scheduler = join(dir, layout.scheduler);
-    return { dir, layout: layout.layout, config, weights, scheduler: kind(scheduler) === 'file' ? scheduler : undefined };
+    return { dir, layout: layout.layout, config, weights, scheduler: pathKind(scheduler) === 'file' ? scheduler : undefined };
   }
   throw new ModelDirError(`model folder '${dir}' has no config.json (nor unet/config.json)`, LAYOUT_HINT);
 }
