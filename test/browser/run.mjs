@@ -130,7 +130,7 @@ try {
   });
 
   let demoPng;
-  await test(`the demo loads emoji32 and draws a ${SAMPLE_STEPS}-step sample, then encodes and decodes a picked PNG`, async (page) => {
+  await test(`the demo loads emoji32 and draws a ${SAMPLE_STEPS}-step sample, then encodes and decodes a picked PNG; Stop stops a sample`, async (page) => {
     await page.goto(server.url);
     await page.waitForSelector('body[data-state="ready"], body[data-state="failed"]', { timeout: ACTION_TIMEOUT_MS });
     check(await page.getAttribute('body', 'data-state') === 'ready', `the page failed: ${await page.textContent('#fatal')}`);
@@ -160,6 +160,24 @@ try {
     demoPng.decoded = new Uint8Array(await page.locator('#roundtrip-output').screenshot());
     demoPng.page = new Uint8Array(await page.screenshot({ path: resolve(outDir, 'demo.png'), fullPage: true }));
     if (extraScreenshot) writeFileSync(extraScreenshot, demoPng.page);
+
+    // Stop: a long sample is stopped after a step or two, and the page is ready again.
+    await page.fill('#steps', '50');
+    await page.click('#sample');
+    await page.waitForFunction(() => /^\d+\/50$/.test(document.querySelector('#samples')?.dataset.step ?? ''), null, {
+      timeout: ACTION_TIMEOUT_MS,
+      polling: 200,
+    });
+    check(!(await page.isDisabled('#stop')), 'Stop is disabled while sampling');
+    await page.click('#stop');
+    await page.waitForSelector('body[data-state="ready"], body[data-state="failed"]', { timeout: ACTION_TIMEOUT_MS });
+    const status = await page.textContent('#status');
+    const stoppedAt = await page.getAttribute('#samples', 'data-step');
+    console.log(`      Stop pressed: '${status}' after step ${stoppedAt}`);
+    check(/stopped/.test(status ?? ''), `the page does not say the sample stopped: ${status}`);
+    check(stoppedAt !== '50/50', 'the sample ran to its end');
+    check(await page.getAttribute('#samples', 'data-runs') === '1', 'a stopped sample was counted as finished');
+    check(await page.isDisabled('#stop'), 'Stop stays enabled after the sample stopped');
   });
 
   await test('the pictures on the page are images, not blank or one colour', async () => {
