@@ -53,8 +53,12 @@ function loadOrtWeb(gpu: Gpu): Promise<OrtLike> {
   acceptSharedMemoryWrites(gpu.device.queue);
   const specifier = 'onnxruntime-web/webgpu';
   ortWeb = import(specifier).then((m) => {
-    const ort = (m.default ?? m) as OrtLike & { env: { logLevel?: string } };
+    const ort = (m.default ?? m) as OrtLike & { env: { logLevel?: string; wasm: { numThreads?: number } } };
     ort.env.logLevel = 'error'; // not its notes on which nodes it keeps on the CPU
+    // One WebAssembly thread, as a page that is not cross-origin isolated gets: the WebGPU EP keeps
+    // only shape arithmetic on the CPU, and in Node its worker threads made a tiny model's session
+    // take 127 s instead of 5 on two busy cores.
+    ort.env.wasm.numThreads = 1;
     return ort;
   });
   return ortWeb;
