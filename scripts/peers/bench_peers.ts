@@ -184,7 +184,7 @@ export function formatPeers(r: PeersResult, batch: number): string {
   return [
     `peers: ${r.onnx.name} (weights: ${r.onnx.weights}), batch ${batch}; forwards from input array to eps array, median; ` +
     `x engine = its time / the engine's`,
-    ...rows.map((row) => row.map((cell, i) => (i === 0 || i === 5 ? pad(cell, widths[i]) : lpad(cell, widths[i]))).join('')),
+    ...rows.map((row) => row.map((cell, i) => (i === 0 ? pad(cell, widths[i]) : i === 5 ? `  ${cell}` : lpad(cell, widths[i]))).join('')),
     ...notes,
   ].join('\n');
 }
