@@ -254,7 +254,9 @@ bench() { # bench NAME ARGS...   (with the WebGPU peer where an ONNX file of the
   local with=()
   if [ "${PEERS:-1}" = 1 ]; then
     case "$name" in
-      emoji32*) [ -f "$work/shared/peers/emoji32.onnx" ] && with=(--peers=ort-webgpu --peers-dir "$work/shared/peers") ;;
+      emoji32*)
+        if [ -f "$work/shared/peers/emoji32.onnx" ]; then with=(--peers=ort-webgpu --peers-dir "$work/shared/peers")
+        elif [ "${QUICK:-0}" = 1 ]; then with=(--peers=ort-webgpu --peer-onnx "$dev/peers/configs/quick-32.onnx"); fi ;;
       *) with=(--peers=ort-webgpu --peers-dir "$work/shared/peers") ;;
     esac
   fi
