@@ -52,6 +52,7 @@ await build({
   format: 'esm',
   platform: 'browser',
   target: 'es2022',
+  external: ['node:*'], // device.ts imports them only under Node and Deno (as scripts/build-web.mjs does)
   logLevel: 'warning',
 });
 writeFileSync(

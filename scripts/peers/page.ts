@@ -25,7 +25,7 @@ const log = (line: string) => {
   console.log(line);
 };
 const describe = (info: GPUAdapterInfo | undefined) =>
-  info ? (info.description || [info.vendor, info.architecture, info.device].join(' ')) : '?';
+  info ? (info.description || [info.vendor, info.architecture, info.device].filter(Boolean).join(' ')) + ' [browser]' : '?';
 
 async function run() {
   const gpu = await requestGpu();
