@@ -98,6 +98,17 @@ peers("the peers' options and models: clear refusals, external data of the state
   const missing = findPeerModel({ peersDir: '/nonexistent', modelName: 'emoji32' });
   assert.match((missing as { missing: string }).missing, /emoji32\.onnx is missing/);
   assert.match((findPeerModel({ peersDir: '.', modelName: 'mine' }) as { missing: string }).missing, /--peer-onnx FILE/);
+  const dir = mkdtempSync(join(tmpdir(), 'ddim-peers-'));
+  try {
+    writeFileSync(join(dir, 'cifar10.onnx'), tinyOnnxModel());
+    writeFileSync(join(dir, 'cifar10.json'), '{"externalData": "cifar10.onnx.data", "bytes": 4096}');
+    const found = findPeerModel({ peersDir: dir, layout: 'cifar10', modelName: 'cifar10 layout' });
+    assert.equal((found as { externalData: unknown }).externalData, { path: 'cifar10.onnx.data', bytes: 4096 });
+    writeFileSync(join(dir, 'cifar10.json'), '{ not json');
+    assert.match((findPeerModel({ peersDir: dir, layout: 'cifar10', modelName: 'x' }) as { missing: string }).missing, /is not JSON/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
   const data = new Float32Array(randomExternalData(4096).buffer);
   assert.ok(data.every((v) => Number.isFinite(v) && Math.abs(v) <= 0.025) && new Set(data).size > 1000);
   assert.throws(() => randomExternalData(6), /whole float32/);

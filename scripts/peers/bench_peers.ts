@@ -59,7 +59,12 @@ export function findPeerModel(
   const meta = file.replace(/\.onnx$/, '.json');
   let externalData: PeerModel['externalData'];
   if (meta !== file && existsSync(meta)) {
-    const m = JSON.parse(readFileSync(meta, 'utf8'));
+    let m;
+    try {
+      m = JSON.parse(readFileSync(meta, 'utf8'));
+    } catch (e) {
+      return { missing: `${meta} (beside the ONNX file, giving its external data) is not JSON: ${(e as Error).message}` };
+    }
     if (typeof m.externalData === 'string' && Number.isInteger(m.bytes)) externalData = { path: m.externalData, bytes: m.bytes };
   }
   return { name: basename(file), graph: new Uint8Array(readFileSync(file)), externalData, sameWeights: sameWeights && !externalData };
