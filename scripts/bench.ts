@@ -1,25 +1,32 @@
 /**
- * Benchmarks one model on this machine's WebGPU adapter against the floor: the engine's best plain
- * f32 matmul, measured in the same run. Runs under Deno and Node; `--help` lists the options.
+ * Benchmarks one model on this machine's WebGPU adapter: the engine's forward and DDIM sample, the
+ * engine's best plain f32 matmul in the same run (a kernel-quality figure), and with --peers the
+ * same model through ONNX Runtime (Web's WebGPU EP on the same adapter, Node's CPU EP) in the
+ * same process. Runs under Deno and Node; `--help` lists the options.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
+import { requestGpu } from '../src/gpu/device.ts';
 import type { ModelFiles } from '../src/pipeline.ts';
 import { type BenchOptions, type BenchResult, formatBenchmark, runBenchmark } from '../src/profile/bench.ts';
 import { chromeTrace } from '../src/profile/profiler.ts';
 import { isLayoutName, layoutModel, LAYOUTS } from './layouts.ts';
+import { findPeerModel, formatPeers, type PeersResult, runPeers } from './peers/bench_peers.ts';
+import { PEER_NAMES, type PeerName } from './peers/peers.ts';
 
 export interface BenchCliResult extends BenchResult {
   host: { runtime: string; cpus: number; loadAverageBefore: number[]; loadAverageAfter: number[]; settings: Record<string, unknown> };
+  /** With --peers: the same model through ONNX Runtime, and the engine timed the same way. */
+  peers?: PeersResult;
 }
 
 class UsageError extends Error {}
 
-export const USAGE = `Benchmarks a model's forward and DDIM sampling against the rate of a plain f32 matmul
-measured in the same run on the same adapter.
+export const USAGE = `Benchmarks a model's forward and DDIM sampling on this WebGPU adapter, beside the rate of a
+plain f32 matmul measured in the same run (kernel quality) and, with --peers, ONNX Runtime.
 
   deno run -A scripts/bench.ts [options]
   node scripts/node.mjs scripts/bench.ts [options]      (npm run bench -- [options])
@@ -36,6 +43,12 @@ Options:
   --json FILE        also write the result as JSON
   --trace FILE       also write the node-by-node profile as a Chrome trace (chrome://tracing, Perfetto)
   --quick            a tiny setting for CI: 1 warm-up, 1 timed forward, a 1-step sample, 128^3 matmuls
+  --peers[=LIST]     then the same model through ONNX Runtime in this process: ort-webgpu
+                     (onnxruntime-web's WebGPU EP on this adapter) and ort-cpu (onnxruntime-node,
+                     Node only); LIST picks some, e.g. --peers=ort-cpu. Same batch, steps, repeats
+  --peer-onnx FILE   the model as ONNX (x f32 [b,3,s,s], t int64 [b] -> eps); by default
+                     emoji32.onnx or <layout>.onnx from --peers-dir
+  --peers-dir DIR    where those are (../shared/peers)
   -h, --help
 
 Prints a table to stdout and progress to stderr; both name the adapter.`;
@@ -52,10 +65,13 @@ interface Args {
   matmulSize?: number;
   quick: boolean;
   help: boolean;
+  peers?: PeerName[];
+  peerOnnx?: string;
+  peersDir: string;
 }
 
 export function parseArgs(argv: string[]): Args {
-  const args: Args = { batch: 1, quick: false, help: false };
+  const args: Args = { batch: 1, quick: false, help: false, peersDir: '../shared/peers' };
   const positive = (flag: string, value: string | undefined): number => {
     const n = Number(value);
     if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} takes a positive integer, got ${value ?? 'nothing'}`);
@@ -99,11 +115,29 @@ export function parseArgs(argv: string[]): Args {
       case '--quick':
         args.quick = true;
         break;
+      case '--peers':
+        args.peers = [...PEER_NAMES];
+        break;
+      case '--peer-onnx':
+        args.peerOnnx = value();
+        break;
+      case '--peers-dir':
+        args.peersDir = value();
+        break;
       case '-h':
       case '--help':
         args.help = true;
         break;
       default:
+        if (flag.startsWith('--peers=')) {
+          const names = flag.slice('--peers='.length).split(',');
+          const bad = names.filter((n) => !(PEER_NAMES as readonly string[]).includes(n));
+          if (bad.length || !names.length) {
+            throw new UsageError(`--peers= takes ${PEER_NAMES.join(' and/or ')}, comma-separated; got ${bad.join(',')}`);
+          }
+          args.peers = names as PeerName[];
+          break;
+        }
         throw new UsageError(`unknown option ${flag} (try --help)`);
     }
   }
@@ -111,6 +145,7 @@ export function parseArgs(argv: string[]): Args {
   if (args.layout && !isLayoutName(args.layout)) {
     throw new UsageError(`--layout takes ${Object.keys(LAYOUTS).join(' or ')}, got ${args.layout}`);
   }
+  if (args.peerOnnx && !args.peers) throw new UsageError('--peer-onnx goes with --peers');
   if (args.warmup !== undefined && !(Number.isInteger(args.warmup) && args.warmup >= 0)) {
     throw new UsageError(`--warmup takes a whole number, got ${args.warmup}`);
   }
@@ -153,6 +188,11 @@ export async function main(
     modelSource = dir;
     files = readModelDir(dir);
   }
+  // The peers' model is found before the long engine run, so a missing file costs nothing.
+  const peerModel = args.peers
+    ? findPeerModel({ onnx: args.peerOnnx, peersDir: args.peersDir, layout: args.layout, modelName })
+    : undefined;
+  if (peerModel && 'missing' in peerModel) throw new UsageError(peerModel.missing);
   const settings: BenchOptions = {
     modelName,
     modelSource,
@@ -179,7 +219,20 @@ export async function main(
     },
   };
   const loadAverageBefore = loadavg();
-  const result = await runBenchmark(settings);
+  const gpu = settings.gpu ?? await requestGpu();
+  const result = await runBenchmark({ ...settings, gpu });
+  const peers = peerModel && args.peers
+    ? await runPeers({
+      gpu,
+      files,
+      model: peerModel,
+      which: args.peers,
+      engine: result,
+      repeats: settings.repeats!,
+      warmup: settings.warmup!,
+      log: err,
+    })
+    : undefined;
   const host = {
     runtime: 'Deno' in globalThis
       ? `deno ${(globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno}`
@@ -196,8 +249,9 @@ export async function main(
       quick: args.quick,
     },
   };
-  const full: BenchCliResult = { ...result, host };
+  const full: BenchCliResult = { ...result, host, ...(peers ? { peers } : {}) };
   out(formatBenchmark(result));
+  if (peers) out('\n' + formatPeers(peers, result.model.batch));
   out(
     `host: ${host.runtime}, ${host.cpus} CPUs, load average ${loadAverageBefore.map((v) => v.toFixed(1)).join(' ')} before, ${
       host.loadAverageAfter.map((v) => v.toFixed(1)).join(' ')

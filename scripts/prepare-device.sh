@@ -17,6 +17,10 @@
 #                              (everything but Dawn's bindings inside)
 #   app/node_modules/webgpu    Dawn's bindings, Linux x64 only, dawn.node xz-compressed
 #   golden/*.xz                the golden tensors the tests read from ../shared/golden
+#   app/node_modules/onnxruntime-web   its WebGPU build (the bundle and the wasm, xz): the peer
+#   peers/                     the graph-only cifar10 and celebahq ONNX files and their .json
+#                              (emoji32.onnx, 36 MB of weights, does not fit); torch_bench.py,
+#                              the layouts' diffusers configs, diffusers' source (for PyTorch)
 #   weights/emoji32/           (--standalone) the default model, compressed
 #   lib/                       the Vulkan loader and GL dispatch libraries, used only where the
 #                              machine lacks them (see /work/shared/docs/gpu-runtimes.md)
@@ -58,7 +62,7 @@ pack() {
 echo "prepare-device: into $dev ($([ $standalone = 1 ] && echo standalone || echo 'for the device tool'))"
 mkdir -p "$dev"
 # What the other mode packed, and old bundles, go; the slow-to-compress node binary stays.
-rm -rf "$dev/app" "$dev/golden" "$dev/weights" "$dev/lib" "$dev/out"
+rm -rf "$dev/app" "$dev/golden" "$dev/weights" "$dev/lib" "$dev/out" "$dev/peers"
 
 # node: stripped of its debug info (99 MB -> 86 MB) before compression.
 node_bin="$(readlink -f "$(command -v node)")"
@@ -101,6 +105,23 @@ cp node_modules/webgpu/package.json node_modules/webgpu/index.js node_modules/we
 pack node_modules/webgpu/dist/linux-x64/dawn.node "$cache/dawn.node.xz"
 cp "$cache/dawn.node.xz" "$wg/dist/linux-x64/dawn.node.xz"
 
+echo "  onnxruntime-web (WebGPU build) ..."
+ow="$dev/app/node_modules/onnxruntime-web"
+mkdir -p "$ow/dist"
+cp node_modules/onnxruntime-web/package.json "$ow/"
+cp node_modules/onnxruntime-web/dist/ort.webgpu.bundle.min.mjs node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.asyncify.mjs "$ow/dist/"
+pack node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.asyncify.wasm "$cache/ort-asyncify.wasm.xz"
+cp "$cache/ort-asyncify.wasm.xz" "$ow/dist/ort-wasm-simd-threaded.asyncify.wasm.xz"
+
+echo "  peers (ONNX graphs, PyTorch script, configs, diffusers source) ..."
+peers_src="$root/../shared/peers"
+mkdir -p "$dev/peers/configs"
+for f in cifar10.onnx cifar10.json celebahq.onnx celebahq.json diffusers-src.tar.xz; do
+  if [ -f "$peers_src/$f" ]; then cp "$peers_src/$f" "$dev/peers/"; else echo "    (no $peers_src/$f)"; fi
+done
+cp scripts/peers/torch_bench.py scripts/peers/device_summary.mjs "$dev/peers/"
+node scripts/node.mjs scripts/peers/write_configs.ts "$dev/peers/configs" >/dev/null
+
 echo "  golden files ..."
 if [ $standalone = 1 ]; then
   golden_files=(meta.json emoji32_ddim.safetensors)
@@ -134,12 +155,17 @@ done
 
 cat > "$dev/run.sh" <<'RUN'
 #!/usr/bin/env bash
-# Runs the benchmark (emoji32, and the CIFAR-10 and CelebA-HQ-256 layouts with random weights)
-# and the golden tests on this machine's GPU, from what scripts/prepare-device.sh packed.
+# On this machine's GPU, from what scripts/prepare-device.sh packed, in this order:
+#   1. the golden tests (every UNet and DDIM golden), once per conv kernel family (tiled, registers);
+#   2. the engine's benchmark (emoji32, and the CIFAR-10 and CelebA-HQ-256 layouts with random
+#      weights) with onnxruntime-web's WebGPU EP on the same Dawn adapter beside it (--peers);
+#   3. PyTorch on the same card for the same layouts: eager, CUDA graphs, torch.compile;
+#   4. results.json and results.md (one table, the card's name) from all of it.
 #   bash .device/run.sh            results, logs and traces go to $OUT (else .device/out)
-# Knobs: QUICK=1 (tiny settings and the UNet goldens only: checks the kit, measures nothing),
+# Knobs: QUICK=1 (tiny settings, the UNet goldens only: checks the kit, measures nothing),
 # MODELS="emoji32 cifar10 celebahq" (which to benchmark), BATCHES=0 (skip the big-batch runs),
-# GOLDEN=0 (skip the golden tests), STEP_TIMEOUT=seconds per run (default 300).
+# GOLDEN=0, PEERS=0, TORCH=0 (skip a part), TORCH_MODES="eager cuda-graphs compile",
+# STEP_TIMEOUT=seconds per run (default 300), PYTHON (default python3).
 set -uo pipefail
 dev="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$dev/.." && pwd)"
@@ -179,6 +205,10 @@ elif [ -d "$dev/weights/emoji32" ]; then
 else
   echo "weights: none found (no checkout beside .device and not packed with --standalone)"; exit 1
 fi
+unxz_to "$dev/app/node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.asyncify.wasm.xz" "$work/app/node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.asyncify.wasm"
+rm -f "$work/app/node_modules/onnxruntime-web/dist/"*.xz
+mkdir -p "$work/shared/peers"
+cp "$dev/peers/"*.onnx "$dev/peers/"*.json "$work/shared/peers/" 2>/dev/null
 export PATH="$work/bin:$PATH"
 echo "node $(node --version)"
 
@@ -218,28 +248,61 @@ run() { # run NAME COMMAND...
 }
 quick=()
 [ "${QUICK:-0}" = 1 ] && quick=(--quick)
-bench() { # bench NAME ARGS...
+peers=()
+bench() { # bench NAME ARGS...   (with the WebGPU peer where an ONNX file of the model is packed)
   local name="$1"; shift
-  run "bench $name" node bench.mjs "$@" "${quick[@]}" --json "$OUT/bench-$name.json" --trace "$OUT/trace-$name.json"
+  local with=()
+  if [ "${PEERS:-1}" = 1 ]; then
+    case "$name" in
+      emoji32*)
+        if [ -f "$work/shared/peers/emoji32.onnx" ]; then with=(--peers=ort-webgpu --peers-dir "$work/shared/peers")
+        elif [ "${QUICK:-0}" = 1 ]; then with=(--peers=ort-webgpu --peer-onnx "$dev/peers/configs/quick-32.onnx"); fi ;;
+      *) with=(--peers=ort-webgpu --peers-dir "$work/shared/peers") ;;
+    esac
+  fi
+  run "bench $name" node bench.mjs "$@" "${with[@]}" "${quick[@]}" --json "$OUT/bench-$name.json" --trace "$OUT/trace-$name.json"
 }
 
 models=" ${MODELS:-emoji32 cifar10 celebahq} "
 wants() { [[ "$models" == *" $1 "* ]]; }
+# 1. Goldens first, so a wrong answer is known before any time is spent on speed; both families.
+golden=()
+[ -f "$work/shared/golden/emoji32_unet.safetensors" ] || golden=(ddim)
+[ "${QUICK:-0}" = 1 ] && [ ${#golden[@]} = 0 ] && golden=(unet)
+if [ "${GOLDEN:-1}" = 1 ]; then
+  for kernels in tiled registers; do
+    run "golden ($kernels kernels)" env DDIM_KERNELS=$kernels node golden.mjs "${golden[@]}"
+  done
+fi
+# 2. The engine, with ORT-web beside it on the same adapter.
 wants emoji32 && bench emoji32-b1 --model weights/emoji32
 if command -v nvidia-smi >/dev/null && grep -qs '"adapter": "llvmpipe' "$OUT/bench-emoji32-b1.json"; then
   echo "WARNING: this machine has an NVIDIA GPU but the benchmark ran on the software driver: check the Vulkan set-up above"
 fi
 wants cifar10 && bench cifar10-b1 --layout cifar10
 wants celebahq && bench celebahq-b1 --layout celebahq --repeats 5
-golden=()
-[ -f "$work/shared/golden/emoji32_unet.safetensors" ] || golden=(ddim)
-[ "${QUICK:-0}" = 1 ] && [ ${#golden[@]} = 0 ] && golden=(unet)
-[ "${GOLDEN:-1}" = 1 ] && run golden node golden.mjs "${golden[@]}"
 if [ "${BATCHES:-1}" = 1 ] && [ "${QUICK:-0}" != 1 ]; then
   wants emoji32 && bench emoji32-b64 --model weights/emoji32 --batch 64 --steps 10 --repeats 5
   wants cifar10 && bench cifar10-b64 --layout cifar10 --batch 64 --steps 10 --repeats 5
   wants celebahq && bench celebahq-b8 --layout celebahq --batch 8 --steps 10 --repeats 3
 fi
+# 3. PyTorch on the same card (diffusers from the packed source; no network there).
+python="${PYTHON:-python3}"
+if [ "${TORCH:-1}" = 1 ] && [ -f "$dev/peers/diffusers-src.tar.xz" ]; then
+  if "$python" -c 'import torch' 2>/dev/null; then
+    mkdir -p "$work/diffusers"
+    "$python" -c 'import lzma, sys, tarfile; tarfile.open(fileobj=lzma.open(sys.argv[1])).extractall(sys.argv[2])' \
+      "$dev/peers/diffusers-src.tar.xz" "$work/diffusers"
+    layouts="$(echo $models | tr ' ' ',')"
+    modes="$(echo ${TORCH_MODES:-eager cuda-graphs compile} | tr ' ' ',')"
+    run torch env PYTHONPATH="$work/diffusers/src${PYTHONPATH:+:$PYTHONPATH}" "$python" "$dev/peers/torch_bench.py" \
+      --configs "$dev/peers/configs" --layouts "$layouts" --modes "$modes" --out "$OUT/torch.json" "${quick[@]}"
+  else
+    echo "=== torch: skipped, $python has no torch"
+  fi
+fi
+# 4. One JSON and one table.
+run summary node "$dev/peers/device_summary.mjs" "$OUT"
 echo "=== done: $failures failed; results in $OUT"
 exit $((failures > 0))
 RUN

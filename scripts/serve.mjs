@@ -32,6 +32,7 @@ const MIME = {
   '.json': 'application/json; charset=utf-8',
   '.map': 'application/json; charset=utf-8',
   '.safetensors': 'application/octet-stream',
+  '.wasm': 'application/wasm', // streaming compilation wants it (onnxruntime-web's, for bench:browser)
   '.png': 'image/png',
   '.svg': 'image/svg+xml',
   '.ts': 'text/plain; charset=utf-8',

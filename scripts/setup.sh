@@ -93,7 +93,10 @@ system_packages() {
 
 npm_packages() {
   # --ignore-scripts is not used: package.json's allowScripts lets esbuild, deno and webgpu run
-  # their install steps (they put native binaries in place) and nothing else.
+  # their install steps (they put native binaries in place) and nothing else. It denies
+  # onnxruntime-node's, which downloads CUDA libraries from api.nuget.org (unreachable here; its CPU
+  # build ships in the package); npm before 11 ignores allowScripts, so ORT's own switch is set too.
+  export ONNXRUNTIME_NODE_INSTALL=skip
   if [ "$ci" = 1 ]; then
     quiet npm ci --no-audit --no-fund --loglevel=error
   else

@@ -12,6 +12,7 @@ import { readUNet, UNet } from '../src/model/unet_model.ts';
 import { DdimSampler } from '../src/sampler/ddim.ts';
 import { scheduleFromConfig } from '../src/sampler/schedule.ts';
 import { expectClose, goldenF32, readGolden } from './util/compare.ts';
+import { kernelsFromEnv, kernelsNote } from './util/kernels_env.ts';
 
 const FULL = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.DDIM_GOLDEN_FULL === '1';
 const IMAGE = 3 * 32 * 32;
@@ -36,14 +37,14 @@ const ddim = suite('ddim golden');
 
 ddim.before(async () => {
   gpu = await requestGpu();
-  console.log(`    adapter: ${gpu.adapterName}${FULL ? ' (full golden set)' : ''}`);
+  console.log(`    adapter: ${gpu.adapterName}${FULL ? ' (full golden set)' : ''}${kernelsNote()}`);
   const dir = 'weights/emoji32';
   const model = readUNet({
     config: JSON.parse(readFileSync(`${dir}/config.json`, 'utf8')),
     weights: new Uint8Array(readFileSync(`${dir}/diffusion_pytorch_model.safetensors`)),
   });
   // Batch 1: on a software driver a larger batch brings no speed, and subsets are often one image.
-  unet = await UNet.compile(gpu, model, { batch: FULL ? 4 : 1 });
+  unet = await UNet.compile(gpu, model, { batch: FULL ? 4 : 1, kernels: kernelsFromEnv() });
   sampler = new DdimSampler(gpu, unet, scheduleFromConfig(JSON.parse(readFileSync(`${dir}/scheduler_config.json`, 'utf8'))));
 });
 

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { type Backend, requestGpu } from '../src/gpu/device.ts';
 import { readUNet, UNet } from '../src/model/unet_model.ts';
 import { expectClose, goldenF32, goldenI32, readGolden } from './util/compare.ts';
+import { kernelsFromEnv, kernelsNote } from './util/kernels_env.ts';
 
 const TOLERANCE = 2e-4;
 
@@ -17,13 +18,17 @@ const silu = (x: Float32Array) => x.map((v) => v / (1 + Math.exp(-v)));
 
 async function checkModel(modelDir: string, goldenFile: string, backend: Backend = 'auto') {
   const gpu = await requestGpu({ backend });
-  console.log(`    adapter: ${gpu.adapterName}`);
+  console.log(`    adapter: ${gpu.adapterName}${kernelsNote()}`);
   const golden = readGolden(goldenFile);
   const captured = [...golden.tensors.keys()].filter((k) => k.startsWith('act.')).map((k) => k.slice(4));
   const x = goldenF32(golden, 'input.x');
   const t = goldenI32(golden, 'input.t');
   const model = loadModelDir(modelDir);
-  const unet = await UNet.compile(gpu, model, { batch: t.length, capture: captured.filter((n) => n !== 'conv_out') });
+  const unet = await UNet.compile(gpu, model, {
+    batch: t.length,
+    capture: captured.filter((n) => n !== 'conv_out'),
+    kernels: kernelsFromEnv(),
+  });
   try {
     const eps = await unet.forward(x, t);
     for (const name of captured.sort()) {

@@ -125,7 +125,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResult> 
   const gpu = options.gpu ?? await requestGpu();
   log(`adapter: ${gpu.adapterName}`);
 
-  log('matmul floor ...');
+  log('matmul (kernel quality) ...');
   const cpuClock = options.cpuClock;
   const floor = await measureMatmulFloor(gpu, { ...options.matmul, cpuClock });
   const floorGflops = floor.best.gflops;
@@ -282,11 +282,13 @@ export function formatBenchmark(r: BenchResult): string {
       d.submitsPerStep.toFixed(2)
     } submits (counted over the whole sample of ${d.forwards} steps, ` +
     `starting noise and readback included: ${d.counts.dispatches} dispatches, ${d.counts.submits} submits)`,
-    `floor: ${r.floor.measurements.map((m) => `${m.variant} ${m.m}^3 ${m.gflops.toFixed(2)} GFLOP/s`).join(', ')}; best ${best.variant}, ` +
-    `${r.floor.gflops.toFixed(2)} GFLOP/s = ${ms(r.floor.forwardFloorMs)} per forward` +
+    `matmul (kernel quality): ${
+      r.floor.measurements.map((m) => `${m.variant} ${m.m}^3 ${m.gflops.toFixed(2)} GFLOP/s`).join(', ')
+    }; best ${best.variant}, ` +
+    `${r.floor.gflops.toFixed(2)} GFLOP/s = ${ms(r.floor.forwardFloorMs)} for a forward's FLOPs` +
     (r.floor.bestCpu ? `; per CPU-second ${r.floor.bestCpu.variant} ${r.floor.bestCpu.cpuGflops!.toFixed(2)} GFLOP` : ''),
     '',
-    `${pad('', 30)}${lpad('time', 12)}${lpad('GFLOP/s', 10)}${lpad('x floor', 9)}`,
+    `${pad('', 30)}${lpad('time', 12)}${lpad('GFLOP/s', 10)}${lpad('x matmul', 9)}`,
     ...rows.map(([a, b, c, e]) => `${pad(a, 30)}${lpad(b, 12)}${lpad(c, 10)}${lpad(e, 9)}`),
     '',
     r.profile.text,

@@ -1,0 +1,18 @@
+/**
+ * DDIM_KERNELS=registers|tiled makes the golden tests compile the UNet with that conv kernel
+ * family instead of the adapter's preferred one, so the GPU kit checks both on a real card.
+ */
+import type { ConvKernels } from '../../src/ops/kernels.ts';
+
+export function kernelsFromEnv(): ConvKernels | undefined {
+  const value = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.DDIM_KERNELS;
+  if (value === undefined || value === '') return undefined;
+  if (value !== 'registers' && value !== 'tiled') throw new Error(`DDIM_KERNELS takes registers or tiled, got ${value}`);
+  return value;
+}
+
+/** ' (kernels: tiled)' when the environment picks a family, for the adapter line the tests print. */
+export function kernelsNote(): string {
+  const kernels = kernelsFromEnv();
+  return kernels ? ` (kernels: ${kernels}, from DDIM_KERNELS)` : '';
+}
