@@ -80,8 +80,9 @@ schedule('config options and diffusers defaults', () => {
   assert.is(defaults.clipSample, true, 'DDPMScheduler() clips by default');
   assert.is(defaults.clipSampleRange, 1);
   assert.is(scheduleFromConfig({ clip_sample_range: 2.5 }).clipSampleRange, 2.5);
-  throwsScheduleError(() => scheduleFromConfig({ prediction_type: 'v_prediction' }), 'prediction_type');
-  throwsScheduleError(() => scheduleFromConfig({ prediction_type: 'sample' }), 'sample');
+  assert.is(scheduleFromConfig({ prediction_type: 'v_prediction' }).predictionType, 'v_prediction');
+  assert.is(scheduleFromConfig({ prediction_type: 'sample' }).predictionType, 'sample');
+  throwsScheduleError(() => scheduleFromConfig({ prediction_type: 'flow' }), 'prediction_type');
   throwsScheduleError(() => scheduleFromConfig({ beta_schedule: 'sigmoid' }), 'beta_schedule');
   throwsScheduleError(() => scheduleFromConfig({ num_train_timesteps: 0 }), 'num_train_timesteps');
   throwsScheduleError(() => scheduleFromConfig({ beta_end: '0.02' }), 'beta_end');

@@ -22,6 +22,7 @@ import {
   ddimStepCoefficients,
   ddimTimesteps,
   type NoiseSchedule,
+  sigmaHatStepCoefficients,
   type TimestepSpacing,
 } from './schedule.ts';
 
@@ -44,7 +45,12 @@ export interface DdimSampleOptions {
   steps: number;
   /** 0: deterministic DDIM; 1: DDPM-like. */
   eta?: number;
+  /** The paper's σ̂ sampler (x0 clipped, the posterior mean, variance 1 − ᾱ/ᾱ') instead of DDIM; η is then unused. */
+  sigmaHat?: boolean;
+  /** The config's `timestep_spacing` when it names one, else the paper's `uniform`. */
   spacing?: TimestepSpacing;
+  /** Class-conditional models: one label per image [count], or one for all. */
+  classLabels?: Int32Array | readonly number[];
   /** Clip each x0 prediction to the schedule's range; the scheduler config decides by default. */
   clip?: boolean;
   /** Seeds the starting latents and the per-step noise. */
@@ -84,6 +90,9 @@ export class SamplerInputError extends Error {
 export interface DdimEncodeOptions {
   steps: number;
   spacing?: TimestepSpacing;
+  /** Clip each x0 prediction, as DDIMInverseScheduler does with `clip_sample`; the config decides by default. */
+  clip?: boolean;
+  classLabels?: DdimSampleOptions['classLabels'];
   onStep?: DdimSampleOptions['onStep'];
   signal?: AbortSignal;
   observers?: RecordObserver[];
@@ -170,9 +179,12 @@ export class DdimSampler {
   async sample(options: DdimSampleOptions): Promise<DdimResult> {
     const eta = options.eta ?? 0;
     if (!(eta >= 0 && eta <= 1)) throw new SamplerInputError(`eta must be in [0, 1], got ${eta}`);
-    const spacing = options.spacing ?? 'uniform';
-    const timesteps = ddimTimesteps(options.steps, spacing, this.schedule.numTrainTimesteps);
+    const sigmaHat = options.sigmaHat === true;
+    if (sigmaHat && eta !== 0) throw new SamplerInputError('sigmaHat is its own sampler: give it without eta');
+    const spacing = options.spacing ?? this.schedule.timestepSpacing ?? 'uniform';
+    const timesteps = this.timestepsFor(options.steps, spacing);
     const count = this.countOf(options);
+    const labels = checkClassLabels(this.unet.config, options.classLabels, count);
     const stepCount = timesteps.length;
     if (options.noise && options.noise.length !== stepCount * count * this.perImage) {
       throw new SamplerInputError(
@@ -181,26 +193,40 @@ export class DdimSampler {
         }`,
       );
     }
-    const clip = options.clip ?? this.schedule.clipSample;
+    // σ̂ always clips x0 (the paper's code clamps it to [-1, 1]).
+    const clip = sigmaHat || (options.clip ?? this.schedule.clipSample);
     return await this.unet.exclusive(async () => {
       const plan = await this.plan(
-        `sample ${spacing} ${options.steps} eta=${eta} clip=${clip}`,
+        `sample ${spacing} ${options.steps} ${sigmaHat ? 'sigma-hat' : `eta=${eta}`} clip=${clip}`,
         timesteps,
-        ddimStepCoefficients(this.schedule, timesteps, eta),
+        sigmaHat
+          ? sigmaHatStepCoefficients(this.schedule, timesteps, spacing)
+          : ddimStepCoefficients(this.schedule, timesteps, eta, spacing),
         clip,
       );
-      return await this.run(plan, count, options, { useNoise: eta > 0 });
+      return await this.run(plan, count, { ...options, classLabels: labels }, { useNoise: sigmaHat || eta > 0 });
     });
+  }
+
+  private timestepsFor(steps: number, spacing: TimestepSpacing): number[] {
+    return ddimTimesteps(steps, spacing, this.schedule.numTrainTimesteps, this.schedule.stepsOffset);
   }
 
   /** Encodes images [count, C, H, W] in model space into their x_T: the η = 0 ODE run forward. */
   async encode(x0: Float32Array, options: DdimEncodeOptions): Promise<DdimResult> {
-    const spacing = options.spacing ?? 'uniform';
-    const timesteps = ddimTimesteps(options.steps, spacing, this.schedule.numTrainTimesteps);
+    const spacing = options.spacing ?? this.schedule.timestepSpacing ?? 'uniform';
+    const timesteps = this.timestepsFor(options.steps, spacing);
     const count = this.countOf({ xT: x0, steps: options.steps });
+    const labels = checkClassLabels(this.unet.config, options.classLabels, count);
+    const clip = options.clip ?? this.schedule.clipSample;
     return await this.unet.exclusive(async () => {
-      const plan = await this.plan(`encode ${spacing} ${options.steps}`, timesteps, ddimInversionSteps(this.schedule, timesteps), false);
-      return await this.run(plan, count, { ...options, xT: x0 }, { useNoise: false });
+      const plan = await this.plan(
+        `encode ${spacing} ${options.steps} clip=${clip}`,
+        timesteps,
+        ddimInversionSteps(this.schedule, timesteps),
+        clip,
+      );
+      return await this.run(plan, count, { ...options, xT: x0, classLabels: labels }, { useNoise: false });
     });
   }
 
@@ -237,10 +263,14 @@ export class DdimSampler {
     steps.forEach((s, k) =>
       stepParams.set(k, stepShader, {
         count: batchValues,
-        inv_sqrt_alpha: s.invSqrtAlphaT,
-        sqrt_one_minus_alpha: s.sqrtOneMinusAlphaT,
+        x0_from_x: s.x0FromX,
+        x0_from_out: s.x0FromOut,
+        x0_scale: s.x0Scale,
+        eps_from_x: s.epsFromX,
+        eps_from_out: s.epsFromOut,
         coef_x0: s.coefX0,
         dir_coef: s.dirCoef,
+        coef_x: s.coefX,
         sigma: s.sigma,
         clip: clip ? 1 : 0,
         clip_range: this.schedule.clipSampleRange,
@@ -341,6 +371,13 @@ export class DdimSampler {
         const n = Math.min(batch, count - first);
         const values = n * this.perImage;
         this.writeNoiseParams(plan, seed, first);
+        const labelBuffer = this.unet.classLabelBuffer;
+        if (labelBuffer) {
+          // Written per batch like the starting state; every step of the batch reads it.
+          const labels = new Int32Array(batch);
+          labels.set((options.classLabels as Int32Array).subarray(first, first + n));
+          device.queue.writeBuffer(labelBuffer, 0, labels);
+        }
         // Starting state: the given latents (or images, when encoding), else seeded noise.
         if (options.xT) {
           const start = new Float32Array(batchValues);
@@ -410,4 +447,37 @@ function destroyPlan(plan: SamplingPlan): void {
   plan.stepParams.destroy();
   plan.noiseParams.destroy();
   plan.timestepTable.destroy();
+}
+
+/**
+ * Class labels for `count` images, as an i32 per image: one label given for all is repeated.
+ * A class-conditional model needs them; an unconditional one refuses them (as diffusers does).
+ */
+export function checkClassLabels(
+  config: UNet['config'],
+  given: Int32Array | readonly number[] | undefined,
+  count: number,
+): Int32Array | undefined {
+  if (!config.classEmbedType) {
+    if (given !== undefined) throw new SamplerInputError('this model is not class-conditional: it takes no class labels');
+    return undefined;
+  }
+  if (given === undefined || given.length === 0) {
+    throw new SamplerInputError(`this model is class-conditional${classRange(config)}: give a class label`);
+  }
+  if (given.length !== 1 && given.length !== count) {
+    throw new SamplerInputError(`${given.length} class labels for ${count} images: give one for all or one per image`);
+  }
+  // 'timestep' labels are embedded like timesteps, exact below 4096 (see timestep_embedding.wgsl).
+  const limit = config.classEmbedType === 'embedding' ? config.numClassEmbeds! : 4096;
+  for (const label of given) {
+    if (!Number.isInteger(label) || label < 0 || label >= limit) {
+      throw new SamplerInputError(`class label ${label} is outside 0..${limit - 1}${classRange(config)}`);
+    }
+  }
+  return given.length === count ? Int32Array.from(given) : new Int32Array(count).fill(given[0]);
+}
+
+function classRange(config: UNet['config']): string {
+  return config.classEmbedType === 'embedding' ? ` (${config.numClassEmbeds} classes: 0..${config.numClassEmbeds! - 1})` : '';
 }

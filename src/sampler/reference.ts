@@ -2,9 +2,16 @@
  * A CPU reference of the DDIM loop, in float64, driven by any ε function instead of a network.
  * Tests use it to check the update arithmetic and the GPU sampler against it; it is not fast.
  */
-import { ddimInversionSteps, type DdimStep, ddimStepCoefficients, type NoiseSchedule } from './schedule.ts';
+import {
+  ddimInversionSteps,
+  type DdimStep,
+  ddimStepCoefficients,
+  type NoiseSchedule,
+  sigmaHatStepCoefficients,
+  type TimestepSpacing,
+} from './schedule.ts';
 
-/** The model: predicted noise for state `x` at timestep `t`. */
+/** The model: its output (ε, x0 or v, per the schedule) for state `x` at timestep `t`. */
 export type EpsFunction = (x: Float32Array, t: number) => Float32Array;
 
 export interface CpuSampleOptions {
@@ -14,6 +21,10 @@ export interface CpuSampleOptions {
   noise?: (stepIndex: number) => Float32Array;
   /** Clip each x0 prediction to ±schedule.clipSampleRange; defaults to schedule.clipSample. */
   clip?: boolean;
+  /** Picks how each step finds its previous timestep (see ddimStepCoefficients). */
+  spacing?: TimestepSpacing;
+  /** The paper's σ̂ sampler instead of DDIM (x0 always clipped; `noise` for every step but the last). */
+  sigmaHat?: boolean;
 }
 
 export interface CpuTrajectory {
@@ -33,8 +44,10 @@ export function ddimSampleCpu(
   eps: EpsFunction,
   options: CpuSampleOptions = {},
 ): CpuTrajectory {
-  const steps = ddimStepCoefficients(schedule, timestepsAscending, options.eta ?? 0);
-  const clipRange = (options.clip ?? schedule.clipSample) ? schedule.clipSampleRange : Infinity;
+  const steps = options.sigmaHat
+    ? sigmaHatStepCoefficients(schedule, timestepsAscending, options.spacing)
+    : ddimStepCoefficients(schedule, timestepsAscending, options.eta ?? 0, options.spacing);
+  const clipRange = (options.sigmaHat || (options.clip ?? schedule.clipSample)) ? schedule.clipSampleRange : Infinity;
   return runSteps(steps, xT, eps, clipRange, options.noise);
 }
 
@@ -44,8 +57,10 @@ export function ddimEncodeCpu(
   x0: Float32Array,
   timestepsAscending: number[],
   eps: EpsFunction,
+  options: { clip?: boolean } = {},
 ): CpuTrajectory {
-  return runSteps(ddimInversionSteps(schedule, timestepsAscending), x0, eps, Infinity, undefined);
+  const clipRange = options.clip ? schedule.clipSampleRange : Infinity;
+  return runSteps(ddimInversionSteps(schedule, timestepsAscending), x0, eps, clipRange, undefined);
 }
 
 function runSteps(
@@ -71,9 +86,11 @@ function runSteps(
     const x0 = new Float64Array(n);
     const next = new Float64Array(n);
     for (let i = 0; i < n; i++) {
-      const x0i = Math.min(clipRange, Math.max(-clipRange, (x[i] - step.sqrtOneMinusAlphaT * e[i]) * step.invSqrtAlphaT));
+      const raw = (step.x0FromX * x[i] + step.x0FromOut * e[i]) * step.x0Scale;
+      const x0i = Math.min(clipRange, Math.max(-clipRange, raw));
+      const epsI = step.epsFromX * x[i] + step.epsFromOut * e[i];
       x0[i] = x0i;
-      next[i] = step.coefX0 * x0i + step.dirCoef * e[i] + (z ? step.sigma * z[i] : 0);
+      next[i] = step.coefX0 * x0i + step.dirCoef * epsI + step.coefX * x[i] + (z ? step.sigma * z[i] : 0);
     }
     x0Preds.push(Float32Array.from(x0));
     x = next;
