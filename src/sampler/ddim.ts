@@ -57,6 +57,11 @@ export interface DdimSampleOptions {
   seed?: number;
   /** Number of images; taken from xT when given. */
   count?: number;
+  /**
+   * The index of the first image in the seed's sequence (default 0): images [firstImage,
+   * firstImage + count) get the latents and noise they get in one run from 0 (resumed or sharded runs).
+   */
+  firstImage?: number;
   /** Starting latents [count, C, H, W]; drawn from the seed when absent. */
   xT?: Float32Array;
   /** The z of every step [steps, count, C, H, W] (first step first), instead of the seeded noise. */
@@ -342,6 +347,8 @@ export class DdimSampler {
     const signal = options.signal;
     const batch = this.unet.batch;
     const seed = options.seed ?? 0;
+    const offset = options.firstImage ?? 0;
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new SamplerInputError(`firstImage must be an integer ≥ 0, got ${offset}`);
     const batchValues = batch * this.perImage;
     const result: DdimResult = { x0: new Float32Array(count * this.perImage), timesteps };
     if (options.trajectory) {
@@ -370,7 +377,7 @@ export class DdimSampler {
         await stopIfAborted();
         const n = Math.min(batch, count - first);
         const values = n * this.perImage;
-        this.writeNoiseParams(plan, seed, first);
+        this.writeNoiseParams(plan, seed, offset + first);
         const labelBuffer = this.unet.classLabelBuffer;
         if (labelBuffer) {
           // Written per batch like the starting state; every step of the batch reads it.
