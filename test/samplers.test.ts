@@ -11,8 +11,9 @@ import { convertPaperCheckpoint } from '../src/model/paper_checkpoint.ts';
 import { readUNet, UNet } from '../src/model/unet_model.ts';
 import { DdimPipeline } from '../src/pipeline.ts';
 import { DdimSampler, SamplerInputError } from '../src/sampler/ddim.ts';
-import { ddimSampleCpu } from '../src/sampler/reference.ts';
+import { ddimEncodeCpu, ddimSampleCpu } from '../src/sampler/reference.ts';
 import {
+  ddimInversionSteps,
   ddimStepCoefficients,
   ddimTimesteps,
   ScheduleError,
@@ -86,6 +87,29 @@ options("σ̂ steps: the posterior mean and variance of the paper's code, no noi
   }
   assert.ok(Math.abs(steps[0].sigma - Math.sqrt(1 - schedule.alphasCumprod[900] / schedule.alphasCumprod[800])) < 1e-15);
   assert.is(steps[steps.length - 1].sigma, 0);
+});
+
+options("the paper's jsd schedule (last beta 1): read, and only a timestep with ᾱ = 0 is refused", () => {
+  const T = 1000;
+  const jsd = scheduleFromConfig({ trained_betas: Array.from({ length: T }, (_, i) => 1 / (T - i)), clip_sample: false });
+  assert.is(jsd.alphasCumprod[T - 1], 0);
+  assert.is(ddimStepCoefficients(jsd, ddimTimesteps(10, 'uniform'), 0).length, 10);
+  assert.throws(() => ddimStepCoefficients(jsd, ddimTimesteps(10, 'trailing'), 0, 'trailing'), /ᾱ = 0 .* gives an epsilon model no x0/);
+  // A v model has its x0 there (x0 = −v).
+  const v = scheduleFromConfig({ trained_betas: Array.from({ length: T }, (_, i) => 1 / (T - i)), prediction_type: 'v_prediction' });
+  assert.is(ddimStepCoefficients(v, ddimTimesteps(10, 'trailing'), 0, 'trailing')[0].x0FromOut, -1);
+});
+
+options('inversion starts where set_alpha_to_one says and follows steps_offset', () => {
+  const sd = scheduleFromConfig(schedulerConfig('sd_style'));
+  const ts = ddimTimesteps(10, 'leading', 1000, sd.stepsOffset);
+  const steps = ddimInversionSteps(sd, ts);
+  assert.equal(steps.map((s) => s.tPrev), ts);
+  assert.is(steps[0].alphaT, sd.alphasCumprod[0], 'from ᾱ_0, as DDIMInverseScheduler with set_alpha_to_one false');
+  assert.is(steps[0].modelTimestep, 0);
+  assert.is(ddimInversionSteps(scheduleFromConfig(undefined), ts)[0].alphaT, 1);
+  // An x0 model has no ε at ᾱ = 1: refused by name rather than dividing by zero.
+  assert.throws(() => ddimInversionSteps(scheduleFromConfig({ prediction_type: 'sample' }), ts), /set_alpha_to_one/);
 });
 
 options.run();
@@ -242,6 +266,17 @@ gpuRuns('v and x0 prediction on the GPU follow the CPU reference (a tiny model, 
           });
           expectClose(`${prediction} ${sigmaHat ? 'σ̂' : 'η = 1'} x0 vs CPU replay`, run.x0, cpu.x, 1e-5);
         }
+        // Inversion with the same options (DDIMInverseScheduler's): from ᾱ_0 (set_alpha_to_one false), x0 clipped.
+        const images = xT.map((v) => Math.tanh(v));
+        const encoded = await pipeline.encode(images, { steps: 4, clip: true, trajectory: true });
+        const outputs: Float32Array[] = [];
+        for (const [k, x] of encoded.xs!.slice(0, -1).entries()) {
+          outputs.push(await pipeline.eps(x, new Int32Array(2).fill(Math.max(0, k === 0 ? -1 : ts[k - 1]))));
+        }
+        let call = 0;
+        const cpu = ddimEncodeCpu(pipeline.schedule, images, ts, () => outputs[call++], { clip: true });
+        assert.is(cpu.xs.length, 5);
+        expectClose(`${prediction} encode vs CPU replay`, encoded.x0, cpu.x, 1e-5);
       } finally {
         pipeline.destroy();
       }

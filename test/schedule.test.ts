@@ -88,7 +88,7 @@ schedule('config options and diffusers defaults', () => {
   throwsScheduleError(() => scheduleFromConfig({ beta_end: '0.02' }), 'beta_end');
   throwsScheduleError(() => scheduleFromConfig({ thresholding: true }), 'thresholding');
   throwsScheduleError(() => scheduleFromConfig({ rescale_betas_zero_snr: true }), 'rescale_betas_zero_snr');
-  throwsScheduleError(() => scheduleFromConfig({ beta_start: 0.5, beta_end: 1.5 }), 'betas must lie in (0, 1)');
+  throwsScheduleError(() => scheduleFromConfig({ beta_start: 0.5, beta_end: 1.5 }), 'betas must lie in (0, 1]');
 });
 
 schedule('scaled_linear, squaredcos_cap_v2 and trained_betas', () => {

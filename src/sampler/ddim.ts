@@ -98,6 +98,8 @@ export interface DdimEncodeOptions {
   /** Clip each x0 prediction, as DDIMInverseScheduler does with `clip_sample`; the config decides by default. */
   clip?: boolean;
   classLabels?: DdimSampleOptions['classLabels'];
+  /** Record every state and x0 prediction, as for sampling. */
+  trajectory?: boolean;
   onStep?: DdimSampleOptions['onStep'];
   signal?: AbortSignal;
   observers?: RecordObserver[];

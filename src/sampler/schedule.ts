@@ -92,7 +92,9 @@ export function scheduleFromConfig(config: Record<string, unknown> | undefined):
     betas = makeBetas(schedule as BetaSchedule, betaStart, betaEnd, numTrainTimesteps);
   }
   for (const [t, beta] of betas.entries()) {
-    if (!(beta > 0 && beta < 1)) throw new ScheduleError(`beta at timestep ${t} is ${beta}: betas must lie in (0, 1)`);
+    // β = 1 (ᾱ = 0 from there on, as the paper's 'jsd' schedule ends) is accepted: sampling refuses
+    // only the timesteps where the model's prediction type gives no x0.
+    if (!(beta > 0 && beta <= 1)) throw new ScheduleError(`beta at timestep ${t} is ${beta}: betas must lie in (0, 1]`);
   }
   const alphasCumprod = cumprodOfAlphas(betas);
   const schedule: NoiseSchedule = {
@@ -319,6 +321,11 @@ function predictionCoefficients(type: PredictionType, alphaT: number) {
   const sqrtBeta = Math.sqrt(1 - alphaT);
   switch (type) {
     case 'epsilon':
+      if (sqrtAlpha === 0) {
+        throw new ScheduleError(
+          'a timestep with ᾱ = 0 (beta = 1, as the jsd schedule ends) gives an epsilon model no x0: pick steps and a spacing that stop short of it (leading does)',
+        );
+      }
       return { x0FromX: 1, x0FromOut: -sqrtBeta, x0Scale: 1 / sqrtAlpha, epsFromX: 0, epsFromOut: 1 };
     case 'sample':
       // ε = (x − √ᾱ·x0)/√(1−ᾱ): undefined at ᾱ = 1 (inversion from the clean image with set_alpha_to_one).
