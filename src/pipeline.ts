@@ -110,7 +110,10 @@ export class DdimPipeline {
   }
 
   /** Decodes latents back into images with deterministic DDIM (η = 0). */
-  decode(latents: Float32Array, options: Omit<DdimSampleOptions, 'xT' | 'eta' | 'noise' | 'count'>): Promise<DdimResult> {
+  decode(
+    latents: Float32Array,
+    options: Omit<DdimSampleOptions, 'xT' | 'eta' | 'noise' | 'count' | 'sigmaHat' | 'firstImage'>,
+  ): Promise<DdimResult> {
     return this.sampler.sample({ ...options, xT: latents, eta: 0 });
   }
 
