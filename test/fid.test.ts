@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { imageFileName, missingRuns, scanFolder, shardRanges } from '../src/cli/fid.ts';
+import { imageFileName, missingRuns, RUN_FILE, scanFolder, shardRanges } from '../src/cli/fid.ts';
 import { main } from '../src/cli/main.ts';
 import { parseSafetensors, serializeSafetensors, toFloat32 } from '../src/io/safetensors.ts';
 import { randomUNetSafetensors } from '../src/model/random_weights.ts';
@@ -121,7 +121,11 @@ runs('--out-dir: numbered PNGs; an interrupted run resumes with other batches, e
   let result = await cli([...base, '--n', '5', '--batch', '2', '--out-dir', whole]);
   assert.is(result.code, 0, result.stderr);
   console.log(`    ${result.stdout.trim()}`);
-  assert.equal(readdirSync(whole).sort(), [0, 1, 2, 3, 4].map(imageFileName));
+  assert.equal(readdirSync(whole).sort(), [...[0, 1, 2, 3, 4].map(imageFileName), RUN_FILE]);
+  // Another seed (or steps, model, ...) into the same folder would mix two runs: refused, nothing written.
+  result = await cli([...base.slice(0, -4), '--seed', '10', '--eta', '1', '--n', '5', '--out-dir', whole]);
+  assert.is(result.code, 2);
+  assert.match(result.stderr, /holds the images of another run \(seed 9 there, 10 now\)/);
   // "Interrupted": the first 3 images made, one lost, and a half-written file left behind.
   result = await cli([...base, '--n', '3', '--batch', '3', '--out-dir', resumed, '--save-latents']);
   assert.is(result.code, 0, result.stderr);
@@ -133,7 +137,7 @@ runs('--out-dir: numbered PNGs; an interrupted run resumes with other batches, e
   assert.match(result.stdout, /x 3 images/);
   const names = readdirSync(resumed).sort();
   assert.equal(names.filter((n) => n.endsWith('.png')), [0, 1, 2, 3, 4].map(imageFileName));
-  assert.is(names.length, 10, 'five PNGs and five latents, no temporary file');
+  assert.is(names.length, 11, 'five PNGs, five latents and the run file, no temporary file');
   for (let i = 0; i < 5; i++) {
     assert.equal(readFileSync(join(resumed, imageFileName(i))), readFileSync(join(whole, imageFileName(i))), `image ${i}`);
   }

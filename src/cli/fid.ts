@@ -5,9 +5,11 @@
  * the missing ones made, none twice. Image i is made from the seed's latents and noise of image
  * i (firstImage), so it is the same whatever the batch, the sharding or the interruptions.
  * `--shard K/N` takes blocks K, K + N, ... of FID_BLOCK images, so that N processes (a Slurm
- * array, a Kubernetes indexed Job) split one run without talking to each other.
+ * array, a Kubernetes indexed Job) split one run without talking to each other. The folder's
+ * RUN_FILE records what its images are made with, so that a rerun with other settings (another
+ * seed, steps, model) is refused instead of mixing two runs' images.
  */
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tensorToRgba } from '../io/image.ts';
 import { encodePng } from '../io/png.ts';
@@ -27,10 +29,13 @@ export function latentFileName(index: number): string {
   return `${String(index).padStart(6, '0')}.xT.safetensors`;
 }
 
+/** The run's settings, in the folder beside its images. */
+export const RUN_FILE = 'ddim_run.json';
+
 const IMAGE_FILE = /^(\d{6,})\.png$/;
 const LATENT_FILE = /^(\d{6,})\.xT\.safetensors$/;
 /** writeFileAtomic's temporary files (name.<12 hex>.tmp), left by an interrupted run. */
-const TEMPORARY_FILE = /^\d{6,}\.(png|xT\.safetensors)\.[0-9a-f]{12}\.tmp$/;
+const TEMPORARY_FILE = /^(\d{6,}\.(png|xT\.safetensors)|ddim_run\.json)\.[0-9a-f]{12}\.tmp$/;
 
 /** The images of `count` this shard makes, as [start, end) ranges of whole blocks. */
 export function shardRanges(count: number, shard: Shard, block = FID_BLOCK): [number, number][] {
@@ -87,6 +92,20 @@ export async function sampleToFolder(
   } catch (error) {
     throw new CliError(`cannot make --out-dir '${dir}': ${(error as Error).message}`);
   }
+  // Not the number of images: image i does not depend on it, so a run may be extended with a larger --n.
+  await checkRunFile(dir, {
+    steps: run.steps,
+    spacing: run.spacing,
+    sampler: args.sigmaHat ? 'sigma-hat' : `ddim eta=${args.eta}`,
+    clip: args.clip ?? model.schedule.clipSample,
+    seed: args.seed,
+    // One label for all is recorded once.
+    classLabels: run.classLabels
+      ? (run.classLabels.every((k) => k === run.classLabels![0]) ? [run.classLabels[0]] : [...run.classLabels])
+      : null,
+    model: model.files.config,
+    scheduler: model.files.schedulerConfig ?? null,
+  });
   const shard = args.shard ?? { index: 0, count: 1 };
   const ranges = shardRanges(run.count, shard);
   const mine = ranges.reduce((sum, [start, end]) => sum + end - start, 0);
@@ -140,4 +159,34 @@ export async function sampleToFolder(
   io.stdout(
     `${plural(run.steps, 'step')} x ${plural(written, 'image')}${shardText} in ${rate(written, seconds)} on ${adapter} -> ${dir}\n`,
   );
+}
+
+/**
+ * Writes the run's settings into the folder, or checks them against those already there: every
+ * shard and every resumed run writes the same file, and a different one names what differs.
+ */
+async function checkRunFile(dir: string, settings: Record<string, unknown>): Promise<void> {
+  const path = join(dir, RUN_FILE);
+  const text = `${JSON.stringify(settings, null, 1)}\n`;
+  if (existsSync(path)) {
+    let before: Record<string, unknown>;
+    try {
+      before = JSON.parse(readFileSync(path, 'utf8'));
+    } catch (error) {
+      throw new CliError(`--out-dir '${dir}': ${RUN_FILE} is not valid JSON (${(error as Error).message})`);
+    }
+    const differing = Object.keys(settings).filter((key) => JSON.stringify(before?.[key]) !== JSON.stringify(settings[key]));
+    if (differing.length > 0) {
+      const shown = differing.filter((k) => k !== 'model' && k !== 'scheduler').map((k) =>
+        `${k} ${JSON.stringify(before?.[k])} there, ${JSON.stringify(settings[k])} now`
+      );
+      if (differing.includes('model') || differing.includes('scheduler')) shown.push('another model or scheduler config');
+      throw new CliError(
+        `--out-dir '${dir}' holds the images of another run (${shown.join('; ')})`,
+        'resume with the same settings, or pick another --out-dir',
+      );
+    }
+    return;
+  }
+  await writeFileAtomic(path, new TextEncoder().encode(text));
 }
