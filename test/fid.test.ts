@@ -97,6 +97,21 @@ plan('flag mistakes: exit 2, one line, nothing opened or written', async () => {
     [['--model', CLASSCOND, '--n', '2', '--class', '1,2,3'], /--class: 3 class labels for 2 images/],
     [['--model', CLASSCOND, '--n', '2', '--class', '10'], /class label 10 is outside 0\.\.9/],
   ];
+  // eps: a class-conditional model's input needs 'class_labels'; an unconditional one refuses them.
+  const noLabels = join(work, 'no-labels.safetensors');
+  const withLabels = join(work, 'with-labels.safetensors');
+  const x16 = { dtype: 'F32' as const, shape: [1, 3, 16, 16], data: new Float32Array(768) };
+  const x8 = { dtype: 'F32' as const, shape: [1, 3, 8, 8], data: new Float32Array(192) };
+  const t1 = { dtype: 'I32' as const, shape: [1], data: Int32Array.of(5) };
+  writeFileSync(noLabels, serializeSafetensors({ x: x16, t: t1 }));
+  writeFileSync(withLabels, serializeSafetensors({ x: x8, t: t1, class_labels: { dtype: 'I32', shape: [1], data: Int32Array.of(1) } }));
+  cases.push(
+    [['eps', '--model', CLASSCOND, '--in', noLabels, '--out', join(work, 'x', 'e.safetensors')], /has no tensor 'class_labels'/],
+    [
+      ['eps', '--model', tiny, '--in', withLabels, '--out', join(work, 'x', 'e.safetensors')],
+      /holds 'class_labels' but model .* is not class-conditional/,
+    ],
+  );
   for (const [argv, pattern] of cases) {
     const result = await cli(argv, false);
     assert.is(result.code, 2, `${argv.join(' ')}: ${result.stderr}`);
