@@ -16,6 +16,7 @@ import {
   ddimInversionSteps,
   ddimStepCoefficients,
   ddimTimesteps,
+  quantileRanks,
   ScheduleError,
   scheduleFromConfig,
   sigmaHatStepCoefficients,
@@ -24,6 +25,7 @@ import { loadModelDir } from '../src/fs/model_dir.ts';
 import { expectClose, goldenF32, goldenI32, readGolden } from './util/compare.ts';
 import { TINY_CONFIG } from './util/tiny_model.ts';
 import { randomUNetSafetensors } from '../src/model/random_weights.ts';
+import { philoxNormals } from '../src/sampler/noise.ts';
 
 const DIR = '../shared/golden/checkpoints';
 const CASES = ['diffusers_defaults', 'sample_prediction', 'sd_style', 'trailing_v', 'v_prediction'];
@@ -65,7 +67,8 @@ options('refusals name the option', () => {
     }
   };
   refuses({ prediction_type: 'flow' }, 'prediction_type');
-  refuses({ thresholding: true, dynamic_thresholding_ratio: 0.995 }, 'thresholding');
+  refuses({ thresholding: true, dynamic_thresholding_ratio: 1.5 }, 'dynamic_thresholding_ratio');
+  refuses({ thresholding: 1 }, 'thresholding');
   refuses({ timestep_spacing: 'karras' }, 'timestep_spacing');
   refuses({ steps_offset: -1 }, 'steps_offset');
   refuses({ set_alpha_to_one: 'yes' }, 'set_alpha_to_one');
@@ -110,6 +113,21 @@ options('inversion starts where set_alpha_to_one says and follows steps_offset',
   assert.is(ddimInversionSteps(scheduleFromConfig(undefined), ts)[0].alphaT, 1);
   // An x0 model has no ε at ᾱ = 1: refused by name rather than dividing by zero.
   assert.throws(() => ddimInversionSteps(scheduleFromConfig({ prediction_type: 'sample' }), ts), /set_alpha_to_one/);
+});
+
+options("thresholding: torch.quantile's ranks; with sample_max_value 1 it is clipping to ±1", () => {
+  assert.equal(quantileRanks(0.995, 3072), { lo: 3055, hi: 3056, weight: Math.fround(Math.fround(Math.fround(0.995) * 3071) - 3055) });
+  assert.equal(quantileRanks(1, 10), { lo: 9, hi: 9, weight: 0 });
+  const xT = philoxNormals(2, 0, 96).map((v) => 2 * v);
+  const ts = ddimTimesteps(5, 'uniform');
+  const eps = (x: Float32Array) => x.map((v, i) => 0.5 * Math.sin(v + i));
+  const thresholded = ddimSampleCpu(scheduleFromConfig({ thresholding: true, clip_sample: false }), xT, ts, eps, { perImage: 48 });
+  const clipped = ddimSampleCpu(scheduleFromConfig({ clip_sample: true }), xT, ts, eps);
+  assert.equal(thresholded.x, clipped.x);
+  // A larger sample_max_value scales each image by its own s in [1, max].
+  const wide = ddimSampleCpu(scheduleFromConfig({ thresholding: true, sample_max_value: 3 }), xT, ts, eps, { perImage: 48 });
+  for (const x0 of wide.x0Preds) for (const v of x0) assert.ok(Math.abs(v) <= 1);
+  assert.not.equal(wide.x, clipped.x);
 });
 
 options.run();
@@ -234,6 +252,45 @@ gpuRuns("class_embed_type 'timestep': the label embedded like a timestep, added 
   } finally {
     pipeline.destroy();
     unconditional.destroy();
+    gpu.device.destroy();
+  }
+});
+
+gpuRuns('dynamic thresholding on the GPU follows the CPU reference (per-image quantile, a tiny model)', async () => {
+  const weights = randomUNetSafetensors(TINY_CONFIG, 3);
+  const gpu = await requestGpu();
+  const schedulerConfig = { thresholding: true, dynamic_thresholding_ratio: 0.9, sample_max_value: 2.5, clip_sample: false };
+  const pipeline = await DdimPipeline.load(gpu, { config: TINY_CONFIG, weights, schedulerConfig }, { batch: 2 });
+  try {
+    const xT = await pipeline.latents(4, 3);
+    const ts = ddimTimesteps(5, 'uniform');
+    const run = await pipeline.sample({ steps: 5, xT, trajectory: true });
+    const outputs: Float32Array[] = [];
+    for (const [k, x] of run.xs!.slice(0, -1).entries()) outputs.push(await pipeline.eps(x, new Int32Array(3).fill(ts[ts.length - 1 - k])));
+    let call = 0;
+    const cpu = ddimSampleCpu(pipeline.schedule, xT, ts, () => outputs[call++], { perImage: 3 * 8 * 8 });
+    // Each image's s at each step, as the CPU finds it: the test means something only when some lie inside (1, max).
+    const perImage = 3 * 8 * 8;
+    const { lo, hi, weight } = quantileRanks(0.9, perImage);
+    const scales = ddimStepCoefficients(pipeline.schedule, ts, 0).flatMap((step, k) =>
+      [0, 1, 2].map((image) => {
+        const raw = Float32Array.from({ length: perImage }, (_, i) => {
+          const j = image * perImage + i;
+          return Math.abs((step.x0FromX * run.xs![k][j] + step.x0FromOut * outputs[k][j]) * step.x0Scale);
+        }).sort();
+        return Math.min(2.5, Math.max(1, raw[lo] + weight * (raw[hi] - raw[lo])));
+      })
+    );
+    console.log(`    s per step and image: ${scales.map((v) => v.toFixed(2)).join(' ')}`);
+    assert.ok(scales.some((v) => v > 1 && v < 2.5), 'some s strictly between 1 and sample_max_value');
+    assert.ok(scales.some((v) => v === 2.5), 'some s at sample_max_value');
+    for (const [k, x0] of run.x0Preds!.entries()) expectClose(`thresholded x0, step ${k + 1}`, x0, cpu.x0Preds[k], 1e-5);
+    expectClose('thresholded sample vs CPU replay', run.x0, cpu.x, 1e-5);
+    // clip: false turns thresholding off.
+    const off = await pipeline.sample({ steps: 5, xT, clip: false });
+    assert.not.equal(off.x0, run.x0);
+  } finally {
+    pipeline.destroy();
     gpu.device.destroy();
   }
 });

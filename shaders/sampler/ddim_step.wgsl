@@ -20,13 +20,17 @@ struct Params {
   sigma: f32,
   clip: u32,
   clip_range: f32,
+  // Dynamic thresholding (threshold.wgsl found each image's s): x0 = clamp(x0, ±s) / s.
+  threshold: u32,
+  per_image: u32,
 }
 
 @group(0) @binding(0) var<storage, read> eps: array<f32>;
 @group(0) @binding(1) var<storage, read> noise: array<f32>;
-@group(0) @binding(2) var<storage, read_write> x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> x0_pred: array<f32>;
-@group(0) @binding(4) var<uniform> params: Params;
+@group(0) @binding(2) var<storage, read> scales: array<f32>;
+@group(0) @binding(3) var<storage, read_write> x: array<f32>;
+@group(0) @binding(4) var<storage, read_write> x0_pred: array<f32>;
+@group(0) @binding(5) var<uniform> params: Params;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
@@ -37,7 +41,10 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) grou
   let m = eps[i];
   let xi = x[i];
   var x0 = (params.x0_from_x * xi + params.x0_from_out * m) * params.x0_scale;
-  if (params.clip != 0u) {
+  if (params.threshold != 0u) {
+    let s = scales[i / params.per_image];
+    x0 = clamp(x0, -s, s) / s;
+  } else if (params.clip != 0u) {
     x0 = clamp(x0, -params.clip_range, params.clip_range);
   }
   x0_pred[i] = x0;

@@ -1,8 +1,9 @@
 /**
  * DDIM sampling and encoding on the GPU. Every step is recorded as: copy the step's timesteps
  * into the UNet's input, the UNet's dispatches, fresh noise (η > 0), and the DDIM update in place
- * on the sample. What a run needs is made once per (steps, spacing, η, clip) as a `SamplingPlan`
- * and kept: the step scalars in one uniform buffer, the timestep table, every bind group. A step
+ * on the sample (after finding each image's dynamic-thresholding s, when the config asks for it).
+ * What a run needs is made once per (steps, spacing, η or σ̂, clip, thresholding) as a
+ * `SamplingPlan` and kept: the step scalars in one uniform buffer, the timestep table, every bind group. A step
  * then only records and submits (one command buffer per step, for progress); reads go through
  * one reused staging buffer.
  *
@@ -22,6 +23,7 @@ import {
   ddimStepCoefficients,
   ddimTimesteps,
   type NoiseSchedule,
+  quantileRanks,
   sigmaHatStepCoefficients,
   type TimestepSpacing,
 } from './schedule.ts';
@@ -116,7 +118,12 @@ interface SamplingPlan {
   /** Record 0 draws the starting latents, record k + 1 the z of step k (seed and batch are rewritten per run). */
   noiseParams: ParamsBuffer;
   noiseBindGroups: GPUBindGroup[];
+  /** With dynamic thresholding: each step's search for the images' s, before its update. */
+  thresholdParams?: ParamsBuffer;
+  thresholdBindGroups?: GPUBindGroup[];
 }
+
+type SamplerKernels = { step: Kernel; noise: Kernel; threshold: Kernel };
 
 /** Plans kept per sampler; the least recently used beyond this many is freed. */
 const MAX_PLANS = 6;
@@ -130,10 +137,12 @@ function abortError(signal: AbortSignal): Error {
 export class DdimSampler {
   private readonly noiseBuffer: GPUBuffer;
   private readonly x0Buffer: GPUBuffer;
+  /** Each image's dynamic-thresholding s (threshold.wgsl); bound, unused, without thresholding. */
+  private readonly scalesBuffer: GPUBuffer;
   private readonly readback: Readback;
   private readonly perImage: number;
   private readonly plans = new Map<string, SamplingPlan>();
-  private kernels?: Promise<{ step: Kernel; noise: Kernel }>;
+  private kernels?: Promise<SamplerKernels>;
 
   constructor(readonly gpu: Gpu, readonly unet: UNet, readonly schedule: NoiseSchedule) {
     const [batch, c, h, w] = unet.sampleShape;
@@ -149,6 +158,7 @@ export class DdimSampler {
       size: bytes,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
     });
+    this.scalesBuffer = gpu.device.createBuffer({ label: 'ddim.threshold_scales', size: 4 * batch, usage: GPUBufferUsage.STORAGE });
     this.readback = new Readback(gpu.device, 'ddim.readback', bytes);
   }
 
@@ -157,9 +167,10 @@ export class DdimSampler {
     return [c, h, w];
   }
 
-  private loadKernels(): Promise<{ step: Kernel; noise: Kernel }> {
-    this.kernels ??= Promise.all([Kernel.load(this.gpu.device, SHADERS.ddim_step), Kernel.load(this.gpu.device, SHADERS.noise)])
-      .then(([step, noise]) => ({ step, noise }));
+  private loadKernels(): Promise<SamplerKernels> {
+    const { device } = this.gpu;
+    this.kernels ??= Promise.all([SHADERS.ddim_step, SHADERS.noise, SHADERS.threshold].map((shader) => Kernel.load(device, shader)))
+      .then(([step, noise, threshold]) => ({ step, noise, threshold }));
     return this.kernels;
   }
 
@@ -202,14 +213,17 @@ export class DdimSampler {
     }
     // σ̂ always clips x0 (the paper's code clamps it to [-1, 1]).
     const clip = sigmaHat || (options.clip ?? this.schedule.clipSample);
+    // As DDIMScheduler: thresholding, when the config sets it, in place of clipping; `clip: false` turns it off.
+    const threshold = this.schedule.thresholding !== undefined && options.clip !== false;
     return await this.unet.exclusive(async () => {
       const plan = await this.plan(
-        `sample ${spacing} ${options.steps} ${sigmaHat ? 'sigma-hat' : `eta=${eta}`} clip=${clip}`,
+        `sample ${spacing} ${options.steps} ${sigmaHat ? 'sigma-hat' : `eta=${eta}`} clip=${clip} threshold=${threshold}`,
         timesteps,
         sigmaHat
           ? sigmaHatStepCoefficients(this.schedule, timesteps, spacing)
           : ddimStepCoefficients(this.schedule, timesteps, eta, spacing),
         clip,
+        threshold,
       );
       return await this.run(plan, count, { ...options, classLabels: labels }, { useNoise: sigmaHat || eta > 0 });
     });
@@ -254,7 +268,7 @@ export class DdimSampler {
   }
 
   /** The plan for `key`, made the first time and kept (the least recently used beyond MAX_PLANS is freed). */
-  private async plan(key: string, timesteps: number[], steps: DdimStep[], clip: boolean): Promise<SamplingPlan> {
+  private async plan(key: string, timesteps: number[], steps: DdimStep[], clip: boolean, threshold = false): Promise<SamplingPlan> {
     const known = this.plans.get(key);
     if (known) {
       this.plans.delete(key);
@@ -281,6 +295,8 @@ export class DdimSampler {
         sigma: s.sigma,
         clip: clip ? 1 : 0,
         clip_range: this.schedule.clipSampleRange,
+        threshold: threshold ? 1 : 0,
+        per_image: this.perImage,
       }, `ddim step ${k}`)
     );
     stepParams.upload();
@@ -297,6 +313,7 @@ export class DdimSampler {
       kernels.step.bind(`ddim step ${k + 1}`, {
         eps: this.unet.epsBuffer,
         noise: this.noiseBuffer,
+        scales: this.scalesBuffer,
         x: this.unet.sampleBuffer,
         x0_pred: this.x0Buffer,
         params: stepParams.binding(k, stepShader),
@@ -310,6 +327,7 @@ export class DdimSampler {
         params: noiseParams.binding(stream, noiseShader),
       }));
     const plan: SamplingPlan = { steps, timesteps, timestepTable, stepParams, stepBindGroups, noiseParams, noiseBindGroups };
+    if (threshold) this.planThreshold(plan, kernels.threshold, key);
     this.plans.set(key, plan);
     if (this.plans.size > MAX_PLANS) {
       const [oldest, evicted] = this.plans.entries().next().value!;
@@ -317,6 +335,35 @@ export class DdimSampler {
       destroyPlan(evicted);
     }
     return plan;
+  }
+
+  /** Per step: the search for each image's s over the x0 that step's update will form. */
+  private planThreshold(plan: SamplingPlan, kernel: Kernel, key: string): void {
+    const { ratio, maxValue } = this.schedule.thresholding!;
+    const { lo, hi, weight } = quantileRanks(ratio, this.perImage);
+    const params = new ParamsBuffer(this.gpu.device, `ddim.threshold_params (${key})`, [kernel.shader], plan.steps.length);
+    plan.steps.forEach((s, k) =>
+      params.set(k, kernel.shader, {
+        per_image: this.perImage,
+        rank_lo: lo,
+        rank_hi: hi,
+        weight,
+        max_value: maxValue,
+        x0_from_x: s.x0FromX,
+        x0_from_out: s.x0FromOut,
+        x0_scale: s.x0Scale,
+      }, `threshold ${k}`)
+    );
+    params.upload();
+    plan.thresholdParams = params;
+    plan.thresholdBindGroups = plan.steps.map((_, k) =>
+      kernel.bind(`threshold ${k + 1}`, {
+        eps: this.unet.epsBuffer,
+        x: this.unet.sampleBuffer,
+        scales: this.scalesBuffer,
+        params: params.binding(k, kernel.shader),
+      })
+    );
   }
 
   /** Points the plan's noise records at `seed` and the batch starting at global image `firstImage`. */
@@ -358,6 +405,8 @@ export class DdimSampler {
       result.x0Preds = Array.from({ length: steps.length }, () => new Float32Array(count * this.perImage));
     }
     const stepWorkgroups = kernels.step.workgroups({ invocations: [batchValues], flat: true });
+    // One workgroup per image.
+    const thresholdWorkgroups = kernels.threshold.workgroups({ invocations: [batch * kernels.threshold.shader.workgroupSize[0]] });
     const read = (buffer: GPUBuffer, values: number) => this.readback.read(recorder, buffer, values * 4);
     /** Between steps: a requested stop waits for the work already submitted, then ends the call. */
     const stopIfAborted = async () => {
@@ -417,6 +466,9 @@ export class DdimSampler {
             if (suppliedNoise) encoder.copyBufferToBuffer(suppliedNoise, 4 * k * batchValues, this.noiseBuffer, 0, 4 * batchValues);
             else await this.recordNoise(recorder, encoder, plan, k + 1);
           }
+          if (plan.thresholdBindGroups) {
+            recorder.dispatchAlone(encoder, `threshold ${k + 1}`, kernels.threshold, plan.thresholdBindGroups[k], thresholdWorkgroups);
+          }
           recorder.dispatchAlone(encoder, `ddim step ${k + 1}`, kernels.step, plan.stepBindGroups[k], stepWorkgroups);
           recorder.submit(encoder);
           await recorder.afterSubmit();
@@ -448,6 +500,7 @@ export class DdimSampler {
     this.plans.clear();
     this.noiseBuffer.destroy();
     this.x0Buffer.destroy();
+    this.scalesBuffer.destroy();
     this.readback.destroy();
   }
 }
@@ -456,6 +509,7 @@ function destroyPlan(plan: SamplingPlan): void {
   plan.stepParams.destroy();
   plan.noiseParams.destroy();
   plan.timestepTable.destroy();
+  plan.thresholdParams?.destroy();
 }
 
 /**

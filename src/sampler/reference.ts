@@ -7,8 +7,10 @@ import {
   type DdimStep,
   ddimStepCoefficients,
   type NoiseSchedule,
+  quantileRanks,
   sigmaHatStepCoefficients,
   type TimestepSpacing,
+  torchLerp,
 } from './schedule.ts';
 
 /** The model: its output (ε, x0 or v, per the schedule) for state `x` at timestep `t`. */
@@ -25,6 +27,8 @@ export interface CpuSampleOptions {
   spacing?: TimestepSpacing;
   /** The paper's σ̂ sampler instead of DDIM (x0 always clipped; `noise` for every step but the last). */
   sigmaHat?: boolean;
+  /** Values per image, for the schedule's dynamic thresholding (default: the whole state is one image). */
+  perImage?: number;
 }
 
 export interface CpuTrajectory {
@@ -48,7 +52,8 @@ export function ddimSampleCpu(
     ? sigmaHatStepCoefficients(schedule, timestepsAscending, options.spacing)
     : ddimStepCoefficients(schedule, timestepsAscending, options.eta ?? 0, options.spacing);
   const clipRange = (options.sigmaHat || (options.clip ?? schedule.clipSample)) ? schedule.clipSampleRange : Infinity;
-  return runSteps(steps, xT, eps, clipRange, options.noise);
+  const threshold = options.clip === false ? undefined : schedule.thresholding;
+  return runSteps(steps, xT, eps, clipRange, options.noise, threshold && { ...threshold, perImage: options.perImage ?? xT.length });
 }
 
 /** DDIM inversion: the η = 0 ODE from the image x0 (t = −1) up to x_T at the last timestep. */
@@ -69,6 +74,7 @@ function runSteps(
   eps: EpsFunction,
   clipRange: number,
   noise: ((stepIndex: number) => Float32Array) | undefined,
+  threshold?: { ratio: number; maxValue: number; perImage: number },
 ): CpuTrajectory {
   const n = start.length;
   let x = Float64Array.from(start);
@@ -85,9 +91,11 @@ function runSteps(
     }
     const x0 = new Float64Array(n);
     const next = new Float64Array(n);
+    const scales = threshold ? thresholdScales(x, e, step, threshold) : undefined;
     for (let i = 0; i < n; i++) {
       const raw = (step.x0FromX * x[i] + step.x0FromOut * e[i]) * step.x0Scale;
-      const x0i = Math.min(clipRange, Math.max(-clipRange, raw));
+      const s = scales?.[Math.floor(i / threshold!.perImage)];
+      const x0i = s !== undefined ? Math.min(s, Math.max(-s, raw)) / s : Math.min(clipRange, Math.max(-clipRange, raw));
       const epsI = step.epsFromX * x[i] + step.epsFromOut * e[i];
       x0[i] = x0i;
       next[i] = step.coefX0 * x0i + step.dirCoef * epsI + step.coefX * x[i] + (z ? step.sigma * z[i] : 0);
@@ -97,4 +105,26 @@ function runSteps(
     xs.push(Float32Array.from(x));
   }
   return { x: xs[xs.length - 1], xs, x0Preds };
+}
+
+/** Each image's dynamic-thresholding s: clamp(quantile(|x0|, ratio), 1, maxValue), as diffusers. */
+function thresholdScales(
+  x: Float64Array,
+  e: Float32Array,
+  step: DdimStep,
+  threshold: { ratio: number; maxValue: number; perImage: number },
+): number[] {
+  const { perImage } = threshold;
+  const { lo, hi, weight } = quantileRanks(threshold.ratio, perImage);
+  const scales: number[] = [];
+  for (let base = 0; base < x.length; base += perImage) {
+    const magnitudes = new Float32Array(perImage);
+    for (let i = 0; i < perImage; i++) {
+      magnitudes[i] = Math.abs((step.x0FromX * x[base + i] + step.x0FromOut * e[base + i]) * step.x0Scale);
+    }
+    magnitudes.sort();
+    const q = torchLerp(magnitudes[lo], magnitudes[hi], weight);
+    scales.push(Math.min(threshold.maxValue, Math.max(1, q)));
+  }
+  return scales;
 }

@@ -18,6 +18,11 @@ export interface NoiseSchedule {
   stepsOffset: number;
   /** The config's `timestep_spacing`, when it names one: the default spacing for this model. */
   timestepSpacing?: TimestepSpacing;
+  /**
+   * Dynamic thresholding (`thresholding: true`), which replaces clipping: per image s =
+   * clamp(quantile(|x0|, ratio), 1, maxValue), then x0 = clamp(x0, ±s) / s.
+   */
+  thresholding?: { ratio: number; maxValue: number };
 }
 
 export type PredictionType = 'epsilon' | 'sample' | 'v_prediction';
@@ -38,8 +43,8 @@ const BETA_SCHEDULES: readonly BetaSchedule[] = ['linear', 'scaled_linear', 'squ
  *
  * DDIMScheduler's own options are read as diffusers reads them: `prediction_type`,
  * `set_alpha_to_one`, `steps_offset`, `timestep_spacing` (then the default spacing; the caller may
- * pick another), `clip_sample` and `clip_sample_range`. `thresholding` (a per-image quantile of
- * |x0| every step) is refused by name: it would need a sort per image on the GPU each step.
+ * pick another), `clip_sample` and `clip_sample_range`, `thresholding` with
+ * `dynamic_thresholding_ratio` and `sample_max_value`.
  */
 export function scheduleFromConfig(config: Record<string, unknown> | undefined): NoiseSchedule {
   const c = config ?? {};
@@ -49,11 +54,11 @@ export function scheduleFromConfig(config: Record<string, unknown> | undefined):
       `prediction_type '${String(predictionType)}' is not supported: use one of ${PREDICTION_TYPES.join(', ')}`,
     );
   }
-  if (c.thresholding === true) {
-    throw new ScheduleError(
-      'thresholding (dynamic thresholding of x0, a per-image quantile every step) is not supported: set it to false',
-    );
-  }
+  const thresholding = readBoolean(c, 'thresholding', false);
+  const ratio = readNumber(c, 'dynamic_thresholding_ratio', 0.995);
+  const maxValue = readNumber(c, 'sample_max_value', 1);
+  if (thresholding && !(ratio > 0 && ratio <= 1)) throw new ScheduleError(`dynamic_thresholding_ratio must be in (0, 1], got ${ratio}`);
+  if (thresholding && !(maxValue >= 1)) throw new ScheduleError(`sample_max_value must be at least 1, got ${maxValue}`);
   const setAlphaToOne = readBoolean(c, 'set_alpha_to_one', true);
   const stepsOffset = readNumber(c, 'steps_offset', 0);
   if (!Number.isInteger(stepsOffset) || stepsOffset < 0) {
@@ -107,6 +112,7 @@ export function scheduleFromConfig(config: Record<string, unknown> | undefined):
     stepsOffset,
   };
   if (spacing !== undefined && spacing !== null) schedule.timestepSpacing = spacing as TimestepSpacing;
+  if (thresholding) schedule.thresholding = { ratio, maxValue };
   return schedule;
 }
 
@@ -471,4 +477,19 @@ export function slerp(a: Float32Array, b: Float32Array, alpha: number): Float32A
   const out = new Float32Array(a.length);
   for (let i = 0; i < a.length; i++) out[i] = wa * a[i] + wb * b[i];
   return out;
+}
+
+/**
+ * Where torch.quantile(|x0|, ratio) of n values reads: the order statistics lo and hi (0 = the
+ * smallest) and the weight between them, computed in float32 as torch does for a float32 tensor.
+ */
+export function quantileRanks(ratio: number, n: number): { lo: number; hi: number; weight: number } {
+  const position = Math.fround(Math.fround(ratio) * (n - 1));
+  const lo = Math.floor(position);
+  return { lo, hi: Math.ceil(position), weight: Math.fround(position - lo) };
+}
+
+/** torch.lerp(start, end, weight), which switches formula at weight 0.5 for accuracy. */
+export function torchLerp(start: number, end: number, weight: number): number {
+  return weight < 0.5 ? start + weight * (end - start) : end - (end - start) * (1 - weight);
 }
