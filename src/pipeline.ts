@@ -14,6 +14,7 @@ import type { GraphLimits } from './graph/executor.ts';
 import type { ModelFiles } from './model/model_files.ts';
 import { readUNet, UNet, type UNetWeights } from './model/unet_model.ts';
 import {
+  checkClassLabels,
   type DdimEncodeOptions,
   type DdimResult,
   type DdimSampleOptions,
@@ -54,6 +55,8 @@ export interface InterpolateOptions {
   frames: number;
   steps: number;
   spacing?: TimestepSpacing;
+  /** Class-conditional models: the label of every frame. */
+  classLabels?: DdimSampleOptions['classLabels'];
   onStep?: (progress: StepProgress) => void | Promise<void>;
   previewX0?: boolean;
   signal?: AbortSignal;
@@ -107,7 +110,10 @@ export class DdimPipeline {
   }
 
   /** Decodes latents back into images with deterministic DDIM (η = 0). */
-  decode(latents: Float32Array, options: Omit<DdimSampleOptions, 'xT' | 'eta' | 'noise' | 'count'>): Promise<DdimResult> {
+  decode(
+    latents: Float32Array,
+    options: Omit<DdimSampleOptions, 'xT' | 'eta' | 'noise' | 'count' | 'sigmaHat' | 'firstImage'>,
+  ): Promise<DdimResult> {
     return this.sampler.sample({ ...options, xT: latents, eta: 0 });
   }
 
@@ -130,6 +136,7 @@ export class DdimPipeline {
     const result = await this.decode(latents, {
       steps: options.steps,
       spacing: options.spacing,
+      classLabels: options.classLabels,
       onStep: options.onStep,
       previewX0: options.previewX0,
       signal: options.signal,
@@ -138,13 +145,21 @@ export class DdimPipeline {
     return { ...result, latents };
   }
 
-  /** ε(x, t) for any number of images: x is [N, C, H, W] in model space, t one timestep each. */
-  async eps(x: Float32Array, t: Int32Array, options: { signal?: AbortSignal } = {}): Promise<Float32Array> {
+  /**
+   * The model's output (ε for an ε model) for any number of images: x is [N, C, H, W] in model
+   * space, t one timestep each, and for a class-conditional model a class label each (or one for all).
+   */
+  async eps(
+    x: Float32Array,
+    t: Int32Array,
+    options: { signal?: AbortSignal; classLabels?: DdimSampleOptions['classLabels'] } = {},
+  ): Promise<Float32Array> {
     const [c, h, w] = this.imageShape;
     const perImage = c * h * w;
     if (x.length !== t.length * perImage) {
       throw new SamplerInputError(`x holds ${x.length} values but ${t.length} timesteps need ${t.length} images of ${c}x${h}x${w}`);
     }
+    const labels = checkClassLabels(this.unet.config, options.classLabels, t.length);
     const batch = this.unet.batch;
     const out = new Float32Array(x.length);
     for (let first = 0; first < t.length; first += batch) {
@@ -154,7 +169,9 @@ export class DdimPipeline {
       xs.set(x.subarray(first * perImage, (first + n) * perImage));
       const ts = new Int32Array(batch);
       ts.set(t.subarray(first, first + n));
-      const eps = await this.unet.forward(xs, ts);
+      const batchLabels = labels ? new Int32Array(batch) : undefined;
+      batchLabels?.set(labels!.subarray(first, first + n));
+      const eps = await this.unet.forward(xs, ts, undefined, batchLabels);
       out.set(eps.subarray(0, n * perImage), first * perImage);
     }
     return out;

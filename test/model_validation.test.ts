@@ -27,7 +27,8 @@ validation('unsupported config options and values are refused by name', () => {
   refusesConfig({ up_block_types: ['SkipUpBlock2D', 'UpBlock2D'] }, /'SkipUpBlock2D'/);
   refusesConfig({ time_embedding_type: 'fourier' }, /time_embedding_type = "fourier"/);
   refusesConfig({ resnet_time_scale_shift: 'scale_shift' }, /resnet_time_scale_shift/);
-  refusesConfig({ class_embed_type: 'timestep' }, /class_embed_type/);
+  refusesConfig({ class_embed_type: 'identity' }, /class_embed_type = "identity"/);
+  refusesConfig({ num_class_embeds: 0 }, /num_class_embeds' must be a positive integer/);
   refusesConfig({ cross_attention_dim: 768 }, /unsupported option\(s\): cross_attention_dim/);
   refusesConfig({ norm_num_groups: 3 }, /block_out_channels 8 is not divisible by norm_num_groups 3/);
   refusesConfig({ attention_head_dim: 5 }, /do not split into heads of attention_head_dim 5/);

@@ -80,14 +80,17 @@ schedule('config options and diffusers defaults', () => {
   assert.is(defaults.clipSample, true, 'DDPMScheduler() clips by default');
   assert.is(defaults.clipSampleRange, 1);
   assert.is(scheduleFromConfig({ clip_sample_range: 2.5 }).clipSampleRange, 2.5);
-  throwsScheduleError(() => scheduleFromConfig({ prediction_type: 'v_prediction' }), 'prediction_type');
-  throwsScheduleError(() => scheduleFromConfig({ prediction_type: 'sample' }), 'sample');
+  assert.is(scheduleFromConfig({ prediction_type: 'v_prediction' }).predictionType, 'v_prediction');
+  assert.is(scheduleFromConfig({ prediction_type: 'sample' }).predictionType, 'sample');
+  throwsScheduleError(() => scheduleFromConfig({ prediction_type: 'flow' }), 'prediction_type');
   throwsScheduleError(() => scheduleFromConfig({ beta_schedule: 'sigmoid' }), 'beta_schedule');
   throwsScheduleError(() => scheduleFromConfig({ num_train_timesteps: 0 }), 'num_train_timesteps');
   throwsScheduleError(() => scheduleFromConfig({ beta_end: '0.02' }), 'beta_end');
-  throwsScheduleError(() => scheduleFromConfig({ thresholding: true }), 'thresholding');
+  assert.equal(scheduleFromConfig({ thresholding: true }).thresholding, { ratio: 0.995, maxValue: 1 });
+  throwsScheduleError(() => scheduleFromConfig({ thresholding: true, dynamic_thresholding_ratio: 0 }), 'dynamic_thresholding_ratio');
+  throwsScheduleError(() => scheduleFromConfig({ thresholding: true, sample_max_value: 0.5 }), 'sample_max_value');
   throwsScheduleError(() => scheduleFromConfig({ rescale_betas_zero_snr: true }), 'rescale_betas_zero_snr');
-  throwsScheduleError(() => scheduleFromConfig({ beta_start: 0.5, beta_end: 1.5 }), 'betas must lie in (0, 1)');
+  throwsScheduleError(() => scheduleFromConfig({ beta_start: 0.5, beta_end: 1.5 }), 'betas must lie in (0, 1]');
 });
 
 schedule('scaled_linear, squaredcos_cap_v2 and trained_betas', () => {

@@ -1,7 +1,8 @@
 /**
  * The demo page (web/index.html): loads a model (the default emoji model, or `?model=<folder URL>`),
  * then samples, interpolates between seeds, and encodes and decodes an image the user picks.
- * Control values can be preset from the URL (`?n=4&steps=20&eta=0&spacing=quad&seed=7`); `run=1`
+ * Control values can be preset from the URL (`?n=4&steps=20&eta=0&spacing=quad&seed=7`, `sigmaHat=1`,
+ * `class=3` for a class-conditional model, whose class picker shows only then); `run=1`
  * samples once the model is ready.
  *
  * `document.body.dataset.state` says where the page is (loading, ready, busy, failed) and each
@@ -153,10 +154,31 @@ async function start(): Promise<void> {
   element('model-line').textContent =
     `Model: ${new URL(MODEL_URL, location.href).href} · ${w}×${h}, ${c} channels · ${(parameters / 1e6).toFixed(2)} M parameters · ` +
     `${megabytes(files.weights.length)} MB of weights. GPU: ${gpu.adapterName}.`;
+  setupClassPicker(pipeline);
+  if (params.get('spacing') === null && pipeline.schedule.timestepSpacing) {
+    element<HTMLSelectElement>('spacing').value = pipeline.schedule.timestepSpacing;
+  }
   drawPlaceholders(pipeline.imageShape);
   setStatus(`Ready on ${gpu.adapterName}.`);
   setState('ready');
   if (params.get('run') === '1') element<HTMLFormElement>('sample-form').requestSubmit();
+}
+
+/** The class picker, shown only for a class-conditional model: its classes (or labels 0..999 for 'timestep' ones). */
+function setupClassPicker(pipeline: DdimPipeline): void {
+  const config = pipeline.model.unet.config;
+  if (!config.classEmbedType) return;
+  const select = element<HTMLSelectElement>('class');
+  const count = config.classEmbedType === 'embedding' ? config.numClassEmbeds! : 1000;
+  select.replaceChildren(...Array.from({ length: count }, (_, k) => new Option(String(k), String(k))));
+  const preset = params.get('class');
+  if (preset !== null && Number(preset) >= 0 && Number(preset) < count) select.value = preset;
+  element('class-label').hidden = false;
+}
+
+/** The picked class, for a class-conditional model; undefined for any other. */
+function classLabels(pipeline: DdimPipeline): number[] | undefined {
+  return pipeline.model.unet.config.classEmbedType ? [Number(element<HTMLSelectElement>('class').value)] : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -186,6 +208,7 @@ function readNumber(id: string, min: number, max: number): number {
 /** Presets controls from the page's URL (?n=4&steps=20&...). */
 function presetControls(): void {
   const names: Record<string, string> = { n: 'n', steps: 'steps', eta: 'eta', spacing: 'spacing', seed: 'seed' };
+  if (params.get('sigmaHat') === '1') element<HTMLInputElement>('sigma-hat').checked = true;
   for (const [param, id] of Object.entries(names)) {
     const value = params.get(param);
     if (value !== null) element<HTMLInputElement | HTMLSelectElement>(id).value = value;
@@ -279,7 +302,8 @@ stopButton.addEventListener('click', () => running?.controller.abort());
 async function sample(signal: AbortSignal): Promise<string> {
   const n = readInt('n', 1, 16);
   const steps = readInt('steps', 1, 1000);
-  const eta = readNumber('eta', 0, 1);
+  const sigmaHat = element<HTMLInputElement>('sigma-hat').checked;
+  const eta = sigmaHat ? 0 : readNumber('eta', 0, 1);
   const spacing = element<HTMLSelectElement>('spacing').value as TimestepSpacing;
   const seed = readInt('seed', 0, 2 ** 53 - 1);
   const pipeline = await pipelineFor(n);
@@ -291,10 +315,13 @@ async function sample(signal: AbortSignal): Promise<string> {
   drawImages(canvas, images, n, columns, shape);
   setStatus(`Sampling ${n} image${n === 1 ? '' : 's'}…`);
   const started = performance.now();
+  const labels = classLabels(pipeline);
   const result = await pipeline.sample({
     steps,
     eta,
+    sigmaHat,
     spacing,
+    classLabels: labels,
     seed,
     count: n,
     previewX0: true,
@@ -303,9 +330,9 @@ async function sample(signal: AbortSignal): Promise<string> {
   });
   drawImages(canvas, result.x0, n, columns, shape);
   const took = seconds(started);
-  info.textContent = `${n} image${
-    n === 1 ? '' : 's'
-  } · ${result.timesteps.length} steps (${spacing}) · η = ${eta} · seed ${seed} · ${took} s`;
+  info.textContent = `${n} image${n === 1 ? '' : 's'} · ${result.timesteps.length} steps (${spacing}) · ${sigmaHat ? 'σ̂' : `η = ${eta}`}${
+    labels ? ` · class ${labels[0]}` : ''
+  } · seed ${seed} · ${took} s`;
   countRun(canvas);
   return `Sampled ${n} image${n === 1 ? '' : 's'} in ${took} s on ${gpu.adapterName}.`;
 }
@@ -328,6 +355,7 @@ async function interpolate(signal: AbortSignal): Promise<string> {
     seedB,
     frames,
     steps,
+    classLabels: classLabels(pipeline),
     previewX0: true,
     onStep: previewer(canvas, images, frames, frames, shape, info, 'decoding'),
     signal,
@@ -377,14 +405,17 @@ async function roundtrip(signal: AbortSignal): Promise<string> {
   drawImages(element('roundtrip-input'), image, 1, 1, shape);
   setStatus(`Encoding with ${steps} steps, then decoding…`);
   const started = performance.now();
+  const labels = classLabels(pipeline);
   const encoded = await pipeline.encode(image, {
     steps,
+    classLabels: labels,
     onStep: (p) => void (info.textContent = `encoding: step ${p.step} of ${p.total}, t = ${p.t}`),
     signal,
   });
   drawImages(element('roundtrip-latent'), encoded.x0, 1, 1, shape);
   const decoded = await pipeline.decode(encoded.x0, {
     steps,
+    classLabels: labels,
     previewX0: true,
     onStep: previewer(output, new Float32Array(image.length), 1, 1, shape, info, 'decoding'),
     signal,

@@ -22,6 +22,9 @@ export type CommandName = (typeof COMMANDS)[number];
 export const SPACINGS: readonly TimestepSpacing[] = ['uniform', 'quad', 'leading', 'trailing', 'linspace'];
 const BACKENDS: readonly Backend[] = ['auto', 'native', 'dawn'];
 
+/** Images per --shard block: fixed, so that which process makes which image never depends on --batch. */
+export const FID_BLOCK = 100;
+
 // ---------------------------------------------------------------------------------------------
 // Usage texts
 
@@ -37,27 +40,45 @@ const COMMON_HELP = `  --model DIR         diffusers UNet2DModel folder: config.
   --backend B         auto | native | dawn: navigator.gpu or Dawn's 'webgpu' package (default: auto)
   -h, --help          this help`;
 
+const SKIP_HELP = `  --skip SPACING      timestep spacing: uniform | quad | leading | trailing | linspace (default: the
+                      scheduler config's timestep_spacing when it names one, else uniform)`;
+
+const CLASS_HELP = `  --class K           class-conditional models: the class label of every image, or a comma list
+                      with one label per image (0,3,3,7)`;
+
 const DDIM_HELP = (defaultSteps: number) =>
   `  --steps S           DDIM steps, 1 to the model's training timesteps (default: ${defaultSteps})
-  --skip SPACING      timestep spacing: uniform | quad | leading | trailing | linspace (default: uniform)`;
+${SKIP_HELP}
+${CLASS_HELP}`;
 
 const SCALE_HELP = `  --scale K           integer upscaling of the PNG (default: 2 for images up to 64 px, else 1)`;
 
 export const USAGE: Record<CommandName, string> = {
   sample: `usage: ${PROGRAM} [sample] [--n N] [--steps S] [--eta E] [--seed SEED] [--out grid.png] [options]
+       ${PROGRAM} [sample] --n 50000 --out-dir DIR [--shard K/N] [options]   (numbered PNGs, e.g. for FID)
        ${PROGRAM} encode|decode|interpolate|eps|convert [options]   (${PROGRAM} COMMAND --help for each)
 
 Generates images with DDIM and writes them as one PNG grid.
   --n N               number of images (default: 16; taken from --xT when given)
   --steps S           DDIM steps, 1 to the model's training timesteps (default: 50)
   --eta E             0 (deterministic DDIM) to 1 (DDPM-like) (default: 0)
-  --skip SPACING      timestep spacing: uniform | quad | leading | trailing | linspace (default: uniform)
-  --clip              clip each x0 prediction to [-1, 1] (default: as the scheduler config says)
+  --sigma-hat         the paper's σ̂ sampler (Table 1's last row: x0 clipped, the DDPM posterior mean,
+                      variance 1 - ᾱ_t/ᾱ_prev, no noise on the last step) instead of DDIM's η
+${SKIP_HELP}
+${CLASS_HELP}
+  --clip              clip each x0 prediction to the config's clip_sample_range (default: as the
+                      scheduler config says)
   --seed SEED         integer from 0 to 2^53-1 seeding the latents and the noise (default: 0)
   --out FILE          the PNG grid (default: samples.png)
   --out-tensor FILE   also write the images as safetensors, key 'x0', f32 [N,C,H,W] in [-1, 1]
   --xT FILE           start from these latents: safetensors, key 'xT', f32 [N,C,H,W]
-  --noise FILE        the noise of every step (with --eta > 0): key 'noise', f32 [S,N,C,H,W]
+  --noise FILE        the noise of every step (with --eta > 0 or --sigma-hat): key 'noise', f32 [S,N,C,H,W]
+  --out-dir DIR       instead of a grid, image i as DIR/<i, 6 digits>.png (FID mode). Rerun the same
+                      command to resume: images already there are kept, none is made twice, and a
+                      half-written file is never counted. Image i is the same whatever --batch or --shard
+  --shard K/N         with --out-dir: this process makes blocks K, K+N, K+2N, ... of ${FID_BLOCK} images
+                      (K from 0 to N-1), so N processes or machines split one run
+  --save-latents      with --out-dir: also each image's starting latent, DIR/<i>.xT.safetensors
   --profile           time every UNet node of every step (GPU timestamps where the adapter has them)
                       and print the time per op kind and the slowest nodes to stderr
   --trace FILE        also write that profile as a Chrome trace (chrome://tracing, ui.perfetto.dev)
@@ -108,8 +129,10 @@ ${COMMON_HELP}
 ${RUN_FORMS}`,
   eps: `usage: ${PROGRAM} eps --in inputs.safetensors [--out eps.safetensors] [options]
 
-Runs the UNet once per image: its prediction of the noise eps(x, t).
-  --in FILE           safetensors with 'x' f32 [N,C,H,W] (model space) and 't' i32 [N] (timesteps)
+Runs the UNet once per image: its prediction of the noise eps(x, t) (of x0 or v, for models
+whose scheduler config says so).
+  --in FILE           safetensors with 'x' f32 [N,C,H,W] (model space) and 't' i32 [N] (timesteps);
+                      for a class-conditional model also 'class_labels' i32 [N]
   --out FILE          safetensors with 'eps' f32 [N,C,H,W] (default: eps.safetensors)
 ${COMMON_HELP}
 ${RUN_FORMS}`,
@@ -149,8 +172,16 @@ export interface CommonArgs {
 export interface DdimArgs {
   /** As given; undefined: 50 (decode: what the latents' file says it was encoded with). */
   steps?: number;
-  /** As given; undefined: uniform (decode: as the latents' file says). */
+  /** As given; undefined: the config's timestep_spacing, else uniform (decode: as the latents' file says). */
   spacing?: TimestepSpacing;
+  /** --class: one label for all images, or one per image. */
+  classLabels?: number[];
+}
+
+/** --shard K/N: blocks K, K + N, ... of FID_BLOCK images. */
+export interface Shard {
+  index: number;
+  count: number;
 }
 
 export interface SampleArgs extends CommonArgs, DdimArgs {
@@ -158,9 +189,14 @@ export interface SampleArgs extends CommonArgs, DdimArgs {
   /** As given; undefined: 16, or the number of latents in --xT. */
   n?: number;
   eta: number;
+  sigmaHat?: boolean;
   /** undefined: as the scheduler config says. */
   clip?: boolean;
   seed: number;
+  /** FID mode: numbered PNGs in this folder, resumable. */
+  outDir?: string;
+  shard?: Shard;
+  saveLatents?: boolean;
   out: string;
   outTensor?: string;
   xT?: string;
@@ -195,6 +231,7 @@ export interface InterpolateArgs extends CommonArgs, DdimArgs {
   scale?: number;
 }
 
+/** eps reads the class labels from --in ('class_labels'). */
 export interface EpsArgs extends CommonArgs {
   command: 'eps';
   input: string;
@@ -226,7 +263,7 @@ const COMMON_OPTIONS: OptionTable = {
   backend: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 };
-const DDIM_OPTIONS: OptionTable = { steps: { type: 'string' }, skip: { type: 'string' } };
+const DDIM_OPTIONS: OptionTable = { steps: { type: 'string' }, skip: { type: 'string' }, class: { type: 'string' } };
 
 const OPTIONS: Record<CommandName, OptionTable> = {
   sample: {
@@ -234,7 +271,11 @@ const OPTIONS: Record<CommandName, OptionTable> = {
     ...DDIM_OPTIONS,
     n: { type: 'string' },
     eta: { type: 'string' },
+    'sigma-hat': { type: 'boolean' },
     clip: { type: 'boolean' },
+    'out-dir': { type: 'string' },
+    shard: { type: 'string' },
+    'save-latents': { type: 'boolean' },
     seed: { type: 'string' },
     out: { type: 'string' },
     'out-tensor': { type: 'string' },
@@ -300,15 +341,16 @@ export function parseCommandLine(argv: string[]): ParsedCommandLine {
     backend: v.choice('backend', BACKENDS) ?? 'auto',
     batch: v.positiveInt('batch'),
   };
-  const ddim = (): DdimArgs => ({ steps: v.positiveInt('steps'), spacing: v.choice('skip', SPACINGS) });
+  const ddim = (): DdimArgs => ({ steps: v.positiveInt('steps'), spacing: v.choice('skip', SPACINGS), classLabels: v.classLabels() });
   switch (command) {
-    case 'sample':
-      return {
+    case 'sample': {
+      const args: SampleArgs = {
         command,
         ...common,
         ...ddim(),
         n: v.positiveInt('n'),
         eta: v.eta(),
+        sigmaHat: v.flag('sigma-hat'),
         clip: v.flag('clip'),
         seed: v.seed('seed') ?? 0,
         out: v.pngPath('out') ?? 'samples.png',
@@ -318,7 +360,25 @@ export function parseCommandLine(argv: string[]): ParsedCommandLine {
         scale: v.scale(),
         profile: v.flag('profile'),
         trace: v.path('trace'),
+        outDir: v.path('out-dir'),
+        shard: v.shard(),
+        saveLatents: v.flag('save-latents'),
       };
+      if (args.sigmaHat && values.eta !== undefined) {
+        throw new CliError('--sigma-hat is its own sampler: give it without --eta', usageLine(command));
+      }
+      if (args.outDir === undefined) {
+        for (const flag of ['shard', 'save-latents']) {
+          if (values[flag] !== undefined) throw new CliError(`--${flag} needs --out-dir DIR (FID mode)`, usageLine(command));
+        }
+      } else {
+        // FID mode makes its images from the seed, one PNG each; the grid's flags do not apply.
+        for (const flag of ['out', 'out-tensor', 'xT', 'noise', 'scale', 'profile', 'trace']) {
+          if (values[flag] !== undefined) throw new CliError(`--${flag} does not go with --out-dir`, usageLine(command));
+        }
+      }
+      return args;
+    }
     case 'encode': {
       const images = v.paths('image');
       if (images.length === 0) throw new CliError('encode needs at least one --image', usageLine(command));
@@ -458,6 +518,32 @@ class Values {
       throw new CliError(`--${name} must be an integer from 0 to 2^53-1 (${Number.MAX_SAFE_INTEGER}), got '${raw}'`);
     }
     return value;
+  }
+
+  /** --class: one label, or a comma list of them. */
+  classLabels(): number[] | undefined {
+    const raw = this.string('class');
+    if (raw === undefined) return undefined;
+    const parts = raw.split(',').map((p) => p.trim());
+    for (const part of parts) {
+      if (!INTEGER.test(part) || !Number.isSafeInteger(Number(part))) {
+        throw new CliError(`--class must be a class label (an integer ≥ 0) or a comma list of them, got '${raw}'`);
+      }
+    }
+    return parts.map(Number);
+  }
+
+  /** --shard K/N with 0 ≤ K < N. */
+  shard(): Shard | undefined {
+    const raw = this.string('shard');
+    if (raw === undefined) return undefined;
+    const match = /^(\d+)\/(\d+)$/.exec(raw);
+    const index = Number(match?.[1]);
+    const count = Number(match?.[2]);
+    if (!match || !Number.isSafeInteger(count) || count < 1 || !(index < count)) {
+      throw new CliError(`--shard must be K/N with N ≥ 1 and K from 0 to N-1, got '${raw}'`, 'e.g. --shard $SLURM_ARRAY_TASK_ID/8');
+    }
+    return { index, count };
   }
 
   eta(): number {

@@ -14,6 +14,7 @@ import { parseSafetensors, SafetensorsError, type SafetensorsFile, serializeSafe
 import type { UNetConfig } from '../model/config.ts';
 import { type DdimModel, type DdimPipeline, type ModelFiles, readModel } from '../pipeline.ts';
 import { chromeTrace, formatProfile, type Profile, Profiler } from '../profile/profiler.ts';
+import { checkClassLabels, SamplerInputError } from '../sampler/ddim.ts';
 import { ddimTimesteps, type NoiseSchedule, ScheduleError, type TimestepSpacing } from '../sampler/schedule.ts';
 import {
   CliError,
@@ -26,6 +27,7 @@ import {
   SPACINGS,
 } from './args.ts';
 import { convert } from './convert.ts';
+import { sampleToFolder } from './fid.ts';
 import { readFileBytes, writeFileAtomic } from './files.ts';
 import { defaultModelDir, type ModelPaths, readModelDir } from './model_dir.ts';
 import { type CliIo, plural, ProgressBar, rate } from './progress.ts';
@@ -74,7 +76,7 @@ export async function runCommand(args: CommandArgs, deps: RunDeps): Promise<void
 // ---------------------------------------------------------------------------------------------
 // Checks made before any GPU work
 
-interface Model {
+export interface Model {
   dir: string;
   paths: ModelPaths;
   files: ModelFiles;
@@ -88,7 +90,7 @@ interface Model {
 }
 
 /** Reads the model folder and checks config, weights and schedule, all on the CPU. */
-async function loadModel(dirArg: string | undefined, io: CliIo): Promise<Model> {
+export async function loadModel(dirArg: string | undefined, io: CliIo): Promise<Model> {
   const dir = dirArg ?? defaultModelDir();
   const { paths, files } = await readModelDir(dir);
   let read: DdimModel;
@@ -115,12 +117,32 @@ async function loadModel(dirArg: string | undefined, io: CliIo): Promise<Model> 
   return { dir, paths, files, read, config, schedule, shape, perImage: shape[0] * shape[1] * shape[2] };
 }
 
+/** --skip, else the scheduler config's timestep_spacing, else the paper's uniform. */
+function spacingFor(model: Model, given: TimestepSpacing | undefined): TimestepSpacing {
+  return given ?? model.schedule.timestepSpacing ?? 'uniform';
+}
+
+/** The labels of `count` images from --class, checked against the model (which may need them). */
+export function classLabelsFor(model: Model, given: number[] | undefined, count: number): Int32Array | undefined {
+  try {
+    return checkClassLabels(model.config, given, count);
+  } catch (error) {
+    if (!(error instanceof SamplerInputError)) throw error;
+    const hint = model.config.classEmbedType ? 'give --class K (one label for all) or --class K1,K2,... (one per image)' : undefined;
+    throw new CliError(`--class: ${error.message}`, hint);
+  }
+}
+
 /** The timesteps DDIM will visit, or a message naming --steps and the model's limit. */
-function timestepsFor(model: Model, steps: number, spacing: TimestepSpacing): number[] {
+export function timestepsFor(model: Model, steps: number, spacing: TimestepSpacing): number[] {
   const T = model.schedule.numTrainTimesteps;
   if (steps > T) throw new CliError(`--steps must be from 1 to ${T} (the model's training timesteps), got ${steps}`);
   try {
-    return ddimTimesteps(steps, spacing, T);
+    const timesteps = ddimTimesteps(steps, spacing, T, model.schedule.stepsOffset);
+    if (timesteps[timesteps.length - 1] >= T) {
+      throw new ScheduleError(`steps_offset ${model.schedule.stepsOffset} takes the last timestep past ${T - 1}`);
+    }
+    return timesteps;
   } catch (error) {
     if (error instanceof ScheduleError) throw new CliError(`--steps ${steps} with --skip ${spacing}: ${error.message}`);
     throw error;
@@ -128,7 +150,7 @@ function timestepsFor(model: Model, steps: number, spacing: TimestepSpacing): nu
 }
 
 /** The output's folder exists and is writable, and the output itself is not a folder. */
-function checkOutput(path: string, flag: string): void {
+export function checkOutput(path: string, flag: string): void {
   const folder = dirname(resolve(path));
   const kind = pathKind(folder);
   if (kind === 'missing') {
@@ -230,14 +252,14 @@ function floatTensor(
   return { data, shape: entry.shape };
 }
 
-function batchFor(args: { batch?: number }, count: number): number {
+export function batchFor(args: { batch?: number }, count: number): number {
   return Math.min(args.batch ?? MAX_BATCH, count);
 }
 
 // ---------------------------------------------------------------------------------------------
 // GPU work, timing, outputs
 
-async function withPipeline<T>(
+export async function withPipeline<T>(
   deps: RunDeps,
   model: Model,
   batch: number,
@@ -291,13 +313,19 @@ async function timedSteps<T>(
   }
 }
 
-async function gridPng(x: Float32Array, count: number, model: Model, columns: number | undefined, scale: number): Promise<Uint8Array> {
+export async function gridPng(
+  x: Float32Array,
+  count: number,
+  model: Model,
+  columns: number | undefined,
+  scale: number,
+): Promise<Uint8Array> {
   const [c, h, w] = model.shape;
   const grid = gridRgba(x, count, c, h, w, { columns, scale });
   return await encodePng(grid.rgba, grid.width, grid.height);
 }
 
-function f32Tensor(data: Float32Array, shape: number[]) {
+export function f32Tensor(data: Float32Array, shape: number[]) {
   return { dtype: 'F32' as const, shape, data };
 }
 
@@ -307,8 +335,16 @@ function f32Tensor(data: Float32Array, shape: number[]) {
 async function sample(args: SampleArgs, deps: RunDeps): Promise<void> {
   const { io } = deps;
   const model = await loadModel(args.model, io);
-  const spacing = args.spacing ?? 'uniform';
+  const spacing = spacingFor(model, args.spacing);
   const timesteps = timestepsFor(model, args.steps ?? DEFAULT_STEPS, spacing);
+  if (args.outDir !== undefined) {
+    return await sampleToFolder(args, deps, model, {
+      steps: args.steps ?? DEFAULT_STEPS,
+      spacing,
+      count: args.n ?? DEFAULT_IMAGES,
+      classLabels: classLabelsFor(model, args.classLabels, args.n ?? DEFAULT_IMAGES),
+    });
+  }
   checkOutput(args.out, '--out');
   if (args.outTensor) checkOutput(args.outTensor, '--out-tensor');
   if (args.trace) checkOutput(args.trace, '--trace');
@@ -336,10 +372,14 @@ async function sample(args: SampleArgs, deps: RunDeps): Promise<void> {
     count = latents.shape[0];
   }
   checkMemory(count, model, '--n');
+  const classLabels = classLabelsFor(model, args.classLabels, count);
   let noise: Float32Array | undefined;
   if (args.noise) {
-    if (args.eta === 0) {
-      throw new CliError('--noise is only used with --eta above 0', 'at --eta 0 DDIM adds no noise; pass --eta 1 for DDPM-like sampling');
+    if (args.eta === 0 && !args.sigmaHat) {
+      throw new CliError(
+        '--noise is only used with --eta above 0 or --sigma-hat',
+        'at --eta 0 DDIM adds no noise; pass --eta 1 for DDPM-like sampling',
+      );
     }
     const file = await readSafetensorsFile(args.noise, '--noise');
     noise = floatTensor(
@@ -370,6 +410,8 @@ async function sample(args: SampleArgs, deps: RunDeps): Promise<void> {
               steps: args.steps ?? DEFAULT_STEPS,
               spacing,
               eta: args.eta,
+              sigmaHat: args.sigmaHat,
+              classLabels,
               clip: args.clip,
               seed: args.seed,
               ...(xT ? { xT } : { count }),
@@ -420,11 +462,12 @@ async function encode(args: EncodeArgs, deps: RunDeps): Promise<void> {
   const [c, h, w] = model.shape;
   if (c !== 3) throw new CliError(`model '${model.dir}' takes ${c}-channel images; encode reads RGB PNGs, which need a 3-channel model`);
   const steps = args.steps ?? DEFAULT_STEPS;
-  const spacing = args.spacing ?? 'uniform';
+  const spacing = spacingFor(model, args.spacing);
   const timesteps = timestepsFor(model, steps, spacing);
   checkOutput(args.out, '--out');
   const count = args.images.length;
   checkMemory(count, model, '--image');
+  const classLabels = classLabelsFor(model, args.classLabels, count);
   const images = new Float32Array(count * model.perImage);
   for (const [i, path] of args.images.entries()) {
     const bytes = await readFileBytes(path, 'image');
@@ -458,7 +501,7 @@ async function encode(args: EncodeArgs, deps: RunDeps): Promise<void> {
         count,
         batch,
         timesteps.length,
-        ({ onStep }) => pipeline.encode(images, { steps, spacing, onStep }),
+        ({ onStep }) => pipeline.encode(images, { steps, spacing, classLabels, onStep }),
       ),
   );
   // The steps and spacing go along, so that decode can undo the encoding with the same ones.
@@ -490,8 +533,9 @@ async function decode(args: DecodeArgs, deps: RunDeps): Promise<void> {
   const notedSteps = Number(file.metadata.ddim_steps);
   const notedSpacing = file.metadata.ddim_spacing as TimestepSpacing;
   const steps = args.steps ?? (Number.isSafeInteger(notedSteps) && notedSteps >= 1 ? notedSteps : DEFAULT_STEPS);
-  const spacing = args.spacing ?? (SPACINGS.includes(notedSpacing) ? notedSpacing : 'uniform');
+  const spacing = args.spacing ?? (SPACINGS.includes(notedSpacing) ? notedSpacing : spacingFor(model, undefined));
   const timesteps = timestepsFor(model, steps, spacing);
+  const classLabels = classLabelsFor(model, args.classLabels, count);
   checkOutput(args.out, '--out');
   const scale = args.scale ?? defaultScale(model);
   checkGrid(model, count, Math.ceil(Math.sqrt(count)), scale);
@@ -510,7 +554,7 @@ async function decode(args: DecodeArgs, deps: RunDeps): Promise<void> {
         count,
         batch,
         timesteps.length,
-        (hooks) => pipeline.decode(latents.data, { steps, spacing, clip: args.clip, ...hooks }),
+        (hooks) => pipeline.decode(latents.data, { steps, spacing, clip: args.clip, classLabels, ...hooks }),
       ),
   );
   const png = await gridPng(result.x0, count, model, undefined, scale);
@@ -529,11 +573,12 @@ async function interpolate(args: InterpolateArgs, deps: RunDeps): Promise<void> 
   const { io } = deps;
   const model = await loadModel(args.model, io);
   const steps = args.steps ?? DEFAULT_STEPS;
-  const spacing = args.spacing ?? 'uniform';
+  const spacing = spacingFor(model, args.spacing);
   const timesteps = timestepsFor(model, steps, spacing);
   checkOutput(args.out, '--out');
   const count = args.frames;
   checkMemory(count, model, '--frames');
+  const classLabels = classLabelsFor(model, args.classLabels, count);
   const scale = args.scale ?? defaultScale(model);
   checkGrid(model, count, count, scale);
   const batch = batchFor(args, count);
@@ -551,7 +596,7 @@ async function interpolate(args: InterpolateArgs, deps: RunDeps): Promise<void> 
         count,
         batch,
         timesteps.length,
-        (hooks) => pipeline.interpolate({ seedA: args.seedA, seedB: args.seedB, frames: count, steps, spacing, ...hooks }),
+        (hooks) => pipeline.interpolate({ seedA: args.seedA, seedB: args.seedB, frames: count, steps, spacing, classLabels, ...hooks }),
       ),
   );
   const png = await gridPng(result.x0, count, model, count, scale);
@@ -594,6 +639,7 @@ async function eps(args: EpsArgs, deps: RunDeps): Promise<void> {
   const T = model.schedule.numTrainTimesteps;
   const bad = t.findIndex((v) => v < 0 || v >= T);
   if (bad >= 0) throw new CliError(`--in '${args.input}': t[${bad}] = ${t[bad]} is outside the model's timesteps 0..${T - 1}`);
+  const classLabels = epsClassLabels(file, args.input, model, count);
   checkMemory(count, model, '--in');
   checkOutput(args.out, '--out');
   checkDistinct([['--in', args.input], ['--out', args.out]]);
@@ -601,9 +647,37 @@ async function eps(args: EpsArgs, deps: RunDeps): Promise<void> {
 
   const { result, seconds, adapter } = await withPipeline(deps, model, batch, args.backend, async (pipeline) => {
     const start = performance.now();
-    const result = await pipeline.eps(x.data, t);
+    const result = await pipeline.eps(x.data, t, { classLabels });
     return { result, seconds: (performance.now() - start) / 1000, adapter: pipeline.gpu.adapterName };
   });
   await writeFileAtomic(args.out, serializeSafetensors({ eps: f32Tensor(result, [count, ...model.shape]) }));
   io.stdout(`eps: ${plural(count, 'image')} in ${rate(count, seconds)} on ${adapter} -> ${args.out}\n`);
+}
+
+/** eps's 'class_labels' i32 [N]: needed by a class-conditional model, refused by any other. */
+function epsClassLabels(file: SafetensorsFile, path: string, model: Model, count: number): Int32Array | undefined {
+  const entry = file.tensors.get('class_labels');
+  if (!model.config.classEmbedType) {
+    if (entry) throw new CliError(`--in '${path}' holds 'class_labels' but model '${model.dir}' is not class-conditional`);
+    return undefined;
+  }
+  const meaning = `'class_labels' i32 [${count}], one class per image`;
+  if (!entry) {
+    throw new CliError(`--in '${path}' has no tensor 'class_labels': model '${model.dir}' is class-conditional`, `--in takes ${meaning}`);
+  }
+  if (!INT_TYPES.has(entry.dtype) || entry.shape.length !== 1 || entry.shape[0] !== count) {
+    throw new CliError(`--in '${path}': tensor 'class_labels' is ${entry.dtype} [${entry.shape.join(', ')}]`, `--in takes ${meaning}`);
+  }
+  let labels: Int32Array;
+  try {
+    labels = toInt32(entry);
+  } catch (error) {
+    throw new CliError(`--in '${path}': ${(error as Error).message}`);
+  }
+  try {
+    return checkClassLabels(model.config, labels, count);
+  } catch (error) {
+    if (error instanceof SamplerInputError) throw new CliError(`--in '${path}': ${error.message}`);
+    throw error;
+  }
 }

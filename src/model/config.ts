@@ -27,6 +27,13 @@ export interface UNetConfig {
   midBlockScaleFactor: number;
   timeEmbeddingDim: number | null;
   centerInputSample: boolean;
+  /**
+   * Class conditioning: 'embedding' (num_class_embeds with class_embed_type null: an nn.Embedding
+   * of `numClassEmbeds` rows) or 'timestep' (the label embedded like a timestep, then an MLP);
+   * null for an unconditional model.
+   */
+  classEmbedType: 'embedding' | 'timestep' | null;
+  numClassEmbeds: number | null;
 }
 
 export class ModelConfigError extends Error {
@@ -43,8 +50,7 @@ const FIXED: Record<string, unknown[]> = {
   resnet_time_scale_shift: ['default'],
   downsample_type: ['conv'],
   upsample_type: ['conv'],
-  class_embed_type: [null],
-  num_class_embeds: [null],
+  class_embed_type: [null, 'timestep'],
   mid_block_type: ['UNetMidBlock2D', null],
 };
 
@@ -66,6 +72,7 @@ const KNOWN = new Set([
   'mid_block_scale_factor',
   'time_embedding_dim',
   'center_input_sample',
+  'num_class_embeds',
   ...Object.keys(FIXED),
   ...IGNORED,
 ]);
@@ -146,6 +153,9 @@ export function parseUNetConfig(raw: unknown): UNetConfig {
       }
     }
   }
+  const numClassEmbeds = c.num_class_embeds == null ? null : positiveInt(c, 'num_class_embeds');
+  // diffusers: an nn.Embedding when num_class_embeds is set and class_embed_type is null.
+  const classEmbedType = c.class_embed_type === 'timestep' ? 'timestep' : numClassEmbeds !== null ? 'embedding' : null;
   const sampleSize = c.sample_size;
   const size = Array.isArray(sampleSize) ? sampleSize[0] : sampleSize;
   if (Array.isArray(sampleSize) && sampleSize[0] !== sampleSize[1]) {
@@ -171,5 +181,7 @@ export function parseUNetConfig(raw: unknown): UNetConfig {
     midBlockScaleFactor,
     timeEmbeddingDim: c.time_embedding_dim == null ? null : positiveInt(c, 'time_embedding_dim'),
     centerInputSample: c.center_input_sample === true,
+    classEmbedType,
+    numClassEmbeds,
   };
 }

@@ -161,7 +161,7 @@ function schedulerFor(diffusion: Record<string, unknown>, notes: string[]): Reco
       return { ...base, trained_betas: linspace(-6, 6).map((x) => (1 / (Math.exp(-x) + 1)) * (end - start) + start) };
     case 'jsd': // 1/T, 1/(T-1), ..., 1
       notes.push(
-        "the 'jsd' schedule ends with beta = 1 (ᾱ = 0 at the last timestep), where an eps model gives no x0: sample with fewer timesteps",
+        "the 'jsd' schedule ends with beta = 1 (ᾱ = 0 at the last timestep), where an eps model gives no x0: the engine refuses a run whose timesteps reach it (the trailing spacing does)",
       );
       return { ...base, trained_betas: linspace(T, 1).map((v) => 1 / v) };
     default:

@@ -5,6 +5,7 @@
  */
 import { Graph, type Tensor } from '../graph/graph.ts';
 import { spatialAttention } from '../ops/attention.ts';
+import { addClassEmbedding } from '../ops/class_embedding.ts';
 import { concatChannels } from '../ops/concat.ts';
 import { conv2d, type ConvKernels } from '../ops/conv2d.ts';
 import { groupNorm } from '../ops/group_norm.ts';
@@ -15,6 +16,8 @@ import type { WeightSource } from './weights.ts';
 
 export const SAMPLE_INPUT = 'sample';
 export const TIMESTEP_INPUT = 'timesteps';
+/** i32 [batch]: each image's class label (class-conditional models only). */
+export const CLASS_LABEL_INPUT = 'class_labels';
 export const EPS_OUTPUT = 'conv_out';
 
 export interface UNetGraphOptions {
@@ -118,6 +121,7 @@ class UNetBuilder {
     };
     const hidden = linear(g, 'time_embedding.linear_1', tproj, l1.weight, l1.bias, { siluOutput: true });
     this.temb = linear(g, 'time_embedding', hidden, l2.weight, l2.bias);
+    if (config.classEmbedType) this.temb = this.classEmbedding(g.input(CLASS_LABEL_INPUT, [options.batch], 'i32'), tembDim);
 
     if (config.centerInputSample) throw new Error('center_input_sample is not supported');
     let x = this.conv('conv_in', sample, boc[0], 3);
@@ -169,6 +173,33 @@ class UNetBuilder {
     g.markOutput(eps);
     for (const name of options.capture ?? []) g.markOutput(g.tensor(name));
     return g;
+  }
+
+  /** emb + class_embedding(class_labels), as diffusers' UNet2DModel.forward. */
+  private classEmbedding(labels: Tensor, tembDim: number): Tensor {
+    const { config, g } = this;
+    if (config.classEmbedType === 'embedding') {
+      const table = this.weights.take('class_embedding.weight', [config.numClassEmbeds!, tembDim]);
+      return addClassEmbedding(g, 'class_embedding', this.temb, table, labels);
+    }
+    // 'timestep': TimestepEmbedding(time_proj(labels)), with the model's own time_proj.
+    const boc0 = config.blockOutChannels[0];
+    const proj = timestepEmbedding(g, 'class_embedding.time_proj', labels, {
+      dim: boc0,
+      flipSinToCos: config.flipSinToCos,
+      freqShift: config.freqShift,
+    });
+    const l1 = {
+      weight: this.weights.take('class_embedding.linear_1.weight', [tembDim, boc0]),
+      bias: this.weights.take('class_embedding.linear_1.bias', [tembDim]),
+    };
+    const l2 = {
+      weight: this.weights.take('class_embedding.linear_2.weight', [tembDim, tembDim]),
+      bias: this.weights.take('class_embedding.linear_2.bias', [tembDim]),
+    };
+    const hidden = linear(g, 'class_embedding.linear_1', proj, l1.weight, l1.bias, { siluOutput: true });
+    const emb = linear(g, 'class_embedding.linear_2', hidden, l2.weight, l2.bias);
+    return addClassEmbedding(g, 'class_embedding', this.temb, emb, labels);
   }
 
   /** Gives a block's output its module name when the block's last module made it. */

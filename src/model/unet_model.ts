@@ -12,7 +12,7 @@ import type { Graph } from '../graph/graph.ts';
 import type { SafetensorsFile } from '../io/safetensors.ts';
 import { parseWeightsFile } from '../io/weights_file.ts';
 import { parseUNetConfig, type UNetConfig } from './config.ts';
-import { buildUNetGraph, EPS_OUTPUT, SAMPLE_INPUT, TIMESTEP_INPUT, type UNetGraphOptions } from './unet.ts';
+import { buildUNetGraph, CLASS_LABEL_INPUT, EPS_OUTPUT, SAMPLE_INPUT, TIMESTEP_INPUT, type UNetGraphOptions } from './unet.ts';
 import { WeightStore } from './weights.ts';
 
 export interface UNetFiles {
@@ -139,6 +139,11 @@ export class UNet {
     return this.compiled.buffer(TIMESTEP_INPUT);
   }
 
+  /** Class-conditional models: each image's label, i32 [batch]. */
+  get classLabelBuffer(): GPUBuffer | undefined {
+    return this.config.classEmbedType ? this.compiled.buffer(CLASS_LABEL_INPUT) : undefined;
+  }
+
   get epsBuffer(): GPUBuffer {
     return this.compiled.buffer(EPS_OUTPUT);
   }
@@ -153,11 +158,18 @@ export class UNet {
     return run;
   }
 
-  /** ε(x, t) for a whole batch: x is [N, C, H, W], t one timestep per image. */
-  forward(x: Float32Array, t: Int32Array, recorder: Recorder = new Recorder(this.compiled.gpu.device)): Promise<Float32Array> {
+  /** ε(x, t) for a whole batch: x is [N, C, H, W], t one timestep per image (and a class label each, when conditional). */
+  forward(
+    x: Float32Array,
+    t: Int32Array,
+    recorder: Recorder = new Recorder(this.compiled.gpu.device),
+    classLabels?: Int32Array,
+  ): Promise<Float32Array> {
+    if (this.config.classEmbedType && !classLabels) throw new Error('this model is class-conditional: forward needs class labels');
     return this.exclusive(async () => {
       this.compiled.write(SAMPLE_INPUT, x);
       this.compiled.write(TIMESTEP_INPUT, t);
+      if (this.config.classEmbedType) this.compiled.write(CLASS_LABEL_INPUT, classLabels!);
       await this.compiled.run(recorder);
       return await this.compiled.read(EPS_OUTPUT, this.readback);
     });

@@ -1,8 +1,9 @@
 /**
  * DDIM sampling and encoding on the GPU. Every step is recorded as: copy the step's timesteps
  * into the UNet's input, the UNet's dispatches, fresh noise (η > 0), and the DDIM update in place
- * on the sample. What a run needs is made once per (steps, spacing, η, clip) as a `SamplingPlan`
- * and kept: the step scalars in one uniform buffer, the timestep table, every bind group. A step
+ * on the sample (after finding each image's dynamic-thresholding s, when the config asks for it).
+ * What a run needs is made once per (steps, spacing, η or σ̂, clip, thresholding) as a
+ * `SamplingPlan` and kept: the step scalars in one uniform buffer, the timestep table, every bind group. A step
  * then only records and submits (one command buffer per step, for progress); reads go through
  * one reused staging buffer.
  *
@@ -22,6 +23,8 @@ import {
   ddimStepCoefficients,
   ddimTimesteps,
   type NoiseSchedule,
+  quantileRanks,
+  sigmaHatStepCoefficients,
   type TimestepSpacing,
 } from './schedule.ts';
 
@@ -44,13 +47,23 @@ export interface DdimSampleOptions {
   steps: number;
   /** 0: deterministic DDIM; 1: DDPM-like. */
   eta?: number;
+  /** The paper's σ̂ sampler (x0 clipped, the posterior mean, variance 1 − ᾱ/ᾱ') instead of DDIM; η is then unused. */
+  sigmaHat?: boolean;
+  /** The config's `timestep_spacing` when it names one, else the paper's `uniform`. */
   spacing?: TimestepSpacing;
+  /** Class-conditional models: one label per image [count], or one for all. */
+  classLabels?: Int32Array | readonly number[];
   /** Clip each x0 prediction to the schedule's range; the scheduler config decides by default. */
   clip?: boolean;
   /** Seeds the starting latents and the per-step noise. */
   seed?: number;
   /** Number of images; taken from xT when given. */
   count?: number;
+  /**
+   * The index of the first image in the seed's sequence (default 0): images [firstImage,
+   * firstImage + count) get the latents and noise they get in one run from 0 (resumed or sharded runs).
+   */
+  firstImage?: number;
   /** Starting latents [count, C, H, W]; drawn from the seed when absent. */
   xT?: Float32Array;
   /** The z of every step [steps, count, C, H, W] (first step first), instead of the seeded noise. */
@@ -84,6 +97,11 @@ export class SamplerInputError extends Error {
 export interface DdimEncodeOptions {
   steps: number;
   spacing?: TimestepSpacing;
+  /** Clip each x0 prediction, as DDIMInverseScheduler does with `clip_sample`; the config decides by default. */
+  clip?: boolean;
+  classLabels?: DdimSampleOptions['classLabels'];
+  /** Record every state and x0 prediction, as for sampling. */
+  trajectory?: boolean;
   onStep?: DdimSampleOptions['onStep'];
   signal?: AbortSignal;
   observers?: RecordObserver[];
@@ -100,7 +118,12 @@ interface SamplingPlan {
   /** Record 0 draws the starting latents, record k + 1 the z of step k (seed and batch are rewritten per run). */
   noiseParams: ParamsBuffer;
   noiseBindGroups: GPUBindGroup[];
+  /** With dynamic thresholding: each step's search for the images' s, before its update. */
+  thresholdParams?: ParamsBuffer;
+  thresholdBindGroups?: GPUBindGroup[];
 }
+
+type SamplerKernels = { step: Kernel; noise: Kernel; threshold: Kernel };
 
 /** Plans kept per sampler; the least recently used beyond this many is freed. */
 const MAX_PLANS = 6;
@@ -114,10 +137,12 @@ function abortError(signal: AbortSignal): Error {
 export class DdimSampler {
   private readonly noiseBuffer: GPUBuffer;
   private readonly x0Buffer: GPUBuffer;
+  /** Each image's dynamic-thresholding s (threshold.wgsl); bound, unused, without thresholding. */
+  private readonly scalesBuffer: GPUBuffer;
   private readonly readback: Readback;
   private readonly perImage: number;
   private readonly plans = new Map<string, SamplingPlan>();
-  private kernels?: Promise<{ step: Kernel; noise: Kernel }>;
+  private kernels?: Promise<SamplerKernels>;
 
   constructor(readonly gpu: Gpu, readonly unet: UNet, readonly schedule: NoiseSchedule) {
     const [batch, c, h, w] = unet.sampleShape;
@@ -133,6 +158,7 @@ export class DdimSampler {
       size: bytes,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
     });
+    this.scalesBuffer = gpu.device.createBuffer({ label: 'ddim.threshold_scales', size: 4 * batch, usage: GPUBufferUsage.STORAGE });
     this.readback = new Readback(gpu.device, 'ddim.readback', bytes);
   }
 
@@ -141,9 +167,10 @@ export class DdimSampler {
     return [c, h, w];
   }
 
-  private loadKernels(): Promise<{ step: Kernel; noise: Kernel }> {
-    this.kernels ??= Promise.all([Kernel.load(this.gpu.device, SHADERS.ddim_step), Kernel.load(this.gpu.device, SHADERS.noise)])
-      .then(([step, noise]) => ({ step, noise }));
+  private loadKernels(): Promise<SamplerKernels> {
+    const { device } = this.gpu;
+    this.kernels ??= Promise.all([SHADERS.ddim_step, SHADERS.noise, SHADERS.threshold].map((shader) => Kernel.load(device, shader)))
+      .then(([step, noise, threshold]) => ({ step, noise, threshold }));
     return this.kernels;
   }
 
@@ -170,9 +197,12 @@ export class DdimSampler {
   async sample(options: DdimSampleOptions): Promise<DdimResult> {
     const eta = options.eta ?? 0;
     if (!(eta >= 0 && eta <= 1)) throw new SamplerInputError(`eta must be in [0, 1], got ${eta}`);
-    const spacing = options.spacing ?? 'uniform';
-    const timesteps = ddimTimesteps(options.steps, spacing, this.schedule.numTrainTimesteps);
+    const sigmaHat = options.sigmaHat === true;
+    if (sigmaHat && eta !== 0) throw new SamplerInputError('sigmaHat is its own sampler: give it without eta');
+    const spacing = options.spacing ?? this.schedule.timestepSpacing ?? 'uniform';
+    const timesteps = this.timestepsFor(options.steps, spacing);
     const count = this.countOf(options);
+    const labels = checkClassLabels(this.unet.config, options.classLabels, count);
     const stepCount = timesteps.length;
     if (options.noise && options.noise.length !== stepCount * count * this.perImage) {
       throw new SamplerInputError(
@@ -181,26 +211,43 @@ export class DdimSampler {
         }`,
       );
     }
-    const clip = options.clip ?? this.schedule.clipSample;
+    // σ̂ always clips x0 (the paper's code clamps it to [-1, 1]).
+    const clip = sigmaHat || (options.clip ?? this.schedule.clipSample);
+    // As DDIMScheduler: thresholding, when the config sets it, in place of clipping; `clip: false` turns it off.
+    const threshold = this.schedule.thresholding !== undefined && options.clip !== false;
     return await this.unet.exclusive(async () => {
       const plan = await this.plan(
-        `sample ${spacing} ${options.steps} eta=${eta} clip=${clip}`,
+        `sample ${spacing} ${options.steps} ${sigmaHat ? 'sigma-hat' : `eta=${eta}`} clip=${clip} threshold=${threshold}`,
         timesteps,
-        ddimStepCoefficients(this.schedule, timesteps, eta),
+        sigmaHat
+          ? sigmaHatStepCoefficients(this.schedule, timesteps, spacing)
+          : ddimStepCoefficients(this.schedule, timesteps, eta, spacing),
         clip,
+        threshold,
       );
-      return await this.run(plan, count, options, { useNoise: eta > 0 });
+      return await this.run(plan, count, { ...options, classLabels: labels }, { useNoise: sigmaHat || eta > 0 });
     });
+  }
+
+  private timestepsFor(steps: number, spacing: TimestepSpacing): number[] {
+    return ddimTimesteps(steps, spacing, this.schedule.numTrainTimesteps, this.schedule.stepsOffset);
   }
 
   /** Encodes images [count, C, H, W] in model space into their x_T: the η = 0 ODE run forward. */
   async encode(x0: Float32Array, options: DdimEncodeOptions): Promise<DdimResult> {
-    const spacing = options.spacing ?? 'uniform';
-    const timesteps = ddimTimesteps(options.steps, spacing, this.schedule.numTrainTimesteps);
+    const spacing = options.spacing ?? this.schedule.timestepSpacing ?? 'uniform';
+    const timesteps = this.timestepsFor(options.steps, spacing);
     const count = this.countOf({ xT: x0, steps: options.steps });
+    const labels = checkClassLabels(this.unet.config, options.classLabels, count);
+    const clip = options.clip ?? this.schedule.clipSample;
     return await this.unet.exclusive(async () => {
-      const plan = await this.plan(`encode ${spacing} ${options.steps}`, timesteps, ddimInversionSteps(this.schedule, timesteps), false);
-      return await this.run(plan, count, { ...options, xT: x0 }, { useNoise: false });
+      const plan = await this.plan(
+        `encode ${spacing} ${options.steps} clip=${clip}`,
+        timesteps,
+        ddimInversionSteps(this.schedule, timesteps),
+        clip,
+      );
+      return await this.run(plan, count, { ...options, xT: x0, classLabels: labels }, { useNoise: false });
     });
   }
 
@@ -221,7 +268,7 @@ export class DdimSampler {
   }
 
   /** The plan for `key`, made the first time and kept (the least recently used beyond MAX_PLANS is freed). */
-  private async plan(key: string, timesteps: number[], steps: DdimStep[], clip: boolean): Promise<SamplingPlan> {
+  private async plan(key: string, timesteps: number[], steps: DdimStep[], clip: boolean, threshold = false): Promise<SamplingPlan> {
     const known = this.plans.get(key);
     if (known) {
       this.plans.delete(key);
@@ -237,13 +284,19 @@ export class DdimSampler {
     steps.forEach((s, k) =>
       stepParams.set(k, stepShader, {
         count: batchValues,
-        inv_sqrt_alpha: s.invSqrtAlphaT,
-        sqrt_one_minus_alpha: s.sqrtOneMinusAlphaT,
+        x0_from_x: s.x0FromX,
+        x0_from_out: s.x0FromOut,
+        x0_scale: s.x0Scale,
+        eps_from_x: s.epsFromX,
+        eps_from_out: s.epsFromOut,
         coef_x0: s.coefX0,
         dir_coef: s.dirCoef,
+        coef_x: s.coefX,
         sigma: s.sigma,
         clip: clip ? 1 : 0,
         clip_range: this.schedule.clipSampleRange,
+        threshold: threshold ? 1 : 0,
+        per_image: this.perImage,
       }, `ddim step ${k}`)
     );
     stepParams.upload();
@@ -260,6 +313,7 @@ export class DdimSampler {
       kernels.step.bind(`ddim step ${k + 1}`, {
         eps: this.unet.epsBuffer,
         noise: this.noiseBuffer,
+        scales: this.scalesBuffer,
         x: this.unet.sampleBuffer,
         x0_pred: this.x0Buffer,
         params: stepParams.binding(k, stepShader),
@@ -273,6 +327,7 @@ export class DdimSampler {
         params: noiseParams.binding(stream, noiseShader),
       }));
     const plan: SamplingPlan = { steps, timesteps, timestepTable, stepParams, stepBindGroups, noiseParams, noiseBindGroups };
+    if (threshold) this.planThreshold(plan, kernels.threshold, key);
     this.plans.set(key, plan);
     if (this.plans.size > MAX_PLANS) {
       const [oldest, evicted] = this.plans.entries().next().value!;
@@ -280,6 +335,35 @@ export class DdimSampler {
       destroyPlan(evicted);
     }
     return plan;
+  }
+
+  /** Per step: the search for each image's s over the x0 that step's update will form. */
+  private planThreshold(plan: SamplingPlan, kernel: Kernel, key: string): void {
+    const { ratio, maxValue } = this.schedule.thresholding!;
+    const { lo, hi, weight } = quantileRanks(ratio, this.perImage);
+    const params = new ParamsBuffer(this.gpu.device, `ddim.threshold_params (${key})`, [kernel.shader], plan.steps.length);
+    plan.steps.forEach((s, k) =>
+      params.set(k, kernel.shader, {
+        per_image: this.perImage,
+        rank_lo: lo,
+        rank_hi: hi,
+        weight,
+        max_value: maxValue,
+        x0_from_x: s.x0FromX,
+        x0_from_out: s.x0FromOut,
+        x0_scale: s.x0Scale,
+      }, `threshold ${k}`)
+    );
+    params.upload();
+    plan.thresholdParams = params;
+    plan.thresholdBindGroups = plan.steps.map((_, k) =>
+      kernel.bind(`threshold ${k + 1}`, {
+        eps: this.unet.epsBuffer,
+        x: this.unet.sampleBuffer,
+        scales: this.scalesBuffer,
+        params: params.binding(k, kernel.shader),
+      })
+    );
   }
 
   /** Points the plan's noise records at `seed` and the batch starting at global image `firstImage`. */
@@ -312,6 +396,8 @@ export class DdimSampler {
     const signal = options.signal;
     const batch = this.unet.batch;
     const seed = options.seed ?? 0;
+    const offset = options.firstImage ?? 0;
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new SamplerInputError(`firstImage must be an integer ≥ 0, got ${offset}`);
     const batchValues = batch * this.perImage;
     const result: DdimResult = { x0: new Float32Array(count * this.perImage), timesteps };
     if (options.trajectory) {
@@ -319,6 +405,8 @@ export class DdimSampler {
       result.x0Preds = Array.from({ length: steps.length }, () => new Float32Array(count * this.perImage));
     }
     const stepWorkgroups = kernels.step.workgroups({ invocations: [batchValues], flat: true });
+    // One workgroup per image.
+    const thresholdWorkgroups = kernels.threshold.workgroups({ invocations: [batch * kernels.threshold.shader.workgroupSize[0]] });
     const read = (buffer: GPUBuffer, values: number) => this.readback.read(recorder, buffer, values * 4);
     /** Between steps: a requested stop waits for the work already submitted, then ends the call. */
     const stopIfAborted = async () => {
@@ -340,7 +428,14 @@ export class DdimSampler {
         await stopIfAborted();
         const n = Math.min(batch, count - first);
         const values = n * this.perImage;
-        this.writeNoiseParams(plan, seed, first);
+        this.writeNoiseParams(plan, seed, offset + first);
+        const labelBuffer = this.unet.classLabelBuffer;
+        if (labelBuffer) {
+          // Written per batch like the starting state; every step of the batch reads it.
+          const labels = new Int32Array(batch);
+          labels.set((options.classLabels as Int32Array).subarray(first, first + n));
+          device.queue.writeBuffer(labelBuffer, 0, labels);
+        }
         // Starting state: the given latents (or images, when encoding), else seeded noise.
         if (options.xT) {
           const start = new Float32Array(batchValues);
@@ -370,6 +465,9 @@ export class DdimSampler {
           if (mode.useNoise) {
             if (suppliedNoise) encoder.copyBufferToBuffer(suppliedNoise, 4 * k * batchValues, this.noiseBuffer, 0, 4 * batchValues);
             else await this.recordNoise(recorder, encoder, plan, k + 1);
+          }
+          if (plan.thresholdBindGroups) {
+            recorder.dispatchAlone(encoder, `threshold ${k + 1}`, kernels.threshold, plan.thresholdBindGroups[k], thresholdWorkgroups);
           }
           recorder.dispatchAlone(encoder, `ddim step ${k + 1}`, kernels.step, plan.stepBindGroups[k], stepWorkgroups);
           recorder.submit(encoder);
@@ -402,6 +500,7 @@ export class DdimSampler {
     this.plans.clear();
     this.noiseBuffer.destroy();
     this.x0Buffer.destroy();
+    this.scalesBuffer.destroy();
     this.readback.destroy();
   }
 }
@@ -410,4 +509,38 @@ function destroyPlan(plan: SamplingPlan): void {
   plan.stepParams.destroy();
   plan.noiseParams.destroy();
   plan.timestepTable.destroy();
+  plan.thresholdParams?.destroy();
+}
+
+/**
+ * Class labels for `count` images, as an i32 per image: one label given for all is repeated.
+ * A class-conditional model needs them; an unconditional one refuses them (as diffusers does).
+ */
+export function checkClassLabels(
+  config: UNet['config'],
+  given: Int32Array | readonly number[] | undefined,
+  count: number,
+): Int32Array | undefined {
+  if (!config.classEmbedType) {
+    if (given !== undefined) throw new SamplerInputError('this model is not class-conditional: it takes no class labels');
+    return undefined;
+  }
+  if (given === undefined || given.length === 0) {
+    throw new SamplerInputError(`this model is class-conditional${classRange(config)}: give a class label`);
+  }
+  if (given.length !== 1 && given.length !== count) {
+    throw new SamplerInputError(`${given.length} class labels for ${count} images: give one for all or one per image`);
+  }
+  // 'timestep' labels are embedded like timesteps, exact below 4096 (see timestep_embedding.wgsl).
+  const limit = config.classEmbedType === 'embedding' ? config.numClassEmbeds! : 4096;
+  for (const label of given) {
+    if (!Number.isInteger(label) || label < 0 || label >= limit) {
+      throw new SamplerInputError(`class label ${label} is outside 0..${limit - 1}${classRange(config)}`);
+    }
+  }
+  return given.length === count ? Int32Array.from(given) : new Int32Array(count).fill(given[0]);
+}
+
+function classRange(config: UNet['config']): string {
+  return config.classEmbedType === 'embedding' ? ` (${config.numClassEmbeds} classes: 0..${config.numClassEmbeds! - 1})` : '';
 }

@@ -10,8 +10,23 @@ export interface NoiseSchedule {
   alphasCumprod: Float64Array;
   clipSample: boolean;
   clipSampleRange: number;
-  predictionType: 'epsilon';
+  /** What the model outputs: the noise ε, the clean sample x0, or v = √ᾱ·ε − √(1−ᾱ)·x0. */
+  predictionType: PredictionType;
+  /** ᾱ past the last step (diffusers' `set_alpha_to_one`: 1, else ᾱ_0); also where inversion starts. */
+  finalAlphaCumprod: number;
+  /** diffusers' `steps_offset`, added to `leading` timesteps. */
+  stepsOffset: number;
+  /** The config's `timestep_spacing`, when it names one: the default spacing for this model. */
+  timestepSpacing?: TimestepSpacing;
+  /**
+   * Dynamic thresholding (`thresholding: true`), which replaces clipping: per image s =
+   * clamp(quantile(|x0|, ratio), 1, maxValue), then x0 = clamp(x0, ±s) / s.
+   */
+  thresholding?: { ratio: number; maxValue: number };
 }
+
+export type PredictionType = 'epsilon' | 'sample' | 'v_prediction';
+const PREDICTION_TYPES: readonly PredictionType[] = ['epsilon', 'sample', 'v_prediction'];
 
 /** A scheduler configuration the engine cannot follow; the message names the option. */
 export class ScheduleError extends Error {
@@ -26,20 +41,32 @@ const BETA_SCHEDULES: readonly BetaSchedule[] = ['linear', 'scaled_linear', 'squ
  * config leaves out take diffusers' defaults, so `undefined` is `DDPMScheduler()`: linear betas
  * 1e-4..0.02 over 1000 steps, `clip_sample` true with range 1.
  *
- * Sampling-side DDIM options (`timestep_spacing`, `steps_offset`, `set_alpha_to_one`) are not
- * part of the schedule: the caller picks the spacing, and the last step always goes to ᾱ = 1 as
- * in the paper (diffusers' `set_alpha_to_one`).
+ * DDIMScheduler's own options are read as diffusers reads them: `prediction_type`,
+ * `set_alpha_to_one`, `steps_offset`, `timestep_spacing` (then the default spacing; the caller may
+ * pick another), `clip_sample` and `clip_sample_range`, `thresholding` with
+ * `dynamic_thresholding_ratio` and `sample_max_value`.
  */
 export function scheduleFromConfig(config: Record<string, unknown> | undefined): NoiseSchedule {
   const c = config ?? {};
   const predictionType = c.prediction_type ?? 'epsilon';
-  if (predictionType !== 'epsilon') {
+  if (!PREDICTION_TYPES.includes(predictionType as PredictionType)) {
     throw new ScheduleError(
-      `prediction_type '${String(predictionType)}' is not supported: only 'epsilon' (the model predicts the noise)`,
+      `prediction_type '${String(predictionType)}' is not supported: use one of ${PREDICTION_TYPES.join(', ')}`,
     );
   }
-  if (c.thresholding === true) {
-    throw new ScheduleError('thresholding (dynamic thresholding of x0) is not supported: set it to false');
+  const thresholding = readBoolean(c, 'thresholding', false);
+  const ratio = readNumber(c, 'dynamic_thresholding_ratio', 0.995);
+  const maxValue = readNumber(c, 'sample_max_value', 1);
+  if (thresholding && !(ratio > 0 && ratio <= 1)) throw new ScheduleError(`dynamic_thresholding_ratio must be in (0, 1], got ${ratio}`);
+  if (thresholding && !(maxValue >= 1)) throw new ScheduleError(`sample_max_value must be at least 1, got ${maxValue}`);
+  const setAlphaToOne = readBoolean(c, 'set_alpha_to_one', true);
+  const stepsOffset = readNumber(c, 'steps_offset', 0);
+  if (!Number.isInteger(stepsOffset) || stepsOffset < 0) {
+    throw new ScheduleError(`steps_offset must be an integer ≥ 0, got ${stepsOffset}`);
+  }
+  const spacing = c.timestep_spacing;
+  if (spacing !== undefined && spacing !== null && !DIFFUSERS_SPACINGS.includes(spacing as TimestepSpacing)) {
+    throw new ScheduleError(`timestep_spacing '${String(spacing)}' is not supported: use one of ${DIFFUSERS_SPACINGS.join(', ')}`);
   }
   if (c.rescale_betas_zero_snr === true) {
     throw new ScheduleError(
@@ -70,15 +97,23 @@ export function scheduleFromConfig(config: Record<string, unknown> | undefined):
     betas = makeBetas(schedule as BetaSchedule, betaStart, betaEnd, numTrainTimesteps);
   }
   for (const [t, beta] of betas.entries()) {
-    if (!(beta > 0 && beta < 1)) throw new ScheduleError(`beta at timestep ${t} is ${beta}: betas must lie in (0, 1)`);
+    // β = 1 (ᾱ = 0 from there on, as the paper's 'jsd' schedule ends) is accepted: sampling refuses
+    // only the timesteps where the model's prediction type gives no x0.
+    if (!(beta > 0 && beta <= 1)) throw new ScheduleError(`beta at timestep ${t} is ${beta}: betas must lie in (0, 1]`);
   }
-  return {
+  const alphasCumprod = cumprodOfAlphas(betas);
+  const schedule: NoiseSchedule = {
     numTrainTimesteps: betas.length,
-    alphasCumprod: cumprodOfAlphas(betas),
+    alphasCumprod,
     clipSample,
     clipSampleRange,
-    predictionType: 'epsilon',
+    predictionType: predictionType as PredictionType,
+    finalAlphaCumprod: setAlphaToOne ? 1 : alphasCumprod[0],
+    stepsOffset,
   };
+  if (spacing !== undefined && spacing !== null) schedule.timestepSpacing = spacing as TimestepSpacing;
+  if (thresholding) schedule.thresholding = { ratio, maxValue };
+  return schedule;
 }
 
 function readNumber(c: Record<string, unknown>, key: string, fallback: number): number {
@@ -167,6 +202,8 @@ function cumprodOfAlphas(betas: Float64Array): Float64Array {
 }
 
 export type TimestepSpacing = 'uniform' | 'quad' | 'leading' | 'trailing' | 'linspace';
+/** The spacings of diffusers' DDIMScheduler: their steps go from t to t − T // S, as diffusers steps. */
+const DIFFUSERS_SPACINGS: readonly TimestepSpacing[] = ['leading', 'trailing', 'linspace'];
 
 /**
  * The timesteps a DDIM run visits, ascending (it runs them from the last to the first).
@@ -175,9 +212,10 @@ export type TimestepSpacing = 'uniform' | 'quad' | 'leading' | 'trailing' | 'lin
  *   S timesteps (T = 1000, S = 3 gives 0, 333, 666, 999), as the paper's code does.
  * - `quad`: the paper's `int(linspace(0, √(0.8·T), S)²)`. Small timesteps can repeat (S = 50
  *   starts 0, 0); they are kept, as in the golden runs, and a repeated step changes nothing.
- * - `leading`, `trailing`, `linspace`: diffusers' DDIMScheduler.set_timesteps with steps_offset 0.
+ * - `leading`, `trailing`, `linspace`: diffusers' DDIMScheduler.set_timesteps; `stepsOffset`
+ *   (the config's `steps_offset`) is added to `leading` only, as there.
  */
-export function ddimTimesteps(steps: number, spacing: TimestepSpacing, numTrainTimesteps = 1000): number[] {
+export function ddimTimesteps(steps: number, spacing: TimestepSpacing, numTrainTimesteps = 1000, stepsOffset = 0): number[] {
   const T = numTrainTimesteps;
   if (!Number.isInteger(T) || T < 1) throw new ScheduleError(`numTrainTimesteps must be a positive integer, got ${T}`);
   if (!Number.isInteger(steps) || steps < 1 || steps > T) {
@@ -197,7 +235,7 @@ export function ddimTimesteps(steps: number, spacing: TimestepSpacing, numTrainT
     case 'leading': {
       // (np.arange(0, S) * (T // S)).round()[::-1]
       const ratio = Math.floor(T / S);
-      return range(S, (i) => i * ratio);
+      return range(S, (i) => i * ratio + stepsOffset);
     }
     case 'trailing':
       return trailingTimesteps(S, T);
@@ -230,11 +268,14 @@ function roundHalfToEven(x: number): number {
 }
 
 /**
- * The scalars of one DDIM update, from the state at ᾱ(t) to the state at ᾱ(tPrev):
- *   x0 = (x − sqrtOneMinusAlphaT·ε)·invSqrtAlphaT          (optionally clipped)
- *   x' = coefX0·x0 + dirCoef·ε + sigma·z
- * Sampling and inversion share it, so one GPU shader does both: "prev" is the state the step
- * produces, which in inversion is the noisier one.
+ * The scalars of one update, from the state x at ᾱ(t) to the state at ᾱ(tPrev), given the model's
+ * output m (ε, x0 or v, per the schedule's prediction type):
+ *   x0 = (x0FromX·x + x0FromOut·m)·x0Scale                  (optionally clipped)
+ *   ε  = epsFromX·x + epsFromOut·m
+ *   x' = coefX0·x0 + dirCoef·ε + coefX·x + sigma·z
+ * DDIM (eq. 12) has coefX = 0; the paper's σ̂ sampler (the posterior mean) has dirCoef = 0. For an
+ * ε model x0 = (x − √(1−ᾱ)·m)/√ᾱ exactly as before. Sampling and inversion share it, so one GPU
+ * shader does all: "prev" is the state the step produces, which in inversion is the noisier one.
  */
 export interface DdimStep {
   /** Timestep of the current state; −1 is the clean image (ᾱ = 1). */
@@ -247,16 +288,24 @@ export interface DdimStep {
   alphaPrev: number;
   invSqrtAlphaT: number;
   sqrtOneMinusAlphaT: number;
-  /** √ᾱ(tPrev), the weight of the x0 prediction. */
+  x0FromX: number;
+  x0FromOut: number;
+  x0Scale: number;
+  epsFromX: number;
+  epsFromOut: number;
+  /** √ᾱ(tPrev), the weight of the x0 prediction (DDIM). */
   coefX0: number;
   /** √(1 − ᾱ(tPrev) − σ²), the weight of ε ("direction pointing to x_t"). */
   dirCoef: number;
+  /** The weight of the current state itself (σ̂'s posterior mean; 0 in DDIM). */
+  coefX: number;
   /** σ = η·√((1 − ᾱ')/(1 − ᾱ))·√(1 − ᾱ/ᾱ'), the weight of fresh noise z. */
   sigma: number;
 }
 
+/** ᾱ at t; t < 0 is past the last step: 1, or ᾱ_0 with `set_alpha_to_one: false`. */
 function alphaAt(schedule: NoiseSchedule, t: number): number {
-  if (t === -1) return 1;
+  if (t < 0 && Number.isInteger(t)) return schedule.finalAlphaCumprod ?? 1;
   if (!Number.isInteger(t) || t < 0 || t >= schedule.numTrainTimesteps) {
     throw new ScheduleError(`timestep ${t} is outside 0..${schedule.numTrainTimesteps - 1}`);
   }
@@ -272,7 +321,36 @@ function checkAscending(timesteps: number[]): void {
   }
 }
 
-function makeStep(t: number, tPrev: number, modelTimestep: number, alphaT: number, alphaPrev: number, eta: number): DdimStep {
+/** How x0 and ε follow from x and the model output at ᾱ, as diffusers' DDIMScheduler.step. */
+function predictionCoefficients(type: PredictionType, alphaT: number) {
+  const sqrtAlpha = Math.sqrt(alphaT);
+  const sqrtBeta = Math.sqrt(1 - alphaT);
+  switch (type) {
+    case 'epsilon':
+      if (sqrtAlpha === 0) {
+        throw new ScheduleError(
+          'a timestep with ᾱ = 0 (beta = 1, as the jsd schedule ends) gives an epsilon model no x0: pick steps and a spacing that stop short of it (leading does)',
+        );
+      }
+      return { x0FromX: 1, x0FromOut: -sqrtBeta, x0Scale: 1 / sqrtAlpha, epsFromX: 0, epsFromOut: 1 };
+    case 'sample':
+      // ε = (x − √ᾱ·x0)/√(1−ᾱ): undefined at ᾱ = 1 (inversion from the clean image with set_alpha_to_one).
+      if (sqrtBeta === 0) throw new ScheduleError("prediction_type 'sample' gives no ε where ᾱ = 1: set set_alpha_to_one to false");
+      return { x0FromX: 0, x0FromOut: 1, x0Scale: 1, epsFromX: 1 / sqrtBeta, epsFromOut: -sqrtAlpha / sqrtBeta };
+    case 'v_prediction':
+      return { x0FromX: sqrtAlpha, x0FromOut: -sqrtBeta, x0Scale: 1, epsFromX: sqrtBeta, epsFromOut: sqrtAlpha };
+  }
+}
+
+function makeStep(
+  schedule: NoiseSchedule,
+  t: number,
+  tPrev: number,
+  modelTimestep: number,
+  eta: number,
+): DdimStep {
+  const alphaT = alphaAt(schedule, t);
+  const alphaPrev = alphaAt(schedule, tPrev);
   // Equal ᾱ (a repeated quad timestep) or ᾱ' = 1 gives σ = 0 without dividing by zero.
   const sigma = eta === 0 || alphaPrev === alphaT || alphaT === 1
     ? 0
@@ -285,40 +363,85 @@ function makeStep(t: number, tPrev: number, modelTimestep: number, alphaT: numbe
     alphaPrev,
     invSqrtAlphaT: 1 / Math.sqrt(alphaT),
     sqrtOneMinusAlphaT: Math.sqrt(1 - alphaT),
+    ...predictionCoefficients(schedule.predictionType ?? 'epsilon', alphaT),
     coefX0: Math.sqrt(alphaPrev),
     // Rounding can leave 1 − ᾱ' − σ² a hair below zero when η = 1 and ᾱ' is near 1.
     dirCoef: Math.sqrt(Math.max(0, 1 - alphaPrev - sigma * sigma)),
+    coefX: 0,
     sigma,
   };
 }
 
 /**
- * Sampling steps in run order: from the last timestep down, each going to the previous element,
- * the last one to t = −1 (ᾱ = 1). η = 0 is DDIM's deterministic ODE, η = 1 DDPM's posterior.
+ * The timestep each sampling step goes to. The paper's spacings (`uniform`, `quad`) go to the
+ * previous element of the list; diffusers' (`leading`, `trailing`, `linspace`) to t − T // S, as
+ * DDIMScheduler.step does (the same for leading and trailing; not for linspace, whose elements
+ * are not T // S apart).
  */
-export function ddimStepCoefficients(schedule: NoiseSchedule, timestepsAscending: number[], eta: number): DdimStep[] {
+function previousTimesteps(timestepsAscending: number[], spacing: TimestepSpacing | undefined, T: number): number[] {
+  if (spacing !== undefined && DIFFUSERS_SPACINGS.includes(spacing)) {
+    const ratio = Math.floor(T / timestepsAscending.length);
+    return timestepsAscending.map((t) => t - ratio);
+  }
+  return timestepsAscending.map((_, i) => (i > 0 ? timestepsAscending[i - 1] : -1));
+}
+
+/**
+ * Sampling steps in run order: from the last timestep down, each going to the previous one (see
+ * previousTimesteps), the last one past t = 0 (ᾱ = 1, or ᾱ_0 without set_alpha_to_one). η = 0 is
+ * DDIM's deterministic ODE, η = 1 DDPM's posterior.
+ */
+export function ddimStepCoefficients(
+  schedule: NoiseSchedule,
+  timestepsAscending: number[],
+  eta: number,
+  spacing?: TimestepSpacing,
+): DdimStep[] {
   checkAscending(timestepsAscending);
   if (!(eta >= 0) || !Number.isFinite(eta)) throw new ScheduleError(`eta must be a finite number ≥ 0, got ${eta}`);
+  const prev = previousTimesteps(timestepsAscending, spacing, schedule.numTrainTimesteps);
   const steps: DdimStep[] = [];
   for (let i = timestepsAscending.length - 1; i >= 0; i--) {
     const t = timestepsAscending[i];
-    const tPrev = i > 0 ? timestepsAscending[i - 1] : -1;
-    steps.push(makeStep(t, tPrev, t, alphaAt(schedule, t), alphaAt(schedule, tPrev), eta));
+    steps.push(makeStep(schedule, t, Math.max(prev[i], -1), t, eta));
   }
   return steps;
 }
 
 /**
- * DDIM inversion (encoding an image into its x_T): the η = 0 ODE run forward from t = −1 (the
- * image, ᾱ = 1) up the same timesteps. Each step evaluates ε at the current state with timestep
- * max(t, 0), then moves to ᾱ of the next timestep: −1 → ts[0] → ts[1] → … → ts[last].
+ * The paper's σ̂ sampler (Table 1's last row; `ddpm_steps` of its code, "DDPM with the larger
+ * variance"): x0 clamped to ±clip_sample_range (1 by default), the posterior mean
+ *   x' = (√ᾱ'·β·x0 + √(1−β)·(1−ᾱ')·x) / (1 − ᾱ),   β = 1 − ᾱ/ᾱ',
+ * plus √β·z except on the last step. The steps and model timesteps are the DDIM ones.
+ */
+export function sigmaHatStepCoefficients(schedule: NoiseSchedule, timestepsAscending: number[], spacing?: TimestepSpacing): DdimStep[] {
+  const steps = ddimStepCoefficients(schedule, timestepsAscending, 0, spacing);
+  return steps.map((s, k) => {
+    const beta = 1 - s.alphaT / s.alphaPrev;
+    const last = k === steps.length - 1;
+    return {
+      ...s,
+      coefX0: (Math.sqrt(s.alphaPrev) * beta) / (1 - s.alphaT),
+      dirCoef: 0,
+      coefX: (Math.sqrt(1 - beta) * (1 - s.alphaPrev)) / (1 - s.alphaT),
+      // A repeated timestep has β = 0: the step changes nothing.
+      sigma: last ? 0 : Math.sqrt(Math.max(0, beta)),
+    };
+  });
+}
+
+/**
+ * DDIM inversion (encoding an image into its x_T): the η = 0 ODE run forward from the image (t =
+ * −1; ᾱ = 1, or ᾱ_0 without set_alpha_to_one, as DDIMInverseScheduler's initial ᾱ) up the same
+ * timesteps, with the schedule's prediction type. Each step evaluates the model at the current
+ * state with timestep max(t, 0), then moves to ᾱ of the next timestep: −1 → ts[0] → … → ts[last].
  */
 export function ddimInversionSteps(schedule: NoiseSchedule, timestepsAscending: number[]): DdimStep[] {
   checkAscending(timestepsAscending);
   const steps: DdimStep[] = [];
   let t = -1;
   for (const tNext of timestepsAscending) {
-    steps.push(makeStep(t, tNext, Math.max(t, 0), alphaAt(schedule, t), alphaAt(schedule, tNext), 0));
+    steps.push(makeStep(schedule, t, tNext, Math.max(t, 0), 0));
     t = tNext;
   }
   return steps;
@@ -354,4 +477,19 @@ export function slerp(a: Float32Array, b: Float32Array, alpha: number): Float32A
   const out = new Float32Array(a.length);
   for (let i = 0; i < a.length; i++) out[i] = wa * a[i] + wb * b[i];
   return out;
+}
+
+/**
+ * Where torch.quantile(|x0|, ratio) of n values reads: the order statistics lo and hi (0 = the
+ * smallest) and the weight between them, computed in float32 as torch does for a float32 tensor.
+ */
+export function quantileRanks(ratio: number, n: number): { lo: number; hi: number; weight: number } {
+  const position = Math.fround(Math.fround(ratio) * (n - 1));
+  const lo = Math.floor(position);
+  return { lo, hi: Math.ceil(position), weight: Math.fround(position - lo) };
+}
+
+/** torch.lerp(start, end, weight), which switches formula at weight 0.5 for accuracy. */
+export function torchLerp(start: number, end: number, weight: number): number {
+  return weight < 0.5 ? start + weight * (end - start) : end - (end - start) * (1 - weight);
 }
