@@ -92,6 +92,10 @@ function convOutputSize(c: ConvCase): [number, number] {
   ];
 }
 
+// channelAdd is a slice of a wider tensor (as every resnet's time embedding is one tensor).
+const ADD_EXTRA = 5;
+const ADD_OFFSET = 3;
+
 function conv2dReference(
   c: ConvCase,
   x: Float32Array,
@@ -111,7 +115,7 @@ function conv2dReference(
     for (let o = 0; o < c.cout; o++) {
       for (let oy = 0; oy < outH; oy++) {
         for (let ox = 0; ox < outW; ox++) {
-          let acc = b[o] + (channelAdd ? channelAdd[n * c.cout + o] : 0);
+          let acc = b[o] + (channelAdd ? channelAdd[n * (c.cout + ADD_EXTRA) + ADD_OFFSET + o] : 0);
           for (let i = 0; i < c.cin; i++) {
             for (let ky = 0; ky < k; ky++) {
               const iy = oy * stride + ky - pt;
@@ -381,18 +385,19 @@ for (const kernels of KERNEL_FAMILIES) {
         1 / Math.sqrt(c.cin * c.kernel * c.kernel),
       );
       const b = weight('b', [c.cout], rand);
-      const channelAdd = c.options.channelAdd ? filled(c.batch * c.cout, rand) : undefined;
+      const channelAdd = c.options.channelAdd ? filled(c.batch * (c.cout + ADD_EXTRA), rand) : undefined;
       const residual = c.options.residual ? filled(c.batch * c.cout * outH * outW, rand) : undefined;
       const inputs: Record<string, { shape: number[]; data: Float32Array }> = {
         x: { shape: [c.batch, c.cin, c.height, c.width], data: x },
       };
-      if (channelAdd) inputs.add = { shape: [c.batch, c.cout], data: channelAdd };
+      if (channelAdd) inputs.add = { shape: [c.batch, c.cout + ADD_EXTRA], data: channelAdd };
       if (residual) inputs.res = { shape: [c.batch, c.cout, outH, outW], data: residual };
       const actual = await runGraph(inputs, (g, t) =>
         conv2d(g, 'conv', t.x, w, b, {
           ...c.options,
           kernels,
           channelAdd: t.add,
+          channelAddOffset: t.add ? ADD_OFFSET : undefined,
           residual: t.res,
         }));
       expectClose(`conv [${kernels}] ${label}`, actual, conv2dReference(c, x, w.data, b.data, channelAdd, residual), TOLERANCE);

@@ -26,6 +26,8 @@ struct Params {
   row_blocks: u32,      // ceil(out_width / PX)
   blocks: u32,          // batch * out_height * row_blocks
   path: u32,            // 0: general, 1: 3x3 stride 1 with vec4 rows, 2: 1x1 with vec4 rows
+  channel_add_offset: u32,  // channel_add[n, oc] is channel_add[n * stride + offset + oc]: one
+  channel_add_stride: u32,  // tensor holds every resnet's projected time embedding
 }
 
 @group(0) @binding(0) var<storage, read> input: array<f32>;
@@ -59,7 +61,7 @@ fn store_channel(v: f32, n: u32, oc: u32, pixel: u32, out_pixels: u32) {
   }
   var y = v;
   if (params.has_channel_add != 0u) {
-    y += channel_add[n * params.out_channels + oc];
+    y += channel_add[n * params.channel_add_stride + params.channel_add_offset + oc];
   }
   let index = (n * params.out_channels + oc) * out_pixels + pixel;
   if (params.has_residual != 0u) {

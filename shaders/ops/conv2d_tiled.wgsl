@@ -32,6 +32,8 @@ struct Params {
   has_channel_add: u32,
   has_residual: u32,
   output_scale: f32,
+  channel_add_offset: u32,  // as in conv_registers.wgsl
+  channel_add_stride: u32,
 }
 
 @group(0) @binding(0) var<storage, read> input: array<f32>;
@@ -119,7 +121,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
       let n = px / out_pixels;
       var v = acc[i][j] + bias[oc];
       if (params.has_channel_add != 0u) {
-        v += channel_add[n * params.out_channels + oc];
+        v += channel_add[n * params.channel_add_stride + params.channel_add_offset + oc];
       }
       let out_index = (n * params.out_channels + oc) * out_pixels + px % out_pixels;
       if (params.has_residual != 0u) {

@@ -9,6 +9,7 @@ import { concatChannels } from '../ops/concat.ts';
 import { conv2d, type ConvKernels } from '../ops/conv2d.ts';
 import { groupNorm } from '../ops/group_norm.ts';
 import { linear } from '../ops/linear.ts';
+import { concatenated } from '../ops/weights.ts';
 import { timestepEmbedding } from '../ops/timestep_embedding.ts';
 import type { UNetConfig } from './config.ts';
 import type { WeightSource } from './weights.ts';
@@ -30,6 +31,9 @@ export interface UNetGraphOptions {
 class UNetBuilder {
   readonly g = new Graph();
   private temb!: Tensor;
+  /** Every resnet's time_emb_proj(silu(temb)), side by side, and where each resnet's starts. */
+  private tembProj!: Tensor;
+  private readonly tembOffsets = new Map<string, number>();
   private kernels: ConvKernels = 'registers';
 
   constructor(private readonly config: UNetConfig, private readonly weights: WeightSource) {}
@@ -60,12 +64,9 @@ class UNetBuilder {
   resnet(prefix: string, x: Tensor, cout: number, outputScale = 1): Tensor {
     const cin = x.shape[1];
     let h = this.norm(`${prefix}.norm1`, x, true);
-    const tembW = {
-      weight: this.weights.take(`${prefix}.time_emb_proj.weight`, [cout, this.temb.shape[1]]),
-      bias: this.weights.take(`${prefix}.time_emb_proj.bias`, [cout]),
-    };
-    const tembProj = linear(this.g, `${prefix}.time_emb_proj`, this.temb, tembW.weight, tembW.bias, { siluInput: true });
-    h = this.conv(`${prefix}.conv1`, h, cout, 3, { channelAdd: tembProj });
+    const offset = this.tembOffsets.get(prefix);
+    if (offset === undefined) throw new Error(`${prefix}: not in the list of resnets whose time embeddings are projected`);
+    h = this.conv(`${prefix}.conv1`, h, cout, 3, { channelAdd: this.tembProj, channelAddOffset: offset });
     h = this.norm(`${prefix}.norm2`, h, true);
     const shortcut = cin !== cout ? this.conv(`${prefix}.conv_shortcut`, x, cout, 1) : x;
     return this.conv(`${prefix}.conv2`, h, cout, 3, { residual: shortcut, outputScale: 1 / outputScale }, prefix);
@@ -118,6 +119,7 @@ class UNetBuilder {
     };
     const hidden = linear(g, 'time_embedding.linear_1', tproj, l1.weight, l1.bias, { siluOutput: true });
     this.temb = linear(g, 'time_embedding', hidden, l2.weight, l2.bias);
+    this.projectTimeEmbedding(resnetChannels(config));
 
     if (config.centerInputSample) throw new Error('center_input_sample is not supported');
     let x = this.conv('conv_in', sample, boc[0], 3);
@@ -171,11 +173,44 @@ class UNetBuilder {
     return g;
   }
 
+  /**
+   * Every resnet's time_emb_proj depends only on the time embedding, so all of them are one
+   * linear node (one dispatch, not one per resnet) over their weights stacked; each conv1 reads
+   * its own slice. Each output is the same dot product as a separate projection's.
+   */
+  private projectTimeEmbedding(resnets: [prefix: string, channels: number][]) {
+    const tembDim = this.temb.shape[1];
+    const weights = resnets.map(([prefix, cout]) => this.weights.take(`${prefix}.time_emb_proj.weight`, [cout, tembDim]));
+    const biases = resnets.map(([prefix, cout]) => this.weights.take(`${prefix}.time_emb_proj.bias`, [cout]));
+    let total = 0;
+    for (const [prefix, cout] of resnets) {
+      this.tembOffsets.set(prefix, total);
+      total += cout;
+    }
+    const weight = concatenated('time_emb_proj.weight', weights, [total, tembDim]);
+    const bias = concatenated('time_emb_proj.bias', biases, [total]);
+    this.tembProj = linear(this.g, 'time_emb_proj', this.temb, weight, bias, { siluInput: true });
+  }
+
   /** Gives a block's output its module name when the block's last module made it. */
   private alias(name: string, x: Tensor): Tensor {
     this.g.alias(name, x);
     return x;
   }
+}
+
+/** Every resnet's module name and output channels, in the order build() makes them. */
+function resnetChannels(config: UNetConfig): [string, number][] {
+  const boc = config.blockOutChannels;
+  const list: [string, number][] = [];
+  boc.forEach((c, i) => {
+    for (let j = 0; j < config.layersPerBlock; j++) list.push([`down_blocks.${i}.resnets.${j}`, c]);
+  });
+  if (config.midBlock) { for (const j of [0, 1]) list.push([`mid_block.resnets.${j}`, boc[boc.length - 1]]); }
+  [...boc].reverse().forEach((c, i) => {
+    for (let j = 0; j < config.layersPerBlock + 1; j++) list.push([`up_blocks.${i}.resnets.${j}`, c]);
+  });
+  return list;
 }
 
 export function buildUNetGraph(config: UNetConfig, weights: WeightSource, options: UNetGraphOptions): Graph {

@@ -32,8 +32,12 @@ export interface Conv2dOptions {
   padding?: [number, number, number, number];
   /** Read the input through a nearest-neighbour 2x upsampling (Upsample2D). */
   upsample?: boolean;
-  /** [N, out_channels] added to every pixel (a resnet's projected time embedding). */
+  /**
+   * [N, C] added to every pixel, channels channelAddOffset .. + out_channels of it (a resnet's
+   * projected time embedding, a slice of the one tensor that holds every resnet's).
+   */
   channelAdd?: Tensor;
+  channelAddOffset?: number;
   /** Same shape as the output, added before scaling (a residual connection). */
   residual?: Tensor;
   outputScale?: number;
@@ -73,11 +77,13 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
   const outW = Math.floor((inW + padLeft + padRight - kw) / stride) + 1;
   if (outH < 1 || outW < 1) throw new Error(`${name}: a ${kh}x${kw} kernel does not fit the ${inH}x${inW} input`);
   const out = g.intermediate(name, [n, cout, outH, outW]);
-  for (const [what, t] of [['channelAdd', options.channelAdd], ['residual', options.residual]] as const) {
-    if (!t) continue;
-    const want = what === 'residual' ? out.shape : [n, cout];
-    if (t.shape.join() !== want.join()) throw new Error(`${name}: ${what} has shape [${t.shape}], expected [${want}]`);
+  const addOffset = options.channelAddOffset ?? 0;
+  const add = options.channelAdd;
+  if (add && (add.shape.length !== 2 || add.shape[0] !== n || add.shape[1] < addOffset + cout)) {
+    throw new Error(`${name}: channelAdd has shape [${add.shape}], expected [${n}, ${addOffset + cout} or more]`);
   }
+  const res = options.residual;
+  if (res && res.shape.join() !== out.shape.join()) throw new Error(`${name}: residual has shape [${res.shape}], expected [${out.shape}]`);
   const ocStride = Math.ceil(cout / OC_BLOCK) * OC_BLOCK;
   const w = g.weight(`${weight.name}:transposed`, [cin * kh * kw, ocStride], () => transposeConvWeight({ ...weight, shape }, ocStride));
   const b = g.weight(`${bias.name}:padded`, [ocStride], () => padded(bias.data, ocStride));
@@ -85,6 +91,8 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
     has_channel_add: options.channelAdd ? 1 : 0,
     has_residual: options.residual ? 1 : 0,
     output_scale: options.outputScale ?? 1,
+    channel_add_offset: addOffset,
+    channel_add_stride: add ? add.shape[1] : 0,
   };
   const flops = 2 * n * cout * outH * outW * cin * kh * kw;
   const bytes = byteSize(x) + 4 * elementCount(weight.shape) + byteSize(out) * (options.residual ? 2 : 1);
