@@ -7,7 +7,7 @@ import { expectClose, goldenF32, goldenI32, readGolden } from './util/compare.ts
 
 const TOLERANCE = 2e-4;
 /** emoji32's dispatches per forward, held so that a fusion undone shows up. */
-const EMOJI32_DISPATCHES = 162;
+const EMOJI32_DISPATCHES = 150;
 
 function loadModelDir(dir: string) {
   return readUNet({

@@ -5,7 +5,6 @@
  */
 import { Graph, type Tensor } from '../graph/graph.ts';
 import { spatialAttention } from '../ops/attention.ts';
-import { concatChannels } from '../ops/concat.ts';
 import { conv2d, type ConvKernels } from '../ops/conv2d.ts';
 import { groupNorm } from '../ops/group_norm.ts';
 import { linear } from '../ops/linear.ts';
@@ -50,25 +49,31 @@ class UNetBuilder {
   }
 
   private conv(prefix: string, x: Tensor, cout: number, k: number, options: Parameters<typeof conv2d>[5] = {}, name = prefix): Tensor {
-    const w = this.convWeights(prefix, cout, x.shape[1], k);
+    const w = this.convWeights(prefix, cout, x.shape[1] + (options.concat?.shape[1] ?? 0), k);
     const pad = k === 3 && options.padding === undefined ? { padding: [1, 1, 1, 1] as [number, number, number, number] } : {};
     return conv2d(this.g, name, x, w.weight, w.bias, { ...pad, kernels: this.kernels, ...options });
   }
 
-  private norm(prefix: string, x: Tensor, silu: boolean, groups = this.config.normNumGroups): Tensor {
-    const w = this.normWeights(prefix, x.shape[1]);
-    return groupNorm(this.g, prefix, x, w.weight, w.bias, { groups, eps: this.config.normEps, silu });
+  private norm(prefix: string, x: Tensor, silu: boolean, concat?: Tensor): Tensor {
+    const w = this.normWeights(prefix, x.shape[1] + (concat?.shape[1] ?? 0));
+    return groupNorm(this.g, prefix, x, w.weight, w.bias, { groups: this.config.normNumGroups, eps: this.config.normEps, silu, concat });
   }
 
-  /** ResnetBlock2D with the default time-embedding shift: out = (shortcut(x) + h) / scale. */
-  resnet(prefix: string, x: Tensor, cout: number, outputScale = 1): Tensor {
-    const cin = x.shape[1];
-    let h = this.norm(`${prefix}.norm1`, x, true);
+  /**
+   * ResnetBlock2D with the default time-embedding shift: out = (shortcut(x) + h) / scale. In the
+   * up blocks the input is the concatenation [x, skip], which norm1 and conv_shortcut read in
+   * place (no concat node).
+   */
+  resnet(prefix: string, x: Tensor, cout: number, outputScale = 1, skip?: Tensor): Tensor {
+    const cin = x.shape[1] + (skip?.shape[1] ?? 0);
+    if (skip && cin === cout) throw new Error(`${prefix}: a skip input needs a conv_shortcut to read it`);
+    let h = this.norm(`${prefix}.norm1`, x, true, skip);
     const offset = this.tembOffsets.get(prefix);
     if (offset === undefined) throw new Error(`${prefix}: not in the list of resnets whose time embeddings are projected`);
     h = this.conv(`${prefix}.conv1`, h, cout, 3, { channelAdd: this.tembProj, channelAddOffset: offset });
     h = this.norm(`${prefix}.norm2`, h, true);
-    const shortcut = cin !== cout ? this.conv(`${prefix}.conv_shortcut`, x, cout, 1) : x;
+    // Without a conv_shortcut (cin === cout) there is no skip: the up blocks' inputs are wider.
+    const shortcut = cin !== cout ? this.conv(`${prefix}.conv_shortcut`, x, cout, 1, { concat: skip }) : x;
     return this.conv(`${prefix}.conv2`, h, cout, 3, { residual: shortcut, outputScale: 1 / outputScale }, prefix);
   }
 
@@ -155,9 +160,7 @@ class UNetBuilder {
       const prefix = `up_blocks.${i}`;
       const isFinal = i === boc.length - 1;
       for (let j = 0; j < config.layersPerBlock + 1; j++) {
-        const skip = skips.pop()!;
-        const cat = concatChannels(g, `${prefix}.resnets.${j}.input`, x, skip);
-        x = this.resnet(`${prefix}.resnets.${j}`, cat, reversed[i]);
+        x = this.resnet(`${prefix}.resnets.${j}`, x, reversed[i], 1, skips.pop()!);
         if (type === 'AttnUpBlock2D') x = this.attention(`${prefix}.attentions.${j}`, x);
       }
       if (!isFinal) x = this.conv(`${prefix}.upsamplers.0.conv`, x, reversed[i], 3, { upsample: true }, prefix);

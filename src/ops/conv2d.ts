@@ -1,5 +1,6 @@
 import { byteSize, elementCount, type Graph, type Tensor } from '../graph/graph.ts';
 import { SHADERS } from '../shaders.gen.ts';
+import { concatChannels } from './concat.ts';
 import type { WeightArray } from './weights.ts';
 
 /**
@@ -41,6 +42,12 @@ export interface Conv2dOptions {
   /** Same shape as the output, added before scaling (a residual connection). */
   residual?: Tensor;
   outputScale?: number;
+  /**
+   * More input channels, after x's: the conv reads the channel concatenation [x, concat] in place
+   * (a skip connection's). The register kernels do so on their 1x1 paths; elsewhere the
+   * concatenation is made first (a concat node named `${name}.input`).
+   */
+  concat?: Tensor;
   /** Which kernel family runs it (see ConvKernels): 'registers' (the default) or 'tiled'. */
   kernels?: ConvKernels;
 }
@@ -64,12 +71,24 @@ function padded(data: Float32Array, length: number): Float32Array {
 }
 
 export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, bias: WeightArray, options: Conv2dOptions = {}): Tensor {
-  const [n, cin, srcH, srcW] = x.shape;
+  const b2 = options.concat;
+  if (b2 && (b2.shape[0] !== x.shape[0] || b2.shape[2] !== x.shape[2] || b2.shape[3] !== x.shape[3])) {
+    throw new Error(`${name}: cannot read [${x.shape}] and [${b2.shape}] as one concatenated input`);
+  }
+  const [n, cinA, srcH, srcW] = x.shape;
+  const cin = cinA + (b2 ? b2.shape[1] : 0);
   const shape = weight.shape.length === 2 ? [weight.shape[0], weight.shape[1], 1, 1] : weight.shape;
   const [cout, wcin, kh, kw] = shape;
   if (wcin !== cin) throw new Error(`${name}: weight expects ${wcin} input channels, the input has ${cin}`);
   const stride = options.stride ?? 1;
   const [padTop, padLeft, padBottom, padRight] = options.padding ?? [0, 0, 0, 0];
+  const pointwise = kh === 1 && kw === 1 && stride === 1 && !options.upsample && padTop + padLeft + padBottom + padRight === 0;
+  if (b2 && options.kernels !== 'tiled' && !(pointwise && (srcH * srcW) % 4 === 0)) {
+    // The register kernels read two tensors only on their 1x1 paths: elsewhere the
+    // concatenation is made first, and convolved.
+    const cat = concatChannels(g, `${name}.input`, x, b2);
+    return conv2d(g, name, cat, weight, bias, { ...options, concat: undefined });
+  }
   const scale = options.upsample ? 2 : 1;
   const inH = srcH * scale;
   const inW = srcW * scale;
@@ -95,7 +114,7 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
     channel_add_stride: add ? add.shape[1] : 0,
   };
   const flops = 2 * n * cout * outH * outW * cin * kh * kw;
-  const bytes = byteSize(x) + 4 * elementCount(weight.shape) + byteSize(out) * (options.residual ? 2 : 1);
+  const bytes = byteSize(x) + (b2 ? byteSize(b2) : 0) + 4 * elementCount(weight.shape) + byteSize(out) * (options.residual ? 2 : 1);
   const kind = kh === 1 && kw === 1 ? 'conv1x1' : 'conv3x3';
   if (options.kernels === 'tiled') {
     const [tileWidth, tileHeight] = SHADERS.conv2d_tiled.workgroupSize;
@@ -103,7 +122,7 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
       name,
       kind,
       shader: 'conv2d_tiled',
-      inputs: [x, w, b, options.channelAdd ?? null, options.residual ?? null],
+      inputs: [x, w, b, options.channelAdd ?? null, options.residual ?? null, b2 ?? null],
       outputs: [out],
       params: {
         batch: n,
@@ -123,6 +142,7 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
         pad_left: padLeft,
         upsample: options.upsample ? 1 : 0,
         ...epilogue,
+        in_channels_a: cinA,
       },
       // One workgroup per tile of output pixels x output channels.
       dispatch: { invocations: [Math.ceil((n * outH * outW) / TILE) * tileWidth, Math.ceil(cout / TILE) * tileHeight] },
@@ -131,7 +151,6 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
     });
     return out;
   }
-  const pointwise = kh === 1 && kw === 1 && stride === 1 && !options.upsample && padTop + padLeft + padBottom + padRight === 0;
   // The fast paths read rows as vec4s, so the rows (or, for a 1x1 kernel, whole planes) must
   // hold a multiple of 4 values.
   let path = GENERAL;
@@ -153,7 +172,7 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
     name,
     kind,
     shader: small ? 'conv2d_small' : wide ? 'conv2d_wide' : 'conv2d',
-    inputs: [x, x, w, b, options.channelAdd ?? null, options.residual ?? null],
+    inputs: [x, x, w, b, options.channelAdd ?? null, options.residual ?? null, b2 ?? null],
     outputs: [out],
     params: {
       batch: n,
@@ -176,6 +195,7 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
       row_blocks: rowBlocks,
       blocks,
       path,
+      in_channels_a: cinA,
     },
     // One invocation per block of pixels (per image for conv2d_small), for each block of 8 channels.
     dispatch: { invocations: [blocks, small ? 1 : ocStride / OC_BLOCK] },
