@@ -92,6 +92,10 @@ function convOutputSize(c: ConvCase): [number, number] {
   ];
 }
 
+// channelAdd is a slice of a wider tensor (as every resnet's time embedding is one tensor).
+const ADD_EXTRA = 5;
+const ADD_OFFSET = 3;
+
 function conv2dReference(
   c: ConvCase,
   x: Float32Array,
@@ -111,7 +115,7 @@ function conv2dReference(
     for (let o = 0; o < c.cout; o++) {
       for (let oy = 0; oy < outH; oy++) {
         for (let ox = 0; ox < outW; ox++) {
-          let acc = b[o] + (channelAdd ? channelAdd[n * c.cout + o] : 0);
+          let acc = b[o] + (channelAdd ? channelAdd[n * (c.cout + ADD_EXTRA) + ADD_OFFSET + o] : 0);
           for (let i = 0; i < c.cin; i++) {
             for (let ky = 0; ky < k; ky++) {
               const iy = oy * stride + ky - pt;
@@ -381,18 +385,19 @@ for (const kernels of KERNEL_FAMILIES) {
         1 / Math.sqrt(c.cin * c.kernel * c.kernel),
       );
       const b = weight('b', [c.cout], rand);
-      const channelAdd = c.options.channelAdd ? filled(c.batch * c.cout, rand) : undefined;
+      const channelAdd = c.options.channelAdd ? filled(c.batch * (c.cout + ADD_EXTRA), rand) : undefined;
       const residual = c.options.residual ? filled(c.batch * c.cout * outH * outW, rand) : undefined;
       const inputs: Record<string, { shape: number[]; data: Float32Array }> = {
         x: { shape: [c.batch, c.cin, c.height, c.width], data: x },
       };
-      if (channelAdd) inputs.add = { shape: [c.batch, c.cout], data: channelAdd };
+      if (channelAdd) inputs.add = { shape: [c.batch, c.cout + ADD_EXTRA], data: channelAdd };
       if (residual) inputs.res = { shape: [c.batch, c.cout, outH, outW], data: residual };
       const actual = await runGraph(inputs, (g, t) =>
         conv2d(g, 'conv', t.x, w, b, {
           ...c.options,
           kernels,
           channelAdd: t.add,
+          channelAddOffset: t.add ? ADD_OFFSET : undefined,
           residual: t.res,
         }));
       expectClose(`conv [${kernels}] ${label}`, actual, conv2dReference(c, x, w.data, b.data, channelAdd, residual), TOLERANCE);
@@ -414,6 +419,110 @@ ops('concat: channels of two tensors, batch 3, 5x7', async () => {
   }
   expectClose('concat', actual, expected, 0);
 });
+
+/** Channel concatenation of two NCHW arrays on the CPU. */
+function concatReference(a: Float32Array, b: Float32Array, n: number, ca: number, cb: number, spatial: number): Float32Array {
+  const out = new Float32Array(n * (ca + cb) * spatial);
+  for (let i = 0; i < n; i++) {
+    out.set(a.subarray(i * ca * spatial, (i + 1) * ca * spatial), i * (ca + cb) * spatial);
+    out.set(b.subarray(i * cb * spatial, (i + 1) * cb * spatial), (i * (ca + cb) + ca) * spatial);
+  }
+  return out;
+}
+
+// The skip concatenation read in place: [x, skip] as one input, with groups and vec4 quads that
+// straddle the two tensors.
+const CONCAT_NORM_CASES: [string, number, number, number, number[]][] = [
+  ['5 + 7 channels in 4 groups (one straddles), 4x4, batch 2', 5, 7, 4, [2, 4, 4]],
+  ['5 + 7 channels in 4 groups, 3x3 (scalar rows), batch 3', 5, 7, 4, [3, 3, 3]],
+];
+
+for (const [label, ca, cb, groups, [n, h, w]] of CONCAT_NORM_CASES) {
+  ops(`group_norm, input read as a concatenation: ${label}`, async () => {
+    const rand = random(ca * 13 + cb);
+    const a = filled(n * ca * h * w, rand, 4).map((v) => v + 3), b = filled(n * cb * h * w, rand, 2);
+    const gamma = weight('gamma', [ca + cb], rand), beta = weight('beta', [ca + cb], rand);
+    let nodes = 0;
+    const actual = await runGraph({ a: { shape: [n, ca, h, w], data: a }, b: { shape: [n, cb, h, w], data: b } }, (g, t) => {
+      const out = groupNorm(g, 'norm', t.a, gamma, beta, { groups, eps: 1e-5, silu: true, concat: t.b });
+      nodes = g.nodes.length;
+      return out;
+    });
+    assert.is(nodes, 1, 'one dispatch, no concat node');
+    const x = concatReference(a, b, n, ca, cb, h * w);
+    expectClose(
+      `group_norm concat ${label}`,
+      actual,
+      groupNormReference(x, [n, ca + cb, h, w], gamma.data, beta.data, groups, 1e-5, true),
+      TOLERANCE,
+    );
+  });
+}
+
+// [label, case (cin = ca + cb), ca, whether the register kernels read it in place]
+const CONCAT_CONV_CASES: [string, ConvCase, number, boolean][] = [
+  ['1x1, 2x6 image, 5 + 7 -> 9, batch 2', { batch: 2, cin: 12, cout: 9, height: 2, width: 6, kernel: 1, options: {} }, 5, true],
+  [
+    '1x1, 8x8 image (wide rows), 16 + 8 -> 24, residual',
+    {
+      batch: 1,
+      cin: 24,
+      cout: 24,
+      height: 8,
+      width: 8,
+      kernel: 1,
+      options: { residual: true },
+    },
+    16,
+    true,
+  ],
+  ['1x1, 4x4 image (small), 6 + 10 -> 20, batch 2', { batch: 2, cin: 16, cout: 20, height: 4, width: 4, kernel: 1, options: {} }, 6, true],
+  [
+    '1x1, 3x5 image (planes not whole vec4s), 4 + 3 -> 5',
+    { batch: 2, cin: 7, cout: 5, height: 3, width: 5, kernel: 1, options: {} },
+    4,
+    false,
+  ],
+  [
+    '3x3 pad 1, 6x8 image, 4 + 3 -> 5',
+    { batch: 2, cin: 7, cout: 5, height: 6, width: 8, kernel: 3, options: { padding: [1, 1, 1, 1] } },
+    4,
+    false,
+  ],
+];
+
+for (const kernels of KERNEL_FAMILIES) {
+  for (const [label, c, ca, inPlace] of CONCAT_CONV_CASES) {
+    ops(`conv2d [${kernels}], input read as a concatenation: ${label}`, async () => {
+      const rand = random(c.cin * 999 + c.cout);
+      const [outH, outW] = convOutputSize(c);
+      const cb = c.cin - ca, spatial = c.height * c.width;
+      const a = filled(c.batch * ca * spatial, rand), b = filled(c.batch * cb * spatial, rand);
+      const w = weight(
+        'w',
+        c.kernel === 1 ? [c.cout, c.cin] : [c.cout, c.cin, c.kernel, c.kernel],
+        rand,
+        1 / Math.sqrt(c.cin * c.kernel ** 2),
+      );
+      const bias = weight('b', [c.cout], rand);
+      const residual = c.options.residual ? filled(c.batch * c.cout * outH * outW, rand) : undefined;
+      const inputs: Record<string, { shape: number[]; data: Float32Array }> = {
+        a: { shape: [c.batch, ca, c.height, c.width], data: a },
+        b: { shape: [c.batch, cb, c.height, c.width], data: b },
+      };
+      if (residual) inputs.res = { shape: [c.batch, c.cout, outH, outW], data: residual };
+      let nodes = 0;
+      const actual = await runGraph(inputs, (g, t) => {
+        const out = conv2d(g, 'conv', t.a, w, bias, { ...c.options, kernels, concat: t.b, residual: t.res });
+        nodes = g.nodes.length;
+        return out;
+      });
+      assert.is(nodes, kernels === 'tiled' || inPlace ? 1 : 2, 'a concat node only where the kernel cannot read two tensors');
+      const x = concatReference(a, b, c.batch, ca, cb, spatial);
+      expectClose(`conv [${kernels}] concat ${label}`, actual, conv2dReference(c, x, w.data, bias.data, undefined, residual), TOLERANCE);
+    });
+  }
+}
 
 const NORM_CASES: [string, number[], number, boolean][] = [
   ['32 channels in 8 groups, 5x7, batch 3, SiLU', [3, 32, 5, 7], 8, true],

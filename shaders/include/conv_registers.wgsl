@@ -26,6 +26,10 @@ struct Params {
   row_blocks: u32,      // ceil(out_width / PX)
   blocks: u32,          // batch * out_height * row_blocks
   path: u32,            // 0: general, 1: 3x3 stride 1 with vec4 rows, 2: 1x1 with vec4 rows
+  channel_add_offset: u32,  // channel_add[n, oc] is channel_add[n * stride + offset + oc]: one
+  channel_add_stride: u32,  // tensor holds every resnet's projected time embedding
+  in_channels_a: u32,   // the 1x1 paths' input may be two tensors side by side in channels (a
+                        // skip concatenation, read in place): channels from this one on are input_b4's
 }
 
 @group(0) @binding(0) var<storage, read> input: array<f32>;
@@ -34,8 +38,21 @@ struct Params {
 @group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> channel_add: array<f32>;
 @group(0) @binding(5) var<storage, read> residual: array<f32>;
-@group(0) @binding(6) var<storage, read_write> output: array<f32>;
-@group(0) @binding(7) var<uniform> params: Params;
+@group(0) @binding(6) var<storage, read> input_b4: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> output: array<f32>;
+@group(0) @binding(8) var<uniform> params: Params;
+
+// Quad q (in vec4s from the plane's start) of input channel ic of image n, for the 1x1 paths:
+// from input4, or past in_channels_a from input_b4. The branch is on the loop's channel, the
+// same in every lane.
+fn input_quad(n: u32, ic: u32, q: u32) -> vec4<f32> {
+  let quads = params.src_height * params.src_width / 4u;
+  if (ic < params.in_channels_a) {
+    return input4[(n * params.in_channels_a + ic) * quads + q];
+  }
+  let cb = params.in_channels - params.in_channels_a;
+  return input_b4[(n * cb + ic - params.in_channels_a) * quads + q];
+}
 
 // The 8 output channels of one pixel, and the 8 weights of one tap.
 struct Pixel {
@@ -59,7 +76,7 @@ fn store_channel(v: f32, n: u32, oc: u32, pixel: u32, out_pixels: u32) {
   }
   var y = v;
   if (params.has_channel_add != 0u) {
-    y += channel_add[n * params.out_channels + oc];
+    y += channel_add[n * params.channel_add_stride + params.channel_add_offset + oc];
   }
   let index = (n * params.out_channels + oc) * out_pixels + pixel;
   if (params.has_residual != 0u) {

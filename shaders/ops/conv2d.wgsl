@@ -139,11 +139,10 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: v
   } else if (params.path == 2u) {
     // 1x1 over the image seen as one row of H*W pixels (a multiple of 4).
     // Pixels past the end of the row read the next plane (or a clamped address) and are not stored.
-    let i = first_plane + ox0;
+    let q = ox0 / 4u;
     for (var ic = 0u; ic < params.in_channels; ic++) {
-      let j = (i + ic * src_plane) / 4u;
-      let m0 = input4[j];
-      let m1 = input4[j + 1u];
+      let m0 = input_quad(n, ic, q);
+      let m1 = input_quad(n, ic, q + 1u);
       let w = load_weights(ic, oc8);
       a0 = mac(a0, w, m0.x);
       a1 = mac(a1, w, m0.y);

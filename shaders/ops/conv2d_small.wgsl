@@ -49,10 +49,9 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   } else {
     let quads = src_plane / 4u;
     for (var ic = 0u; ic < params.in_channels; ic++) {
-      let plane = (first + ic * src_plane) / 4u;
       let w = load_weights(ic, oc8);
       for (var q = 0u; q < 4u; q++) {
-        let m = select(vec4<f32>(0.0), input4[plane + min(q, quads - 1u)], q < quads);
+        let m = select(vec4<f32>(0.0), input_quad(n, ic, min(q, quads - 1u)), q < quads);
         acc[4u * q] = mac(acc[4u * q], w, m.x);
         acc[4u * q + 1u] = mac(acc[4u * q + 1u], w, m.y);
         acc[4u * q + 2u] = mac(acc[4u * q + 2u], w, m.z);

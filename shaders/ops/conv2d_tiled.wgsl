@@ -32,6 +32,9 @@ struct Params {
   has_channel_add: u32,
   has_residual: u32,
   output_scale: f32,
+  channel_add_offset: u32,  // as in conv_registers.wgsl
+  channel_add_stride: u32,
+  in_channels_a: u32,       // channels from this one on are input_b's (a skip concatenation read in place)
 }
 
 @group(0) @binding(0) var<storage, read> input: array<f32>;
@@ -39,8 +42,19 @@ struct Params {
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read> channel_add: array<f32>;
 @group(0) @binding(4) var<storage, read> residual: array<f32>;
-@group(0) @binding(5) var<storage, read_write> output: array<f32>;
-@group(0) @binding(6) var<uniform> params: Params;
+@group(0) @binding(5) var<storage, read> input_b: array<f32>;
+@group(0) @binding(6) var<storage, read_write> output: array<f32>;
+@group(0) @binding(7) var<uniform> params: Params;
+
+// Value `offset` of input plane ic of image n: from input, or past in_channels_a from input_b.
+fn input_value(n: u32, ic: u32, offset: u32) -> f32 {
+  let src_plane = params.src_height * params.src_width;
+  if (ic < params.in_channels_a) {
+    return input[(n * params.in_channels_a + ic) * src_plane + offset];
+  }
+  let cb = params.in_channels - params.in_channels_a;
+  return input_b[(n * cb + ic - params.in_channels_a) * src_plane + offset];
+}
 
 var<workgroup> w_tile: array<array<f32, TILE>, TILE_K>;
 var<workgroup> x_tile: array<array<f32, TILE>, TILE_K>;
@@ -56,7 +70,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let columns = params.batch * out_pixels;
   let taps = params.kernel_h * params.kernel_w;
   let depth = params.in_channels * taps;
-  let src_plane = params.src_height * params.src_width;
 
   // This invocation stages column `col` of both tiles, rows row0, row0 + 4, row0 + 8, row0 + 12.
   let col = index % TILE;
@@ -68,7 +81,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let so = sp % out_pixels;
   let iy0 = i32((so / params.out_width) * params.stride) - i32(params.pad_top);
   let ix0 = i32((so % params.out_width) * params.stride) - i32(params.pad_left);
-  let image = sn * params.in_channels * src_plane;
 
   var acc: array<vec4<f32>, 4>;  // acc[i][j]: channel oc0 + ty + 16 i, pixel px0 + tx + 16 j
   for (var k0 = 0u; k0 < depth; k0 += TILE_K) {
@@ -89,7 +101,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
         if (iy >= 0 && ix >= 0 && iy < i32(params.in_height) && ix < i32(params.in_width)) {
           let sy = u32(iy) >> params.upsample;
           let sx = u32(ix) >> params.upsample;
-          x = input[image + ic * src_plane + sy * params.src_width + sx];
+          x = input_value(sn, ic, sy * params.src_width + sx);
         }
       }
       x_tile[row0 + r][col] = x;
@@ -119,7 +131,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
       let n = px / out_pixels;
       var v = acc[i][j] + bias[oc];
       if (params.has_channel_add != 0u) {
-        v += channel_add[n * params.out_channels + oc];
+        v += channel_add[n * params.channel_add_stride + params.channel_add_offset + oc];
       }
       let out_index = (n * params.out_channels + oc) * out_pixels + px % out_pixels;
       if (params.has_residual != 0u) {

@@ -89,10 +89,9 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: v
       }
     }
   } else {
-    let i = (first_plane + ox0) / 4u;
+    let q = ox0 / 4u;
     for (var ic = 0u; ic < params.in_channels; ic++) {
-      let j = i + ic * (src_plane / 4u);
-      let x = array<vec4<f32>, 4>(input4[j], input4[j + 1u], input4[j + 2u], input4[j + 3u]);
+      let x = array<vec4<f32>, 4>(input_quad(n, ic, q), input_quad(n, ic, q + 1u), input_quad(n, ic, q + 2u), input_quad(n, ic, q + 3u));
       let w = load_weights(ic, oc8);
       for (var p = 0u; p < PX; p++) {
         acc[p] = mac(acc[p], w, x[p / 4u][p % 4u]);

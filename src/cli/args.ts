@@ -59,7 +59,7 @@ export const USAGE: Record<CommandName, string> = {
        ${PROGRAM} encode|decode|interpolate|eps|convert [options]   (${PROGRAM} COMMAND --help for each)
 
 Generates images with DDIM and writes them as one PNG grid.
-  --n N               number of images (default: 16; taken from --xT when given)
+  --n N               number of images (default: 16, or 2 on a software adapter; taken from --xT when given)
   --steps S           DDIM steps, 1 to the model's training timesteps (default: 50)
   --eta E             0 (deterministic DDIM) to 1 (DDPM-like) (default: 0)
   --sigma-hat         the paper's σ̂ sampler (Table 1's last row: x0 clipped, the DDPM posterior mean,

@@ -6,6 +6,7 @@
  */
 import { accessSync, constants } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { preferredKernels } from '../gpu/adapter.ts';
 import type { Backend } from '../gpu/device.ts';
 import type { RecordObserver } from '../gpu/recorder.ts';
 import { gridRgba, rgbaToTensor } from '../io/image.ts';
@@ -40,7 +41,11 @@ export interface OpenedPipeline {
 }
 
 /** Opens the GPU and compiles the model, read and checked once before (`readModel`). */
-export type OpenPipeline = (model: DdimModel, options: { batch: number; backend: Backend }) => Promise<OpenedPipeline>;
+export type OpenPipeline = (
+  model: DdimModel,
+  /** softwareBatch: the batch to compile instead on a software adapter (see SOFTWARE_DEFAULT_IMAGES). */
+  options: { batch: number; backend: Backend; softwareBatch?: number },
+) => Promise<OpenedPipeline>;
 
 export interface RunDeps {
   io: CliIo;
@@ -50,6 +55,11 @@ export interface RunDeps {
 
 export const DEFAULT_STEPS = 50;
 const DEFAULT_IMAGES = 16;
+/**
+ * Without --n, a software adapter (llvmpipe, SwiftShader: the CPU) samples this many, so that the
+ * default command ends within 90 s on two cores; the command says so when it starts.
+ */
+export const SOFTWARE_DEFAULT_IMAGES = 2;
 const MAX_BATCH = 16;
 /** Images held in memory at once, in float32 values (1 GiB). */
 const MAX_VALUES = 2 ** 28;
@@ -265,8 +275,9 @@ export async function withPipeline<T>(
   batch: number,
   backend: Backend,
   work: (pipeline: DdimPipeline) => Promise<T>,
+  softwareBatch?: number,
 ): Promise<T> {
-  const opened = await deps.openPipeline(model.read, { batch, backend });
+  const opened = await deps.openPipeline(model.read, { batch, backend, softwareBatch });
   try {
     const [c, h, w] = opened.pipeline.imageShape;
     if (c !== model.shape[0] || h !== model.shape[1] || w !== model.shape[2]) {
@@ -394,14 +405,22 @@ async function sample(args: SampleArgs, deps: RunDeps): Promise<void> {
   const scale = args.scale ?? defaultScale(model);
   checkGrid(model, count, Math.ceil(Math.sqrt(count)), scale);
   const batch = batchFor(args, count);
+  // The count was not asked for: a software adapter takes fewer (said below, once it is known).
+  const fewerOnSoftware = args.n === undefined && !xT && !noise;
 
   const { result, seconds, adapter, profile } = await withPipeline(
     deps,
     model,
     batch,
     args.backend,
-    (pipeline) =>
-      profiled(
+    (pipeline) => {
+      if (fewerOnSoftware && preferredKernels(pipeline.gpu.adapter) === 'registers') {
+        count = SOFTWARE_DEFAULT_IMAGES;
+        io.stderr(
+          `note: ${pipeline.gpu.adapterName} is a software adapter (the CPU): sampling ${count} images, not ${DEFAULT_IMAGES}; --n N gives any number\n`,
+        );
+      }
+      return profiled(
         args.profile || args.trace !== undefined,
         pipeline,
         (observers) =>
@@ -419,7 +438,9 @@ async function sample(args: SampleArgs, deps: RunDeps): Promise<void> {
               ...hooks,
               observers,
             })),
-      ),
+      );
+    },
+    fewerOnSoftware ? batchFor(args, SOFTWARE_DEFAULT_IMAGES) : undefined,
   );
   const png = await gridPng(result.x0, count, model, undefined, scale);
   const tensor = args.outTensor ? serializeSafetensors({ x0: f32Tensor(result.x0, [count, ...model.shape]) }) : undefined;

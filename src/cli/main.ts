@@ -5,7 +5,8 @@
  * bug and prints its stack with status 1. main never throws.
  */
 import process from 'node:process';
-import { GpuUnavailableError, requestGpu } from '../gpu/device.ts';
+import { preferredKernels } from '../gpu/adapter.ts';
+import { type Backend, type Gpu, GpuUnavailableError, requestGpu } from '../gpu/device.ts';
 import { PngError } from '../io/png.ts';
 import { SafetensorsError } from '../io/safetensors.ts';
 import { TorchFileError } from '../io/torch.ts';
@@ -55,10 +56,28 @@ function processIo(): CliIo {
 }
 
 /** A fresh device per run, destroyed with the pipeline. */
-export const openGpuPipeline: OpenPipeline = async (model, { batch, backend }) => {
+/**
+ * Deno's own WebGPU (wgpu) on a software adapter ran emoji32 ~5x slower than Dawn on the same
+ * CPU (docs/perf.md, issue 11), so with --backend auto a software adapter there is swapped for
+ * Dawn's (npm:webgpu) when that loads; anything else keeps the first adapter.
+ */
+async function fastestGpu(backend: Backend): Promise<Gpu> {
   const gpu = await requestGpu({ backend });
+  if (backend !== 'auto' || gpu.implementation !== 'deno-wgpu' || preferredKernels(gpu.adapter) !== 'registers') return gpu;
   try {
-    const pipeline = await DdimPipeline.load(gpu, model, { batch });
+    const dawn = await requestGpu({ backend: 'dawn' });
+    gpu.device.destroy();
+    return dawn;
+  } catch {
+    return gpu;
+  }
+}
+
+export const openGpuPipeline: OpenPipeline = async (model, { batch, backend, softwareBatch }) => {
+  const gpu = await fastestGpu(backend);
+  try {
+    const software = preferredKernels(gpu.adapter) === 'registers';
+    const pipeline = await DdimPipeline.load(gpu, model, { batch: software && softwareBatch !== undefined ? softwareBatch : batch });
     return {
       pipeline,
       close() {

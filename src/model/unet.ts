@@ -6,10 +6,10 @@
 import { Graph, type Tensor } from '../graph/graph.ts';
 import { spatialAttention } from '../ops/attention.ts';
 import { addClassEmbedding } from '../ops/class_embedding.ts';
-import { concatChannels } from '../ops/concat.ts';
 import { conv2d, type ConvKernels } from '../ops/conv2d.ts';
 import { groupNorm } from '../ops/group_norm.ts';
 import { linear } from '../ops/linear.ts';
+import { concatenated } from '../ops/weights.ts';
 import { timestepEmbedding } from '../ops/timestep_embedding.ts';
 import type { UNetConfig } from './config.ts';
 import type { WeightSource } from './weights.ts';
@@ -33,6 +33,9 @@ export interface UNetGraphOptions {
 class UNetBuilder {
   readonly g = new Graph();
   private temb!: Tensor;
+  /** Every resnet's time_emb_proj(silu(temb)), side by side, and where each resnet's starts. */
+  private tembProj!: Tensor;
+  private readonly tembOffsets = new Map<string, number>();
   private kernels: ConvKernels = 'registers';
 
   constructor(private readonly config: UNetConfig, private readonly weights: WeightSource) {}
@@ -49,28 +52,31 @@ class UNetBuilder {
   }
 
   private conv(prefix: string, x: Tensor, cout: number, k: number, options: Parameters<typeof conv2d>[5] = {}, name = prefix): Tensor {
-    const w = this.convWeights(prefix, cout, x.shape[1], k);
+    const w = this.convWeights(prefix, cout, x.shape[1] + (options.concat?.shape[1] ?? 0), k);
     const pad = k === 3 && options.padding === undefined ? { padding: [1, 1, 1, 1] as [number, number, number, number] } : {};
     return conv2d(this.g, name, x, w.weight, w.bias, { ...pad, kernels: this.kernels, ...options });
   }
 
-  private norm(prefix: string, x: Tensor, silu: boolean, groups = this.config.normNumGroups): Tensor {
-    const w = this.normWeights(prefix, x.shape[1]);
-    return groupNorm(this.g, prefix, x, w.weight, w.bias, { groups, eps: this.config.normEps, silu });
+  private norm(prefix: string, x: Tensor, silu: boolean, concat?: Tensor): Tensor {
+    const w = this.normWeights(prefix, x.shape[1] + (concat?.shape[1] ?? 0));
+    return groupNorm(this.g, prefix, x, w.weight, w.bias, { groups: this.config.normNumGroups, eps: this.config.normEps, silu, concat });
   }
 
-  /** ResnetBlock2D with the default time-embedding shift: out = (shortcut(x) + h) / scale. */
-  resnet(prefix: string, x: Tensor, cout: number, outputScale = 1): Tensor {
-    const cin = x.shape[1];
-    let h = this.norm(`${prefix}.norm1`, x, true);
-    const tembW = {
-      weight: this.weights.take(`${prefix}.time_emb_proj.weight`, [cout, this.temb.shape[1]]),
-      bias: this.weights.take(`${prefix}.time_emb_proj.bias`, [cout]),
-    };
-    const tembProj = linear(this.g, `${prefix}.time_emb_proj`, this.temb, tembW.weight, tembW.bias, { siluInput: true });
-    h = this.conv(`${prefix}.conv1`, h, cout, 3, { channelAdd: tembProj });
+  /**
+   * ResnetBlock2D with the default time-embedding shift: out = (shortcut(x) + h) / scale. In the
+   * up blocks the input is the concatenation [x, skip], which norm1 and conv_shortcut read in
+   * place (no concat node).
+   */
+  resnet(prefix: string, x: Tensor, cout: number, outputScale = 1, skip?: Tensor): Tensor {
+    const cin = x.shape[1] + (skip?.shape[1] ?? 0);
+    if (skip && cin === cout) throw new Error(`${prefix}: a skip input needs a conv_shortcut to read it`);
+    let h = this.norm(`${prefix}.norm1`, x, true, skip);
+    const offset = this.tembOffsets.get(prefix);
+    if (offset === undefined) throw new Error(`${prefix}: not in the list of resnets whose time embeddings are projected`);
+    h = this.conv(`${prefix}.conv1`, h, cout, 3, { channelAdd: this.tembProj, channelAddOffset: offset });
     h = this.norm(`${prefix}.norm2`, h, true);
-    const shortcut = cin !== cout ? this.conv(`${prefix}.conv_shortcut`, x, cout, 1) : x;
+    // Without a conv_shortcut (cin === cout) there is no skip: the up blocks' inputs are wider.
+    const shortcut = cin !== cout ? this.conv(`${prefix}.conv_shortcut`, x, cout, 1, { concat: skip }) : x;
     return this.conv(`${prefix}.conv2`, h, cout, 3, { residual: shortcut, outputScale: 1 / outputScale }, prefix);
   }
 
@@ -122,6 +128,7 @@ class UNetBuilder {
     const hidden = linear(g, 'time_embedding.linear_1', tproj, l1.weight, l1.bias, { siluOutput: true });
     this.temb = linear(g, 'time_embedding', hidden, l2.weight, l2.bias);
     if (config.classEmbedType) this.temb = this.classEmbedding(g.input(CLASS_LABEL_INPUT, [options.batch], 'i32'), tembDim);
+    this.projectTimeEmbedding(resnetChannels(config));
 
     if (config.centerInputSample) throw new Error('center_input_sample is not supported');
     let x = this.conv('conv_in', sample, boc[0], 3);
@@ -157,9 +164,7 @@ class UNetBuilder {
       const prefix = `up_blocks.${i}`;
       const isFinal = i === boc.length - 1;
       for (let j = 0; j < config.layersPerBlock + 1; j++) {
-        const skip = skips.pop()!;
-        const cat = concatChannels(g, `${prefix}.resnets.${j}.input`, x, skip);
-        x = this.resnet(`${prefix}.resnets.${j}`, cat, reversed[i]);
+        x = this.resnet(`${prefix}.resnets.${j}`, x, reversed[i], 1, skips.pop()!);
         if (type === 'AttnUpBlock2D') x = this.attention(`${prefix}.attentions.${j}`, x);
       }
       if (!isFinal) x = this.conv(`${prefix}.upsamplers.0.conv`, x, reversed[i], 3, { upsample: true }, prefix);
@@ -202,11 +207,44 @@ class UNetBuilder {
     return addClassEmbedding(g, 'class_embedding', this.temb, emb, labels);
   }
 
+  /**
+   * Every resnet's time_emb_proj depends only on the time embedding, so all of them are one
+   * linear node (one dispatch, not one per resnet) over their weights stacked; each conv1 reads
+   * its own slice. Each output is the same dot product as a separate projection's.
+   */
+  private projectTimeEmbedding(resnets: [prefix: string, channels: number][]) {
+    const tembDim = this.temb.shape[1];
+    const weights = resnets.map(([prefix, cout]) => this.weights.take(`${prefix}.time_emb_proj.weight`, [cout, tembDim]));
+    const biases = resnets.map(([prefix, cout]) => this.weights.take(`${prefix}.time_emb_proj.bias`, [cout]));
+    let total = 0;
+    for (const [prefix, cout] of resnets) {
+      this.tembOffsets.set(prefix, total);
+      total += cout;
+    }
+    const weight = concatenated('time_emb_proj.weight', weights, [total, tembDim]);
+    const bias = concatenated('time_emb_proj.bias', biases, [total]);
+    this.tembProj = linear(this.g, 'time_emb_proj', this.temb, weight, bias, { siluInput: true });
+  }
+
   /** Gives a block's output its module name when the block's last module made it. */
   private alias(name: string, x: Tensor): Tensor {
     this.g.alias(name, x);
     return x;
   }
+}
+
+/** Every resnet's module name and output channels, in the order build() makes them. */
+function resnetChannels(config: UNetConfig): [string, number][] {
+  const boc = config.blockOutChannels;
+  const list: [string, number][] = [];
+  boc.forEach((c, i) => {
+    for (let j = 0; j < config.layersPerBlock; j++) list.push([`down_blocks.${i}.resnets.${j}`, c]);
+  });
+  if (config.midBlock) { for (const j of [0, 1]) list.push([`mid_block.resnets.${j}`, boc[boc.length - 1]]); }
+  [...boc].reverse().forEach((c, i) => {
+    for (let j = 0; j < config.layersPerBlock + 1; j++) list.push([`up_blocks.${i}.resnets.${j}`, c]);
+  });
+  return list;
 }
 
 export function buildUNetGraph(config: UNetConfig, weights: WeightSource, options: UNetGraphOptions): Graph {

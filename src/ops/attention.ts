@@ -3,7 +3,7 @@ import { conv2d, type ConvKernels } from './conv2d.ts';
 import { groupNorm } from './group_norm.ts';
 import { softmaxRows } from './softmax.ts';
 import { stridedGemm } from './strided_gemm.ts';
-import { lazyWeight, type WeightArray } from './weights.ts';
+import { concatenated, type WeightArray } from './weights.ts';
 
 export interface AttentionWeights {
   norm: { weight: WeightArray; bias: WeightArray };
@@ -11,19 +11,6 @@ export interface AttentionWeights {
   key: { weight: WeightArray; bias: WeightArray };
   value: { weight: WeightArray; bias: WeightArray };
   out: { weight: WeightArray; bias: WeightArray };
-}
-
-/** The parts one after another, concatenated when the values are first asked for. */
-function concatenated(name: string, parts: WeightArray[], shape: number[]): WeightArray {
-  return lazyWeight(name, shape, () => {
-    const data = new Float32Array(parts.reduce((n, p) => n + p.data.length, 0));
-    let offset = 0;
-    for (const p of parts) {
-      data.set(p.data, offset);
-      offset += p.data.length;
-    }
-    return data;
-  });
 }
 
 /**

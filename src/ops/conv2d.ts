@@ -1,5 +1,6 @@
 import { byteSize, elementCount, type Graph, type Tensor } from '../graph/graph.ts';
 import { SHADERS } from '../shaders.gen.ts';
+import { concatChannels } from './concat.ts';
 import type { WeightArray } from './weights.ts';
 
 /**
@@ -32,11 +33,21 @@ export interface Conv2dOptions {
   padding?: [number, number, number, number];
   /** Read the input through a nearest-neighbour 2x upsampling (Upsample2D). */
   upsample?: boolean;
-  /** [N, out_channels] added to every pixel (a resnet's projected time embedding). */
+  /**
+   * [N, C] added to every pixel, channels channelAddOffset .. + out_channels of it (a resnet's
+   * projected time embedding, a slice of the one tensor that holds every resnet's).
+   */
   channelAdd?: Tensor;
+  channelAddOffset?: number;
   /** Same shape as the output, added before scaling (a residual connection). */
   residual?: Tensor;
   outputScale?: number;
+  /**
+   * More input channels, after x's: the conv reads the channel concatenation [x, concat] in place
+   * (a skip connection's). The register kernels do so on their 1x1 paths; elsewhere the
+   * concatenation is made first (a concat node named `${name}.input`).
+   */
+  concat?: Tensor;
   /** Which kernel family runs it (see ConvKernels): 'registers' (the default) or 'tiled'. */
   kernels?: ConvKernels;
 }
@@ -60,12 +71,24 @@ function padded(data: Float32Array, length: number): Float32Array {
 }
 
 export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, bias: WeightArray, options: Conv2dOptions = {}): Tensor {
-  const [n, cin, srcH, srcW] = x.shape;
+  const b2 = options.concat;
+  if (b2 && (b2.shape[0] !== x.shape[0] || b2.shape[2] !== x.shape[2] || b2.shape[3] !== x.shape[3])) {
+    throw new Error(`${name}: cannot read [${x.shape}] and [${b2.shape}] as one concatenated input`);
+  }
+  const [n, cinA, srcH, srcW] = x.shape;
+  const cin = cinA + (b2 ? b2.shape[1] : 0);
   const shape = weight.shape.length === 2 ? [weight.shape[0], weight.shape[1], 1, 1] : weight.shape;
   const [cout, wcin, kh, kw] = shape;
   if (wcin !== cin) throw new Error(`${name}: weight expects ${wcin} input channels, the input has ${cin}`);
   const stride = options.stride ?? 1;
   const [padTop, padLeft, padBottom, padRight] = options.padding ?? [0, 0, 0, 0];
+  const pointwise = kh === 1 && kw === 1 && stride === 1 && !options.upsample && padTop + padLeft + padBottom + padRight === 0;
+  if (b2 && options.kernels !== 'tiled' && !(pointwise && (srcH * srcW) % 4 === 0)) {
+    // The register kernels read two tensors only on their 1x1 paths: elsewhere the
+    // concatenation is made first, and convolved.
+    const cat = concatChannels(g, `${name}.input`, x, b2);
+    return conv2d(g, name, cat, weight, bias, { ...options, concat: undefined });
+  }
   const scale = options.upsample ? 2 : 1;
   const inH = srcH * scale;
   const inW = srcW * scale;
@@ -73,11 +96,13 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
   const outW = Math.floor((inW + padLeft + padRight - kw) / stride) + 1;
   if (outH < 1 || outW < 1) throw new Error(`${name}: a ${kh}x${kw} kernel does not fit the ${inH}x${inW} input`);
   const out = g.intermediate(name, [n, cout, outH, outW]);
-  for (const [what, t] of [['channelAdd', options.channelAdd], ['residual', options.residual]] as const) {
-    if (!t) continue;
-    const want = what === 'residual' ? out.shape : [n, cout];
-    if (t.shape.join() !== want.join()) throw new Error(`${name}: ${what} has shape [${t.shape}], expected [${want}]`);
+  const addOffset = options.channelAddOffset ?? 0;
+  const add = options.channelAdd;
+  if (add && (add.shape.length !== 2 || add.shape[0] !== n || add.shape[1] < addOffset + cout)) {
+    throw new Error(`${name}: channelAdd has shape [${add.shape}], expected [${n}, ${addOffset + cout} or more]`);
   }
+  const res = options.residual;
+  if (res && res.shape.join() !== out.shape.join()) throw new Error(`${name}: residual has shape [${res.shape}], expected [${out.shape}]`);
   const ocStride = Math.ceil(cout / OC_BLOCK) * OC_BLOCK;
   const w = g.weight(`${weight.name}:transposed`, [cin * kh * kw, ocStride], () => transposeConvWeight({ ...weight, shape }, ocStride));
   const b = g.weight(`${bias.name}:padded`, [ocStride], () => padded(bias.data, ocStride));
@@ -85,9 +110,11 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
     has_channel_add: options.channelAdd ? 1 : 0,
     has_residual: options.residual ? 1 : 0,
     output_scale: options.outputScale ?? 1,
+    channel_add_offset: addOffset,
+    channel_add_stride: add ? add.shape[1] : 0,
   };
   const flops = 2 * n * cout * outH * outW * cin * kh * kw;
-  const bytes = byteSize(x) + 4 * elementCount(weight.shape) + byteSize(out) * (options.residual ? 2 : 1);
+  const bytes = byteSize(x) + (b2 ? byteSize(b2) : 0) + 4 * elementCount(weight.shape) + byteSize(out) * (options.residual ? 2 : 1);
   const kind = kh === 1 && kw === 1 ? 'conv1x1' : 'conv3x3';
   if (options.kernels === 'tiled') {
     const [tileWidth, tileHeight] = SHADERS.conv2d_tiled.workgroupSize;
@@ -95,7 +122,7 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
       name,
       kind,
       shader: 'conv2d_tiled',
-      inputs: [x, w, b, options.channelAdd ?? null, options.residual ?? null],
+      inputs: [x, w, b, options.channelAdd ?? null, options.residual ?? null, b2 ?? null],
       outputs: [out],
       params: {
         batch: n,
@@ -115,6 +142,7 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
         pad_left: padLeft,
         upsample: options.upsample ? 1 : 0,
         ...epilogue,
+        in_channels_a: cinA,
       },
       // One workgroup per tile of output pixels x output channels.
       dispatch: { invocations: [Math.ceil((n * outH * outW) / TILE) * tileWidth, Math.ceil(cout / TILE) * tileHeight] },
@@ -123,7 +151,6 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
     });
     return out;
   }
-  const pointwise = kh === 1 && kw === 1 && stride === 1 && !options.upsample && padTop + padLeft + padBottom + padRight === 0;
   // The fast paths read rows as vec4s, so the rows (or, for a 1x1 kernel, whole planes) must
   // hold a multiple of 4 values.
   let path = GENERAL;
@@ -145,7 +172,7 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
     name,
     kind,
     shader: small ? 'conv2d_small' : wide ? 'conv2d_wide' : 'conv2d',
-    inputs: [x, x, w, b, options.channelAdd ?? null, options.residual ?? null],
+    inputs: [x, x, w, b, options.channelAdd ?? null, options.residual ?? null, b2 ?? null],
     outputs: [out],
     params: {
       batch: n,
@@ -168,6 +195,7 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
       row_blocks: rowBlocks,
       blocks,
       path,
+      in_channels_a: cinA,
     },
     // One invocation per block of pixels (per image for conv2d_small), for each block of 8 channels.
     dispatch: { invocations: [blocks, small ? 1 : ocStride / OC_BLOCK] },

@@ -7,17 +7,30 @@ export function groupNorm(
   x: Tensor,
   gamma: WeightArray,
   beta: WeightArray,
-  options: { groups: number; eps: number; silu: boolean },
+  options: { groups: number; eps: number; silu: boolean; concat?: Tensor },
 ): Tensor {
-  const [n, c, h, w] = x.shape;
+  const [n, ca, h, w] = x.shape;
+  // The input's channels may continue in a second tensor (a skip concatenation, read in place).
+  const b = options.concat;
+  if (b && (b.shape[0] !== n || b.shape[2] !== h || b.shape[3] !== w)) {
+    throw new Error(`${name}: cannot read [${x.shape}] and [${b.shape}] as one concatenated input`);
+  }
+  const c = ca + (b ? b.shape[1] : 0);
   if (c % options.groups !== 0) throw new Error(`${name}: ${c} channels are not divisible into ${options.groups} groups`);
-  const out = g.intermediate(name, x.shape);
+  const out = g.intermediate(name, [n, c, h, w]);
   g.addNode({
     name,
     kind: options.silu ? 'group_norm_silu' : 'group_norm',
     shader: 'group_norm',
-    // The input twice: as f32 and as vec4 (group_norm.wgsl reads rows a multiple of 4 long as vec4s).
-    inputs: [x, x, g.weight(gamma.name, gamma.shape, () => gamma.data), g.weight(beta.name, beta.shape, () => beta.data)],
+    // Each input twice: as f32 and as vec4 (group_norm.wgsl reads rows a multiple of 4 long as vec4s).
+    inputs: [
+      x,
+      x,
+      b ?? null,
+      b ?? null,
+      g.weight(gamma.name, gamma.shape, () => gamma.data),
+      g.weight(beta.name, beta.shape, () => beta.data),
+    ],
     outputs: [out],
     params: {
       channels: c,
@@ -26,11 +39,12 @@ export function groupNorm(
       items: n * options.groups,
       eps: options.eps,
       silu: options.silu ? 1 : 0,
+      channels_a: ca,
     },
     // One invocation per (image, group).
     dispatch: { invocations: [n * options.groups] },
     flops: n * c * h * w * (options.silu ? 12 : 8),
-    bytes: 2 * byteSize(x) + byteSize(out),
+    bytes: 3 * byteSize(out),
   });
   return out;
 }

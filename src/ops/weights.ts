@@ -20,3 +20,16 @@ export function lazyWeight(name: string, shape: number[], compute: () => Float32
     },
   };
 }
+
+/** The parts one after another, concatenated when the values are first asked for. */
+export function concatenated(name: string, parts: WeightArray[], shape: number[]): WeightArray {
+  return lazyWeight(name, shape, () => {
+    const data = new Float32Array(parts.reduce((n, p) => n + p.data.length, 0));
+    let offset = 0;
+    for (const p of parts) {
+      data.set(p.data, offset);
+      offset += p.data.length;
+    }
+    return data;
+  });
+}
