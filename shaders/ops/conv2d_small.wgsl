@@ -9,6 +9,7 @@
 const OC: u32 = 8u;
 
 #include "conv_registers.wgsl"
+#include "conv_weights_storage.wgsl"
 
 @compute @workgroup_size(8, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3u) {

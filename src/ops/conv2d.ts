@@ -10,15 +10,21 @@ import type { WeightArray } from './weights.ts';
  * conv2d_small.wgsl); on a real GPU, workgroup-memory tiles shared by many invocations win
  * (conv2d_tiled.wgsl). The choice is made where the adapter is known (src/gpu/adapter.ts).
  */
-export type ConvKernels = 'registers' | 'tiled';
+export type ConvKernels = 'registers' | 'registers-storage' | 'tiled';
 
-export const KERNEL_FAMILIES: readonly ConvKernels[] = ['registers', 'tiled'];
+/**
+ * 'registers' reads the weights through 64 KiB uniform windows (one dispatch per window), where
+ * 'registers-storage' (the same kernels otherwise) reads them from one storage buffer.
+ */
+export const KERNEL_FAMILIES: readonly ConvKernels[] = ['registers', 'registers-storage', 'tiled'];
 
 /** Output channels one workgroup of conv2d.wgsl computes, and output pixels per invocation. */
 const OC_BLOCK = 8;
 const PX_BLOCK = 8;
 /** conv2d_wide.wgsl: the same fast paths with 16 pixels per invocation, for wide rows. */
 const WIDE_PX_BLOCK = 16;
+/** vec4s in one uniform window of weights (conv_weights_uniform.wgsl): 64 KiB, WebGPU's minimum limit. */
+const WINDOW_VEC4S = 4096;
 /** conv2d_tiled.wgsl's tile: 64 output channels x 64 output pixels per workgroup. */
 const TILE = 64;
 
@@ -104,7 +110,12 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
   const res = options.residual;
   if (res && res.shape.join() !== out.shape.join()) throw new Error(`${name}: residual has shape [${res.shape}], expected [${out.shape}]`);
   const ocStride = Math.ceil(cout / OC_BLOCK) * OC_BLOCK;
-  const w = g.weight(`${weight.name}:transposed`, [cin * kh * kw, ocStride], () => transposeConvWeight({ ...weight, shape }, ocStride));
+  // Made only for the kernels that read it (the uniform windows are their own weights).
+  const transposedName = `${weight.name}:transposed`;
+  const storageWeight = () =>
+    g.has(transposedName)
+      ? g.tensor(transposedName)
+      : g.weight(transposedName, [cin * kh * kw, ocStride], () => transposeConvWeight({ ...weight, shape }, ocStride));
   const b = g.weight(`${bias.name}:padded`, [ocStride], () => padded(bias.data, ocStride));
   const epilogue = {
     has_channel_add: options.channelAdd ? 1 : 0,
@@ -122,7 +133,7 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
       name,
       kind,
       shader: 'conv2d_tiled',
-      inputs: [x, w, b, options.channelAdd ?? null, options.residual ?? null, b2 ?? null],
+      inputs: [x, storageWeight(), b, options.channelAdd ?? null, options.residual ?? null, b2 ?? null],
       outputs: [out],
       params: {
         batch: n,
@@ -168,39 +179,85 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
   const rowBlocks = Math.ceil(viewOutW / (wide ? WIDE_PX_BLOCK : PX_BLOCK));
   // conv2d_small counts (image, channel block) pairs; the others (image, row, pixel block) cells.
   const blocks = small ? n * (ocStride / OC_BLOCK) : n * viewOutH * rowBlocks;
-  g.addNode({
-    name,
-    kind,
-    shader: small ? 'conv2d_small' : wide ? 'conv2d_wide' : 'conv2d',
-    inputs: [x, x, w, b, options.channelAdd ?? null, options.residual ?? null, b2 ?? null],
-    outputs: [out],
-    params: {
-      batch: n,
-      in_channels: cin,
-      src_height: viewH,
-      src_width: viewW,
-      in_height: viewInH,
-      in_width: viewInW,
-      out_channels: cout,
-      oc_stride: ocStride,
-      out_height: viewOutH,
-      out_width: viewOutW,
-      kernel_h: kh,
-      kernel_w: kw,
-      stride,
-      pad_top: padTop,
-      pad_left: padLeft,
-      upsample: options.upsample ? 1 : 0,
-      ...epilogue,
-      row_blocks: rowBlocks,
-      blocks,
-      path,
-      in_channels_a: cinA,
-    },
-    // One invocation per block of pixels (per image for conv2d_small), for each block of 8 channels.
-    dispatch: { invocations: [blocks, small ? 1 : ocStride / OC_BLOCK] },
-    flops,
-    bytes,
-  });
+  const ocBlocks = ocStride / OC_BLOCK;
+  // Uniform windows of weights: each dispatch takes the output-channel blocks one window holds.
+  // conv2d_small's lanes take different channel blocks, so it keeps the storage buffer, as does a
+  // conv whose one block of weights is over 64 KiB (more than 2048 input channels x taps).
+  const rows = cin * kh * kw;
+  const blockVec4s = 2 * rows;
+  const windowed = options.kernels !== 'registers-storage' && !small && blockVec4s <= WINDOW_VEC4S;
+  const blocksPerWindow = windowed ? Math.floor(WINDOW_VEC4S / blockVec4s) : ocBlocks;
+  const windows = Math.ceil(ocBlocks / blocksPerWindow);
+  let transposed: Float32Array | undefined;
+  const transposedWeight = () => transposed ??= transposeConvWeight({ ...weight, shape }, ocStride);
+  for (let window = 0; window < windows; window++) {
+    const block0 = window * blocksPerWindow;
+    const count = Math.min(blocksPerWindow, ocBlocks - block0);
+    const weights = windowed
+      ? g.weight(
+        `${weight.name}:window${window}of${windows}`,
+        [4 * WINDOW_VEC4S],
+        () => weightWindow(transposedWeight(), rows, ocStride, block0, count),
+      )
+      : storageWeight();
+    const shaderName = small
+      ? 'conv2d_small'
+      : windowed
+      ? (wide ? 'conv2d_wide_uniform_weights' : 'conv2d_uniform_weights')
+      : wide
+      ? 'conv2d_wide'
+      : 'conv2d';
+    g.addNode({
+      name: windows > 1 ? `${name}.oc${block0 * OC_BLOCK}-${(block0 + count) * OC_BLOCK - 1}` : name,
+      kind,
+      shader: shaderName,
+      inputs: [x, x, weights, b, options.channelAdd ?? null, options.residual ?? null, b2 ?? null],
+      outputs: [out],
+      params: {
+        batch: n,
+        in_channels: cin,
+        src_height: viewH,
+        src_width: viewW,
+        in_height: viewInH,
+        in_width: viewInW,
+        out_channels: cout,
+        oc_stride: ocStride,
+        out_height: viewOutH,
+        out_width: viewOutW,
+        kernel_h: kh,
+        kernel_w: kw,
+        stride,
+        pad_top: padTop,
+        pad_left: padLeft,
+        upsample: options.upsample ? 1 : 0,
+        ...epilogue,
+        row_blocks: rowBlocks,
+        blocks,
+        path,
+        in_channels_a: cinA,
+        oc_block0: block0,
+        weight_block_vec4s: windowed ? blockVec4s : 0,
+      },
+      // One invocation per block of pixels (per image for conv2d_small), for each block of 8 channels.
+      dispatch: { invocations: [blocks, small ? 1 : count] },
+      flops: (flops * count) / ocBlocks,
+      bytes: (bytes * count) / ocBlocks,
+    });
+  }
+  return out;
+}
+
+/**
+ * Output-channel blocks block0 .. block0 + count of the transposed weights ([rows, ocStride]), as
+ * conv_weights_uniform.wgsl reads them: [block][row][8 channels], zero-padded to a whole window.
+ */
+function weightWindow(transposed: Float32Array, rows: number, ocStride: number, block0: number, count: number): Float32Array {
+  const out = new Float32Array(4 * WINDOW_VEC4S);
+  for (let b = 0; b < count; b++) {
+    for (let r = 0; r < rows; r++) {
+      const from = r * ocStride + (block0 + b) * OC_BLOCK;
+      out.set(transposed.subarray(from, from + OC_BLOCK), (b * rows + r) * OC_BLOCK);
+    }
+  }
   return out;
 }
