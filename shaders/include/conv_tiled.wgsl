@@ -95,13 +95,13 @@ fn group_statistics(index: u32, n0: u32, images: u32) {
   let lanes = INVOCATIONS / pairs;
   let pair = index / lanes;
   let lane = index % lanes;
-  let active = pair < pairs;
+  let in_pair = pair < pairs;
   let n = n0 + pair / params.groups;
   let g = pair % params.groups;
   let count = f32((params.in_channels / params.groups) * params.src_height * params.src_width);
   for (var sweep = 0u; sweep < 2u; sweep++) {
     var s = 0.0;
-    if (active) {
+    if (in_pair) {
       s = group_sum(n, g, lane, lanes, select(0.0, group_mean[pair], sweep == 1u), sweep == 1u);
     }
     partial[index] = s;
