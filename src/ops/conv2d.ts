@@ -20,7 +20,7 @@ const OC_BLOCK = 8;
 const PX_BLOCK = 8;
 /** conv2d_wide.wgsl: the same fast paths with 16 pixels per invocation, for wide rows. */
 const WIDE_PX_BLOCK = 16;
-/** conv2d_tiled.wgsl's tile: 64 output channels x 64 output pixels per workgroup. */
+/** The tiled kernels' tile (shaders/include/conv_tiled.wgsl): 64 output channels x 64 output pixels per workgroup. */
 const TILE = 64;
 
 /** (image, group) pairs one tiled workgroup can normalise (conv_tiled.wgsl's MAX_NORM_PAIRS). */
