@@ -1,6 +1,5 @@
 import type { Graph, Tensor } from '../graph/graph.ts';
 import { conv2d, type ConvKernels } from './conv2d.ts';
-import { groupNorm } from './group_norm.ts';
 import { softmaxRows } from './softmax.ts';
 import { stridedGemm } from './strided_gemm.ts';
 import { concatenated, type WeightArray } from './weights.ts';
@@ -32,19 +31,24 @@ export function spatialAttention(
   if (c % heads !== 0) throw new Error(`${name}: ${c} channels do not split into ${heads} heads`);
   const d = c / heads;
   const L = h * wd;
-  const normed = groupNorm(g, `${name}.group_norm`, x, w.norm.weight, w.norm.bias, {
-    groups: options.groups,
-    eps: options.eps,
-    silu: false,
-  });
   const projections = [w.query, w.key, w.value];
   const qkv = conv2d(
     g,
     `${name}.to_qkv`,
-    normed,
+    x,
     concatenated(`${name}.to_qkv.weight`, projections.map((p) => p.weight), [3 * c, c]),
     concatenated(`${name}.to_qkv.bias`, projections.map((p) => p.bias), [3 * c]),
-    { kernels: options.kernels },
+    {
+      kernels: options.kernels,
+      groupNorm: {
+        name: `${name}.group_norm`,
+        gamma: w.norm.weight,
+        beta: w.norm.bias,
+        groups: options.groups,
+        eps: options.eps,
+        silu: false,
+      },
+    },
   );
   // Head `hd` of image `b`: channel rows (b * 3C + part * C + hd * D + e) * L of qkv.
   const head = (part: number) => ({ tensor: qkv, offset: part * c * L, outer: 3 * c * L, inner: d * L });
