@@ -8,7 +8,7 @@ import { kernelsFromEnv, kernelsNote } from './util/kernels_env.ts';
 
 const TOLERANCE = 2e-4;
 /** emoji32's dispatches per forward, held so that a fusion undone shows up. */
-const EMOJI32_DISPATCHES = 150;
+const EMOJI32_DISPATCHES = 138;
 
 function loadModelDir(dir: string) {
   return readUNet({
