@@ -6,7 +6,7 @@ import { suite } from 'uvu';
 import { type Gpu, requestGpu } from '../src/gpu/device.ts';
 import { CompiledGraph } from '../src/graph/executor.ts';
 import { Graph, type GraphNode, type Tensor } from '../src/graph/graph.ts';
-import { spatialAttention } from '../src/ops/attention.ts';
+import { attentionCore, spatialAttention } from '../src/ops/attention.ts';
 import { concatChannels } from '../src/ops/concat.ts';
 import { conv2d, type Conv2dOptions, KERNEL_FAMILIES, tiledConvFusesGroupNorm } from '../src/ops/conv2d.ts';
 import { groupNorm } from '../src/ops/group_norm.ts';
@@ -843,6 +843,75 @@ for (const [label, shape, heads, rescale] of ATTENTION_CASES) {
     expectClose(`attention ${label}`, actual, expected, TOLERANCE);
   });
 }
+
+// The attention kernel alone, on q/k/v given directly: positions that are not whole vec4s (L = 35,
+// L = 1), head dims that are not (D = 3, 5, 17), keys that do not fill the last step of 16,
+// several heads and images, the emoji32 shapes (D = 128 at L = 256 and 16), and large scores
+// (the running maximum grows across steps).
+const ATTENTION_CORE_CASES: [string, number[], number, number][] = [
+  ['L = 1, 2 heads of 3, batch 2', [2, 6, 1, 1], 2, 1],
+  ['L = 35 (5x7), 3 heads of 5, batch 2', [2, 15, 5, 7], 3, 1],
+  ['L = 20 (4x5), 2 heads of 8', [1, 16, 4, 5], 2, 1],
+  ['L = 36 (6x6), 1 head of 17, large scores', [1, 17, 6, 6], 1, 6],
+  ['L = 16 (4x4), 1 head of 128, batch 2 (emoji32 mid block)', [2, 128, 4, 4], 1, 1],
+  ['L = 256 (16x16), 1 head of 128 (emoji32 16x16 level)', [1, 128, 16, 16], 1, 1],
+];
+
+function attentionReference(qkv: Float32Array, shape: number[], heads: number): Float32Array {
+  const [n, c, h, wd] = shape;
+  const L = h * wd, d = c / heads;
+  const out = new Float32Array(n * c * L);
+  const scores = new Float64Array(L);
+  for (let b = 0; b < n; b++) {
+    for (let hd = 0; hd < heads; hd++) {
+      const plane = (part: number, e: number) => ((b * 3 + part) * c + hd * d + e) * L;
+      for (let i = 0; i < L; i++) {
+        let max = -Infinity;
+        for (let j = 0; j < L; j++) {
+          let s = 0;
+          for (let e = 0; e < d; e++) s += qkv[plane(0, e) + i] * qkv[plane(1, e) + j];
+          scores[j] = s / Math.sqrt(d);
+          max = Math.max(max, scores[j]);
+        }
+        let sum = 0;
+        for (let j = 0; j < L; j++) sum += scores[j] = Math.exp(scores[j] - max);
+        for (let e = 0; e < d; e++) {
+          let acc = 0;
+          for (let j = 0; j < L; j++) acc += scores[j] * qkv[plane(2, e) + j];
+          out[(b * c + hd * d + e) * L + i] = acc / sum;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+for (const kernels of KERNEL_FAMILIES) {
+  for (const [label, shape, heads, scale] of ATTENTION_CORE_CASES) {
+    ops(`attention kernel [${kernels}]: ${label}`, async () => {
+      const [n, c, h, wd] = shape;
+      const rand = random(c * 13 + h * wd + heads);
+      const qkv = filled(n * 3 * c * h * wd, rand, scale);
+      let nodes = 0;
+      const actual = await runGraph({ qkv: { shape: [n, 3 * c, h, wd], data: qkv } }, (g, t) => {
+        const out = attentionCore(g, 'attention', t.qkv, { heads, kernels });
+        nodes = g.nodes.length;
+        return out;
+      });
+      assert.is(nodes, 1, 'one dispatch');
+      expectClose(`attention [${kernels}] ${label}`, actual, attentionReference(qkv, shape, heads), TOLERANCE);
+    });
+  }
+}
+
+ops('attention kernel: inputs that are not q, k and v of whole heads are refused by name', () => {
+  const g = new Graph();
+  assert.throws(
+    () => attentionCore(g, 'attn', g.input('a', [1, 10, 4, 4]), { heads: 1 }),
+    /attn: 10 channels are not q, k and v side by side/,
+  );
+  assert.throws(() => attentionCore(g, 'attn', g.input('b', [1, 12, 4, 4]), { heads: 3 }), /attn: 4 channels do not split into 3 heads/);
+});
 
 ops('kernel choice: a software adapter gets the register kernels', async () => {
   const g = await gpu();
