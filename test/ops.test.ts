@@ -5,10 +5,10 @@
 import { suite } from 'uvu';
 import { type Gpu, requestGpu } from '../src/gpu/device.ts';
 import { CompiledGraph } from '../src/graph/executor.ts';
-import { Graph, type Tensor } from '../src/graph/graph.ts';
-import { spatialAttention } from '../src/ops/attention.ts';
+import { Graph, type GraphNode, type Tensor } from '../src/graph/graph.ts';
+import { attentionCore, spatialAttention } from '../src/ops/attention.ts';
 import { concatChannels } from '../src/ops/concat.ts';
-import { conv2d, type Conv2dOptions, KERNEL_FAMILIES } from '../src/ops/conv2d.ts';
+import { conv2d, type Conv2dOptions, KERNEL_FAMILIES, tiledConvFusesGroupNorm } from '../src/ops/conv2d.ts';
 import { groupNorm } from '../src/ops/group_norm.ts';
 import { preferredKernels } from '../src/gpu/adapter.ts';
 import type { WeightArray } from '../src/ops/weights.ts';
@@ -524,6 +524,246 @@ for (const kernels of KERNEL_FAMILIES) {
   }
 }
 
+// GroupNorm (+ SiLU) as the conv's prologue: the tiled kernel normalises while it loads (one
+// node) where the fusion rule allows, a group_norm node comes first otherwise (and always for the
+// register kernels). [label, case, groups, silu, channels of the first input (the rest are a
+// concatenated second one), whether the tiled kernel fuses it]
+const NORM_CONV_CASES: [string, ConvCase, number, boolean, number, boolean][] = [
+  [
+    '3x3 pad 1, 6x7 image, 15 channels in 3 groups -> 10, SiLU, batch 2',
+    { batch: 2, cin: 15, cout: 10, height: 6, width: 7, kernel: 3, options: { padding: [1, 1, 1, 1], outputScale: 0.5 } },
+    3,
+    true,
+    15,
+    true,
+  ],
+  [
+    '3x3 stride 2, pad [0, 0, 1, 1], 9x9 image, 12 channels in 4 groups -> 70, no SiLU',
+    { batch: 1, cin: 12, cout: 70, height: 9, width: 9, kernel: 3, options: { stride: 2, padding: [0, 0, 1, 1] } },
+    4,
+    false,
+    12,
+    true,
+  ],
+  [
+    '3x3 upsample 2x, 3x5 image, 8 channels in 2 groups -> 6, SiLU, channelAdd, batch 3',
+    { batch: 3, cin: 8, cout: 6, height: 3, width: 5, kernel: 3, options: { padding: [1, 1, 1, 1], upsample: true, channelAdd: true } },
+    2,
+    true,
+    8,
+    true,
+  ],
+  [
+    // 64 channels in 32 groups over 4x4 images: each 64-column tile holds 4 images, 128 pairs.
+    '3x3 pad 1, 4x4 image, 64 channels in 32 groups -> 9, SiLU, batch 5 (tiles span images)',
+    { batch: 5, cin: 64, cout: 9, height: 4, width: 4, kernel: 3, options: { padding: [1, 1, 1, 1] } },
+    32,
+    true,
+    64,
+    true,
+  ],
+  [
+    // 15-pixel images: tiles start and end inside images.
+    '1x1, 3x5 image, 12 channels in 4 groups -> 20, no SiLU, residual, batch 6',
+    { batch: 6, cin: 12, cout: 20, height: 3, width: 5, kernel: 1, options: { residual: true } },
+    4,
+    false,
+    12,
+    true,
+  ],
+  [
+    '3x3 pad 1, 5x6 image, [5, 7] concatenated in 4 groups (one straddles) -> 8, SiLU, batch 2',
+    { batch: 2, cin: 12, cout: 8, height: 5, width: 6, kernel: 3, options: { padding: [1, 1, 1, 1] } },
+    4,
+    true,
+    5,
+    true,
+  ],
+  [
+    // 289 pixels per image > 256 (the rule's bound for a 1x1 conv): a separate group_norm node.
+    '1x1, 17x17 image, 8 channels in 2 groups -> 4, SiLU (not fused: large image, small conv)',
+    { batch: 1, cin: 8, cout: 4, height: 17, width: 17, kernel: 1, options: {} },
+    2,
+    true,
+    8,
+    false,
+  ],
+];
+
+for (const kernels of KERNEL_FAMILIES) {
+  for (const [label, c, groups, silu, ca, fusedTiled] of NORM_CONV_CASES) {
+    ops(`conv2d [${kernels}] of GroupNorm(input): ${label}`, async () => {
+      const rand = random(c.cin * 577 + c.cout * 3 + groups);
+      const [outH, outW] = convOutputSize(c);
+      const cb = c.cin - ca, spatial = c.height * c.width;
+      // An offset mean checks that the variance does not cancel catastrophically.
+      const a = filled(c.batch * ca * spatial, rand, 4).map((v) => v + 3);
+      const b = filled(c.batch * cb * spatial, rand, 4).map((v) => v + 3);
+      const gamma = weight('gamma', [c.cin], rand), beta = weight('beta', [c.cin], rand);
+      const w = weight(
+        'w',
+        c.kernel === 1 ? [c.cout, c.cin] : [c.cout, c.cin, c.kernel, c.kernel],
+        rand,
+        1 / Math.sqrt(c.cin * c.kernel ** 2),
+      );
+      const bias = weight('b', [c.cout], rand);
+      const channelAdd = c.options.channelAdd ? filled(c.batch * (c.cout + ADD_EXTRA), rand) : undefined;
+      const residual = c.options.residual ? filled(c.batch * c.cout * outH * outW, rand) : undefined;
+      const inputs: Record<string, { shape: number[]; data: Float32Array }> = { a: { shape: [c.batch, ca, c.height, c.width], data: a } };
+      if (cb > 0) inputs.b = { shape: [c.batch, cb, c.height, c.width], data: b };
+      if (channelAdd) inputs.add = { shape: [c.batch, c.cout + ADD_EXTRA], data: channelAdd };
+      if (residual) inputs.res = { shape: [c.batch, c.cout, outH, outW], data: residual };
+      const kinds: string[] = [];
+      const actual = await runGraph(inputs, (g, t) => {
+        const out = conv2d(g, 'conv', t.a, w, bias, {
+          ...c.options,
+          kernels,
+          concat: t.b,
+          channelAdd: t.add,
+          channelAddOffset: t.add ? ADD_OFFSET : undefined,
+          residual: t.res,
+          groupNorm: { name: 'norm', gamma, beta, groups, eps: 1e-5, silu },
+        });
+        kinds.push(...g.nodes.map((node) => node.kind));
+        return out;
+      });
+      const fused = kernels === 'tiled' && fusedTiled;
+      console.log(`    nodes: ${kinds.join(', ')}`);
+      assert.is(kinds.length, fused ? 1 : 2, fused ? 'the norm runs inside the conv' : 'a group_norm node, then the conv');
+      const x = cb > 0 ? concatReference(a, b, c.batch, ca, cb, spatial) : a;
+      const normed = groupNormReference(x, [c.batch, c.cin, c.height, c.width], gamma.data, beta.data, groups, 1e-5, silu);
+      expectClose(
+        `conv [${kernels}] norm ${label}`,
+        actual,
+        conv2dReference(c, normed, w.data, bias.data, channelAdd, residual),
+        TOLERANCE,
+      );
+    });
+  }
+}
+
+// A resnet's conv2 with its conv_shortcut: + conv1x1(x) + bias. The tiled kernel folds the
+// shortcut into its own accumulation where the device has 10 storage buffers per stage; with
+// WebGPU's default 8 (and for the register kernels) the shortcut is a node of its own.
+// [label, case, shortcut input channels (first tensor, concatenated second), GroupNorm groups (0: none)]
+const SHORTCUT_CASES: [string, ConvCase, [number, number], number][] = [
+  [
+    '3x3 pad 1 of GroupNorm+SiLU, 6x5 image, 8 -> 8, shortcut from [6, 4], batch 2, output scale 0.5',
+    { batch: 2, cin: 8, cout: 8, height: 6, width: 5, kernel: 3, options: { padding: [1, 1, 1, 1], outputScale: 0.5 } },
+    [6, 4],
+    4,
+  ],
+  [
+    '3x3 pad 1, 4x4 image, 5 -> 70, shortcut from 3 channels, batch 5',
+    { batch: 5, cin: 5, cout: 70, height: 4, width: 4, kernel: 3, options: { padding: [1, 1, 1, 1] } },
+    [3, 0],
+    0,
+  ],
+];
+
+for (const kernels of KERNEL_FAMILIES) {
+  for (const storageLimit of ['device', 8] as const) {
+    if (kernels === 'registers' && storageLimit === 8) continue;
+    for (const [label, c, [sa, sb], groups] of SHORTCUT_CASES) {
+      const limitLabel = storageLimit === 8 ? ', 8 storage buffers' : '';
+      ops(`conv2d [${kernels}${limitLabel}] with a conv_shortcut: ${label}`, async () => {
+        const device = (await gpu()).device;
+        const maxStorageBuffers = storageLimit === 8 ? 8 : device.limits.maxStorageBuffersPerShaderStage;
+        const rand = random(c.cin * 31 + c.cout * 7 + sa + sb);
+        const spatial = c.height * c.width;
+        const h = filled(c.batch * c.cin * spatial, rand, 2).map((v) => v + 1);
+        const xa = filled(c.batch * sa * spatial, rand), xb = filled(c.batch * sb * spatial, rand);
+        const gamma = weight('gamma', [c.cin], rand), beta = weight('beta', [c.cin], rand);
+        const w = weight('w', [c.cout, c.cin, 3, 3], rand, 1 / Math.sqrt(c.cin * 9));
+        const bias = weight('b', [c.cout], rand);
+        const ws = weight('ws', [c.cout, sa + sb], rand, 1 / Math.sqrt(sa + sb));
+        const bs = weight('bs', [c.cout], rand);
+        const inputs: Record<string, { shape: number[]; data: Float32Array }> = {
+          h: { shape: [c.batch, c.cin, c.height, c.width], data: h },
+          xa: { shape: [c.batch, sa, c.height, c.width], data: xa },
+        };
+        if (sb > 0) inputs.xb = { shape: [c.batch, sb, c.height, c.width], data: xb };
+        const nodes: GraphNode[] = [];
+        const actual = await runGraph(inputs, (g, t) => {
+          const out = conv2d(g, 'conv2', t.h, w, bias, {
+            ...c.options,
+            kernels,
+            maxStorageBuffers,
+            groupNorm: groups ? { name: 'norm2', gamma, beta, groups, eps: 1e-5, silu: true } : undefined,
+            shortcut: { name: 'conv_shortcut', input: t.xa, concat: t.xb, weight: ws, bias: bs },
+          });
+          nodes.push(...g.nodes);
+          return out;
+        });
+        const fused = kernels === 'tiled' && maxStorageBuffers >= 10;
+        console.log(`    maxStorageBuffers ${maxStorageBuffers}, nodes: ${nodes.map((node) => node.kind).join(', ')}`);
+        if (fused) assert.is(nodes.length, 1, 'the shortcut runs inside conv2');
+        else {assert.ok(
+            nodes.some((node) => node.name === 'conv_shortcut' && node.kind === 'conv1x1'),
+            'conv_shortcut is a node of its own',
+          );}
+        assert.is(
+          nodes.some((node) => node.shader === 'conv2d_tiled_shortcut'),
+          fused,
+          'the 10-buffer kernel only where the device has them',
+        );
+        const x = sb > 0 ? concatReference(xa, xb, c.batch, sa, sb, spatial) : xa;
+        const shortcut = new Float32Array(projectReference(x, c.batch, sa + sb, spatial, ws, bs));
+        const input = groups ? groupNormReference(h, [c.batch, c.cin, c.height, c.width], gamma.data, beta.data, groups, 1e-5, true) : h;
+        expectClose(
+          `conv [${kernels}${limitLabel}] shortcut ${label}`,
+          actual,
+          conv2dReference(c, input, w.data, bias.data, undefined, shortcut),
+          TOLERANCE,
+        );
+      });
+    }
+  }
+}
+
+ops('the GroupNorm fusion rule: image sizes the tiled conv normalises itself, and those it leaves to a node', () => {
+  const fuses = (batch: number, channels: number, groups: number, size: number, taps: number) =>
+    tiledConvFusesGroupNorm({ batch, channels, groups, srcPixels: size * size, outPixels: size * size, taps });
+  // A 3x3 conv: reads of the statistics at most 4x the staged ones, up to 48x48 (2304 pixels).
+  assert.ok(fuses(8, 128, 32, 32, 9) && fuses(1, 64, 32, 48, 9));
+  assert.not.ok(fuses(1, 64, 32, 64, 9));
+  // A 1x1 conv stages 9x less: up to 16x16.
+  assert.ok(fuses(2, 128, 32, 16, 1));
+  assert.not.ok(fuses(1, 128, 32, 17, 1));
+  // 2x2 images: a tile spans 16 of them, 16 * 32 (image, group) pairs are more than a workgroup holds.
+  assert.not.ok(fuses(16, 64, 32, 2, 9));
+  assert.ok(fuses(16, 64, 8, 2, 9));
+});
+
+ops('conv2d refuses a GroupNorm or a shortcut that does not fit, by name', () => {
+  const g = new Graph();
+  const x = g.input('x', [2, 6, 4, 4]);
+  const rand = random(5);
+  const w = weight('w', [4, 6, 3, 3], rand), b = weight('b', [4], rand);
+  const gamma = weight('gamma', [6], rand), beta = weight('beta', [6], rand);
+  assert.throws(
+    () =>
+      conv2d(g, 'c1', x, w, b, {
+        padding: [1, 1, 1, 1],
+        kernels: 'tiled',
+        groupNorm: { name: 'n', gamma, beta, groups: 4, eps: 1e-5, silu: true },
+      }),
+    /c1: 6 input channels are not divisible into 4 groups/,
+  );
+  const small = g.input('small', [2, 3, 2, 2]);
+  const ws = weight('ws', [4, 3], rand), bs = weight('bs', [4], rand);
+  assert.throws(
+    () =>
+      conv2d(g, 'c2', x, w, b, { padding: [1, 1, 1, 1], kernels: 'tiled', shortcut: { name: 's', input: small, weight: ws, bias: bs } }),
+    /s: a shortcut input of shape \[2,3,2,2\] does not match the output \[2, 4, 4, 4\]/,
+  );
+  const sc = g.input('sc', [2, 5, 4, 4]);
+  assert.throws(
+    () => conv2d(g, 'c3', x, w, b, { padding: [1, 1, 1, 1], kernels: 'tiled', shortcut: { name: 's', input: sc, weight: ws, bias: bs } }),
+    /s: a 1x1 shortcut from 5 to 4 channels needs weights \[4, 5\], got \[4,3\]/,
+  );
+});
+
 const NORM_CASES: [string, number[], number, boolean][] = [
   ['32 channels in 8 groups, 5x7, batch 3, SiLU', [3, 32, 5, 7], 8, true],
   ['64 channels in 32 groups, 16x16, batch 2', [2, 64, 16, 16], 32, false],
@@ -603,6 +843,75 @@ for (const [label, shape, heads, rescale] of ATTENTION_CASES) {
     expectClose(`attention ${label}`, actual, expected, TOLERANCE);
   });
 }
+
+// The attention kernel alone, on q/k/v given directly: positions that are not whole vec4s (L = 35,
+// L = 1), head dims that are not (D = 3, 5, 17), keys that do not fill the last step of 16,
+// several heads and images, the emoji32 shapes (D = 128 at L = 256 and 16), and large scores
+// (the running maximum grows across steps).
+const ATTENTION_CORE_CASES: [string, number[], number, number][] = [
+  ['L = 1, 2 heads of 3, batch 2', [2, 6, 1, 1], 2, 1],
+  ['L = 35 (5x7), 3 heads of 5, batch 2', [2, 15, 5, 7], 3, 1],
+  ['L = 20 (4x5), 2 heads of 8', [1, 16, 4, 5], 2, 1],
+  ['L = 36 (6x6), 1 head of 17, large scores', [1, 17, 6, 6], 1, 6],
+  ['L = 16 (4x4), 1 head of 128, batch 2 (emoji32 mid block)', [2, 128, 4, 4], 1, 1],
+  ['L = 256 (16x16), 1 head of 128 (emoji32 16x16 level)', [1, 128, 16, 16], 1, 1],
+];
+
+function attentionReference(qkv: Float32Array, shape: number[], heads: number): Float32Array {
+  const [n, c, h, wd] = shape;
+  const L = h * wd, d = c / heads;
+  const out = new Float32Array(n * c * L);
+  const scores = new Float64Array(L);
+  for (let b = 0; b < n; b++) {
+    for (let hd = 0; hd < heads; hd++) {
+      const plane = (part: number, e: number) => ((b * 3 + part) * c + hd * d + e) * L;
+      for (let i = 0; i < L; i++) {
+        let max = -Infinity;
+        for (let j = 0; j < L; j++) {
+          let s = 0;
+          for (let e = 0; e < d; e++) s += qkv[plane(0, e) + i] * qkv[plane(1, e) + j];
+          scores[j] = s / Math.sqrt(d);
+          max = Math.max(max, scores[j]);
+        }
+        let sum = 0;
+        for (let j = 0; j < L; j++) sum += scores[j] = Math.exp(scores[j] - max);
+        for (let e = 0; e < d; e++) {
+          let acc = 0;
+          for (let j = 0; j < L; j++) acc += scores[j] * qkv[plane(2, e) + j];
+          out[(b * c + hd * d + e) * L + i] = acc / sum;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+for (const kernels of KERNEL_FAMILIES) {
+  for (const [label, shape, heads, scale] of ATTENTION_CORE_CASES) {
+    ops(`attention kernel [${kernels}]: ${label}`, async () => {
+      const [n, c, h, wd] = shape;
+      const rand = random(c * 13 + h * wd + heads);
+      const qkv = filled(n * 3 * c * h * wd, rand, scale);
+      let nodes = 0;
+      const actual = await runGraph({ qkv: { shape: [n, 3 * c, h, wd], data: qkv } }, (g, t) => {
+        const out = attentionCore(g, 'attention', t.qkv, { heads, kernels });
+        nodes = g.nodes.length;
+        return out;
+      });
+      assert.is(nodes, 1, 'one dispatch');
+      expectClose(`attention [${kernels}] ${label}`, actual, attentionReference(qkv, shape, heads), TOLERANCE);
+    });
+  }
+}
+
+ops('attention kernel: inputs that are not q, k and v of whole heads are refused by name', () => {
+  const g = new Graph();
+  assert.throws(
+    () => attentionCore(g, 'attn', g.input('a', [1, 10, 4, 4]), { heads: 1 }),
+    /attn: 10 channels are not q, k and v side by side/,
+  );
+  assert.throws(() => attentionCore(g, 'attn', g.input('b', [1, 12, 4, 4]), { heads: 3 }), /attn: 4 channels do not split into 3 heads/);
+});
 
 ops('kernel choice: a software adapter gets the register kernels', async () => {
   const g = await gpu();

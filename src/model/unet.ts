@@ -6,8 +6,7 @@
 import { Graph, type Tensor } from '../graph/graph.ts';
 import { spatialAttention } from '../ops/attention.ts';
 import { addClassEmbedding } from '../ops/class_embedding.ts';
-import { conv2d, type ConvKernels } from '../ops/conv2d.ts';
-import { groupNorm } from '../ops/group_norm.ts';
+import { conv2d, type ConvGroupNorm, type ConvKernels } from '../ops/conv2d.ts';
 import { linear } from '../ops/linear.ts';
 import { concatenated } from '../ops/weights.ts';
 import { timestepEmbedding } from '../ops/timestep_embedding.ts';
@@ -28,6 +27,8 @@ export interface UNetGraphOptions {
   capture?: string[];
   /** Convolution kernels: 'registers' (software drivers, the default) or 'tiled' (GPUs); see preferredKernels. */
   kernels?: ConvKernels;
+  /** The device's maxStorageBuffersPerShaderStage (the tiled kernels fold conv_shortcut in with 10). */
+  maxStorageBuffers?: number;
 }
 
 class UNetBuilder {
@@ -37,6 +38,7 @@ class UNetBuilder {
   private tembProj!: Tensor;
   private readonly tembOffsets = new Map<string, number>();
   private kernels: ConvKernels = 'registers';
+  private maxStorageBuffers?: number;
 
   constructor(private readonly config: UNetConfig, private readonly weights: WeightSource) {}
 
@@ -54,30 +56,48 @@ class UNetBuilder {
   private conv(prefix: string, x: Tensor, cout: number, k: number, options: Parameters<typeof conv2d>[5] = {}, name = prefix): Tensor {
     const w = this.convWeights(prefix, cout, x.shape[1] + (options.concat?.shape[1] ?? 0), k);
     const pad = k === 3 && options.padding === undefined ? { padding: [1, 1, 1, 1] as [number, number, number, number] } : {};
-    return conv2d(this.g, name, x, w.weight, w.bias, { ...pad, kernels: this.kernels, ...options });
+    return conv2d(this.g, name, x, w.weight, w.bias, {
+      ...pad,
+      kernels: this.kernels,
+      maxStorageBuffers: this.maxStorageBuffers,
+      ...options,
+    });
   }
 
-  private norm(prefix: string, x: Tensor, silu: boolean, concat?: Tensor): Tensor {
-    const w = this.normWeights(prefix, x.shape[1] + (concat?.shape[1] ?? 0));
-    return groupNorm(this.g, prefix, x, w.weight, w.bias, { groups: this.config.normNumGroups, eps: this.config.normEps, silu, concat });
+  /** GroupNorm `prefix` over c channels, for a conv to apply to its input (a node of its own where it cannot). */
+  private norm(prefix: string, c: number, silu: boolean): ConvGroupNorm {
+    const w = this.normWeights(prefix, c);
+    return { name: prefix, gamma: w.weight, beta: w.bias, groups: this.config.normNumGroups, eps: this.config.normEps, silu };
   }
 
   /**
    * ResnetBlock2D with the default time-embedding shift: out = (shortcut(x) + h) / scale. In the
    * up blocks the input is the concatenation [x, skip], which norm1 and conv_shortcut read in
-   * place (no concat node).
+   * place (no concat node). The norms are their convs' prologues and conv_shortcut part of conv2
+   * where the kernels can (the tiled family; conv2d says when).
    */
   resnet(prefix: string, x: Tensor, cout: number, outputScale = 1, skip?: Tensor): Tensor {
     const cin = x.shape[1] + (skip?.shape[1] ?? 0);
     if (skip && cin === cout) throw new Error(`${prefix}: a skip input needs a conv_shortcut to read it`);
-    let h = this.norm(`${prefix}.norm1`, x, true, skip);
     const offset = this.tembOffsets.get(prefix);
     if (offset === undefined) throw new Error(`${prefix}: not in the list of resnets whose time embeddings are projected`);
-    h = this.conv(`${prefix}.conv1`, h, cout, 3, { channelAdd: this.tembProj, channelAddOffset: offset });
-    h = this.norm(`${prefix}.norm2`, h, true);
+    const h = this.conv(`${prefix}.conv1`, x, cout, 3, {
+      concat: skip,
+      groupNorm: this.norm(`${prefix}.norm1`, cin, true),
+      channelAdd: this.tembProj,
+      channelAddOffset: offset,
+    });
     // Without a conv_shortcut (cin === cout) there is no skip: the up blocks' inputs are wider.
-    const shortcut = cin !== cout ? this.conv(`${prefix}.conv_shortcut`, x, cout, 1, { concat: skip }) : x;
-    return this.conv(`${prefix}.conv2`, h, cout, 3, { residual: shortcut, outputScale: 1 / outputScale }, prefix);
+    const shortcut = cin !== cout
+      ? {
+        shortcut: { name: `${prefix}.conv_shortcut`, input: x, concat: skip, ...this.convWeights(`${prefix}.conv_shortcut`, cout, cin, 1) },
+      }
+      : { residual: x };
+    return this.conv(`${prefix}.conv2`, h, cout, 3, {
+      groupNorm: this.norm(`${prefix}.norm2`, cout, true),
+      ...shortcut,
+      outputScale: 1 / outputScale,
+    }, prefix);
   }
 
   attention(prefix: string, x: Tensor, outputScale = 1): Tensor {
@@ -106,6 +126,7 @@ class UNetBuilder {
   build(options: UNetGraphOptions): Graph {
     const { config, g } = this;
     this.kernels = options.kernels ?? 'registers';
+    this.maxStorageBuffers = options.maxStorageBuffers;
     const size = options.size ?? config.sampleSize;
     const boc = config.blockOutChannels;
     const sample = g.input(SAMPLE_INPUT, [options.batch, config.inChannels, size, size]);
@@ -171,10 +192,9 @@ class UNetBuilder {
       else x = this.alias(prefix, x);
     });
 
-    // GroupNorm and the final SiLU run as one node named conv_norm_out: its output is
-    // SiLU(conv_norm_out) of the PyTorch module.
-    const act = this.norm('conv_norm_out', x, true);
-    const eps = this.conv('conv_out', act, config.outChannels, 3);
+    // GroupNorm and the final SiLU are one step named conv_norm_out (conv_out's prologue, or a
+    // node whose output is SiLU(conv_norm_out) of the PyTorch module).
+    const eps = this.conv('conv_out', x, config.outChannels, 3, { groupNorm: this.norm('conv_norm_out', x.shape[1], true) });
     g.markOutput(eps);
     for (const name of options.capture ?? []) g.markOutput(g.tensor(name));
     return g;

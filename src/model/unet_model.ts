@@ -96,7 +96,12 @@ export class UNet {
       ),
     };
     // Register-blocked kernels on software adapters, workgroup tiles on GPUs, unless asked.
-    const graphOptions = { ...options, kernels: options.kernels ?? preferredKernels(gpu.adapter) };
+    const graphOptions = {
+      ...options,
+      kernels: options.kernels ?? preferredKernels(gpu.adapter),
+      // A lower limit asked for (to test the unfused path) holds; a higher one is the device's.
+      maxStorageBuffers: Math.min(gpu.device.limits.maxStorageBuffersPerShaderStage, options.maxStorageBuffers ?? Infinity),
+    };
     const build = (batch: number): Graph =>
       buildUNetGraph(model.config, new WeightStore(model.file, { check: false }), { ...graphOptions, batch });
     const fits = (graph: Graph): boolean => {

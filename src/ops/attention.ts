@@ -1,8 +1,5 @@
-import type { Graph, Tensor } from '../graph/graph.ts';
+import { byteSize, type Graph, type Tensor } from '../graph/graph.ts';
 import { conv2d, type ConvKernels } from './conv2d.ts';
-import { groupNorm } from './group_norm.ts';
-import { softmaxRows } from './softmax.ts';
-import { stridedGemm } from './strided_gemm.ts';
 import { concatenated, type WeightArray } from './weights.ts';
 
 export interface AttentionWeights {
@@ -18,7 +15,8 @@ export interface AttentionWeights {
  * AttentionBlock): GroupNorm, q/k/v projections, softmax(q k^T / sqrt(d)) v per head, output
  * projection, plus the input; divided by rescale_output_factor. Projections over channels of an
  * NCHW tensor are 1x1 convolutions, so the layout never changes: q, k and v are one convolution
- * with 3C output channels, and the two products read their heads as strided views of it.
+ * with 3C output channels, and one kernel (attentionCore) reads each head's planes straight
+ * from it and writes softmax(q k^T / sqrt(d)) v back in NCHW for the output projection.
  */
 export function spatialAttention(
   g: Graph,
@@ -27,56 +25,89 @@ export function spatialAttention(
   w: AttentionWeights,
   options: { heads: number; groups: number; eps: number; rescaleOutputFactor: number; kernels?: ConvKernels },
 ): Tensor {
-  const [n, c, h, wd] = x.shape;
+  const c = x.shape[1];
   const heads = options.heads;
   if (c % heads !== 0) throw new Error(`${name}: ${c} channels do not split into ${heads} heads`);
-  const d = c / heads;
-  const L = h * wd;
-  const normed = groupNorm(g, `${name}.group_norm`, x, w.norm.weight, w.norm.bias, {
-    groups: options.groups,
-    eps: options.eps,
-    silu: false,
-  });
   const projections = [w.query, w.key, w.value];
+  // The GroupNorm is the q/k/v conv's prologue where the tiled kernels fuse it, else its own node.
   const qkv = conv2d(
     g,
     `${name}.to_qkv`,
-    normed,
+    x,
     concatenated(`${name}.to_qkv.weight`, projections.map((p) => p.weight), [3 * c, c]),
     concatenated(`${name}.to_qkv.bias`, projections.map((p) => p.bias), [3 * c]),
-    { kernels: options.kernels },
+    {
+      kernels: options.kernels,
+      groupNorm: {
+        name: `${name}.group_norm`,
+        gamma: w.norm.weight,
+        beta: w.norm.bias,
+        groups: options.groups,
+        eps: options.eps,
+        silu: false,
+      },
+    },
   );
-  // Head `hd` of image `b`: channel rows (b * 3C + part * C + hd * D + e) * L of qkv.
-  const head = (part: number) => ({ tensor: qkv, offset: part * c * L, outer: 3 * c * L, inner: d * L });
-
-  // scores[b, hd, i, j] = sum_e q[e, i] k[e, j] / sqrt(D)
-  const scores = g.intermediate(`${name}.scores`, [n, heads, L, L]);
-  stridedGemm(
-    g,
-    `${name}.scores`,
-    { rows: L, cols: L, depth: d, outerCount: n, innerCount: heads, alpha: 1 / Math.sqrt(d) },
-    { ...head(0), row: 1, k: L },
-    { ...head(1), row: 1, k: L },
-    { offset: 0, outer: heads * L * L, inner: L * L, row: L, k: 1 },
-    scores,
-  );
-
-  softmaxRows(g, `${name}.softmax`, scores);
-
-  // attended[b, hd * D + e, i] = sum_j v[e, j] p[i, j]: straight back to NCHW.
-  const attended = g.intermediate(`${name}.attended`, x.shape);
-  stridedGemm(
-    g,
-    `${name}.attended`,
-    { rows: d, cols: L, depth: L, outerCount: n, innerCount: heads },
-    { ...head(2), row: L, k: 1 },
-    { tensor: scores, offset: 0, outer: heads * L * L, inner: L * L, row: L, k: 1 },
-    { offset: 0, outer: c * L, inner: d * L, row: L, k: 1 },
-    attended,
-  );
+  const attended = attentionCore(g, `${name}.attention`, qkv, { heads, kernels: options.kernels });
   return conv2d(g, name, attended, w.out.weight, w.out.bias, {
     residual: x,
     outputScale: 1 / options.rescaleOutputFactor,
     kernels: options.kernels,
   });
+}
+
+/** Query positions per invocation of attention.wgsl (one vec4 of a plane). */
+const QUERY_BLOCK = 4;
+/**
+ * The 'tiled' family (GPUs) splits each head's output channels over invocations of this many,
+ * for parallelism (each recomputes the scores); the 'registers' family (software drivers, where
+ * the cores are few and already busy) keeps a head's channels in one invocation.
+ */
+const GPU_CHANNEL_CHUNK = 16;
+
+/**
+ * softmax(q k^T / sqrt(D)) v for every image and head of `qkv` ([N, 3C, H, W]: the q, k and v
+ * projections side by side in channels), in one dispatch with an online softmax
+ * (attention.wgsl). The result is [N, C, H, W], head hd in channels hd * D .. hd * D + D - 1.
+ */
+export function attentionCore(g: Graph, name: string, qkv: Tensor, options: { heads: number; kernels?: ConvKernels }): Tensor {
+  const [n, c3, h, w] = qkv.shape;
+  const heads = options.heads;
+  if (c3 % 3 !== 0) throw new Error(`${name}: ${c3} channels are not q, k and v side by side`);
+  const c = c3 / 3;
+  if (!(Number.isInteger(heads) && heads >= 1) || c % heads !== 0) {
+    throw new Error(`${name}: ${c} channels do not split into ${heads} heads`);
+  }
+  const d = c / heads;
+  const L = h * w;
+  const chunk = options.kernels === 'tiled' ? Math.min(d, GPU_CHANNEL_CHUNK) : d;
+  const chunks = Math.ceil(d / chunk);
+  const queryBlocks = Math.ceil(L / QUERY_BLOCK);
+  const invocations = n * heads * queryBlocks * chunks;
+  const out = g.intermediate(name, [n, c, h, w]);
+  g.addNode({
+    name,
+    kind: 'attention',
+    shader: 'attention',
+    // qkv twice: as f32 and as vec4 (planes a multiple of 4 long are read as vec4s).
+    inputs: [qkv, qkv],
+    outputs: [out],
+    params: {
+      length: L,
+      head_dim: d,
+      heads,
+      channels: c,
+      query_blocks: queryBlocks,
+      chunk,
+      chunks,
+      invocations,
+      scale: 1 / Math.sqrt(d),
+      aligned: L % 4 === 0 ? 1 : 0,
+    },
+    // One invocation per (image, head, 4 query positions, chunk of output channels).
+    dispatch: { invocations: [invocations], flat: true },
+    flops: n * heads * (4 * L * L * d + 6 * L * L),
+    bytes: byteSize(qkv) + 2 * byteSize(out),
+  });
+  return out;
 }

@@ -1,6 +1,7 @@
 import { byteSize, elementCount, type Graph, type Tensor } from '../graph/graph.ts';
 import { SHADERS } from '../shaders.gen.ts';
 import { concatChannels } from './concat.ts';
+import { groupNorm } from './group_norm.ts';
 import type { WeightArray } from './weights.ts';
 
 /**
@@ -25,8 +26,22 @@ const PX_BLOCK = 8;
 const WIDE_PX_BLOCK = 16;
 /** vec4s in one uniform window of weights (conv_weights_uniform.wgsl): 64 KiB, WebGPU's minimum limit. */
 const WINDOW_VEC4S = 4096;
-/** conv2d_tiled.wgsl's tile: 64 output channels x 64 output pixels per workgroup. */
+/** The tiled kernels' tile (shaders/include/conv_tiled.wgsl): 64 output channels x 64 output pixels per workgroup. */
 const TILE = 64;
+
+/** (image, group) pairs one tiled workgroup can normalise (conv_tiled.wgsl's MAX_NORM_PAIRS). */
+const MAX_NORM_PAIRS = 256;
+/**
+ * The fusion rule for GroupNorm into the tiled conv. A workgroup that normalises its own input
+ * first reads every value of each image its 64 columns touch, twice (mean, then variance): that
+ * is redundant work, repeated by every workgroup of the image. It is fused when those reads are
+ * at most this many times the workgroup's own staged reads (a 16 x 64 weight tile and a 16 x 64
+ * input tile per 16 rows of depth): then the prologue at most multiplies the conv's memory
+ * traffic by a small factor, all of it from a tensor small enough to sit in cache, in exchange
+ * for a dispatch and a pass that writes and reads the normalised tensor. Larger images (64x64 and
+ * up for a 3x3 conv, over 16x16 for a 1x1) keep a separate GroupNorm node.
+ */
+const NORM_READS_PER_STAGED_READ = 4;
 
 /** conv2d.wgsl's code paths (its `path` param). */
 const GENERAL = 0;
@@ -56,6 +71,67 @@ export interface Conv2dOptions {
   concat?: Tensor;
   /** Which kernel family runs it (see ConvKernels): 'registers' (the default) or 'tiled'. */
   kernels?: ConvKernels;
+  /**
+   * Convolve GroupNorm(input) (SiLU of it with `silu`) rather than the input. The tiled kernel
+   * normalises as it loads where the fusion rule allows (NORM_READS_PER_STAGED_READ); otherwise a
+   * group_norm node named `name` comes first, as it always does for the register kernels.
+   */
+  groupNorm?: ConvGroupNorm;
+  /**
+   * A resnet's conv_shortcut, added to the output: + conv1x1(input (+ concat)) + its bias, over a
+   * tensor of the output's batch and size. The tiled kernel folds it into its own accumulation
+   * when the device has the storage buffers (maxStorageBuffers); otherwise it is a node of its own
+   * named `name`, read as the residual.
+   */
+  shortcut?: ConvShortcut;
+  /** The device's maxStorageBuffersPerShaderStage; WebGPU's default (8) when not given. */
+  maxStorageBuffers?: number;
+}
+
+export interface ConvGroupNorm {
+  name: string;
+  gamma: WeightArray;
+  beta: WeightArray;
+  groups: number;
+  eps: number;
+  silu: boolean;
+}
+
+export interface ConvShortcut {
+  name: string;
+  input: Tensor;
+  concat?: Tensor;
+  weight: WeightArray;
+  bias: WeightArray;
+}
+
+/** WebGPU's default maxStorageBuffersPerShaderStage. */
+const DEFAULT_STORAGE_BUFFERS = 8;
+
+/** Storage buffers a shader binds (its outputs included). */
+function storageBuffers(shader: keyof typeof SHADERS): number {
+  return SHADERS[shader].bindings.filter((b) => b.kind !== 'uniform').length;
+}
+
+/** The most images one 64-column tile of N * out_pixels columns touches. */
+function imagesPerTile(batch: number, outPixels: number): number {
+  const columns = batch * outPixels;
+  let most = 0;
+  for (let px0 = 0; px0 < columns; px0 += TILE) {
+    most = Math.max(most, Math.floor((Math.min(px0 + TILE, columns) - 1) / outPixels) - Math.floor(px0 / outPixels) + 1);
+  }
+  return most;
+}
+
+/** Whether the tiled conv normalises its input itself (see NORM_READS_PER_STAGED_READ). */
+export function tiledConvFusesGroupNorm(
+  shape: { batch: number; channels: number; groups: number; srcPixels: number; outPixels: number; taps: number },
+): boolean {
+  const images = imagesPerTile(shape.batch, shape.outPixels);
+  if (images * shape.groups > MAX_NORM_PAIRS) return false;
+  const statisticsReads = 2 * images * shape.channels * shape.srcPixels;
+  const stagedReads = 2 * TILE * shape.channels * shape.taps;
+  return statisticsReads <= NORM_READS_PER_STAGED_READ * stagedReads;
 }
 
 /**
@@ -89,18 +165,62 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
   const stride = options.stride ?? 1;
   const [padTop, padLeft, padBottom, padRight] = options.padding ?? [0, 0, 0, 0];
   const pointwise = kh === 1 && kw === 1 && stride === 1 && !options.upsample && padTop + padLeft + padBottom + padRight === 0;
-  if (b2 && options.kernels !== 'tiled' && !(pointwise && (srcH * srcW) % 4 === 0)) {
-    // The register kernels read two tensors only on their 1x1 paths: elsewhere the
-    // concatenation is made first, and convolved.
-    const cat = concatChannels(g, `${name}.input`, x, b2);
-    return conv2d(g, name, cat, weight, bias, { ...options, concat: undefined });
-  }
   const scale = options.upsample ? 2 : 1;
   const inH = srcH * scale;
   const inW = srcW * scale;
   const outH = Math.floor((inH + padTop + padBottom - kh) / stride) + 1;
   const outW = Math.floor((inW + padLeft + padRight - kw) / stride) + 1;
   if (outH < 1 || outW < 1) throw new Error(`${name}: a ${kh}x${kw} kernel does not fit the ${inH}x${inW} input`);
+  const tiled = options.kernels === 'tiled';
+  const norm = options.groupNorm;
+  if (norm) {
+    if (cin % norm.groups !== 0) throw new Error(`${name}: ${cin} input channels are not divisible into ${norm.groups} groups`);
+    const fused = tiled && tiledConvFusesGroupNorm({
+      batch: n,
+      channels: cin,
+      groups: norm.groups,
+      srcPixels: srcH * srcW,
+      outPixels: outH * outW,
+      taps: kh * kw,
+    });
+    if (!fused) {
+      const normed = groupNorm(g, norm.name, x, norm.gamma, norm.beta, { groups: norm.groups, eps: norm.eps, silu: norm.silu, concat: b2 });
+      return conv2d(g, name, normed, weight, bias, { ...options, groupNorm: undefined, concat: undefined });
+    }
+  }
+  const sc = options.shortcut;
+  let shortcutChannels = 0;
+  if (sc) {
+    if (options.residual) throw new Error(`${name}: a shortcut and a residual cannot both be added`);
+    const [sn, sca, sh, sw] = sc.input.shape;
+    const scb = sc.concat;
+    if (scb && (scb.shape[0] !== sn || scb.shape[2] !== sh || scb.shape[3] !== sw)) {
+      throw new Error(`${sc.name}: cannot read [${sc.input.shape}] and [${scb.shape}] as one concatenated input`);
+    }
+    if (sn !== n || sh !== outH || sw !== outW) {
+      throw new Error(
+        `${sc.name}: a shortcut input of shape [${sc.input.shape}] does not match the output [${n}, ${cout}, ${outH}, ${outW}]`,
+      );
+    }
+    shortcutChannels = sca + (scb ? scb.shape[1] : 0);
+    const ws = sc.weight.shape;
+    if (ws[0] !== cout || ws[1] !== shortcutChannels || ws.slice(2).some((d) => d !== 1)) {
+      throw new Error(
+        `${sc.name}: a 1x1 shortcut from ${shortcutChannels} to ${cout} channels needs weights [${cout}, ${shortcutChannels}], got [${ws}]`,
+      );
+    }
+    const fused = tiled && (options.maxStorageBuffers ?? DEFAULT_STORAGE_BUFFERS) >= storageBuffers('conv2d_tiled_shortcut');
+    if (!fused) {
+      const residual = conv2d(g, sc.name, sc.input, sc.weight, sc.bias, { kernels: options.kernels, concat: scb });
+      return conv2d(g, name, x, weight, bias, { ...options, shortcut: undefined, residual });
+    }
+  }
+  if (b2 && !tiled && !(pointwise && (srcH * srcW) % 4 === 0)) {
+    // The register kernels read two tensors only on their 1x1 paths: elsewhere the
+    // concatenation is made first, and convolved.
+    const cat = concatChannels(g, `${name}.input`, x, b2);
+    return conv2d(g, name, cat, weight, bias, { ...options, concat: undefined });
+  }
   const out = g.intermediate(name, [n, cout, outH, outW]);
   const addOffset = options.channelAddOffset ?? 0;
   const add = options.channelAdd;
@@ -127,13 +247,43 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
   const flops = 2 * n * cout * outH * outW * cin * kh * kw;
   const bytes = byteSize(x) + (b2 ? byteSize(b2) : 0) + 4 * elementCount(weight.shape) + byteSize(out) * (options.residual ? 2 : 1);
   const kind = kh === 1 && kw === 1 ? 'conv1x1' : 'conv3x3';
-  if (options.kernels === 'tiled') {
-    const [tileWidth, tileHeight] = SHADERS.conv2d_tiled.workgroupSize;
+  if (tiled) {
+    // The shortcut's weights are more rows of the GEMM's depth, under the conv's; its bias adds to the conv's.
+    const wTiled = sc
+      ? g.weight(`${weight.name}:transposed+${sc.weight.name}`, [cin * kh * kw + shortcutChannels, ocStride], () => {
+        const stacked = new Float32Array((cin * kh * kw + shortcutChannels) * ocStride);
+        stacked.set(transposeConvWeight({ ...weight, shape }, ocStride));
+        stacked.set(transposeConvWeight({ ...sc.weight, shape: [cout, shortcutChannels, 1, 1] }, ocStride), cin * kh * kw * ocStride);
+        return stacked;
+      })
+      : storageWeight();
+    const bTiled = sc
+      ? g.weight(`${bias.name}:padded+${sc.bias.name}`, [ocStride], () => padded(bias.data.map((v, i) => v + sc.bias.data[i]), ocStride))
+      : b;
+    const gammaBeta = norm
+      ? g.weight(`${norm.gamma.name}+${norm.beta.name}`, [2 * cin], () => {
+        const both = new Float32Array(2 * cin);
+        both.set(norm.gamma.data);
+        both.set(norm.beta.data, cin);
+        return both;
+      })
+      : null;
+    const shader = sc ? 'conv2d_tiled_shortcut' : 'conv2d_tiled';
+    const [tileWidth, tileHeight] = SHADERS[shader].workgroupSize;
     g.addNode({
       name,
-      kind,
-      shader: 'conv2d_tiled',
-      inputs: [x, storageWeight(), b, options.channelAdd ?? null, options.residual ?? null, b2 ?? null],
+      kind: `${kind}${norm ? (norm.silu ? '+group_norm_silu' : '+group_norm') : ''}${sc ? '+shortcut' : ''}`,
+      shader,
+      inputs: [
+        x,
+        b2 ?? null,
+        gammaBeta,
+        wTiled,
+        bTiled,
+        options.channelAdd ?? null,
+        options.residual ?? null,
+        ...(sc ? [sc.input, sc.concat ?? null] : []),
+      ],
       outputs: [out],
       params: {
         batch: n,
@@ -154,11 +304,17 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
         upsample: options.upsample ? 1 : 0,
         ...epilogue,
         in_channels_a: cinA,
+        norm: norm ? 1 : 0,
+        groups: norm?.groups ?? 1,
+        eps: norm?.eps ?? 0,
+        silu: norm?.silu ? 1 : 0,
+        shortcut_channels: shortcutChannels,
+        shortcut_channels_a: sc ? sc.input.shape[1] : 0,
       },
       // One workgroup per tile of output pixels x output channels.
       dispatch: { invocations: [Math.ceil((n * outH * outW) / TILE) * tileWidth, Math.ceil(cout / TILE) * tileHeight] },
-      flops,
-      bytes,
+      flops: flops + (sc ? 2 * n * cout * outH * outW * shortcutChannels : 0),
+      bytes: bytes + (sc ? byteSize(sc.input) + (sc.concat ? byteSize(sc.concat) : 0) + 4 * elementCount(sc.weight.shape) : 0),
     });
     return out;
   }

@@ -1,0 +1,158 @@
+// Spatial self-attention in one dispatch: out = softmax(q k^T * scale) v for every (image, head),
+// read straight from the q/k/v projection (one NCHW tensor of 3C channels: channel
+// b * 3C + part * C + head * D + e is a plane of L = H * W positions) and written in NCHW
+// (channel b * C + head * D + e), where the output projection reads it.
+//
+// One invocation computes 4 consecutive query positions (a vec4 of each plane) over output
+// channels e0 .. e1 of its head, walking the keys 16 at a time with an online softmax: a running
+// maximum and sum per query, the accumulated output rescaled whenever the maximum grows. The
+// scores of a step live in registers (16 vec4s, one per key, over the 4 queries); the output
+// accumulator lives in the output tensor itself, kept normalised after every step, so any head
+// dimension D works with a fixed register count (only this invocation reads or writes those values).
+// No workgroup memory and no barriers: on software drivers a workgroup is a loop on one CPU core
+// and barriers are expensive, and each step does 16 multiply-adds per vec4 it loads. On a GPU the
+// output channels can be split over `chunks` invocations (each recomputes the scores) for more
+// parallelism.
+//
+// Planes a multiple of 4 long are read as vec4s; others one value at a time, clamped to the
+// plane. Keys past the end get no weight; queries past the end are computed but not stored.
+
+const KEYS: u32 = 16u;  // keys per step: four vec4s of a plane
+
+struct Params {
+  length: u32,        // L = H * W
+  head_dim: u32,      // D
+  heads: u32,
+  channels: u32,      // C = heads * D
+  query_blocks: u32,  // ceil(L / 4)
+  chunk: u32,         // output channels per invocation
+  chunks: u32,        // ceil(D / chunk)
+  invocations: u32,   // batch * heads * query_blocks * chunks
+  scale: f32,         // 1 / sqrt(D)
+  aligned: u32,       // L % 4 == 0: planes are read as vec4s
+}
+
+@group(0) @binding(0) var<storage, read> qkv: array<f32>;
+@group(0) @binding(1) var<storage, read> qkv4: array<vec4<f32>>;  // the same tensor, as vec4s
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<uniform> params: Params;
+
+// Positions p .. p + 3 of the plane that starts at `start`, clamped to the plane.
+fn plane4(start: u32, p: u32) -> vec4<f32> {
+  let last = params.length - 1u;
+  if (params.aligned != 0u) {
+    // start and p are multiples of 4, and so is L: the clamped quad is whole and in the plane.
+    return qkv4[(start + min(p, last - 3u)) >> 2u];
+  }
+  return vec4<f32>(qkv[start + min(p, last)], qkv[start + min(p + 1u, last)], qkv[start + min(p + 2u, last)], qkv[start + min(p + 3u, last)]);
+}
+
+fn output4(start: u32, p: u32) -> vec4<f32> {
+  let last = params.length - 1u;
+  return vec4<f32>(out[start + min(p, last)], out[start + min(p + 1u, last)], out[start + min(p + 2u, last)], out[start + min(p + 3u, last)]);
+}
+
+fn store4(start: u32, p: u32, v: vec4<f32>) {
+  out[start + p] = v.x;
+  if (p + 3u < params.length) {
+    out[start + p + 1u] = v.y;
+    out[start + p + 2u] = v.z;
+    out[start + p + 3u] = v.w;
+    return;
+  }
+  if (p + 1u < params.length) {
+    out[start + p + 1u] = v.y;
+  }
+  if (p + 2u < params.length) {
+    out[start + p + 2u] = v.z;
+  }
+}
+
+@compute @workgroup_size(8, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+  let index = gid.x + gid.y * groups.x * 8u;
+  if (index >= params.invocations) {
+    return;
+  }
+  let L = params.length;
+  let D = params.head_dim;
+  let C = params.channels;
+  let part = index % params.chunks;
+  let query_block = (index / params.chunks) % params.query_blocks;
+  let item = index / (params.chunks * params.query_blocks);  // image * heads + head
+  let image = item / params.heads;
+  let head = item % params.heads;
+  let q_start = (image * 3u * C + head * D) * L;
+  let k_start = q_start + C * L;
+  let v_start = k_start + C * L;
+  let o_start = (image * C + head * D) * L;
+  let i0 = query_block * 4u;
+  let e0 = part * params.chunk;
+  let e1 = min(e0 + params.chunk, D);
+
+  var peak = vec4<f32>(-3.4e38);  // the running maximum score of each query
+  var total = vec4<f32>(0.0);     // the running sum of exp(score - peak)
+  for (var j0 = 0u; j0 < L; j0 += KEYS) {
+    // s[j]: the scores of key j0 + j for the 4 queries. Zeroed explicitly: relying on the zero
+    // initialisation of a `var` declared in a loop kept the last step's scores on Dawn + lavapipe.
+    var s: array<vec4<f32>, 16>;
+    for (var j = 0u; j < KEYS; j++) {
+      s[j] = vec4<f32>(0.0);
+    }
+    for (var e = 0u; e < D; e++) {
+      let q = plane4(q_start + e * L, i0) * params.scale;
+      let row = k_start + e * L;
+      for (var c = 0u; c < 4u; c++) {
+        let k = plane4(row, j0 + 4u * c);
+        s[4u * c] = fma(q, vec4<f32>(k.x), s[4u * c]);
+        s[4u * c + 1u] = fma(q, vec4<f32>(k.y), s[4u * c + 1u]);
+        s[4u * c + 2u] = fma(q, vec4<f32>(k.z), s[4u * c + 2u]);
+        s[4u * c + 3u] = fma(q, vec4<f32>(k.w), s[4u * c + 3u]);
+      }
+    }
+    if (j0 + KEYS > L) {
+      for (var j = 0u; j < KEYS; j++) {
+        if (j0 + j >= L) {
+          s[j] = vec4<f32>(-3.4e38);
+        }
+      }
+    }
+    var next = peak;
+    for (var j = 0u; j < KEYS; j++) {
+      next = max(next, s[j]);
+    }
+    let decay = exp(peak - next);
+    var sum = vec4<f32>(0.0);
+    for (var j = 0u; j < KEYS; j++) {
+      s[j] = exp(s[j] - next);
+      sum += s[j];
+    }
+    let next_total = total * decay + sum;
+    let inv = 1.0 / next_total;
+    // The output so far, normalised by the old sum, and this step's weights, both by the new sum.
+    let keep = total * decay * inv;
+    for (var j = 0u; j < KEYS; j++) {
+      s[j] *= inv;
+    }
+    peak = next;
+    total = next_total;
+
+    for (var e = e0; e < e1; e++) {
+      let row = v_start + e * L;
+      var acc = vec4<f32>(0.0);
+      for (var c = 0u; c < 4u; c++) {
+        let v = plane4(row, j0 + 4u * c);
+        acc = fma(s[4u * c], vec4<f32>(v.x), acc);
+        acc = fma(s[4u * c + 1u], vec4<f32>(v.y), acc);
+        acc = fma(s[4u * c + 2u], vec4<f32>(v.z), acc);
+        acc = fma(s[4u * c + 3u], vec4<f32>(v.w), acc);
+      }
+      let o_row = o_start + e * L;
+      // The first step writes the output; later ones rescale what is there (never read unwritten).
+      if (j0 != 0u) {
+        acc = fma(keep, output4(o_row, i0), acc);
+      }
+      store4(o_row, i0, acc);
+    }
+  }
+}
