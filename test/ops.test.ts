@@ -405,6 +405,82 @@ for (const kernels of KERNEL_FAMILIES) {
   }
 }
 
+// The register kernels' weights in 64 KiB uniform windows, one dispatch per window: each case
+// asserts how many windows it takes and which kernel, so none passes through the storage path.
+const WINDOWED_CASES: [string, ConvCase, { windows: number; shader: string }][] = [
+  ['3x3 pad 1, 16x16, 120 -> 24 (one channel block per window), channelAdd + residual', {
+    batch: 1,
+    cin: 120,
+    cout: 24,
+    height: 16,
+    width: 16,
+    kernel: 3,
+    options: { padding: [1, 1, 1, 1], channelAdd: true, residual: true, outputScale: 0.5 },
+  }, { windows: 3, shader: 'conv2d_wide_uniform_weights' }],
+  ['3x3 upsample 2x, 8x8 -> 16x16, 120 -> 24', {
+    batch: 1,
+    cin: 120,
+    cout: 24,
+    height: 8,
+    width: 8,
+    kernel: 3,
+    options: { padding: [1, 1, 1, 1], upsample: true },
+  }, { windows: 3, shader: 'conv2d_wide_uniform_weights' }],
+  ['3x3 pad 1, 8x12 rows (8 pixels per invocation), 100 -> 17, batch 3', {
+    batch: 3,
+    cin: 100,
+    cout: 17,
+    height: 8,
+    width: 12,
+    kernel: 3,
+    options: { padding: [1, 1, 1, 1] },
+  }, { windows: 2, shader: 'conv2d_uniform_weights' }],
+  ['3x3 stride 2, pad [0,0,1,1], 32x32, 60 -> 20 (the general path)', {
+    batch: 1,
+    cin: 60,
+    cout: 20,
+    height: 32,
+    width: 32,
+    kernel: 3,
+    options: { stride: 2, padding: [0, 0, 1, 1] },
+  }, { windows: 1, shader: 'conv2d_uniform_weights' }],
+];
+
+for (const [label, c, expected] of WINDOWED_CASES) {
+  ops(`conv2d [registers], weights in uniform windows: ${label}`, async () => {
+    const rand = random(c.cin * 77 + c.cout);
+    const [outH, outW] = convOutputSize(c);
+    const x = filled(c.batch * c.cin * c.height * c.width, rand);
+    const w = weight('w', [c.cout, c.cin, 3, 3], rand, 1 / Math.sqrt(c.cin * 9));
+    const b = weight('b', [c.cout], rand);
+    const channelAdd = c.options.channelAdd ? filled(c.batch * (c.cout + ADD_EXTRA), rand) : undefined;
+    const residual = c.options.residual ? filled(c.batch * c.cout * outH * outW, rand) : undefined;
+    const inputs: Record<string, { shape: number[]; data: Float32Array }> = { x: { shape: [c.batch, c.cin, c.height, c.width], data: x } };
+    if (channelAdd) inputs.add = { shape: [c.batch, c.cout + ADD_EXTRA], data: channelAdd };
+    if (residual) inputs.res = { shape: [c.batch, c.cout, outH, outW], data: residual };
+    let nodes: readonly GraphNode[] = [];
+    const actual = await runGraph(inputs, (g, t) => {
+      const out = conv2d(g, 'conv', t.x, w, b, {
+        ...c.options,
+        kernels: 'registers',
+        channelAdd: t.add,
+        channelAddOffset: t.add ? ADD_OFFSET : undefined,
+        residual: t.res,
+      });
+      nodes = g.nodes;
+      return out;
+    });
+    assert.is(nodes.length, expected.windows, 'dispatches (windows)');
+    assert.ok(nodes.every((n) => n.shader === expected.shader), nodes.map((n) => n.shader).join());
+    expectClose(
+      `conv [registers, ${expected.windows} window${expected.windows > 1 ? 's' : ''}] ${label}`,
+      actual,
+      conv2dReference(c, x, w.data, b.data, channelAdd, residual),
+      TOLERANCE,
+    );
+  });
+}
+
 ops('concat: channels of two tensors, batch 3, 5x7', async () => {
   const rand = random(7);
   const a = filled(3 * 5 * 35, rand), b = filled(3 * 6 * 35, rand);

@@ -337,11 +337,16 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
   const blocks = small ? n * (ocStride / OC_BLOCK) : n * viewOutH * rowBlocks;
   const ocBlocks = ocStride / OC_BLOCK;
   // Uniform windows of weights: each dispatch takes the output-channel blocks one window holds.
+  // Only where it pays (measured on llvmpipe, docs/perf.md): a kernel larger than 1x1 (for a 1x1
+  // conv the weights are a small part of the loads: 1.05x), whose dispatches still get two or
+  // more workgroups each (a window of one workgroup runs on one core: 0.93x at 8x8, batch 1).
   // conv2d_small's lanes take different channel blocks, so it keeps the storage buffer, as does a
   // conv whose one block of weights is over 64 KiB (more than 2048 input channels x taps).
   const rows = cin * kh * kw;
   const blockVec4s = 2 * rows;
-  const windowed = options.kernels !== 'registers-storage' && !small && blockVec4s <= WINDOW_VEC4S;
+  const workgroupsPerBlock = Math.ceil(blocks / SHADERS.conv2d_uniform_weights.workgroupSize[0]);
+  const windowed = options.kernels !== 'registers-storage' && !small && kh * kw > 1 && blockVec4s <= WINDOW_VEC4S &&
+    workgroupsPerBlock >= 2;
   const blocksPerWindow = windowed ? Math.floor(WINDOW_VEC4S / blockVec4s) : ocBlocks;
   const windows = Math.ceil(ocBlocks / blocksPerWindow);
   let transposed: Float32Array | undefined;
