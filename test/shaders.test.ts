@@ -61,7 +61,11 @@ shaders("each graph node binds exactly its shader's inputs and outputs and sets 
   for (const node of graph.nodes) {
     const shader = SHADERS[node.shader];
     used.add(node.shader);
-    assert.is(node.inputs.length, shader.bindings.filter((b) => b.kind === 'read' || b.kind === 'read_uniform').length, `${node.name}: inputs`);
+    assert.is(
+      node.inputs.length,
+      shader.bindings.filter((b) => b.kind === 'read' || b.kind === 'read_uniform').length,
+      `${node.name}: inputs`,
+    );
     assert.is(node.outputs.length, shader.bindings.filter((b) => b.kind === 'read_write').length, `${node.name}: outputs`);
     assert.equal(Object.keys(node.params).sort(), Object.keys(shader.params?.fields ?? {}).sort(), `${node.name}: params`);
   }
