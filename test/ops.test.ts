@@ -435,6 +435,15 @@ const WINDOWED_CASES: [string, ConvCase, { windows: number; shader: string }][] 
     kernel: 3,
     options: { padding: [1, 1, 1, 1] },
   }, { windows: 2, shader: 'conv2d_uniform_weights' }],
+  ['3x3 pad 1, 16x16, 240 -> 16 (two convs over 120 input channels each), channelAdd + residual + scale', {
+    batch: 1,
+    cin: 240,
+    cout: 16,
+    height: 16,
+    width: 16,
+    kernel: 3,
+    options: { padding: [1, 1, 1, 1], channelAdd: true, residual: true, outputScale: 0.5 },
+  }, { windows: 4, shader: 'conv2d_wide_uniform_weights' }],
   ['3x3 stride 2, pad [0,0,1,1], 32x32, 60 -> 20 (the general path)', {
     batch: 1,
     cin: 60,

@@ -90,7 +90,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: v
   let n = row / params.out_height;
   let ox0 = bx * PX;
   let src_plane = params.src_height * params.src_width;
-  let first_plane = n * params.in_channels * src_plane;
+  let first_plane = (n * params.src_channels + params.in_channel0) * src_plane;
 
   var a0: Pixel;
   var a1: Pixel;

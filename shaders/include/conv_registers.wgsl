@@ -31,6 +31,8 @@ struct Params {
   channel_add_stride: u32,  // tensor holds every resnet's projected time embedding
   in_channels_a: u32,   // the 1x1 paths' input may be two tensors side by side in channels (a
                         // skip concatenation, read in place): channels from this one on are input_b4's
+  src_channels: u32,    // the input tensor's channels, of which the 3x3 paths read in_channels
+  in_channel0: u32,     // from this one on (a conv split over input channels, one window each)
   oc_block0: u32,       // the first block of 8 output channels of this dispatch (workgroup_id.y 0)
   weight_block_vec4s: u32,  // conv_weights_uniform.wgsl: vec4s per output-channel block in the window
 }

@@ -69,6 +69,11 @@ export interface Conv2dOptions {
    * concatenation is made first (a concat node named `${name}.input`).
    */
   concat?: Tensor;
+  /**
+   * Input channels [first, end) of x only (the register kernels' paths over 1x1): a conv whose
+   * weights are too large for one uniform window is the sum of convs over parts of its input.
+   */
+  inputChannels?: [number, number];
   /** Which kernel family runs it (see ConvKernels): 'registers' (the default) or 'tiled'. */
   kernels?: ConvKernels;
   /**
@@ -158,7 +163,11 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
     throw new Error(`${name}: cannot read [${x.shape}] and [${b2.shape}] as one concatenated input`);
   }
   const [n, cinA, srcH, srcW] = x.shape;
-  const cin = cinA + (b2 ? b2.shape[1] : 0);
+  const [channel0, channelEnd] = options.inputChannels ?? [0, cinA];
+  if (options.inputChannels && (b2 || options.kernels === 'tiled' || !(channel0 >= 0 && channel0 < channelEnd && channelEnd <= cinA))) {
+    throw new Error(`${name}: cannot read input channels [${options.inputChannels}] of [${x.shape}] here`);
+  }
+  const cin = channelEnd - channel0 + (b2 ? b2.shape[1] : 0);
   const shape = weight.shape.length === 2 ? [weight.shape[0], weight.shape[1], 1, 1] : weight.shape;
   const [cout, wcin, kh, kw] = shape;
   if (wcin !== cin) throw new Error(`${name}: weight expects ${wcin} input channels, the input has ${cin}`);
@@ -221,14 +230,14 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
     const cat = concatChannels(g, `${name}.input`, x, b2);
     return conv2d(g, name, cat, weight, bias, { ...options, concat: undefined });
   }
-  const out = g.intermediate(name, [n, cout, outH, outW]);
+  const outShape = [n, cout, outH, outW];
   const addOffset = options.channelAddOffset ?? 0;
   const add = options.channelAdd;
   if (add && (add.shape.length !== 2 || add.shape[0] !== n || add.shape[1] < addOffset + cout)) {
     throw new Error(`${name}: channelAdd has shape [${add.shape}], expected [${n}, ${addOffset + cout} or more]`);
   }
   const res = options.residual;
-  if (res && res.shape.join() !== out.shape.join()) throw new Error(`${name}: residual has shape [${res.shape}], expected [${out.shape}]`);
+  if (res && res.shape.join() !== outShape.join()) throw new Error(`${name}: residual has shape [${res.shape}], expected [${outShape}]`);
   const ocStride = Math.ceil(cout / OC_BLOCK) * OC_BLOCK;
   // Made only for the kernels that read it (the uniform windows are their own weights).
   const transposedName = `${weight.name}:transposed`;
@@ -236,7 +245,8 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
     g.has(transposedName)
       ? g.tensor(transposedName)
       : g.weight(transposedName, [cin * kh * kw, ocStride], () => transposeConvWeight({ ...weight, shape }, ocStride));
-  const b = g.weight(`${bias.name}:padded`, [ocStride], () => padded(bias.data, ocStride));
+  const paddedBias = `${bias.name}:padded`; // shared with the parts of a conv split over its input
+  const b = g.has(paddedBias) ? g.tensor(paddedBias) : g.weight(paddedBias, [ocStride], () => padded(bias.data, ocStride));
   const epilogue = {
     has_channel_add: options.channelAdd ? 1 : 0,
     has_residual: options.residual ? 1 : 0,
@@ -245,9 +255,10 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
     channel_add_stride: add ? add.shape[1] : 0,
   };
   const flops = 2 * n * cout * outH * outW * cin * kh * kw;
-  const bytes = byteSize(x) + (b2 ? byteSize(b2) : 0) + 4 * elementCount(weight.shape) + byteSize(out) * (options.residual ? 2 : 1);
+  const bytes = byteSize(x) + (b2 ? byteSize(b2) : 0) + 4 * elementCount(weight.shape) + 4 * elementCount(outShape) * (options.residual ? 2 : 1);
   const kind = kh === 1 && kw === 1 ? 'conv1x1' : 'conv3x3';
   if (tiled) {
+    const out = g.intermediate(name, outShape);
     // The shortcut's weights are more rows of the GEMM's depth, under the conv's; its bias adds to the conv's.
     const wTiled = sc
       ? g.weight(`${weight.name}:transposed+${sc.weight.name}`, [cin * kh * kw + shortcutChannels, ocStride], () => {
@@ -345,8 +356,31 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
   const rows = cin * kh * kw;
   const blockVec4s = 2 * rows;
   const workgroupsPerBlock = Math.ceil(blocks / SHADERS.conv2d_uniform_weights.workgroupSize[0]);
-  const windowed = options.kernels !== 'registers-storage' && !small && kh * kw > 1 && blockVec4s <= WINDOW_VEC4S &&
-    workgroupsPerBlock >= 2;
+  const windowable = options.kernels !== 'registers-storage' && !small && kh * kw > 1 && workgroupsPerBlock >= 2;
+  if (windowable && blockVec4s > WINDOW_VEC4S) {
+    // Too many input channels for one window: the sum of convs over parts of them, each adding
+    // the one before as its residual (the bias, channelAdd and residual in the first, the scale in the last).
+    if (options.inputChannels) throw new Error(`${name}: input channels [${options.inputChannels}] do not fit one window`);
+    const parts = Math.ceil(blockVec4s / WINDOW_VEC4S);
+    const per = Math.ceil(cin / parts);
+    let sum = options.residual;
+    for (let c0 = 0; c0 < cin; c0 += per) {
+      const c1 = Math.min(cin, c0 + per);
+      const last = c1 === cin;
+      const part = sliceInputChannels(weight, shape, c0, c1);
+      const partBias = c0 === 0 ? bias : { name: `${bias.name}:zeros`, shape: [cout], data: new Float32Array(cout) };
+      sum = conv2d(g, last ? name : `${name}.in${c0}-${c1 - 1}`, x, part, partBias, {
+        ...options,
+        inputChannels: [c0, c1],
+        channelAdd: c0 === 0 ? options.channelAdd : undefined,
+        residual: sum,
+        outputScale: last ? options.outputScale : 1,
+      });
+    }
+    return sum!;
+  }
+  const windowed = windowable && blockVec4s <= WINDOW_VEC4S;
+  const out = g.intermediate(name, outShape);
   const blocksPerWindow = windowed ? Math.floor(WINDOW_VEC4S / blockVec4s) : ocBlocks;
   const windows = Math.ceil(ocBlocks / blocksPerWindow);
   let transposed: Float32Array | undefined;
@@ -396,6 +430,8 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
         blocks,
         path,
         in_channels_a: cinA,
+        src_channels: cinA,
+        in_channel0: channel0,
         oc_block0: block0,
         weight_block_vec4s: windowed ? blockVec4s : 0,
       },
@@ -406,6 +442,17 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
     });
   }
   return out;
+}
+
+/** Input channels [c0, c1) of conv weights [Cout, Cin, kh, kw]. */
+function sliceInputChannels(weight: WeightArray, shape: number[], c0: number, c1: number): WeightArray {
+  const [cout, cin, kh, kw] = shape;
+  const taps = kh * kw;
+  const data = new Float32Array(cout * (c1 - c0) * taps);
+  for (let o = 0; o < cout; o++) {
+    data.set(weight.data.subarray((o * cin + c0) * taps, (o * cin + c1) * taps), o * (c1 - c0) * taps);
+  }
+  return { name: `${weight.name}[:, ${c0}:${c1}]`, shape: [cout, c1 - c0, kh, kw], data };
 }
 
 /**
