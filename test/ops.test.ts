@@ -10,7 +10,7 @@ import { attentionCore, spatialAttention } from '../src/ops/attention.ts';
 import { concatChannels } from '../src/ops/concat.ts';
 import { conv2d, type Conv2dOptions, KERNEL_FAMILIES, tiledConvFusesGroupNorm } from '../src/ops/conv2d.ts';
 import { groupNorm } from '../src/ops/group_norm.ts';
-import { preferredKernels } from '../src/gpu/adapter.ts';
+import { isSoftwareAdapter, preferredKernels } from '../src/gpu/adapter.ts';
 import type { WeightArray } from '../src/ops/weights.ts';
 import { readUNet, UNet } from '../src/model/unet_model.ts';
 import { readFileSync } from 'node:fs';
@@ -444,6 +444,15 @@ const WINDOWED_CASES: [string, ConvCase, { windows: number; shader: string }][] 
     kernel: 3,
     options: { padding: [1, 1, 1, 1], channelAdd: true, residual: true, outputScale: 0.5 },
   }, { windows: 4, shader: 'conv2d_wide_uniform_weights' }],
+  ['3x3 pad 1, 4x4 image, 240 -> 16 (split in two; whole images per invocation read storage)', {
+    batch: 2,
+    cin: 240,
+    cout: 16,
+    height: 4,
+    width: 4,
+    kernel: 3,
+    options: { padding: [1, 1, 1, 1], residual: true },
+  }, { windows: 2, shader: 'conv2d_small' }],
   ['3x3 stride 2, pad [0,0,1,1], 32x32, 60 -> 20 (the general path)', {
     batch: 1,
     cin: 60,
@@ -479,10 +488,10 @@ for (const [label, c, expected] of WINDOWED_CASES) {
       nodes = g.nodes;
       return out;
     });
-    assert.is(nodes.length, expected.windows, 'dispatches (windows)');
+    assert.is(nodes.length, expected.windows, 'dispatches (windows, or parts of the input)');
     assert.ok(nodes.every((n) => n.shader === expected.shader), nodes.map((n) => n.shader).join());
     expectClose(
-      `conv [registers, ${expected.windows} window${expected.windows > 1 ? 's' : ''}] ${label}`,
+      `conv [registers, ${expected.windows} dispatch${expected.windows > 1 ? 'es' : ''}] ${label}`,
       actual,
       conv2dReference(c, x, w.data, b.data, channelAdd, residual),
       TOLERANCE,
@@ -998,12 +1007,18 @@ ops('attention kernel: inputs that are not q, k and v of whole heads are refused
   assert.throws(() => attentionCore(g, 'attn', g.input('b', [1, 12, 4, 4]), { heads: 3 }), /attn: 4 channels do not split into 3 heads/);
 });
 
-ops('kernel choice: a software adapter gets the register kernels', async () => {
+ops('kernel choice: a software adapter gets the register kernels, uniform windows on llvmpipe only', async () => {
   const g = await gpu();
   const info = g.adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
   const software = info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(g.adapterName);
   console.log(`    ${g.adapterName}: ${preferredKernels(g.adapter)}`);
-  assert.is(preferredKernels(g.adapter), software ? 'registers' : 'tiled');
+  assert.is(isSoftwareAdapter(g.adapter), software);
+  const adapter = (info: Partial<GPUAdapterInfo> & { isFallbackAdapter?: boolean }) =>
+    ({ info: { vendor: '', architecture: '', device: '', description: '', ...info } }) as unknown as GPUAdapter;
+  assert.is(preferredKernels(adapter({ description: 'llvmpipe (LLVM 15.0.6, 256 bits)' })), 'registers');
+  assert.is(preferredKernels(adapter({ vendor: 'google', architecture: 'swiftshader' })), 'registers-storage');
+  assert.is(preferredKernels(adapter({ vendor: 'intel', isFallbackAdapter: true })), 'registers-storage');
+  assert.is(preferredKernels(adapter({ vendor: 'nvidia', architecture: 'hopper' })), 'tiled');
 });
 
 // The GPU family through a whole model (multi-head attention, six levels), on whatever adapter.

@@ -255,7 +255,8 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
     channel_add_stride: add ? add.shape[1] : 0,
   };
   const flops = 2 * n * cout * outH * outW * cin * kh * kw;
-  const bytes = byteSize(x) + (b2 ? byteSize(b2) : 0) + 4 * elementCount(weight.shape) + 4 * elementCount(outShape) * (options.residual ? 2 : 1);
+  const bytes = byteSize(x) + (b2 ? byteSize(b2) : 0) + 4 * elementCount(weight.shape) +
+    4 * elementCount(outShape) * (options.residual ? 2 : 1);
   const kind = kh === 1 && kw === 1 ? 'conv1x1' : 'conv3x3';
   if (tiled) {
     const out = g.intermediate(name, outShape);
@@ -356,10 +357,11 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
   const rows = cin * kh * kw;
   const blockVec4s = 2 * rows;
   const workgroupsPerBlock = Math.ceil(blocks / SHADERS.conv2d_uniform_weights.workgroupSize[0]);
-  const windowable = options.kernels !== 'registers-storage' && !small && kh * kw > 1 && workgroupsPerBlock >= 2;
-  if (windowable && blockVec4s > WINDOW_VEC4S) {
+  const uniformWeights = options.kernels !== 'registers-storage' && kh * kw > 1;
+  if (uniformWeights && blockVec4s > WINDOW_VEC4S) {
     // Too many input channels for one window: the sum of convs over parts of them, each adding
-    // the one before as its residual (the bias, channelAdd and residual in the first, the scale in the last).
+    // the one before as its residual (the bias, channelAdd and residual in the first, the scale in
+    // the last). Whatever the batch (the parts may read storage), so an image never depends on it.
     if (options.inputChannels) throw new Error(`${name}: input channels [${options.inputChannels}] do not fit one window`);
     const parts = Math.ceil(blockVec4s / WINDOW_VEC4S);
     const per = Math.ceil(cin / parts);
@@ -379,7 +381,7 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
     }
     return sum!;
   }
-  const windowed = windowable && blockVec4s <= WINDOW_VEC4S;
+  const windowed = uniformWeights && !small && workgroupsPerBlock >= 2;
   const out = g.intermediate(name, outShape);
   const blocksPerWindow = windowed ? Math.floor(WINDOW_VEC4S / blockVec4s) : ocBlocks;
   const windows = Math.ceil(ocBlocks / blocksPerWindow);
