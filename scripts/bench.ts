@@ -4,6 +4,7 @@
  * same model through ONNX Runtime (Web's WebGPU EP on the same adapter, Node's CPU EP) in the
  * same process. Runs under Deno and Node; `--help` lists the options.
  */
+import { type ConvKernels, KERNEL_FAMILIES } from '../src/ops/conv2d.ts';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -35,6 +36,9 @@ Options:
   --model DIR        a diffusers UNet2DModel folder (config.json + safetensors); default weights/emoji32
   --layout NAME      cifar10 | celebahq: that checkpoint's layout with random weights
   --batch N          images per forward (1)
+  --kernels FAMILY   the conv kernels: registers (weights in uniform windows), registers-storage
+                     (the same kernels reading one storage buffer) or tiled (GPUs); by default
+                     the adapter's (registers on a software adapter, tiled otherwise)
   --steps S          DDIM steps of the timed sample (50)
   --repeats R        timed forwards, after the warm-up (10)
   --warmup W         untimed forwards first (3); with 0, no warm-up sample before the DDIM run either
@@ -57,6 +61,7 @@ interface Args {
   model?: string;
   layout?: string;
   batch: number;
+  kernels?: ConvKernels;
   steps?: number;
   repeats?: number;
   warmup?: number;
@@ -94,6 +99,13 @@ export function parseArgs(argv: string[]): Args {
       case '--batch':
         args.batch = positive(flag, value());
         break;
+      case '--kernels': {
+        const family = value();
+        const known = KERNEL_FAMILIES.find((k) => k === family);
+        if (!known) throw new UsageError(`--kernels takes ${KERNEL_FAMILIES.join(', ')}; got ${family}`);
+        args.kernels = known;
+        break;
+      }
       case '--steps':
         args.steps = positive(flag, value());
         break;
@@ -199,6 +211,7 @@ export async function main(
     files,
     gpu: io.gpu,
     batch: args.batch,
+    kernels: args.kernels,
     steps: args.steps ?? (args.quick ? 1 : 50),
     repeats: args.repeats ?? (args.quick ? 1 : 10),
     warmup: args.warmup ?? (args.quick ? 1 : 3),

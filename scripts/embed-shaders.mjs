@@ -41,7 +41,11 @@ export function describeShader(name, code) {
   for (const s of reflect.storage) {
     bindings.push({ name: s.name, group: s.group, binding: s.binding, kind: s.access === 'read' ? 'read' : 'read_write' });
   }
-  for (const u of reflect.uniforms) bindings.push({ name: u.name, group: u.group, binding: u.binding, kind: 'uniform' });
+  // The uniform named `params` holds the dispatch's parameters; any other uniform is an input
+  // (weights read through a uniform binding, which some drivers load much faster).
+  for (const u of reflect.uniforms) {
+    bindings.push({ name: u.name, group: u.group, binding: u.binding, kind: u.name === 'params' ? 'uniform' : 'read_uniform' });
+  }
   bindings.sort((a, b) => a.group - b.group || a.binding - b.binding);
   for (const [i, b] of bindings.entries()) {
     if (b.group !== 0 || b.binding !== i) {
@@ -54,7 +58,7 @@ export function describeShader(name, code) {
   }
   let params = null;
   if (uniformIndex !== -1) {
-    const u = reflect.uniforms[0];
+    const u = reflect.uniforms.find((u) => u.name === 'params');
     const fields = {};
     for (const m of u.type.members) {
       const type = m.type.name;
@@ -67,7 +71,7 @@ export function describeShader(name, code) {
   }
   const firstWrite = bindings.findIndex((b) => b.kind === 'read_write');
   for (const [i, b] of bindings.entries()) {
-    if (b.kind === 'read' && firstWrite !== -1 && i > firstWrite) {
+    if ((b.kind === 'read' || b.kind === 'read_uniform') && firstWrite !== -1 && i > firstWrite) {
       throw new Error(`${name}.wgsl: inputs must come before outputs (${b.name})`);
     }
   }

@@ -10,7 +10,7 @@ import { attentionCore, spatialAttention } from '../src/ops/attention.ts';
 import { concatChannels } from '../src/ops/concat.ts';
 import { conv2d, type Conv2dOptions, KERNEL_FAMILIES, tiledConvFusesGroupNorm } from '../src/ops/conv2d.ts';
 import { groupNorm } from '../src/ops/group_norm.ts';
-import { preferredKernels } from '../src/gpu/adapter.ts';
+import { isSoftwareAdapter, preferredKernels } from '../src/gpu/adapter.ts';
 import type { WeightArray } from '../src/ops/weights.ts';
 import { readUNet, UNet } from '../src/model/unet_model.ts';
 import { readFileSync } from 'node:fs';
@@ -403,6 +403,100 @@ for (const kernels of KERNEL_FAMILIES) {
       expectClose(`conv [${kernels}] ${label}`, actual, conv2dReference(c, x, w.data, b.data, channelAdd, residual), TOLERANCE);
     });
   }
+}
+
+// The register kernels' weights in 64 KiB uniform windows, one dispatch per window: each case
+// asserts how many windows it takes and which kernel, so none passes through the storage path.
+const WINDOWED_CASES: [string, ConvCase, { windows: number; shader: string }][] = [
+  ['3x3 pad 1, 16x16, 120 -> 24 (one channel block per window), channelAdd + residual', {
+    batch: 1,
+    cin: 120,
+    cout: 24,
+    height: 16,
+    width: 16,
+    kernel: 3,
+    options: { padding: [1, 1, 1, 1], channelAdd: true, residual: true, outputScale: 0.5 },
+  }, { windows: 3, shader: 'conv2d_wide_uniform_weights' }],
+  ['3x3 upsample 2x, 8x8 -> 16x16, 120 -> 24', {
+    batch: 1,
+    cin: 120,
+    cout: 24,
+    height: 8,
+    width: 8,
+    kernel: 3,
+    options: { padding: [1, 1, 1, 1], upsample: true },
+  }, { windows: 3, shader: 'conv2d_wide_uniform_weights' }],
+  ['3x3 pad 1, 8x12 rows (8 pixels per invocation), 100 -> 17, batch 3', {
+    batch: 3,
+    cin: 100,
+    cout: 17,
+    height: 8,
+    width: 12,
+    kernel: 3,
+    options: { padding: [1, 1, 1, 1] },
+  }, { windows: 2, shader: 'conv2d_uniform_weights' }],
+  ['3x3 pad 1, 16x16, 240 -> 16 (two convs over 120 input channels each), channelAdd + residual + scale', {
+    batch: 1,
+    cin: 240,
+    cout: 16,
+    height: 16,
+    width: 16,
+    kernel: 3,
+    options: { padding: [1, 1, 1, 1], channelAdd: true, residual: true, outputScale: 0.5 },
+  }, { windows: 4, shader: 'conv2d_wide_uniform_weights' }],
+  ['3x3 pad 1, 4x4 image, 240 -> 16 (split in two; whole images per invocation read storage)', {
+    batch: 2,
+    cin: 240,
+    cout: 16,
+    height: 4,
+    width: 4,
+    kernel: 3,
+    options: { padding: [1, 1, 1, 1], residual: true },
+  }, { windows: 2, shader: 'conv2d_small' }],
+  ['3x3 stride 2, pad [0,0,1,1], 32x32, 60 -> 20 (the general path)', {
+    batch: 1,
+    cin: 60,
+    cout: 20,
+    height: 32,
+    width: 32,
+    kernel: 3,
+    options: { stride: 2, padding: [0, 0, 1, 1] },
+  }, { windows: 1, shader: 'conv2d_uniform_weights' }],
+];
+
+for (const [label, c, expected] of WINDOWED_CASES) {
+  ops(`conv2d [registers], weights in uniform windows: ${label}`, async () => {
+    const rand = random(c.cin * 77 + c.cout);
+    const [outH, outW] = convOutputSize(c);
+    const x = filled(c.batch * c.cin * c.height * c.width, rand);
+    const w = weight('w', [c.cout, c.cin, 3, 3], rand, 1 / Math.sqrt(c.cin * 9));
+    const b = weight('b', [c.cout], rand);
+    const channelAdd = c.options.channelAdd ? filled(c.batch * (c.cout + ADD_EXTRA), rand) : undefined;
+    const residual = c.options.residual ? filled(c.batch * c.cout * outH * outW, rand) : undefined;
+    const inputs: Record<string, { shape: number[]; data: Float32Array }> = { x: { shape: [c.batch, c.cin, c.height, c.width], data: x } };
+    if (channelAdd) inputs.add = { shape: [c.batch, c.cout + ADD_EXTRA], data: channelAdd };
+    if (residual) inputs.res = { shape: [c.batch, c.cout, outH, outW], data: residual };
+    let nodes: readonly GraphNode[] = [];
+    const actual = await runGraph(inputs, (g, t) => {
+      const out = conv2d(g, 'conv', t.x, w, b, {
+        ...c.options,
+        kernels: 'registers',
+        channelAdd: t.add,
+        channelAddOffset: t.add ? ADD_OFFSET : undefined,
+        residual: t.res,
+      });
+      nodes = g.nodes;
+      return out;
+    });
+    assert.is(nodes.length, expected.windows, 'dispatches (windows, or parts of the input)');
+    assert.ok(nodes.every((n) => n.shader === expected.shader), nodes.map((n) => n.shader).join());
+    expectClose(
+      `conv [registers, ${expected.windows} dispatch${expected.windows > 1 ? 'es' : ''}] ${label}`,
+      actual,
+      conv2dReference(c, x, w.data, b.data, channelAdd, residual),
+      TOLERANCE,
+    );
+  });
 }
 
 ops('concat: channels of two tensors, batch 3, 5x7', async () => {
@@ -913,12 +1007,18 @@ ops('attention kernel: inputs that are not q, k and v of whole heads are refused
   assert.throws(() => attentionCore(g, 'attn', g.input('b', [1, 12, 4, 4]), { heads: 3 }), /attn: 4 channels do not split into 3 heads/);
 });
 
-ops('kernel choice: a software adapter gets the register kernels', async () => {
+ops('kernel choice: a software adapter gets the register kernels, uniform windows on llvmpipe only', async () => {
   const g = await gpu();
   const info = g.adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
   const software = info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(g.adapterName);
   console.log(`    ${g.adapterName}: ${preferredKernels(g.adapter)}`);
-  assert.is(preferredKernels(g.adapter), software ? 'registers' : 'tiled');
+  assert.is(isSoftwareAdapter(g.adapter), software);
+  const adapter = (info: Partial<GPUAdapterInfo> & { isFallbackAdapter?: boolean }) =>
+    ({ info: { vendor: '', architecture: '', device: '', description: '', ...info } }) as unknown as GPUAdapter;
+  assert.is(preferredKernels(adapter({ description: 'llvmpipe (LLVM 15.0.6, 256 bits)' })), 'registers');
+  assert.is(preferredKernels(adapter({ vendor: 'google', architecture: 'swiftshader' })), 'registers-storage');
+  assert.is(preferredKernels(adapter({ vendor: 'intel', isFallbackAdapter: true })), 'registers-storage');
+  assert.is(preferredKernels(adapter({ vendor: 'nvidia', architecture: 'hopper' })), 'tiled');
 });
 
 // The GPU family through a whole model (multi-head attention, six levels), on whatever adapter.

@@ -29,14 +29,14 @@ shaders('src/shaders.gen.ts matches the .wgsl files and their reflection', () =>
     const reflect = new WgslReflect(code);
     const bindings = [
       ...reflect.storage.map((s) => ({ binding: s.binding, name: s.name, kind: s.access === 'read' ? 'read' : 'read_write' })),
-      ...reflect.uniforms.map((u) => ({ binding: u.binding, name: u.name, kind: 'uniform' })),
+      ...reflect.uniforms.map((u) => ({ binding: u.binding, name: u.name, kind: u.name === 'params' ? 'uniform' : 'read_uniform' })),
     ].sort((a, b) => a.binding - b.binding);
     assert.equal(shader.bindings, bindings.map(({ name, kind }) => ({ name, kind })), `${shader.name}: bindings`);
     bindings.forEach((b, i) => assert.is(b.binding, i, `${shader.name}: binding ${b.name} out of order`));
     const kinds = bindings.map((b) => b.kind).join(',');
-    assert.ok(/^(read,)*(read_write,?)+(uniform)?$/.test(kinds), `${shader.name}: inputs, outputs, then params (${kinds})`);
-    if (reflect.uniforms.length) {
-      const params = reflect.uniforms[0];
+    assert.ok(/^((read|read_uniform),)*(read_write,?)+(uniform)?$/.test(kinds), `${shader.name}: inputs, outputs, then params (${kinds})`);
+    const params = reflect.uniforms.find((u) => u.name === 'params');
+    if (params) {
       assert.is(shader.params?.size, params.size, `${shader.name}: params size`);
       for (const member of (params.type as unknown as { members: { name: string; offset: number; type: { name: string } }[] }).members) {
         assert.equal(
@@ -61,7 +61,11 @@ shaders("each graph node binds exactly its shader's inputs and outputs and sets 
   for (const node of graph.nodes) {
     const shader = SHADERS[node.shader];
     used.add(node.shader);
-    assert.is(node.inputs.length, shader.bindings.filter((b) => b.kind === 'read').length, `${node.name}: inputs`);
+    assert.is(
+      node.inputs.length,
+      shader.bindings.filter((b) => b.kind === 'read' || b.kind === 'read_uniform').length,
+      `${node.name}: inputs`,
+    );
     assert.is(node.outputs.length, shader.bindings.filter((b) => b.kind === 'read_write').length, `${node.name}: outputs`);
     assert.equal(Object.keys(node.params).sort(), Object.keys(shader.params?.fields ?? {}).sort(), `${node.name}: params`);
   }

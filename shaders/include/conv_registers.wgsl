@@ -1,7 +1,8 @@
 // What the register-blocked conv variants share (conv2d.wgsl, conv2d_wide.wgsl,
-// conv2d_small.wgsl): the params, the bindings, the 8-channel accumulator and its weight loads,
-// and the fused epilogue out = (acc + bias + channel_add + residual) * output_scale.
-// Each variant defines OC (8) and its own PX.
+// conv2d_small.wgsl and their *_uniform_weights twins): the params, the bindings but the weights'
+// (conv_weights_storage.wgsl or conv_weights_uniform.wgsl define `weight` and load_weights), the
+// 8-channel accumulator, and the fused epilogue out = (acc + bias + channel_add + residual) *
+// output_scale. Each variant defines OC (8) and its own PX.
 
 struct Params {
   batch: u32,
@@ -30,11 +31,15 @@ struct Params {
   channel_add_stride: u32,  // tensor holds every resnet's projected time embedding
   in_channels_a: u32,   // the 1x1 paths' input may be two tensors side by side in channels (a
                         // skip concatenation, read in place): channels from this one on are input_b4's
+  src_channels: u32,    // the input tensor's channels, of which the 3x3 paths read in_channels
+  in_channel0: u32,     // from this one on (a conv split over input channels, one window each)
+  oc_block0: u32,       // the first block of 8 output channels of this dispatch (workgroup_id.y 0)
+  weight_block_vec4s: u32,  // conv_weights_uniform.wgsl: vec4s per output-channel block in the window
 }
 
 @group(0) @binding(0) var<storage, read> input: array<f32>;
 @group(0) @binding(1) var<storage, read> input4: array<vec4<f32>>;  // the same tensor, as vec4s
-@group(0) @binding(2) var<storage, read> weight: array<vec4<f32>>;
+// @binding(2) is the weights: conv_weights_storage.wgsl or conv_weights_uniform.wgsl.
 @group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> channel_add: array<f32>;
 @group(0) @binding(5) var<storage, read> residual: array<f32>;
@@ -63,11 +68,6 @@ struct Pixel {
 fn mac(p: Pixel, w: Pixel, x: f32) -> Pixel {
   let v = vec4<f32>(x);
   return Pixel(fma(w.lo, v, p.lo), fma(w.hi, v, p.hi));
-}
-
-fn load_weights(row: u32, oc8: u32) -> Pixel {
-  let i = row * (params.oc_stride / 4u) + 2u * oc8;
-  return Pixel(weight[i], weight[i + 1u]);
 }
 
 fn store_channel(v: f32, n: u32, oc: u32, pixel: u32, out_pixels: u32) {

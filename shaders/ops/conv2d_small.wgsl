@@ -9,6 +9,7 @@
 const OC: u32 = 8u;
 
 #include "conv_registers.wgsl"
+#include "conv_weights_storage.wgsl"
 
 @compute @workgroup_size(8, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
@@ -17,7 +18,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let oc8 = cell % oc_blocks;
   let n = cell / oc_blocks;
   let src_plane = params.src_height * params.src_width;
-  let first = n * params.in_channels * src_plane;
+  let first = (n * params.src_channels + params.in_channel0) * src_plane;
   let rows = params.src_height;
 
   var acc: array<Pixel, 16>;  // acc[4 * y + x]

@@ -6,7 +6,7 @@
  */
 import { accessSync, constants } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { preferredKernels } from '../gpu/adapter.ts';
+import { isSoftwareAdapter } from '../gpu/adapter.ts';
 import type { Backend } from '../gpu/device.ts';
 import type { RecordObserver } from '../gpu/recorder.ts';
 import { gridRgba, rgbaToTensor } from '../io/image.ts';
@@ -414,7 +414,7 @@ async function sample(args: SampleArgs, deps: RunDeps): Promise<void> {
     batch,
     args.backend,
     (pipeline) => {
-      if (fewerOnSoftware && preferredKernels(pipeline.gpu.adapter) === 'registers') {
+      if (fewerOnSoftware && isSoftwareAdapter(pipeline.gpu.adapter)) {
         count = SOFTWARE_DEFAULT_IMAGES;
         io.stderr(
           `note: ${pipeline.gpu.adapterName} is a software adapter (the CPU): sampling ${count} images, not ${DEFAULT_IMAGES}; --n N gives any number\n`,

@@ -5,7 +5,7 @@
  * bug and prints its stack with status 1. main never throws.
  */
 import process from 'node:process';
-import { preferredKernels } from '../gpu/adapter.ts';
+import { isSoftwareAdapter } from '../gpu/adapter.ts';
 import { type Backend, type Gpu, GpuUnavailableError, requestGpu } from '../gpu/device.ts';
 import { PngError } from '../io/png.ts';
 import { SafetensorsError } from '../io/safetensors.ts';
@@ -63,7 +63,7 @@ function processIo(): CliIo {
  */
 async function fastestGpu(backend: Backend): Promise<Gpu> {
   const gpu = await requestGpu({ backend });
-  if (backend !== 'auto' || gpu.implementation !== 'deno-wgpu' || preferredKernels(gpu.adapter) !== 'registers') return gpu;
+  if (backend !== 'auto' || gpu.implementation !== 'deno-wgpu' || !isSoftwareAdapter(gpu.adapter)) return gpu;
   try {
     const dawn = await requestGpu({ backend: 'dawn' });
     gpu.device.destroy();
@@ -76,7 +76,7 @@ async function fastestGpu(backend: Backend): Promise<Gpu> {
 export const openGpuPipeline: OpenPipeline = async (model, { batch, backend, softwareBatch }) => {
   const gpu = await fastestGpu(backend);
   try {
-    const software = preferredKernels(gpu.adapter) === 'registers';
+    const software = isSoftwareAdapter(gpu.adapter);
     const pipeline = await DdimPipeline.load(gpu, model, { batch: software && softwareBatch !== undefined ? softwareBatch : batch });
     return {
       pipeline,

@@ -84,7 +84,9 @@ export class Kernel {
         entries: shader.bindings.map((b, binding) => ({
           binding,
           visibility: GPUShaderStage.COMPUTE,
-          buffer: { type: b.kind === 'uniform' ? 'uniform' : b.kind === 'read' ? 'read-only-storage' : 'storage' },
+          buffer: {
+            type: b.kind === 'uniform' || b.kind === 'read_uniform' ? 'uniform' : b.kind === 'read' ? 'read-only-storage' : 'storage',
+          },
         })),
       });
       const module = device.createShaderModule({ label: shader.name, code: shader.code });

@@ -98,7 +98,9 @@ export class DeviceWeights {
       return buffer;
     }
     const size = alignTo(byteSize(t), 4);
-    buffer = this.device.createBuffer({ label: t.name, size, usage: GPUBufferUsage.STORAGE, mappedAtCreation: true });
+    // Uniform too: the register convs bind 64 KiB windows of their weights as uniform buffers.
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.UNIFORM;
+    buffer = this.device.createBuffer({ label: t.name, size, usage, mappedAtCreation: true });
     new Float32Array(buffer.getMappedRange()).set(t.values!());
     buffer.unmap();
     this.buffers.set(t.name, buffer);

@@ -104,7 +104,7 @@ export class Graph {
   addNode(spec: Omit<GraphNode, 'workgroups'>): void {
     const shader = SHADERS[spec.shader];
     const node: GraphNode = { ...spec, workgroups: workgroupGrid(shader, spec.dispatch, GUARANTEED_WORKGROUPS_PER_DIMENSION) };
-    const inputSlots = shader.bindings.filter((b) => b.kind === 'read').length;
+    const inputSlots = shader.bindings.filter((b) => b.kind === 'read' || b.kind === 'read_uniform').length;
     const outputSlots = shader.bindings.filter((b) => b.kind === 'read_write').length;
     if (node.inputs.length !== inputSlots || node.outputs.length !== outputSlots) {
       throw new Error(

@@ -11,15 +11,21 @@ import type { WeightArray } from './weights.ts';
  * conv2d_small.wgsl); on a real GPU, workgroup-memory tiles shared by many invocations win
  * (conv2d_tiled.wgsl). The choice is made where the adapter is known (src/gpu/adapter.ts).
  */
-export type ConvKernels = 'registers' | 'tiled';
+export type ConvKernels = 'registers' | 'registers-storage' | 'tiled';
 
-export const KERNEL_FAMILIES: readonly ConvKernels[] = ['registers', 'tiled'];
+/**
+ * 'registers' reads the weights through 64 KiB uniform windows (one dispatch per window), where
+ * 'registers-storage' (the same kernels otherwise) reads them from one storage buffer.
+ */
+export const KERNEL_FAMILIES: readonly ConvKernels[] = ['registers', 'registers-storage', 'tiled'];
 
 /** Output channels one workgroup of conv2d.wgsl computes, and output pixels per invocation. */
 const OC_BLOCK = 8;
 const PX_BLOCK = 8;
 /** conv2d_wide.wgsl: the same fast paths with 16 pixels per invocation, for wide rows. */
 const WIDE_PX_BLOCK = 16;
+/** vec4s in one uniform window of weights (conv_weights_uniform.wgsl): 64 KiB, WebGPU's minimum limit. */
+const WINDOW_VEC4S = 4096;
 /** The tiled kernels' tile (shaders/include/conv_tiled.wgsl): 64 output channels x 64 output pixels per workgroup. */
 const TILE = 64;
 
@@ -63,6 +69,11 @@ export interface Conv2dOptions {
    * concatenation is made first (a concat node named `${name}.input`).
    */
   concat?: Tensor;
+  /**
+   * Input channels [first, end) of x only (the register kernels' paths over 1x1): a conv whose
+   * weights are too large for one uniform window is the sum of convs over parts of its input.
+   */
+  inputChannels?: [number, number];
   /** Which kernel family runs it (see ConvKernels): 'registers' (the default) or 'tiled'. */
   kernels?: ConvKernels;
   /**
@@ -152,7 +163,11 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
     throw new Error(`${name}: cannot read [${x.shape}] and [${b2.shape}] as one concatenated input`);
   }
   const [n, cinA, srcH, srcW] = x.shape;
-  const cin = cinA + (b2 ? b2.shape[1] : 0);
+  const [channel0, channelEnd] = options.inputChannels ?? [0, cinA];
+  if (options.inputChannels && (b2 || options.kernels === 'tiled' || !(channel0 >= 0 && channel0 < channelEnd && channelEnd <= cinA))) {
+    throw new Error(`${name}: cannot read input channels [${options.inputChannels}] of [${x.shape}] here`);
+  }
+  const cin = channelEnd - channel0 + (b2 ? b2.shape[1] : 0);
   const shape = weight.shape.length === 2 ? [weight.shape[0], weight.shape[1], 1, 1] : weight.shape;
   const [cout, wcin, kh, kw] = shape;
   if (wcin !== cin) throw new Error(`${name}: weight expects ${wcin} input channels, the input has ${cin}`);
@@ -215,17 +230,23 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
     const cat = concatChannels(g, `${name}.input`, x, b2);
     return conv2d(g, name, cat, weight, bias, { ...options, concat: undefined });
   }
-  const out = g.intermediate(name, [n, cout, outH, outW]);
+  const outShape = [n, cout, outH, outW];
   const addOffset = options.channelAddOffset ?? 0;
   const add = options.channelAdd;
   if (add && (add.shape.length !== 2 || add.shape[0] !== n || add.shape[1] < addOffset + cout)) {
     throw new Error(`${name}: channelAdd has shape [${add.shape}], expected [${n}, ${addOffset + cout} or more]`);
   }
   const res = options.residual;
-  if (res && res.shape.join() !== out.shape.join()) throw new Error(`${name}: residual has shape [${res.shape}], expected [${out.shape}]`);
+  if (res && res.shape.join() !== outShape.join()) throw new Error(`${name}: residual has shape [${res.shape}], expected [${outShape}]`);
   const ocStride = Math.ceil(cout / OC_BLOCK) * OC_BLOCK;
-  const w = g.weight(`${weight.name}:transposed`, [cin * kh * kw, ocStride], () => transposeConvWeight({ ...weight, shape }, ocStride));
-  const b = g.weight(`${bias.name}:padded`, [ocStride], () => padded(bias.data, ocStride));
+  // Made only for the kernels that read it (the uniform windows are their own weights).
+  const transposedName = `${weight.name}:transposed`;
+  const storageWeight = () =>
+    g.has(transposedName)
+      ? g.tensor(transposedName)
+      : g.weight(transposedName, [cin * kh * kw, ocStride], () => transposeConvWeight({ ...weight, shape }, ocStride));
+  const paddedBias = `${bias.name}:padded`; // shared with the parts of a conv split over its input
+  const b = g.has(paddedBias) ? g.tensor(paddedBias) : g.weight(paddedBias, [ocStride], () => padded(bias.data, ocStride));
   const epilogue = {
     has_channel_add: options.channelAdd ? 1 : 0,
     has_residual: options.residual ? 1 : 0,
@@ -234,9 +255,11 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
     channel_add_stride: add ? add.shape[1] : 0,
   };
   const flops = 2 * n * cout * outH * outW * cin * kh * kw;
-  const bytes = byteSize(x) + (b2 ? byteSize(b2) : 0) + 4 * elementCount(weight.shape) + byteSize(out) * (options.residual ? 2 : 1);
+  const bytes = byteSize(x) + (b2 ? byteSize(b2) : 0) + 4 * elementCount(weight.shape) +
+    4 * elementCount(outShape) * (options.residual ? 2 : 1);
   const kind = kh === 1 && kw === 1 ? 'conv1x1' : 'conv3x3';
   if (tiled) {
+    const out = g.intermediate(name, outShape);
     // The shortcut's weights are more rows of the GEMM's depth, under the conv's; its bias adds to the conv's.
     const wTiled = sc
       ? g.weight(`${weight.name}:transposed+${sc.weight.name}`, [cin * kh * kw + shortcutChannels, ocStride], () => {
@@ -245,7 +268,7 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
         stacked.set(transposeConvWeight({ ...sc.weight, shape: [cout, shortcutChannels, 1, 1] }, ocStride), cin * kh * kw * ocStride);
         return stacked;
       })
-      : w;
+      : storageWeight();
     const bTiled = sc
       ? g.weight(`${bias.name}:padded+${sc.bias.name}`, [ocStride], () => padded(bias.data.map((v, i) => v + sc.bias.data[i]), ocStride))
       : b;
@@ -324,39 +347,127 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
   const rowBlocks = Math.ceil(viewOutW / (wide ? WIDE_PX_BLOCK : PX_BLOCK));
   // conv2d_small counts (image, channel block) pairs; the others (image, row, pixel block) cells.
   const blocks = small ? n * (ocStride / OC_BLOCK) : n * viewOutH * rowBlocks;
-  g.addNode({
-    name,
-    kind,
-    shader: small ? 'conv2d_small' : wide ? 'conv2d_wide' : 'conv2d',
-    inputs: [x, x, w, b, options.channelAdd ?? null, options.residual ?? null, b2 ?? null],
-    outputs: [out],
-    params: {
-      batch: n,
-      in_channels: cin,
-      src_height: viewH,
-      src_width: viewW,
-      in_height: viewInH,
-      in_width: viewInW,
-      out_channels: cout,
-      oc_stride: ocStride,
-      out_height: viewOutH,
-      out_width: viewOutW,
-      kernel_h: kh,
-      kernel_w: kw,
-      stride,
-      pad_top: padTop,
-      pad_left: padLeft,
-      upsample: options.upsample ? 1 : 0,
-      ...epilogue,
-      row_blocks: rowBlocks,
-      blocks,
-      path,
-      in_channels_a: cinA,
-    },
-    // One invocation per block of pixels (per image for conv2d_small), for each block of 8 channels.
-    dispatch: { invocations: [blocks, small ? 1 : ocStride / OC_BLOCK] },
-    flops,
-    bytes,
-  });
+  const ocBlocks = ocStride / OC_BLOCK;
+  // Uniform windows of weights: each dispatch takes the output-channel blocks one window holds.
+  // Only where it pays (measured on llvmpipe, docs/perf.md): a kernel larger than 1x1 (for a 1x1
+  // conv the weights are a small part of the loads: 1.05x), whose dispatches still get two or
+  // more workgroups each (a window of one workgroup runs on one core: 0.93x at 8x8, batch 1).
+  // conv2d_small's lanes take different channel blocks, so it keeps the storage buffer, as does a
+  // conv whose one block of weights is over 64 KiB (more than 2048 input channels x taps).
+  const rows = cin * kh * kw;
+  const blockVec4s = 2 * rows;
+  const workgroupsPerBlock = Math.ceil(blocks / SHADERS.conv2d_uniform_weights.workgroupSize[0]);
+  const uniformWeights = options.kernels !== 'registers-storage' && kh * kw > 1;
+  if (uniformWeights && blockVec4s > WINDOW_VEC4S) {
+    // Too many input channels for one window: the sum of convs over parts of them, each adding
+    // the one before as its residual (the bias, channelAdd and residual in the first, the scale in
+    // the last). Whatever the batch (the parts may read storage), so an image never depends on it.
+    if (options.inputChannels) throw new Error(`${name}: input channels [${options.inputChannels}] do not fit one window`);
+    const parts = Math.ceil(blockVec4s / WINDOW_VEC4S);
+    const per = Math.ceil(cin / parts);
+    let sum = options.residual;
+    for (let c0 = 0; c0 < cin; c0 += per) {
+      const c1 = Math.min(cin, c0 + per);
+      const last = c1 === cin;
+      const part = sliceInputChannels(weight, shape, c0, c1);
+      const partBias = c0 === 0 ? bias : { name: `${bias.name}:zeros`, shape: [cout], data: new Float32Array(cout) };
+      sum = conv2d(g, last ? name : `${name}.in${c0}-${c1 - 1}`, x, part, partBias, {
+        ...options,
+        inputChannels: [c0, c1],
+        channelAdd: c0 === 0 ? options.channelAdd : undefined,
+        residual: sum,
+        outputScale: last ? options.outputScale : 1,
+      });
+    }
+    return sum!;
+  }
+  const windowed = uniformWeights && !small && workgroupsPerBlock >= 2;
+  const out = g.intermediate(name, outShape);
+  const blocksPerWindow = windowed ? Math.floor(WINDOW_VEC4S / blockVec4s) : ocBlocks;
+  const windows = Math.ceil(ocBlocks / blocksPerWindow);
+  let transposed: Float32Array | undefined;
+  const transposedWeight = () => transposed ??= transposeConvWeight({ ...weight, shape }, ocStride);
+  for (let window = 0; window < windows; window++) {
+    const block0 = window * blocksPerWindow;
+    const count = Math.min(blocksPerWindow, ocBlocks - block0);
+    const weights = windowed
+      ? g.weight(
+        `${weight.name}:window${window}of${windows}`,
+        [4 * WINDOW_VEC4S],
+        () => weightWindow(transposedWeight(), rows, ocStride, block0, count),
+      )
+      : storageWeight();
+    const shaderName = small
+      ? 'conv2d_small'
+      : windowed
+      ? (wide ? 'conv2d_wide_uniform_weights' : 'conv2d_uniform_weights')
+      : wide
+      ? 'conv2d_wide'
+      : 'conv2d';
+    g.addNode({
+      name: windows > 1 ? `${name}.oc${block0 * OC_BLOCK}-${(block0 + count) * OC_BLOCK - 1}` : name,
+      kind,
+      shader: shaderName,
+      inputs: [x, x, weights, b, options.channelAdd ?? null, options.residual ?? null, b2 ?? null],
+      outputs: [out],
+      params: {
+        batch: n,
+        in_channels: cin,
+        src_height: viewH,
+        src_width: viewW,
+        in_height: viewInH,
+        in_width: viewInW,
+        out_channels: cout,
+        oc_stride: ocStride,
+        out_height: viewOutH,
+        out_width: viewOutW,
+        kernel_h: kh,
+        kernel_w: kw,
+        stride,
+        pad_top: padTop,
+        pad_left: padLeft,
+        upsample: options.upsample ? 1 : 0,
+        ...epilogue,
+        row_blocks: rowBlocks,
+        blocks,
+        path,
+        in_channels_a: cinA,
+        src_channels: cinA,
+        in_channel0: channel0,
+        oc_block0: block0,
+        weight_block_vec4s: windowed ? blockVec4s : 0,
+      },
+      // One invocation per block of pixels (per image for conv2d_small), for each block of 8 channels.
+      dispatch: { invocations: [blocks, small ? 1 : count] },
+      flops: (flops * count) / ocBlocks,
+      bytes: (bytes * count) / ocBlocks,
+    });
+  }
+  return out;
+}
+
+/** Input channels [c0, c1) of conv weights [Cout, Cin, kh, kw]. */
+function sliceInputChannels(weight: WeightArray, shape: number[], c0: number, c1: number): WeightArray {
+  const [cout, cin, kh, kw] = shape;
+  const taps = kh * kw;
+  const data = new Float32Array(cout * (c1 - c0) * taps);
+  for (let o = 0; o < cout; o++) {
+    data.set(weight.data.subarray((o * cin + c0) * taps, (o * cin + c1) * taps), o * (c1 - c0) * taps);
+  }
+  return { name: `${weight.name}[:, ${c0}:${c1}]`, shape: [cout, c1 - c0, kh, kw], data };
+}
+
+/**
+ * Output-channel blocks block0 .. block0 + count of the transposed weights ([rows, ocStride]), as
+ * conv_weights_uniform.wgsl reads them: [block][row][8 channels], zero-padded to a whole window.
+ */
+function weightWindow(transposed: Float32Array, rows: number, ocStride: number, block0: number, count: number): Float32Array {
+  const out = new Float32Array(4 * WINDOW_VEC4S);
+  for (let b = 0; b < count; b++) {
+    for (let r = 0; r < rows; r++) {
+      const from = r * ocStride + (block0 + b) * OC_BLOCK;
+      out.set(transposed.subarray(from, from + OC_BLOCK), (b * rows + r) * OC_BLOCK);
+    }
+  }
   return out;
 }

@@ -7,6 +7,8 @@
  * Runtime-neutral: the model arrives as files in memory; scripts/bench.ts reads them from disk,
  * parses the command line and writes the JSON.
  */
+import { preferredKernels } from '../gpu/adapter.ts';
+import type { ConvKernels } from '../ops/conv2d.ts';
 import { type Gpu, requestGpu } from '../gpu/device.ts';
 import { readUNet, UNet } from '../model/unet_model.ts';
 import type { ModelFiles } from '../pipeline.ts';
@@ -25,6 +27,8 @@ export interface BenchOptions {
   files: ModelFiles;
   gpu?: Gpu;
   batch?: number;
+  /** The conv kernel family; the adapter's preferred one when omitted (see preferredKernels). */
+  kernels?: ConvKernels;
   /** DDIM steps of the timed sample. */
   steps?: number;
   /** Timed forwards (after `warmup` untimed ones). */
@@ -51,6 +55,8 @@ export interface BenchResult {
   schema: 'ddim-webgpu-bench/1';
   date: string;
   adapter: string;
+  /** The conv kernel family the forwards ran. */
+  kernels: ConvKernels;
   implementation: string;
   timestampQuery: boolean;
   model: { name: string; source: string; params: number; sampleSize: number; batch: number };
@@ -142,7 +148,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResult> 
   log(`loading ${options.modelName} at batch ${batch} ...`);
   const model = readUNet(options.files);
   const params = [...model.file.tensors.values()].reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0);
-  const unet = await UNet.compile(gpu, model, { batch });
+  const unet = await UNet.compile(gpu, model, { batch, kernels: options.kernels });
   let sampler: DdimSampler | undefined;
   try {
     const nodes = unet.compiled.nodeList;
@@ -193,6 +199,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResult> 
       date: new Date().toISOString(),
       adapter: gpu.adapterName,
       implementation: gpu.implementation,
+      kernels: options.kernels ?? preferredKernels(gpu.adapter),
       timestampQuery: gpu.hasTimestamps,
       model: { name: options.modelName, source: options.modelSource, params, sampleSize: unet.size, batch },
       graph: {
@@ -274,7 +281,7 @@ export function formatBenchmark(r: BenchResult): string {
     `bench: ${r.model.name} (${r.model.source}), ${
       (r.model.params / 1e6).toFixed(2)
     }M params, ${r.model.sampleSize}x${r.model.sampleSize}, batch ${r.model.batch}`,
-    `adapter: ${r.adapter}; timestamp-query ${r.timestampQuery ? 'yes' : 'no'}; ${r.date}`,
+    `adapter: ${r.adapter}; kernels: ${r.kernels}; timestamp-query ${r.timestampQuery ? 'yes' : 'no'}; ${r.date}`,
     `graph: ${r.graph.gflopPerForward.toFixed(3)} GFLOP and ${
       r.graph.gbPerForward.toFixed(3)
     } GB counted per forward; ${r.graph.dispatchesPerForward} dispatches per forward`,

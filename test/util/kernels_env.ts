@@ -1,14 +1,15 @@
 /**
- * DDIM_KERNELS=registers|tiled makes the golden tests compile the UNet with that conv kernel
+ * DDIM_KERNELS=registers|registers-storage|tiled makes the golden tests compile the UNet with that conv kernel
  * family instead of the adapter's preferred one, so the GPU kit checks both on a real card.
  */
-import type { ConvKernels } from '../../src/ops/kernels.ts';
+import { type ConvKernels, KERNEL_FAMILIES } from '../../src/ops/conv2d.ts';
 
 export function kernelsFromEnv(): ConvKernels | undefined {
   const value = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.DDIM_KERNELS;
   if (value === undefined || value === '') return undefined;
-  if (value !== 'registers' && value !== 'tiled') throw new Error(`DDIM_KERNELS takes registers or tiled, got ${value}`);
-  return value;
+  const family = KERNEL_FAMILIES.find((k) => k === value);
+  if (!family) throw new Error(`DDIM_KERNELS takes ${KERNEL_FAMILIES.join(', ')}, got ${value}`);
+  return family;
 }
 
 /** ' (kernels: tiled)' when the environment picks a family, for the adapter line the tests print. */

@@ -1,0 +1,111 @@
+// conv2d.wgsl's fast paths for wide rows: 16 output pixels x 8 output channels per invocation.
+// Each weight load (the larger part of the loads, see conv2d.wgsl) then feeds 16 pixels instead
+// of 8. Used for 3x3 stride-1 convolutions on rows a multiple of 16 long (path 1) and 1x1
+// convolutions on planes a multiple of 16 long (path 2); the parameters are conv2d.wgsl's.
+
+const PX: u32 = 16u;
+const OC: u32 = 8u;
+
+fn inside(i: i32, size: u32) -> bool {
+  return i >= 0 && i < i32(size);
+}
+
+fn src_row(iy: i32) -> u32 {
+  return u32(clamp(iy, 0, i32(params.in_height) - 1)) >> params.upsample;
+}
+
+// Columns x0 - 1 .. x0 + 16 of a row (x0 % 16 == 0): four vec4s and two scalars, or through the
+// upsampling source columns h - 1 .. h + 8 (h = x0 / 2): two vec4s read twice and two scalars.
+struct RowTaps {
+  left: u32,
+  m0: u32,
+  m1: u32,
+  m2: u32,
+  m3: u32,
+  right: u32,
+  ok: u32,   // bit j: column x0 - 1 + j lies inside the image
+}
+
+fn row_taps(iy: i32, x0: u32, upsample: bool, col_ok: u32) -> RowTaps {
+  let start = src_row(iy) * params.src_width;
+  let h = x0 >> params.upsample;
+  let q = (start + h) / 4u;
+  let right = min(select(h + 16u, h + 8u, upsample), params.src_width - 1u);
+  return RowTaps(start + max(h, 1u) - 1u, q, q + 1u, select(q + 2u, q, upsample), select(q + 3u, q + 1u, upsample),
+                 start + right, select(0u, col_ok, inside(iy, params.in_height)));
+}
+
+fn load_row(plane: u32, t: RowTaps, upsample: bool) -> array<f32, 18> {
+  let p4 = plane / 4u;
+  let a = input4[p4 + t.m0];
+  let b = input4[p4 + t.m1];
+  let c = input4[p4 + t.m2];
+  let d = input4[p4 + t.m3];
+  let l = input[plane + t.left];
+  let r = input[plane + t.right];
+  let flat = array<f32, 18>(l, a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w, c.x, c.y, c.z, c.w, d.x, d.y, d.z, d.w, r);
+  let up = array<f32, 18>(l, a.x, a.x, a.y, a.y, a.z, a.z, a.w, a.w, b.x, b.x, b.y, b.y, b.z, b.z, b.w, b.w, r);
+  var v: array<f32, 18>;
+  for (var j = 0u; j < 18u; j++) {
+    v[j] = select(0.0, select(flat[j], up[j], upsample), (t.ok & (1u << j)) != 0u);
+  }
+  return v;
+}
+
+@compute @workgroup_size(8, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u) {
+  let cell = min(gid.x, params.blocks - 1u);
+  let oc8 = wid.y + params.oc_block0;
+  let bx = cell % params.row_blocks;
+  let row = cell / params.row_blocks;
+  let oy = row % params.out_height;
+  let n = row / params.out_height;
+  let ox0 = bx * PX;
+  let src_plane = params.src_height * params.src_width;
+  let first_plane = (n * params.src_channels + params.in_channel0) * src_plane;
+
+  var acc: array<Pixel, 16>;
+  if (params.path == 1u) {
+    var col_ok = 0u;
+    for (var j = 0u; j < 18u; j++) {
+      col_ok |= select(0u, 1u << j, inside(i32(ox0 + j) - 1, params.in_width));
+    }
+    let upsample = params.upsample != 0u;
+    let iy = i32(oy) - i32(params.pad_top);
+    let taps = array<RowTaps, 3>(row_taps(iy, ox0, upsample, col_ok), row_taps(iy + 1, ox0, upsample, col_ok),
+                                 row_taps(iy + 2, ox0, upsample, col_ok));
+    for (var ic = 0u; ic < params.in_channels; ic++) {
+      let plane = first_plane + ic * src_plane;
+      for (var ky = 0u; ky < 3u; ky++) {
+        let v = load_row(plane, taps[ky], upsample);
+        for (var kx = 0u; kx < 3u; kx++) {
+          let w = load_weights(ic * 9u + ky * 3u + kx, oc8);
+          for (var p = 0u; p < PX; p++) {
+            acc[p] = mac(acc[p], w, v[kx + p]);
+          }
+        }
+      }
+    }
+  } else {
+    let q = ox0 / 4u;
+    for (var ic = 0u; ic < params.in_channels; ic++) {
+      let x = array<vec4<f32>, 4>(input_quad(n, ic, q), input_quad(n, ic, q + 1u), input_quad(n, ic, q + 2u), input_quad(n, ic, q + 3u));
+      let w = load_weights(ic, oc8);
+      for (var p = 0u; p < PX; p++) {
+        acc[p] = mac(acc[p], w, x[p / 4u][p % 4u]);
+      }
+    }
+  }
+
+  if (gid.x >= params.blocks) {
+    return;
+  }
+  let out_pixels = params.out_height * params.out_width;
+  let pixel = oy * params.out_width + ox0;
+  let oc0 = oc8 * OC;
+  for (var p = 0u; p < PX; p++) {
+    if (ox0 + p < params.out_width) {
+      store_pixel(acc[p], n, oc0, pixel + p, out_pixels);
+    }
+  }
+}
