@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main, parseArgs } from '../scripts/bench.ts';
@@ -10,7 +10,7 @@ import { ddimWithPeer } from '../scripts/peers/peers.ts';
 import { requestGpu } from '../src/gpu/device.ts';
 import { ddimSampleCpu } from '../src/sampler/reference.ts';
 import { ddimTimesteps, scheduleFromConfig } from '../src/sampler/schedule.ts';
-import { tinyModelFiles } from './util/tiny_model.ts';
+import { tinyModelFiles, writeTinyModel } from './util/tiny_model.ts';
 
 const peers = suite('bench --peers');
 const isDeno = 'Deno' in globalThis;
@@ -21,12 +21,7 @@ peers('--peers --quick runs ONNX Runtime beside the engine and writes the peers 
   try {
     // The tiny engine model (8x8) in a folder, and a tiny ONNX model of the same signature: this
     // checks the plumbing, not speed (the two are different networks).
-    const model = join(dir, 'tiny');
-    const files = tinyModelFiles();
-    mkdirSync(model);
-    writeFileSync(join(model, 'config.json'), JSON.stringify(files.config));
-    writeFileSync(join(model, 'diffusion_pytorch_model.safetensors'), files.weights);
-    writeFileSync(join(model, 'scheduler_config.json'), JSON.stringify(files.schedulerConfig));
+    const model = writeTinyModel(join(dir, 'tiny'));
     const onnx = join(dir, 'tiny.onnx');
     writeFileSync(onnx, tinyOnnxModel({ size: 8 }));
     const file = join(dir, 'bench.json');
