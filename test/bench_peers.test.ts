@@ -15,6 +15,12 @@ import { tinyModelFiles, writeTinyModel } from './util/tiny_model.ts';
 const peers = suite('bench --peers');
 const isDeno = 'Deno' in globalThis;
 
+// onnxruntime-web's 27 MB WebAssembly takes V8's optimizing compiler ~2 minutes of CPU on other
+// threads, and Node waits for that whenever its event loop runs empty: in session creation (71-273
+// s for the two-convolution model here) or else at exit. V8's baseline code is enough to check the
+// plumbing, so this process compiles WebAssembly with that only (the flag acts on later compiles).
+if (!isDeno) (await import('node:v8')).setFlagsFromString('--liftoff-only');
+
 peers('--peers --quick runs ONNX Runtime beside the engine and writes the peers field with ratios', async () => {
   const gpu = await requestGpu();
   const dir = mkdtempSync(join(tmpdir(), 'ddim-peers-'));
