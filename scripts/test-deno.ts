@@ -7,7 +7,7 @@
 import { runSuites, selectTests } from '../test/harness.ts';
 import { embedShaders } from './embed-shaders.mjs';
 
-const FULL_ONLY = ['checkpoints.test.ts', 'ddim_golden.test.ts', 'ops.test.ts', 'samplers.test.ts'];
+const FULL_ONLY = ['ddim_golden.test.ts', 'ops.test.ts', 'samplers.test.ts'];
 
 const testDir = new URL('../test/', import.meta.url);
 const all = [...Deno.readDirSync(testDir)].map((e) => e.name);
