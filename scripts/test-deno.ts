@@ -1,8 +1,8 @@
 // The same test suite under Deno, importing the .ts files directly.
 //   deno run -A scripts/test-deno.ts [filters...]
 // Without filters, the heavy golden below is left out (and said so) unless DDIM_DENO_FULL=1: the
-// Node run checks it on Dawn, and under Deno's wgpu on the software driver it took 41 min of a
-// ~45 min Deno run here (the rest together ~3 min). Everything else runs: Deno's own paths (its
+// Node run checks it on Dawn, and under Deno's wgpu on the software driver it took 41 min here
+// (a shared machine), all the other files together 3 min. Everything else runs: Deno's own paths (its
 // wgpu for every shader and the UNet golden, Dawn under Deno, file and permission APIs, the CLI,
 // progress, the peers). A filter runs any file it names.
 import { runSuites, selectTests } from '../test/harness.ts';
@@ -23,7 +23,7 @@ if (Deno.args.length === 0 && Deno.env.get('DDIM_DENO_FULL') !== '1') {
   if (left.length) {
     console.log(
       `test-deno: left out ${left.join(', ')} (a heavy golden the Node run checks); ` +
-        'DDIM_DENO_FULL=1 or `npm run test:deno:full` runs them too, a name filter runs any one',
+        'DDIM_DENO_FULL=1 or `npm run test:deno:full` runs it too, as does a name filter',
     );
   }
 }
