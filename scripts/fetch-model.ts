@@ -1,18 +1,22 @@
 /**
  * Downloads a diffusers UNet2DModel from the Hugging Face Hub (or a mirror of it) into a local
- * folder, in the flat layout the engine loads: `config.json`, `diffusion_pytorch_model.safetensors`
- * and, when the repo has one, `scheduler_config.json`.
+ * folder, in the flat layout the engine loads: `config.json`, the weights and, when the repo has
+ * one, `scheduler_config.json`. The weights are `diffusion_pytorch_model.safetensors`, or, in a
+ * repo without one, the PyTorch pickle `diffusion_pytorch_model.bin` (the engine reads it without
+ * running it: src/io/torch.ts).
  *
  *   deno run -A scripts/fetch-model.ts google/ddpm-cifar10-32 [--out DIR] [--revision REV] [--endpoint URL]
  *   node scripts/node.mjs scripts/fetch-model.ts google/ddpm-cifar10-32 [...]
  *
- * Only fetch, node:fs and node:path are used, so the same file runs in Node and Deno. Each file
+ * Only fetch, node:fs, node:path and the engine's file sniffing are used, so the same file runs in
+ * Node and Deno. Each file
  * streams into `<name>.<random>.tmp` beside its destination, and every file is renamed into place
  * only once all of them have arrived and been checked: a failed or interrupted fetch leaves
  * nothing behind.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { torchFormat } from '../src/io/torch.ts';
 
 export const DEFAULT_ENDPOINT = 'https://huggingface.co';
 export const DEFAULT_REVISION = 'main';
@@ -37,8 +41,11 @@ const LAYOUTS = [
 
 type Layout = (typeof LAYOUTS)[number];
 
+const LOCAL_SAFETENSORS = 'diffusion_pytorch_model.safetensors';
+const LOCAL_PICKLE = 'diffusion_pytorch_model.bin';
+
 /** Why a fetch failed: the CLI prints the message as is and exits with status 2. */
-export type FetchModelErrorKind = 'usage' | 'not-found' | 'needs-safetensors' | 'http' | 'network' | 'invalid' | 'aborted';
+export type FetchModelErrorKind = 'usage' | 'not-found' | 'conflict' | 'http' | 'network' | 'invalid' | 'aborted';
 
 export class FetchModelError extends Error {
   override name = 'FetchModelError';
@@ -83,6 +90,8 @@ export interface FetchedModel {
   dir: string;
   layout: 'root' | 'pipeline';
   files: FetchedFile[];
+  /** Which weights file the repo had: safetensors, or only the PyTorch pickle. */
+  weights: 'safetensors' | 'pickle';
   /** The repo had no scheduler config in either layout. */
   schedulerMissing: boolean;
 }
@@ -129,6 +138,7 @@ export async function fetchModel(options: FetchModelOptions): Promise<FetchedMod
       dir: out,
       layout: result.layout.name,
       files: result.downloads.map((d) => ({ source: d.source, path: d.dest, bytes: d.bytes })),
+      weights: result.weights,
       schedulerMissing: result.schedulerMissing,
     };
   } catch (e) {
@@ -146,23 +156,20 @@ export async function fetchModel(options: FetchModelOptions): Promise<FetchedMod
 
 async function fetchAll(ctx: Context, note: (message: string) => void) {
   const missing: string[] = [];
-  let pickleAt: Layout | undefined;
   for (const layout of LAYOUTS) {
     const config = await download(ctx, layout.config, 'config.json');
     if (!config) {
       missing.push(layout.config);
       continue;
     }
-    const weights = await download(ctx, layout.weights, 'diffusion_pytorch_model.safetensors');
+    const weights = await downloadWeights(ctx, layout, note);
     if (!weights) {
-      missing.push(layout.weights);
+      missing.push(`${layout.weights} or ${layout.pickle}`);
       fs.rmSync(config.tmp, { force: true });
-      if (!pickleAt && (await exists(ctx, layout.pickle))) pickleAt = layout;
       continue;
     }
     checkUnetConfig(ctx, config, note);
-    checkSafetensors(ctx, weights);
-    const downloads = [config, weights];
+    const downloads = [config, weights.file];
     // A pipeline repo may still keep its scheduler config at the root, and the other way round.
     const schedulerPaths = [layout.scheduler, ...LAYOUTS.map((l) => l.scheduler).filter((p) => p !== layout.scheduler)];
     let scheduler: Download | null = null;
@@ -182,9 +189,8 @@ async function fetchAll(ctx: Context, note: (message: string) => void) {
         note(`${path.join(ctx.out, 'scheduler_config.json')} is left from an earlier fetch; delete it if it belongs to another model`);
       }
     }
-    return { layout, downloads, schedulerMissing: !scheduler };
+    return { layout, downloads, weights: weights.kind, schedulerMissing: !scheduler };
   }
-  if (pickleAt) throw needsSafetensors(ctx, pickleAt);
   const configs = LAYOUTS.map((l) => l.config);
   const lacking = missing.every((m) => configs.includes(m as never))
     ? configs.join(' or ')
@@ -192,24 +198,37 @@ async function fetchAll(ctx: Context, note: (message: string) => void) {
   throw new FetchModelError('not-found', `model ${ctx.id} has no file ${lacking} at revision ${ctx.revision} (${ctx.endpoint})`);
 }
 
-function needsSafetensors(ctx: Context, layout: Layout): FetchModelError {
-  const sub = layout.name === 'pipeline';
-  const q = (s: string) => `'${s}'`;
-  const rev = ctx.revision === DEFAULT_REVISION ? '' : `, revision=${q(ctx.revision)}`;
-  const outDir = path.relative('.', ctx.out) || '.';
-  const python = `python3 -c "from diffusers import UNet2DModel; from huggingface_hub import hf_hub_download; ` +
-    `m, o = ${q(ctx.id)}, ${q(outDir)}; ` +
-    `UNet2DModel.from_pretrained(m${sub ? ", subfolder='unet'" : ''}${rev}).save_pretrained(o, safe_serialization=True); ` +
-    `hf_hub_download(m, ${q(layout.scheduler)}${rev}, local_dir=o)"`;
-  return new FetchModelError(
-    'needs-safetensors',
-    `model ${ctx.id} has its weights only as ${layout.pickle} (a Python pickle) at revision ${ctx.revision}; ` +
-      'this engine reads safetensors only and never unpickles. Convert it once with Python ' +
-      '(pip install diffusers torch safetensors):\n' +
-      `  ${python}\n` +
-      (sub ? `then move ${outDir}/scheduler/scheduler_config.json to ${outDir}/scheduler_config.json.\n` : '') +
-      'If the repo has a pull request that adds safetensors, --revision refs/pr/N fetches that instead.',
-  );
+/**
+ * The layout's safetensors weights, else its PyTorch pickle; null when it has neither. The local
+ * names are the repo's, since the engine's folder reader tells the two apart by name.
+ */
+async function downloadWeights(
+  ctx: Context,
+  layout: Layout,
+  note: (message: string) => void,
+): Promise<{ file: Download; kind: 'safetensors' | 'pickle' } | null> {
+  const safetensors = await download(ctx, layout.weights, LOCAL_SAFETENSORS);
+  if (safetensors) {
+    checkSafetensors(ctx, safetensors);
+    const stale = path.join(ctx.out, LOCAL_PICKLE);
+    if (fs.existsSync(stale)) note(`${stale} is left from an earlier fetch; the engine reads the safetensors beside it`);
+    return { file: safetensors, kind: 'safetensors' };
+  }
+  if (!(await exists(ctx, layout.pickle))) return null;
+  // The engine prefers a safetensors file when a folder has both: one left here would be read instead.
+  const stale = path.join(ctx.out, LOCAL_SAFETENSORS);
+  if (fs.existsSync(stale)) {
+    throw new FetchModelError(
+      'conflict',
+      `model ${ctx.id} has its weights as ${layout.pickle} only, but ${stale} is already there and the engine would read that ` +
+        'instead: delete it, or fetch into another --out folder',
+    );
+  }
+  const pickle = await download(ctx, layout.pickle, LOCAL_PICKLE);
+  if (!pickle) return null;
+  checkTorchFile(ctx, pickle);
+  note(`${ctx.id} has no safetensors weights: fetched the PyTorch pickle ${layout.pickle} (read as data, never run)`);
+  return { file: pickle, kind: 'pickle' };
 }
 
 function fileUrl(ctx: Context, source: string): string {
@@ -352,6 +371,23 @@ function checkSafetensors(ctx: Context, file: Download): void {
   }
 }
 
+/** A torch.save file (zip, or the legacy pickle stream) by its first bytes; the engine reads the rest when loading. */
+function checkTorchFile(ctx: Context, file: Download): void {
+  const head = new Uint8Array(4);
+  const fd = fs.openSync(file.tmp, 'r');
+  try {
+    fs.readSync(fd, head, 0, head.length, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (!torchFormat(head)) {
+    throw new FetchModelError(
+      'invalid',
+      `${fileUrl(ctx, file.source)} is not a PyTorch (torch.save) file: it starts with neither a zip nor a pickle header`,
+    );
+  }
+}
+
 /** Makes `dir` and any missing parents; returns those it made, outermost first. */
 function makeDirs(dir: string): string[] {
   const made: string[] = [];
@@ -365,8 +401,9 @@ function makeDirs(dir: string): string[] {
 
 const USAGE = `usage: fetch-model <hub-id> [--out DIR] [--revision REV] [--endpoint URL]
 
-Downloads a diffusers UNet2DModel (config.json, diffusion_pytorch_model.safetensors and
-scheduler_config.json, from the repo root or from unet/ + scheduler/) into DIR.
+Downloads a diffusers UNet2DModel (config.json, diffusion_pytorch_model.safetensors, or
+diffusion_pytorch_model.bin when the repo has no safetensors, and scheduler_config.json, from
+the repo root or from unet/ + scheduler/) into DIR.
   --out DIR        destination folder (default: weights/<model name>)
   --revision REV   branch, tag, commit or refs/pr/N (default: main)
   --endpoint URL   hub address (default: $HF_ENDPOINT, else ${DEFAULT_ENDPOINT})

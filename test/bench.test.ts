@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main, parseArgs } from '../scripts/bench.ts';
@@ -9,7 +9,7 @@ import { requestGpu } from '../src/gpu/device.ts';
 import { parseUNetConfig } from '../src/model/config.ts';
 import { buildUNetGraph } from '../src/model/unet.ts';
 import type { WeightSource } from '../src/model/weights.ts';
-import { tinyModelFiles } from './util/tiny_model.ts';
+import { tinyModelFiles, writeTinyModel } from './util/tiny_model.ts';
 
 /** Zeros of every weight's shape: enough to build a graph and count its FLOPs; counts the parameters. */
 function shapesOnly(): WeightSource & { params: number } {
@@ -32,12 +32,8 @@ bench('--quick runs on a model folder and writes its JSON, naming the adapter', 
   const dir = mkdtempSync(join(tmpdir(), 'ddim-bench-'));
   try {
     // The smallest setting: a tiny random model (8x8 images) in a folder, as a user's would be.
-    const model = join(dir, 'tiny');
     const files = tinyModelFiles();
-    mkdirSync(model);
-    writeFileSync(join(model, 'config.json'), JSON.stringify(files.config));
-    writeFileSync(join(model, 'diffusion_pytorch_model.safetensors'), files.weights);
-    writeFileSync(join(model, 'scheduler_config.json'), JSON.stringify(files.schedulerConfig));
+    const model = writeTinyModel(join(dir, 'tiny'), files);
     const file = join(dir, 'out', 'bench.json');
     let printed = '';
     const returned = await main(['--quick', '--model', model, '--json', file], { out: (s) => (printed += s + '\n'), err: () => {}, gpu });

@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main, parseArgs } from '../scripts/bench.ts';
@@ -10,10 +10,16 @@ import { ddimWithPeer } from '../scripts/peers/peers.ts';
 import { requestGpu } from '../src/gpu/device.ts';
 import { ddimSampleCpu } from '../src/sampler/reference.ts';
 import { ddimTimesteps, scheduleFromConfig } from '../src/sampler/schedule.ts';
-import { tinyModelFiles } from './util/tiny_model.ts';
+import { tinyModelFiles, writeTinyModel } from './util/tiny_model.ts';
 
 const peers = suite('bench --peers');
 const isDeno = 'Deno' in globalThis;
+
+// onnxruntime-web's 27 MB WebAssembly takes V8's optimizing compiler ~2 minutes of CPU on other
+// threads, and Node waits for that whenever its event loop runs empty: in session creation (71-273
+// s for the two-convolution model here) or else at exit. V8's baseline code is enough to check the
+// plumbing, so this process compiles WebAssembly with that only (the flag acts on later compiles).
+if (!isDeno) (await import('node:v8')).setFlagsFromString('--liftoff-only');
 
 peers('--peers --quick runs ONNX Runtime beside the engine and writes the peers field with ratios', async () => {
   const gpu = await requestGpu();
@@ -21,12 +27,7 @@ peers('--peers --quick runs ONNX Runtime beside the engine and writes the peers 
   try {
     // The tiny engine model (8x8) in a folder, and a tiny ONNX model of the same signature: this
     // checks the plumbing, not speed (the two are different networks).
-    const model = join(dir, 'tiny');
-    const files = tinyModelFiles();
-    mkdirSync(model);
-    writeFileSync(join(model, 'config.json'), JSON.stringify(files.config));
-    writeFileSync(join(model, 'diffusion_pytorch_model.safetensors'), files.weights);
-    writeFileSync(join(model, 'scheduler_config.json'), JSON.stringify(files.schedulerConfig));
+    const model = writeTinyModel(join(dir, 'tiny'));
     const onnx = join(dir, 'tiny.onnx');
     writeFileSync(onnx, tinyOnnxModel({ size: 8 }));
     const file = join(dir, 'bench.json');

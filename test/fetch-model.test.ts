@@ -7,6 +7,10 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { type CliOptions, fetchModel, FetchModelError, type FetchProgress, parseArgs } from '../scripts/fetch-model.ts';
+import { readModelDir } from '../src/cli/model_dir.ts';
+import { toFloat32 } from '../src/io/safetensors.ts';
+import { parseWeightsFile } from '../src/io/weights_file.ts';
+import { type StorageSpec, type TensorSpec, torchSaveLegacy, torchSaveZip } from './util/torch_save.ts';
 
 const test = suite('fetch-model');
 
@@ -33,6 +37,14 @@ const unetConfig = json({ _class_name: 'UNet2DModel', sample_size: 8, in_channel
 const schedulerConfig = json({ _class_name: 'DDPMScheduler', num_train_timesteps: 1000, beta_schedule: 'linear' });
 // Big enough (256 kB) that the dropped connection below cuts it after some bytes hit the disk.
 const weights = tinySafetensors(65536);
+// The same kind of state dict as torch.save writes it, in its zip and its legacy format.
+const PICKLED_VALUES = [0.5, -1, 2, 3.25];
+const pickledStorages: Record<string, StorageSpec> = {
+  '0': { dtype: 'F32', bytes: new Uint8Array(Float32Array.from(PICKLED_VALUES).buffer) },
+};
+const pickledTensors: Record<string, TensorSpec> = { 'conv_in.bias': { storage: '0', shape: [4] } };
+const pickleZip = await torchSaveZip(pickledTensors, pickledStorages);
+const pickleLegacy = torchSaveLegacy(pickledTensors, pickledStorages);
 
 /** Fake repos, as files under <root>/<owner>/<name>/. */
 const REPOS: Record<string, Record<string, Uint8Array>> = {
@@ -54,8 +66,18 @@ const REPOS: Record<string, Record<string, Uint8Array>> = {
   'test/no-weights': { 'config.json': unetConfig },
   'test/pickle-only': {
     'config.json': unetConfig,
-    'diffusion_pytorch_model.bin': new Uint8Array([0x80, 0x02, 0x7d, 0x71, 0x00, 0x2e]),
+    'diffusion_pytorch_model.bin': pickleZip,
     'scheduler_config.json': schedulerConfig,
+  },
+  'test/pickle-pipeline': {
+    'model_index.json': json({ _class_name: 'DDPMPipeline' }),
+    'unet/config.json': unetConfig,
+    'unet/diffusion_pytorch_model.bin': pickleLegacy,
+    'scheduler/scheduler_config.json': schedulerConfig,
+  },
+  'test/not-a-pickle': {
+    'config.json': unetConfig,
+    'diffusion_pytorch_model.bin': new TextEncoder().encode('<html>a login page, not weights</html>'),
   },
   // The server cuts this repo's weights off halfway (see below).
   'test/dropping': {
@@ -180,7 +202,10 @@ test('404: names the model, the file and the revision, and leaves nothing', asyn
   const out = path.join(tmp, 'out', 'no-weights', 'nested');
   const e = await expectFailure(fetchModel({ id: 'test/no-weights', out, endpoint }));
   assert.is(e.kind, 'not-found');
-  assert.is(e.message.split(' (')[0], 'model test/no-weights has no file diffusion_pytorch_model.safetensors at revision main');
+  assert.is(
+    e.message.split(' (')[0],
+    'model test/no-weights has no file diffusion_pytorch_model.safetensors or diffusion_pytorch_model.bin at revision main',
+  );
   assert.not.ok(fs.existsSync(path.join(tmp, 'out', 'no-weights')), 'the folders it made are removed');
 });
 
@@ -194,14 +219,54 @@ test('an unknown model or revision is a clear error', async () => {
   assert.not.ok(fs.existsSync(out));
 });
 
-test('weights only as a pickle (.bin): says safetensors is needed and how to convert', async () => {
+/** The fetched folder as the engine's model-folder reader loads it: the pickled tensor's values. */
+async function loadedPickle(out: string): Promise<number[]> {
+  const { paths, files } = await readModelDir(out);
+  assert.is(path.basename(paths.weights), 'diffusion_pytorch_model.bin');
+  return [...toFloat32(parseWeightsFile(files.weights).tensors.get('conv_in.bias')!)];
+}
+
+test('weights only as a pickle (.bin, torch zip): fetched as is, and the engine reads the folder', async () => {
   const out = path.join(tmp, 'out', 'pickle');
-  const e = await expectFailure(fetchModel({ id: 'test/pickle-only', out, endpoint }));
-  assert.is(e.kind, 'needs-safetensors');
-  assert.match(e.message, 'diffusion_pytorch_model.bin');
-  assert.match(e.message, 'safetensors only');
-  assert.match(e.message, 'UNet2DModel.from_pretrained(m).save_pretrained(o, safe_serialization=True)');
+  const notes: string[] = [];
+  const model = await fetchModel({ id: 'test/pickle-only', out, endpoint, onNote: (n) => notes.push(n) });
+  assert.is(model.layout, 'root');
+  assert.is(model.weights, 'pickle');
+  assert.equal(listDir(out), ['config.json', 'diffusion_pytorch_model.bin', 'scheduler_config.json']);
+  sameBytes(path.join(out, 'diffusion_pytorch_model.bin'), pickleZip);
+  assert.ok(notes.some((n) => n.includes('PyTorch pickle diffusion_pytorch_model.bin')), notes.join('\n'));
+  assert.equal(await loadedPickle(out), PICKLED_VALUES);
+});
+
+test('a pipeline repo with unet/diffusion_pytorch_model.bin (legacy torch.save) lands flat', async () => {
+  const out = path.join(tmp, 'out', 'pickle-pipeline');
+  const model = await fetchModel({ id: 'test/pickle-pipeline', out, endpoint });
+  assert.is(model.layout, 'pipeline');
+  assert.equal(model.files.map((f) => f.source), [
+    'unet/config.json',
+    'unet/diffusion_pytorch_model.bin',
+    'scheduler/scheduler_config.json',
+  ]);
+  assert.equal(listDir(out), ['config.json', 'diffusion_pytorch_model.bin', 'scheduler_config.json']);
+  assert.equal(await loadedPickle(out), PICKLED_VALUES);
+});
+
+test('a .bin that is not a torch.save file is refused and leaves nothing', async () => {
+  const out = path.join(tmp, 'out', 'not-a-pickle');
+  const e = await expectFailure(fetchModel({ id: 'test/not-a-pickle', out, endpoint }));
+  assert.is(e.kind, 'invalid');
+  assert.match(e.message, 'diffusion_pytorch_model.bin is not a PyTorch (torch.save) file');
   assert.not.ok(fs.existsSync(out));
+});
+
+test('a .bin fetch into a folder holding a safetensors file (which the engine would read) is refused', async () => {
+  const out = path.join(tmp, 'out', 'stale');
+  fs.mkdirSync(out, { recursive: true });
+  fs.writeFileSync(path.join(out, 'diffusion_pytorch_model.safetensors'), weights);
+  const e = await expectFailure(fetchModel({ id: 'test/pickle-only', out, endpoint }));
+  assert.is(e.kind, 'conflict');
+  assert.match(e.message, `${path.join(out, 'diffusion_pytorch_model.safetensors')} is already there`);
+  assert.equal(listDir(out), ['diffusion_pytorch_model.safetensors'], 'nothing fetched, nothing removed');
 });
 
 test('a connection dropped mid-body leaves no partial file and keeps what was there', async () => {

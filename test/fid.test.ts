@@ -11,9 +11,8 @@ import { join } from 'node:path';
 import { imageFileName, missingRuns, RUN_FILE, scanFolder, shardRanges } from '../src/cli/fid.ts';
 import { main } from '../src/cli/main.ts';
 import { parseSafetensors, serializeSafetensors, toFloat32 } from '../src/io/safetensors.ts';
-import { randomUNetSafetensors } from '../src/model/random_weights.ts';
 import { goldenF32, goldenI32, readGolden } from './util/compare.ts';
-import { TINY_CONFIG } from './util/tiny_model.ts';
+import { tinyModelFiles, writeTinyModel } from './util/tiny_model.ts';
 
 const CLASSCOND = '../shared/golden/checkpoints/classcond';
 
@@ -43,11 +42,7 @@ let tiny = '';
 
 function setup(): void {
   work = mkdtempSync(join(tmpdir(), 'ddim-fid-'));
-  tiny = join(work, 'tiny');
-  mkdirSync(tiny);
-  writeFileSync(join(tiny, 'config.json'), JSON.stringify(TINY_CONFIG));
-  writeFileSync(join(tiny, 'diffusion_pytorch_model.safetensors'), randomUNetSafetensors(TINY_CONFIG, 7));
-  writeFileSync(join(tiny, 'scheduler_config.json'), JSON.stringify({ beta_schedule: 'linear', clip_sample: false }));
+  tiny = writeTinyModel(join(work, 'tiny'), tinyModelFiles(7));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -14,6 +14,25 @@ export async function runSuites(files: string[], importModule: (file: string) =>
     g.UVU_INDEX = index;
     await importModule(file);
   }
+  // Each suite's wall time after its line, and the slowest files at the end: where a run's time goes.
+  const fileSeconds = new Map<string, number>();
+  for (const group of g.UVU_QUEUE as [string, ...(() => Promise<unknown>)[]][]) {
+    const [file, ...runs] = group;
+    group.splice(
+      1,
+      runs.length,
+      ...runs.map((run) => async () => {
+        const start = performance.now();
+        try {
+          return await run();
+        } finally {
+          const seconds = (performance.now() - start) / 1000;
+          fileSeconds.set(file, (fileSeconds.get(file) ?? 0) + seconds);
+          g.process.stdout.write(`    ${seconds.toFixed(1)} s\n`);
+        }
+      }),
+    );
+  }
   // uvu prints its totals but does not return them; read them off its own output.
   const stdout = g.process.stdout;
   const originalWrite = stdout.write.bind(stdout);
@@ -31,6 +50,8 @@ export async function runSuites(files: string[], importModule: (file: string) =>
   const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1] ?? 0);
   const passed = Number(/Passed:\s+(\d+)/.exec(plain)?.[1] ?? 0);
   const failed = total - passed;
+  const slowest = [...fileSeconds].sort((a, b) => b[1] - a[1]);
+  console.log(`seconds per file: ${slowest.map(([file, seconds]) => `${file} ${seconds.toFixed(1)}`).join(', ')}`);
   console.log(`${passed} passed, ${failed} failed`);
   return failed === 0 && total > 0 ? 0 : 1;
 }

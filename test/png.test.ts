@@ -2,6 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { decodePng, encodePng, PngError } from '../src/io/png.ts';
+import { mulberry32 } from './util/random.ts';
 
 const s = suite('png');
 
@@ -46,17 +47,6 @@ const png = (...chunks: number[][]) => new Uint8Array([...SIGNATURE, ...chunks.f
 const IEND = chunk('IEND', []);
 
 const base64 = (text: string) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 s('encode then decode gives the same pixels, for noise, gradients and edge sizes', async () => {
   const random = mulberry32(5);

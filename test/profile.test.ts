@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main as cli } from '../src/cli/main.ts';
@@ -11,7 +11,7 @@ import { measureMatmul } from '../src/profile/matmul.ts';
 import { chromeTrace, formatProfile, profileForward, Profiler } from '../src/profile/profiler.ts';
 import { DdimSampler } from '../src/sampler/ddim.ts';
 import { scheduleFromConfig } from '../src/sampler/schedule.ts';
-import { tinyModelFiles } from './util/tiny_model.ts';
+import { tinyModelFiles, writeTinyModel } from './util/tiny_model.ts';
 
 let gpu: Gpu;
 
@@ -142,12 +142,7 @@ profile('counted calls: a DDIM step is one submit and the graph plus the update'
 profile('the CLI: sample --profile --trace prints the table and writes the trace', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ddim-profile-'));
   try {
-    const files = tinyModelFiles();
-    const model = join(dir, 'tiny');
-    mkdirSync(model);
-    writeFileSync(join(model, 'config.json'), JSON.stringify(files.config));
-    writeFileSync(join(model, 'diffusion_pytorch_model.safetensors'), files.weights);
-    writeFileSync(join(model, 'scheduler_config.json'), JSON.stringify(files.schedulerConfig));
+    const model = writeTinyModel(join(dir, 'tiny'));
     let stdout = '';
     let stderr = '';
     const io = { stdout: (t: string) => void (stdout += t), stderr: (t: string) => void (stderr += t), isTTY: false };

@@ -11,6 +11,7 @@ import {
   toInt32,
 } from '../src/io/safetensors.ts';
 import { float16ToFloat32, float32ToFloat16 } from '../src/io/half.ts';
+import { mulberry32, pick } from './util/random.ts';
 
 const s = suite('safetensors');
 
@@ -315,17 +316,6 @@ s('float32ToFloat16 inverts float16ToFloat32 and rounds ties to even', () => {
 // Fuzzing: every mutation of a valid file must end in a SafetensorsError or a load whose
 // tensors all lie inside the file and match their dtype and shape.
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function fuzzBase(): Uint8Array {
   return serializeSafetensors({
     'down.0.weight': { dtype: 'F32', shape: [2, 3], data: Float32Array.from({ length: 6 }, (_, i) => i) },
@@ -337,7 +327,6 @@ function fuzzBase(): Uint8Array {
 
 type Mutation = (file: Uint8Array, random: () => number) => Uint8Array;
 
-const pick = <T>(random: () => number, items: readonly T[]): T => items[Math.floor(random() * items.length)];
 const headerLengthOf = (file: Uint8Array) => Number(new DataView(file.buffer, file.byteOffset).getBigUint64(0, true));
 
 const ODD_NUMBERS = [-1, 0, 1, 3, 4, 7, 2 ** 31, 2 ** 32, 2 ** 53, 2 ** 53 + 2, 1e300, 0.5, -0.0];

@@ -10,6 +10,7 @@ import { float32ToFloat16 } from '../src/io/half.ts';
 import { parseTorchFile, readTorchFile, stateDictEntries, TorchFileError } from '../src/io/torch.ts';
 import { parseWeightsFile, prepareWeights } from '../src/io/weights_file.ts';
 import { statePickle, type StorageSpec, type TensorSpec, torchSaveLegacy, torchSaveZip, zip } from './util/torch_save.ts';
+import { mulberry32, pick } from './util/random.ts';
 
 const s = suite('torch files');
 
@@ -176,18 +177,6 @@ s('refuses globals by name, code, tensors outside their storage, and broken file
 // ---------------------------------------------------------------------------------------------
 // Fuzz
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const pick = <T>(random: () => number, items: readonly T[]): T => items[Math.floor(random() * items.length)];
 const OPCODES = [
   0x28,
   0x29,

@@ -324,6 +324,26 @@ async function timedSteps<T>(
   }
 }
 
+/** encode, decode and interpolate: `work` on a pipeline for their batch, with progress shown and timed. */
+function runSteps<T>(
+  deps: RunDeps,
+  model: Model,
+  args: { batch?: number; backend: Backend },
+  label: string,
+  count: number,
+  steps: number,
+  work: (pipeline: DdimPipeline, hooks: StepHooks) => Promise<T>,
+): Promise<{ result: T; seconds: number; adapter: string }> {
+  const batch = batchFor(args, count);
+  return withPipeline(
+    deps,
+    model,
+    batch,
+    args.backend,
+    (pipeline) => timedSteps(deps.io, pipeline, label, count, batch, steps, (hooks) => work(pipeline, hooks)),
+  );
+}
+
 export async function gridPng(
   x: Float32Array,
   count: number,
@@ -507,23 +527,14 @@ async function encode(args: EncodeArgs, deps: RunDeps): Promise<void> {
     }
     images.set(rgbaToTensor(png.rgba, w, h), i * model.perImage);
   }
-  const batch = batchFor(args, count);
-
-  const { result, seconds, adapter } = await withPipeline(
+  const { result, seconds, adapter } = await runSteps(
     deps,
     model,
-    batch,
-    args.backend,
-    (pipeline) =>
-      timedSteps(
-        io,
-        pipeline,
-        'encode',
-        count,
-        batch,
-        timesteps.length,
-        ({ onStep }) => pipeline.encode(images, { steps, spacing, classLabels, onStep }),
-      ),
+    args,
+    'encode',
+    count,
+    timesteps.length,
+    (pipeline, { onStep }) => pipeline.encode(images, { steps, spacing, classLabels, onStep }),
   );
   // The steps and spacing go along, so that decode can undo the encoding with the same ones.
   const file = serializeSafetensors({ xT: f32Tensor(result.x0, [count, c, h, w]) }, { ddim_steps: String(steps), ddim_spacing: spacing });
@@ -560,23 +571,14 @@ async function decode(args: DecodeArgs, deps: RunDeps): Promise<void> {
   checkOutput(args.out, '--out');
   const scale = args.scale ?? defaultScale(model);
   checkGrid(model, count, Math.ceil(Math.sqrt(count)), scale);
-  const batch = batchFor(args, count);
-
-  const { result, seconds, adapter } = await withPipeline(
+  const { result, seconds, adapter } = await runSteps(
     deps,
     model,
-    batch,
-    args.backend,
-    (pipeline) =>
-      timedSteps(
-        io,
-        pipeline,
-        'decode',
-        count,
-        batch,
-        timesteps.length,
-        (hooks) => pipeline.decode(latents.data, { steps, spacing, clip: args.clip, classLabels, ...hooks }),
-      ),
+    args,
+    'decode',
+    count,
+    timesteps.length,
+    (pipeline, hooks) => pipeline.decode(latents.data, { steps, spacing, clip: args.clip, classLabels, ...hooks }),
   );
   const png = await gridPng(result.x0, count, model, undefined, scale);
   await writeFileAtomic(args.out, png);
@@ -602,23 +604,15 @@ async function interpolate(args: InterpolateArgs, deps: RunDeps): Promise<void> 
   const classLabels = classLabelsFor(model, args.classLabels, count);
   const scale = args.scale ?? defaultScale(model);
   checkGrid(model, count, count, scale);
-  const batch = batchFor(args, count);
-
-  const { result, seconds, adapter } = await withPipeline(
+  const { result, seconds, adapter } = await runSteps(
     deps,
     model,
-    batch,
-    args.backend,
-    (pipeline) =>
-      timedSteps(
-        io,
-        pipeline,
-        'interpolate',
-        count,
-        batch,
-        timesteps.length,
-        (hooks) => pipeline.interpolate({ seedA: args.seedA, seedB: args.seedB, frames: count, steps, spacing, classLabels, ...hooks }),
-      ),
+    args,
+    'interpolate',
+    count,
+    timesteps.length,
+    (pipeline, hooks) =>
+      pipeline.interpolate({ seedA: args.seedA, seedB: args.seedB, frames: count, steps, spacing, classLabels, ...hooks }),
   );
   const png = await gridPng(result.x0, count, model, count, scale);
   await writeFileAtomic(args.out, png);

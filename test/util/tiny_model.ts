@@ -1,4 +1,6 @@
 /** A small random UNet2DModel (8x8 images, two levels, attention) for tests that run it a lot. */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { randomUNetSafetensors } from '../../src/model/random_weights.ts';
 import type { ModelFiles } from '../../src/pipeline.ts';
 
@@ -25,4 +27,13 @@ export function tinyModelFiles(seed = 1): ModelFiles {
     weights: randomUNetSafetensors(TINY_CONFIG, seed),
     schedulerConfig: { beta_schedule: 'linear', clip_sample: false },
   };
+}
+
+/** The tiny model as a user's model folder (config, weights, scheduler config) at `dir`, made here. */
+export function writeTinyModel(dir: string, files: ModelFiles = tinyModelFiles()): string {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(files.config));
+  writeFileSync(join(dir, 'diffusion_pytorch_model.safetensors'), files.weights);
+  writeFileSync(join(dir, 'scheduler_config.json'), JSON.stringify(files.schedulerConfig));
+  return dir;
 }
