@@ -202,7 +202,8 @@ calls('a model read once compiles for several batch sizes with its weights uploa
   const device = gpu.device as unknown as Record<string, unknown>;
   const create = gpu.device.createBuffer.bind(gpu.device);
   device.createBuffer = (descriptor: GPUBufferDescriptor) => {
-    if (descriptor.mappedAtCreation && descriptor.usage === GPUBufferUsage.STORAGE) uploads.push(descriptor.size);
+    // Weights are the buffers made mapped with their values (storage, and uniform for the windows).
+    if (descriptor.mappedAtCreation && descriptor.usage & GPUBufferUsage.STORAGE) uploads.push(descriptor.size);
     return create(descriptor);
   };
   let one: DdimPipeline | undefined;

@@ -145,8 +145,10 @@ export class CompiledGraph implements RecordableGraph {
     // Tensors first: a tensor too large to bind is the root cause when a dispatch is also too wide.
     const maxBinding = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
     for (const node of graph.nodes) {
-      for (const t of [...node.inputs, ...node.outputs]) {
-        if (t && byteSize(t) > maxBinding) {
+      const bindings = SHADERS[node.shader].bindings;
+      for (const [i, t] of [...node.inputs, ...node.outputs].entries()) {
+        // A uniform input (a 64 KiB window of weights) is sized to WebGPU's guaranteed uniform limit.
+        if (t && bindings[i].kind !== 'read_uniform' && byteSize(t) > maxBinding) {
           throw new GraphLimitError(
             `${node.name}: tensor '${t.name}' [${t.shape}] needs ${byteSize(t)} bytes, more than this adapter's ` +
               `storage binding limit of ${maxBinding} bytes; use a smaller batch or image size`,

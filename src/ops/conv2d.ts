@@ -350,13 +350,15 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
   const ocBlocks = ocStride / OC_BLOCK;
   // Uniform windows of weights: each dispatch takes the output-channel blocks one window holds.
   // Only where it pays (measured on llvmpipe, docs/perf.md): a kernel larger than 1x1 (for a 1x1
-  // conv the weights are a small part of the loads: 1.05x), whose dispatches still get two or
-  // more workgroups each (a window of one workgroup runs on one core: 0.93x at 8x8, batch 1).
+  // conv the weights are a small part of the loads: 1.05x), whose dispatches get two or more
+  // workgroups even for one image (a window of one workgroup runs on one core: 0.93x at 8x8).
   // conv2d_small's lanes take different channel blocks, so it keeps the storage buffer, as does a
   // conv whose one block of weights is over 64 KiB (more than 2048 input channels x taps).
   const rows = cin * kh * kw;
   const blockVec4s = 2 * rows;
-  const workgroupsPerBlock = Math.ceil(blocks / SHADERS.conv2d_uniform_weights.workgroupSize[0]);
+  // Counted for one image, so that every batch size takes the same windows (the same weights,
+  // uploaded once for all of a model's graphs, and the same sums).
+  const workgroupsPerImage = Math.ceil(blocks / n / SHADERS.conv2d_uniform_weights.workgroupSize[0]);
   const uniformWeights = options.kernels !== 'registers-storage' && kh * kw > 1;
   if (uniformWeights && blockVec4s > WINDOW_VEC4S) {
     // Too many input channels for one window: the sum of convs over parts of them, each adding
@@ -381,7 +383,7 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
     }
     return sum!;
   }
-  const windowed = uniformWeights && !small && workgroupsPerBlock >= 2;
+  const windowed = uniformWeights && !small && workgroupsPerImage >= 2;
   const out = g.intermediate(name, outShape);
   const blocksPerWindow = windowed ? Math.floor(WINDOW_VEC4S / blockVec4s) : ocBlocks;
   const windows = Math.ceil(ocBlocks / blocksPerWindow);
