@@ -82,6 +82,12 @@ interface ConvCase {
   options: Omit<Conv2dOptions, 'channelAdd' | 'residual'> & { channelAdd?: boolean; residual?: boolean };
 }
 
+/** A case's conv options, less the flags that ask the test for a channelAdd or residual tensor. */
+function convOptions(c: ConvCase): Conv2dOptions {
+  const { channelAdd: _channelAdd, residual: _residual, ...options } = c.options;
+  return options;
+}
+
 function convOutputSize(c: ConvCase): [number, number] {
   const scale = c.options.upsample ? 2 : 1;
   const [pt, pl, pb, pr] = c.options.padding ?? [0, 0, 0, 0];
@@ -607,7 +613,7 @@ for (const kernels of KERNEL_FAMILIES) {
       if (residual) inputs.res = { shape: [c.batch, c.cout, outH, outW], data: residual };
       let nodes = 0;
       const actual = await runGraph(inputs, (g, t) => {
-        const out = conv2d(g, 'conv', t.a, w, bias, { ...c.options, kernels, concat: t.b, residual: t.res });
+        const out = conv2d(g, 'conv', t.a, w, bias, { ...convOptions(c), kernels, concat: t.b, residual: t.res });
         nodes = g.nodes.length;
         return out;
       });
@@ -780,7 +786,7 @@ for (const kernels of KERNEL_FAMILIES) {
         const nodes: GraphNode[] = [];
         const actual = await runGraph(inputs, (g, t) => {
           const out = conv2d(g, 'conv2', t.h, w, bias, {
-            ...c.options,
+            ...convOptions(c),
             kernels,
             maxStorageBuffers,
             groupNorm: groups ? { name: 'norm2', gamma, beta, groups, eps: 1e-5, silu: true } : undefined,

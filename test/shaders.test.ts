@@ -40,7 +40,7 @@ shaders('src/shaders.gen.ts matches the .wgsl files and their reflection', () =>
       assert.is(shader.params?.size, params.size, `${shader.name}: params size`);
       for (const member of (params.type as unknown as { members: { name: string; offset: number; type: { name: string } }[] }).members) {
         assert.equal(
-          shader.params?.fields[member.name],
+          (shader.params?.fields as Record<string, unknown> | undefined)?.[member.name],
           { offset: member.offset, type: member.type.name },
           `${shader.name}.${member.name}`,
         );

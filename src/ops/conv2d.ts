@@ -246,7 +246,8 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
       ? g.tensor(transposedName)
       : g.weight(transposedName, [cin * kh * kw, ocStride], () => transposeConvWeight({ ...weight, shape }, ocStride));
   const paddedBias = `${bias.name}:padded`; // shared with the parts of a conv split over its input
-  const b = g.has(paddedBias) ? g.tensor(paddedBias) : g.weight(paddedBias, [ocStride], () => padded(bias.data, ocStride));
+  const paddedBiasTensor = () =>
+    g.has(paddedBias) ? g.tensor(paddedBias) : g.weight(paddedBias, [ocStride], () => padded(bias.data, ocStride));
   const epilogue = {
     has_channel_add: options.channelAdd ? 1 : 0,
     has_residual: options.residual ? 1 : 0,
@@ -271,7 +272,7 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
       : storageWeight();
     const bTiled = sc
       ? g.weight(`${bias.name}:padded+${sc.bias.name}`, [ocStride], () => padded(bias.data.map((v, i) => v + sc.bias.data[i]), ocStride))
-      : b;
+      : paddedBiasTensor();
     const gammaBeta = norm
       ? g.weight(`${norm.gamma.name}+${norm.beta.name}`, [2 * cin], () => {
         const both = new Float32Array(2 * cin);
@@ -410,7 +411,7 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
       name: windows > 1 ? `${name}.oc${block0 * OC_BLOCK}-${(block0 + count) * OC_BLOCK - 1}` : name,
       kind,
       shader: shaderName,
-      inputs: [x, x, weights, b, options.channelAdd ?? null, options.residual ?? null, b2 ?? null],
+      inputs: [x, x, weights, paddedBiasTensor(), options.channelAdd ?? null, options.residual ?? null, b2 ?? null],
       outputs: [out],
       params: {
         batch: n,
