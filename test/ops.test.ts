@@ -8,7 +8,7 @@ import { CompiledGraph } from '../src/graph/executor.ts';
 import { Graph, type GraphNode, type Tensor } from '../src/graph/graph.ts';
 import { attentionCore, spatialAttention } from '../src/ops/attention.ts';
 import { concatChannels } from '../src/ops/concat.ts';
-import { conv2d, type Conv2dOptions, KERNEL_FAMILIES, tiledConvFusesGroupNorm } from '../src/ops/conv2d.ts';
+import { conv2d, type Conv2dOptions, type ConvKernels, KERNEL_FAMILIES, tiledConvFusesGroupNorm } from '../src/ops/conv2d.ts';
 import { groupNorm } from '../src/ops/group_norm.ts';
 import { isSoftwareAdapter, preferredKernels } from '../src/gpu/adapter.ts';
 import type { WeightArray } from '../src/ops/weights.ts';
@@ -16,20 +16,15 @@ import { readUNet, UNet } from '../src/model/unet_model.ts';
 import { readFileSync } from 'node:fs';
 import * as assert from 'uvu/assert';
 import { expectClose, goldenF32, goldenI32, readGolden } from './util/compare.ts';
+import { mulberry32 } from './util/random.ts';
 
 // f32 sums of a few hundred terms against a float64 reference: ~1e-7 relative is typical.
 const TOLERANCE = 2e-6;
 
-/** A deterministic generator, so a failure reproduces. */
+/** A deterministic generator in [-0.5, 0.5), so a failure reproduces. */
 function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
+  const uniform = mulberry32(seed);
+  return () => uniform() - 0.5;
 }
 
 function filled(n: number, rand: () => number, scale = 1): Float32Array {
@@ -377,36 +372,49 @@ const CONV_CASES: [string, ConvCase][] = [
   ['1x1, 4x5 image, 3 -> 17, batch 2', { batch: 2, cin: 3, cout: 17, height: 4, width: 5, kernel: 1, options: {} }],
 ];
 
+/**
+ * Runs conv case `c` through `kernels` on random inputs from `seed` (with the channelAdd and
+ * residual tensors it asks for); returns the output, the float64 reference and the graph's nodes.
+ */
+async function runConvCase(c: ConvCase, kernels: ConvKernels, seed: number) {
+  const rand = random(seed);
+  const [outH, outW] = convOutputSize(c);
+  const x = filled(c.batch * c.cin * c.height * c.width, rand);
+  const w = weight(
+    'w',
+    c.kernel === 1 ? [c.cout, c.cin] : [c.cout, c.cin, c.kernel, c.kernel],
+    rand,
+    1 / Math.sqrt(c.cin * c.kernel * c.kernel),
+  );
+  const b = weight('b', [c.cout], rand);
+  const channelAdd = c.options.channelAdd ? filled(c.batch * (c.cout + ADD_EXTRA), rand) : undefined;
+  const residual = c.options.residual ? filled(c.batch * c.cout * outH * outW, rand) : undefined;
+  const inputs: Record<string, { shape: number[]; data: Float32Array }> = {
+    x: { shape: [c.batch, c.cin, c.height, c.width], data: x },
+  };
+  if (channelAdd) inputs.add = { shape: [c.batch, c.cout + ADD_EXTRA], data: channelAdd };
+  if (residual) inputs.res = { shape: [c.batch, c.cout, outH, outW], data: residual };
+  let nodes: readonly GraphNode[] = [];
+  const actual = await runGraph(inputs, (g, t) => {
+    const out = conv2d(g, 'conv', t.x, w, b, {
+      ...convOptions(c),
+      kernels,
+      channelAdd: t.add,
+      channelAddOffset: t.add ? ADD_OFFSET : undefined,
+      residual: t.res,
+    });
+    nodes = g.nodes;
+    return out;
+  });
+  return { actual, reference: conv2dReference(c, x, w.data, b.data, channelAdd, residual), nodes };
+}
+
 // Both kernel families run everywhere (the choice per adapter is only about speed).
 for (const kernels of KERNEL_FAMILIES) {
   for (const [label, c] of CONV_CASES) {
     ops(`conv2d [${kernels}]: ${label}`, async () => {
-      const rand = random(c.cin * 1000 + c.cout * 10 + c.kernel);
-      const [outH, outW] = convOutputSize(c);
-      const x = filled(c.batch * c.cin * c.height * c.width, rand);
-      const w = weight(
-        'w',
-        c.kernel === 1 ? [c.cout, c.cin] : [c.cout, c.cin, c.kernel, c.kernel],
-        rand,
-        1 / Math.sqrt(c.cin * c.kernel * c.kernel),
-      );
-      const b = weight('b', [c.cout], rand);
-      const channelAdd = c.options.channelAdd ? filled(c.batch * (c.cout + ADD_EXTRA), rand) : undefined;
-      const residual = c.options.residual ? filled(c.batch * c.cout * outH * outW, rand) : undefined;
-      const inputs: Record<string, { shape: number[]; data: Float32Array }> = {
-        x: { shape: [c.batch, c.cin, c.height, c.width], data: x },
-      };
-      if (channelAdd) inputs.add = { shape: [c.batch, c.cout + ADD_EXTRA], data: channelAdd };
-      if (residual) inputs.res = { shape: [c.batch, c.cout, outH, outW], data: residual };
-      const actual = await runGraph(inputs, (g, t) =>
-        conv2d(g, 'conv', t.x, w, b, {
-          ...c.options,
-          kernels,
-          channelAdd: t.add,
-          channelAddOffset: t.add ? ADD_OFFSET : undefined,
-          residual: t.res,
-        }));
-      expectClose(`conv [${kernels}] ${label}`, actual, conv2dReference(c, x, w.data, b.data, channelAdd, residual), TOLERANCE);
+      const { actual, reference } = await runConvCase(c, kernels, c.cin * 1000 + c.cout * 10 + c.kernel);
+      expectClose(`conv [${kernels}] ${label}`, actual, reference, TOLERANCE);
     });
   }
 }
@@ -472,36 +480,10 @@ const WINDOWED_CASES: [string, ConvCase, { windows: number; shader: string }][] 
 
 for (const [label, c, expected] of WINDOWED_CASES) {
   ops(`conv2d [registers], weights in uniform windows: ${label}`, async () => {
-    const rand = random(c.cin * 77 + c.cout);
-    const [outH, outW] = convOutputSize(c);
-    const x = filled(c.batch * c.cin * c.height * c.width, rand);
-    const w = weight('w', [c.cout, c.cin, 3, 3], rand, 1 / Math.sqrt(c.cin * 9));
-    const b = weight('b', [c.cout], rand);
-    const channelAdd = c.options.channelAdd ? filled(c.batch * (c.cout + ADD_EXTRA), rand) : undefined;
-    const residual = c.options.residual ? filled(c.batch * c.cout * outH * outW, rand) : undefined;
-    const inputs: Record<string, { shape: number[]; data: Float32Array }> = { x: { shape: [c.batch, c.cin, c.height, c.width], data: x } };
-    if (channelAdd) inputs.add = { shape: [c.batch, c.cout + ADD_EXTRA], data: channelAdd };
-    if (residual) inputs.res = { shape: [c.batch, c.cout, outH, outW], data: residual };
-    let nodes: readonly GraphNode[] = [];
-    const actual = await runGraph(inputs, (g, t) => {
-      const out = conv2d(g, 'conv', t.x, w, b, {
-        ...c.options,
-        kernels: 'registers',
-        channelAdd: t.add,
-        channelAddOffset: t.add ? ADD_OFFSET : undefined,
-        residual: t.res,
-      });
-      nodes = g.nodes;
-      return out;
-    });
+    const { actual, reference, nodes } = await runConvCase(c, 'registers', c.cin * 77 + c.cout);
     assert.is(nodes.length, expected.windows, 'dispatches (windows, or parts of the input)');
     assert.ok(nodes.every((n) => n.shader === expected.shader), nodes.map((n) => n.shader).join());
-    expectClose(
-      `conv [registers, ${expected.windows} dispatch${expected.windows > 1 ? 'es' : ''}] ${label}`,
-      actual,
-      conv2dReference(c, x, w.data, b.data, channelAdd, residual),
-      TOLERANCE,
-    );
+    expectClose(`conv [registers, ${expected.windows} dispatch${expected.windows > 1 ? 'es' : ''}] ${label}`, actual, reference, TOLERANCE);
   });
 }
 
