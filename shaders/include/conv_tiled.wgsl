@@ -1,5 +1,6 @@
-// The body of the tiled convolutions (conv2d_tiled.wgsl, conv2d_tiled_shortcut.wgsl), which
-// declare the bindings it reads and `shortcut_value`: an implicit GEMM with workgroup-memory
+// The body of the tiled convolutions (conv2d_tiled.wgsl, conv2d_tiled_shortcut.wgsl): their
+// shared inputs (bindings 0-6) and entry point; each declares its own further bindings (the
+// shortcut's, the output, params) and `shortcut_value`. It is an implicit GEMM with workgroup-memory
 // tiles, the shape that reaches ~22 TFLOP/s as a plain f32 matmul on an H100 through Dawn
 // (docs/gpu-runtimes.md), and that is slow on llvmpipe (barriers).
 //   rows    = output channels (64 per workgroup),
@@ -54,6 +55,14 @@ struct Params {
   shortcut_channels: u32,   // depth rows past in_channels * taps: 1x1 over shortcut (+ shortcut_b)
   shortcut_channels_a: u32, // the channels of shortcut; the rest are shortcut_b's
 }
+
+@group(0) @binding(0) var<storage, read> input: array<f32>;
+@group(0) @binding(1) var<storage, read> input_b: array<f32>;
+@group(0) @binding(2) var<storage, read> gamma_beta: array<f32>;
+@group(0) @binding(3) var<storage, read> weight: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(5) var<storage, read> channel_add: array<f32>;
+@group(0) @binding(6) var<storage, read> residual: array<f32>;
 
 // Value `offset` of input plane ic of image n: from input, or past in_channels_a from input_b.
 fn input_value(n: u32, ic: u32, offset: u32) -> f32 {
@@ -225,4 +234,10 @@ fn conv_tiled(wid: vec3u, lid: vec3u, index: u32) {
       output[out_index] = v * params.output_scale;
     }
   }
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
+        @builtin(local_invocation_index) index: u32) {
+  conv_tiled(wid, lid, index);
 }
