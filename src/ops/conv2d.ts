@@ -240,14 +240,24 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
   if (res && res.shape.join() !== outShape.join()) throw new Error(`${name}: residual has shape [${res.shape}], expected [${outShape}]`);
   const ocStride = Math.ceil(cout / OC_BLOCK) * OC_BLOCK;
   // Made only for the kernels that read it (the uniform windows are their own weights).
-  const transposedName = `${weight.name}:transposed`;
   const storageWeight = () =>
-    g.has(transposedName)
-      ? g.tensor(transposedName)
-      : g.weight(transposedName, [cin * kh * kw, ocStride], () => transposeConvWeight({ ...weight, shape }, ocStride));
-  const paddedBias = `${bias.name}:padded`; // shared with the parts of a conv split over its input
-  const paddedBiasTensor = () =>
-    g.has(paddedBias) ? g.tensor(paddedBias) : g.weight(paddedBias, [ocStride], () => padded(bias.data, ocStride));
+    weightOnce(g, `${weight.name}:transposed`, [cin * kh * kw, ocStride], () => transposeConvWeight({ ...weight, shape }, ocStride));
+  // Shared with the parts of a conv split over its input channels.
+  const paddedBiasTensor = () => weightOnce(g, `${bias.name}:padded`, [ocStride], () => padded(bias.data, ocStride));
+  // The params both families take alike (the register kernels see other sizes on their 1x1 path).
+  const kernelParams = {
+    batch: n,
+    in_channels: cin,
+    out_channels: cout,
+    oc_stride: ocStride,
+    kernel_h: kh,
+    kernel_w: kw,
+    stride,
+    pad_top: padTop,
+    pad_left: padLeft,
+    upsample: options.upsample ? 1 : 0,
+    in_channels_a: cinA,
+  };
   const epilogue = {
     has_channel_add: options.channelAdd ? 1 : 0,
     has_residual: options.residual ? 1 : 0,
@@ -299,24 +309,14 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
       ],
       outputs: [out],
       params: {
-        batch: n,
-        in_channels: cin,
+        ...kernelParams,
         src_height: srcH,
         src_width: srcW,
         in_height: inH,
         in_width: inW,
-        out_channels: cout,
-        oc_stride: ocStride,
         out_height: outH,
         out_width: outW,
-        kernel_h: kh,
-        kernel_w: kw,
-        stride,
-        pad_top: padTop,
-        pad_left: padLeft,
-        upsample: options.upsample ? 1 : 0,
         ...epilogue,
-        in_channels_a: cinA,
         norm: norm ? 1 : 0,
         groups: norm?.groups ?? 1,
         eps: norm?.eps ?? 0,
@@ -414,27 +414,17 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
       inputs: [x, x, weights, paddedBiasTensor(), options.channelAdd ?? null, options.residual ?? null, b2 ?? null],
       outputs: [out],
       params: {
-        batch: n,
-        in_channels: cin,
+        ...kernelParams,
         src_height: viewH,
         src_width: viewW,
         in_height: viewInH,
         in_width: viewInW,
-        out_channels: cout,
-        oc_stride: ocStride,
         out_height: viewOutH,
         out_width: viewOutW,
-        kernel_h: kh,
-        kernel_w: kw,
-        stride,
-        pad_top: padTop,
-        pad_left: padLeft,
-        upsample: options.upsample ? 1 : 0,
         ...epilogue,
         row_blocks: rowBlocks,
         blocks,
         path,
-        in_channels_a: cinA,
         src_channels: cinA,
         in_channel0: channel0,
         oc_block0: block0,
@@ -447,6 +437,11 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
     });
   }
   return out;
+}
+
+/** Weight `name` of the graph, made by `data` the first time it is asked for. */
+function weightOnce(g: Graph, name: string, shape: number[], data: () => Float32Array): Tensor {
+  return g.has(name) ? g.tensor(name) : g.weight(name, shape, data);
 }
 
 /** Input channels [c0, c1) of conv weights [Cout, Cin, kh, kw]. */
