@@ -20,6 +20,8 @@ import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 const projectRoot = resolve(import.meta.dirname, '..');
 const target = resolve(projectRoot, 'src', 'shaders.gen.ts');
 export const SHADER_FOLDERS = ['ops', 'sampler', 'bench'];
+/** shaders/include/activation.wgsl's one declaration. */
+const ACTIVATION_ALIAS = 'alias act = f32;';
 
 /** The shader's text with every `#include "name.wgsl"` line replaced by shaders/include/name.wgsl. */
 export function expandIncludes(name, code, root = projectRoot, seen = []) {
@@ -75,7 +77,16 @@ export function describeShader(name, code) {
       throw new Error(`${name}.wgsl: inputs must come before outputs (${b.name})`);
     }
   }
-  return { bindings: bindings.map(({ name, kind }) => ({ name, kind })), params, workgroupSize: entry.workgroupSize ?? [1, 1, 1] };
+  // Shaders that include activation.wgsl store activations as its `act`, which the engine makes
+  // f16 for its f16 graphs (src/gpu/shader_source.ts).
+  const aliases = code.split('\n').filter((line) => line === ACTIVATION_ALIAS).length;
+  if (aliases > 1) throw new Error(`${name}.wgsl: activation.wgsl is included ${aliases} times`);
+  return {
+    bindings: bindings.map(({ name, kind }) => ({ name, kind })),
+    params,
+    workgroupSize: entry.workgroupSize ?? [1, 1, 1],
+    activations: aliases === 1,
+  };
 }
 
 /** Every shader: { name, file (from the project root), code (includes expanded) }, by name. */
@@ -101,7 +112,7 @@ export function generate(root = projectRoot) {
     out += `  ${JSON.stringify(name)}: {\n    name: ${JSON.stringify(name)},\n    file: ${JSON.stringify(file)},\n`;
     out += `    code: ${JSON.stringify(code)},\n`;
     out += `    bindings: ${JSON.stringify(info.bindings)},\n    params: ${JSON.stringify(info.params)},\n`;
-    out += `    workgroupSize: ${JSON.stringify(info.workgroupSize)},\n  },\n`;
+    out += `    workgroupSize: ${JSON.stringify(info.workgroupSize)},\n    activations: ${info.activations},\n  },\n`;
   }
   out += '} satisfies Record<string, ShaderSource>;\n\nexport type ShaderName = keyof typeof SHADERS;\n';
   return out;

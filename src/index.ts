@@ -30,6 +30,9 @@ export { ModelWeightsError } from './model/weights.ts';
 // A PyTorch .bin that cannot be read, or asks to run code (refused by the global's name).
 export { TorchFileError } from './io/torch.ts';
 export { GraphLimitError } from './graph/executor.ts';
+// f16 storage (PipelineOptions.precision), refused on adapters without shader-f16.
+export { type Precision, PRECISIONS } from './gpu/shader_source.ts';
+export { UnsupportedPrecisionError } from './model/unet_model.ts';
 
 // Getting a model: over HTTP (browsers, Deno, Node) as diffusers lays it out.
 export { loadModel, type LoadModelOptions, ModelLoadError } from './web/load_model.ts';

@@ -9,6 +9,7 @@
  * between steps with an `AbortError`; the pipeline stays usable.
  */
 import type { Gpu } from './gpu/device.ts';
+import type { Precision } from './gpu/shader_source.ts';
 import type { RecordObserver } from './gpu/recorder.ts';
 import type { GraphLimits } from './graph/executor.ts';
 import type { ModelFiles } from './model/model_files.ts';
@@ -35,6 +36,12 @@ export interface PipelineOptions {
   batch?: number;
   /** Limits stricter than the adapter's, to leave headroom (or to test the split). */
   limits?: Partial<GraphLimits>;
+  /**
+   * How the UNet's weights and activations are stored on the GPU: 'f32' (the default), or 'f16'
+   * on adapters with `shader-f16` (half the memory; arithmetic and the sampler stay f32). Refused
+   * with an UnsupportedPrecisionError where the adapter lacks it.
+   */
+  precision?: Precision;
 }
 
 /** A model's files parsed and checked once, ready to compile on any device and batch size. */
@@ -77,17 +84,22 @@ export class DdimPipeline {
    */
   static async load(gpu: Gpu, source: ModelFiles | DdimModel, options: PipelineOptions = {}): Promise<DdimPipeline> {
     const model = 'unet' in source && 'schedule' in source ? source : readModel(source);
-    const unet = await UNet.compile(gpu, model.unet, { batch: options.batch ?? 1, limits: options.limits });
+    const unet = await UNet.compile(gpu, model.unet, { batch: options.batch ?? 1, limits: options.limits, precision: options.precision });
     return new DdimPipeline(gpu, model, unet, new DdimSampler(gpu, unet, model.schedule));
   }
 
   /** The same model for another batch size on the same device, sharing its weights on the GPU. */
   withBatch(batch: number, options: Omit<PipelineOptions, 'batch'> = {}): Promise<DdimPipeline> {
-    return DdimPipeline.load(this.gpu, this.model, { ...options, batch });
+    return DdimPipeline.load(this.gpu, this.model, { precision: this.precision, ...options, batch });
   }
 
   get schedule(): NoiseSchedule {
     return this.model.schedule;
+  }
+
+  /** How the UNet's weights and activations are stored on the GPU. */
+  get precision(): Precision {
+    return this.unet.precision;
   }
 
   /** Images per UNet forward. */

@@ -39,7 +39,7 @@ fn src_row(iy: i32) -> u32 {
 // Tap (iy, ix) of the plane starting at `plane`, 0 outside the image (the general path).
 fn tap_value(plane: u32, iy: i32, ix: i32) -> f32 {
   let sx = u32(clamp(ix, 0, i32(params.in_width) - 1)) >> params.upsample;
-  let v = input[plane + src_row(iy) * params.src_width + sx];
+  let v = f32(input[plane + src_row(iy) * params.src_width + sx]);
   return select(0.0, v, inside(iy, params.in_height) && inside(ix, params.in_width));
 }
 
@@ -57,10 +57,10 @@ struct RowTaps {
 
 // Columns x0 - 1 .. x0 + 8 of the plane starting at `base`, zero outside the image.
 fn load_row(base: u32, t: RowTaps, upsample: bool) -> array<f32, 10> {
-  let m0 = input4[base / 4u + t.mid0];
-  let m1 = input4[base / 4u + t.mid1];
-  let l = input[base + t.left];
-  let r = input[base + t.right];
+  let m0 = vec4<f32>(input4[base / 4u + t.mid0]);
+  let m1 = vec4<f32>(input4[base / 4u + t.mid1]);
+  let l = f32(input[base + t.left]);
+  let r = f32(input[base + t.right]);
   // Both layouts come from the same loads, picked by a select: no branch in the loop.
   let flat = array<f32, 10>(l, m0.x, m0.y, m0.z, m0.w, m1.x, m1.y, m1.z, m1.w, r);
   let up = array<f32, 10>(l, m0.x, m0.x, m0.y, m0.y, m0.z, m0.z, m0.w, m0.w, r);

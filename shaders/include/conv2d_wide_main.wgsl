@@ -37,12 +37,12 @@ fn row_taps(iy: i32, x0: u32, upsample: bool, col_ok: u32) -> RowTaps {
 
 fn load_row(plane: u32, t: RowTaps, upsample: bool) -> array<f32, 18> {
   let p4 = plane / 4u;
-  let a = input4[p4 + t.m0];
-  let b = input4[p4 + t.m1];
-  let c = input4[p4 + t.m2];
-  let d = input4[p4 + t.m3];
-  let l = input[plane + t.left];
-  let r = input[plane + t.right];
+  let a = vec4<f32>(input4[p4 + t.m0]);
+  let b = vec4<f32>(input4[p4 + t.m1]);
+  let c = vec4<f32>(input4[p4 + t.m2]);
+  let d = vec4<f32>(input4[p4 + t.m3]);
+  let l = f32(input[plane + t.left]);
+  let r = f32(input[plane + t.right]);
   let flat = array<f32, 18>(l, a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w, c.x, c.y, c.z, c.w, d.x, d.y, d.z, d.w, r);
   let up = array<f32, 18>(l, a.x, a.x, a.y, a.y, a.z, a.z, a.w, a.w, b.x, b.x, b.y, b.y, b.z, b.z, b.w, b.w, r);
   var v: array<f32, 18>;

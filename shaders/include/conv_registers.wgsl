@@ -4,6 +4,8 @@
 // 8-channel accumulator, and the fused epilogue out = (acc + bias + channel_add + residual) *
 // output_scale. Each variant defines OC (8) and its own PX.
 
+#include "activation.wgsl"
+
 struct Params {
   batch: u32,
   in_channels: u32,
@@ -37,14 +39,14 @@ struct Params {
   weight_block_vec4s: u32,  // conv_weights_uniform.wgsl: vec4s per output-channel block in the window
 }
 
-@group(0) @binding(0) var<storage, read> input: array<f32>;
-@group(0) @binding(1) var<storage, read> input4: array<vec4<f32>>;  // the same tensor, as vec4s
+@group(0) @binding(0) var<storage, read> input: array<act>;
+@group(0) @binding(1) var<storage, read> input4: array<vec4<act>>;  // the same tensor, as vec4s
 // @binding(2) is the weights: conv_weights_storage.wgsl or conv_weights_uniform.wgsl.
-@group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> channel_add: array<f32>;
-@group(0) @binding(5) var<storage, read> residual: array<f32>;
-@group(0) @binding(6) var<storage, read> input_b4: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read_write> output: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<vec4<act>>;
+@group(0) @binding(4) var<storage, read> channel_add: array<act>;
+@group(0) @binding(5) var<storage, read> residual: array<act>;
+@group(0) @binding(6) var<storage, read> input_b4: array<vec4<act>>;
+@group(0) @binding(7) var<storage, read_write> output: array<act>;
 @group(0) @binding(8) var<uniform> params: Params;
 
 // Quad q (in vec4s from the plane's start) of input channel ic of image n, for the 1x1 paths:
@@ -53,10 +55,10 @@ struct Params {
 fn input_quad(n: u32, ic: u32, q: u32) -> vec4<f32> {
   let quads = params.src_height * params.src_width / 4u;
   if (ic < params.in_channels_a) {
-    return input4[(n * params.in_channels_a + ic) * quads + q];
+    return vec4<f32>(input4[(n * params.in_channels_a + ic) * quads + q]);
   }
   let cb = params.in_channels - params.in_channels_a;
-  return input_b4[(n * cb + ic - params.in_channels_a) * quads + q];
+  return vec4<f32>(input_b4[(n * cb + ic - params.in_channels_a) * quads + q]);
 }
 
 // The 8 output channels of one pixel, and the 8 weights of one tap.
@@ -76,17 +78,17 @@ fn store_channel(v: f32, n: u32, oc: u32, pixel: u32, out_pixels: u32) {
   }
   var y = v;
   if (params.has_channel_add != 0u) {
-    y += channel_add[n * params.channel_add_stride + params.channel_add_offset + oc];
+    y += f32(channel_add[n * params.channel_add_stride + params.channel_add_offset + oc]);
   }
   let index = (n * params.out_channels + oc) * out_pixels + pixel;
   if (params.has_residual != 0u) {
-    y += residual[index];
+    y += f32(residual[index]);
   }
-  output[index] = y * params.output_scale;
+  output[index] = act(y * params.output_scale);
 }
 
 fn store_pixel(acc: Pixel, n: u32, oc0: u32, pixel: u32, out_pixels: u32) {
-  let b = Pixel(bias[oc0 / 4u], bias[oc0 / 4u + 1u]);
+  let b = Pixel(vec4<f32>(bias[oc0 / 4u]), vec4<f32>(bias[oc0 / 4u + 1u]));
   let lo = acc.lo + b.lo;
   let hi = acc.hi + b.hi;
   store_channel(lo.x, n, oc0, pixel, out_pixels);

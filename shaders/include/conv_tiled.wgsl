@@ -19,6 +19,8 @@
 // cancels), each (image, group) reduced by 256 / pairs invocations; staging then normalises each
 // value it reads. Padding stays zero: it pads the normalised tensor.
 
+#include "activation.wgsl"
+
 const TILE: u32 = 64u;
 const TILE_K: u32 = 16u;
 const INVOCATIONS: u32 = 256u;
@@ -56,22 +58,22 @@ struct Params {
   shortcut_channels_a: u32, // the channels of shortcut; the rest are shortcut_b's
 }
 
-@group(0) @binding(0) var<storage, read> input: array<f32>;
-@group(0) @binding(1) var<storage, read> input_b: array<f32>;
-@group(0) @binding(2) var<storage, read> gamma_beta: array<f32>;
-@group(0) @binding(3) var<storage, read> weight: array<f32>;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
-@group(0) @binding(5) var<storage, read> channel_add: array<f32>;
-@group(0) @binding(6) var<storage, read> residual: array<f32>;
+@group(0) @binding(0) var<storage, read> input: array<act>;
+@group(0) @binding(1) var<storage, read> input_b: array<act>;
+@group(0) @binding(2) var<storage, read> gamma_beta: array<act>;
+@group(0) @binding(3) var<storage, read> weight: array<act>;
+@group(0) @binding(4) var<storage, read> bias: array<act>;
+@group(0) @binding(5) var<storage, read> channel_add: array<act>;
+@group(0) @binding(6) var<storage, read> residual: array<act>;
 
 // Value `offset` of input plane ic of image n: from input, or past in_channels_a from input_b.
 fn input_value(n: u32, ic: u32, offset: u32) -> f32 {
   let src_plane = params.src_height * params.src_width;
   if (ic < params.in_channels_a) {
-    return input[(n * params.in_channels_a + ic) * src_plane + offset];
+    return f32(input[(n * params.in_channels_a + ic) * src_plane + offset]);
   }
   let cb = params.in_channels - params.in_channels_a;
-  return input_b[(n * cb + ic - params.in_channels_a) * src_plane + offset];
+  return f32(input_b[(n * cb + ic - params.in_channels_a) * src_plane + offset]);
 }
 
 var<workgroup> w_tile: array<array<f32, TILE>, TILE_K>;
@@ -137,7 +139,7 @@ fn conv_input(n: u32, n0: u32, ic: u32, offset: u32) -> f32 {
     return x;
   }
   let pair = (n - n0) * params.groups + ic / (params.in_channels / params.groups);
-  let y = fma((x - group_mean[pair]) * group_rstd[pair], gamma_beta[ic], gamma_beta[params.in_channels + ic]);
+  let y = fma((x - group_mean[pair]) * group_rstd[pair], f32(gamma_beta[ic]), f32(gamma_beta[params.in_channels + ic]));
   if (params.silu != 0u) {
     return y / (1.0 + exp(-y));
   }
@@ -180,7 +182,7 @@ fn conv_tiled(wid: vec3u, lid: vec3u, index: u32) {
       let oc = oc0 + col;
       var w = 0.0;
       if (k < depth && oc < params.oc_stride) {
-        w = weight[k * params.oc_stride + oc];
+        w = f32(weight[k * params.oc_stride + oc]);
       }
       w_tile[row0 + r][col] = w;
       var x = 0.0;
@@ -223,15 +225,15 @@ fn conv_tiled(wid: vec3u, lid: vec3u, index: u32) {
         continue;
       }
       let n = px / out_pixels;
-      var v = acc[i][j] + bias[oc];
+      var v = acc[i][j] + f32(bias[oc]);
       if (params.has_channel_add != 0u) {
-        v += channel_add[n * params.channel_add_stride + params.channel_add_offset + oc];
+        v += f32(channel_add[n * params.channel_add_stride + params.channel_add_offset + oc]);
       }
       let out_index = (n * params.out_channels + oc) * out_pixels + px % out_pixels;
       if (params.has_residual != 0u) {
-        v += residual[out_index];
+        v += f32(residual[out_index]);
       }
-      output[out_index] = v * params.output_scale;
+      output[out_index] = act(v * params.output_scale);
     }
   }
 }

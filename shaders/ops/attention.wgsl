@@ -7,8 +7,9 @@
 // channels e0 .. e1 of its head, walking the keys 16 at a time with an online softmax: a running
 // maximum and sum per query, the accumulated output rescaled whenever the maximum grows. The
 // scores of a step live in registers (16 vec4s, one per key, over the 4 queries); the output
-// accumulator lives in the output tensor itself, kept normalised after every step, so any head
-// dimension D works with a fixed register count (only this invocation reads or writes those values).
+// accumulator lives in an f32 tensor of the output's shape (`running`), kept normalised after
+// every step, so any head dimension D works with a fixed register count (only this invocation
+// reads or writes those values); the last step writes the output.
 // No workgroup memory and no barriers: on software drivers a workgroup is a loop on one CPU core
 // and barriers are expensive, and each step does 16 multiply-adds per vec4 it loads. On a GPU the
 // output channels can be split over `chunks` invocations (each recomputes the scores) for more
@@ -16,6 +17,8 @@
 //
 // Planes a multiple of 4 long are read as vec4s; others one value at a time, clamped to the
 // plane. Keys past the end get no weight; queries past the end are computed but not stored.
+
+#include "activation.wgsl"
 
 const KEYS: u32 = 16u;  // keys per step: four vec4s of a plane
 
@@ -32,39 +35,39 @@ struct Params {
   aligned: u32,       // L % 4 == 0: planes are read as vec4s
 }
 
-@group(0) @binding(0) var<storage, read> qkv: array<f32>;
-@group(0) @binding(1) var<storage, read> qkv4: array<vec4<f32>>;  // the same tensor, as vec4s
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@group(0) @binding(3) var<uniform> params: Params;
+@group(0) @binding(0) var<storage, read> qkv: array<act>;
+@group(0) @binding(1) var<storage, read> qkv4: array<vec4<act>>;  // the same tensor, as vec4s
+@group(0) @binding(2) var<storage, read_write> running: array<f32>;  // the output so far
+@group(0) @binding(3) var<storage, read_write> out: array<act>;
+@group(0) @binding(4) var<uniform> params: Params;
 
 // Positions p .. p + 3 of the plane that starts at `start`, clamped to the plane.
 fn plane4(start: u32, p: u32) -> vec4<f32> {
   let last = params.length - 1u;
   if (params.aligned != 0u) {
     // start and p are multiples of 4, and so is L: the clamped quad is whole and in the plane.
-    return qkv4[(start + min(p, last - 3u)) >> 2u];
+    return vec4<f32>(qkv4[(start + min(p, last - 3u)) >> 2u]);
   }
-  return vec4<f32>(qkv[start + min(p, last)], qkv[start + min(p + 1u, last)], qkv[start + min(p + 2u, last)], qkv[start + min(p + 3u, last)]);
+  return vec4<f32>(f32(qkv[start + min(p, last)]), f32(qkv[start + min(p + 1u, last)]), f32(qkv[start + min(p + 2u, last)]),
+                   f32(qkv[start + min(p + 3u, last)]));
 }
 
-fn output4(start: u32, p: u32) -> vec4<f32> {
+fn running4(start: u32, p: u32) -> vec4<f32> {
   let last = params.length - 1u;
-  return vec4<f32>(out[start + min(p, last)], out[start + min(p + 1u, last)], out[start + min(p + 2u, last)], out[start + min(p + 3u, last)]);
+  return vec4<f32>(running[start + min(p, last)], running[start + min(p + 1u, last)], running[start + min(p + 2u, last)],
+                   running[start + min(p + 3u, last)]);
 }
 
-fn store4(start: u32, p: u32, v: vec4<f32>) {
-  out[start + p] = v.x;
-  if (p + 3u < params.length) {
-    out[start + p + 1u] = v.y;
-    out[start + p + 2u] = v.z;
-    out[start + p + 3u] = v.w;
-    return;
-  }
-  if (p + 1u < params.length) {
-    out[start + p + 1u] = v.y;
-  }
-  if (p + 2u < params.length) {
-    out[start + p + 2u] = v.z;
+// Queries p .. p + 3 (those inside the plane) of the running sum, or of the output once `last`.
+fn store4(start: u32, p: u32, v: vec4<f32>, last: bool) {
+  for (var i = 0u; i < 4u; i++) {
+    if (p + i < params.length) {
+      if (last) {
+        out[start + p + i] = act(v[i]);
+      } else {
+        running[start + p + i] = v[i];
+      }
+    }
   }
 }
 
@@ -148,11 +151,11 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) grou
         acc = fma(s[4u * c + 3u], vec4<f32>(v.w), acc);
       }
       let o_row = o_start + e * L;
-      // The first step writes the output; later ones rescale what is there (never read unwritten).
+      // The first step writes the running sum; later ones rescale what is there (never read unwritten).
       if (j0 != 0u) {
-        acc = fma(keep, output4(o_row, i0), acc);
+        acc = fma(keep, running4(o_row, i0), acc);
       }
-      store4(o_row, i0, acc);
+      store4(o_row, i0, acc, j0 + KEYS >= L);
     }
   }
 }

@@ -4,6 +4,8 @@
 // each image's embedding already). Labels outside the table were refused on the host; a stray
 // one is clamped rather than read out of bounds.
 
+#include "activation.wgsl"
+
 struct Params {
   batch: u32,
   dim: u32,
@@ -11,10 +13,10 @@ struct Params {
   lookup: u32,
 }
 
-@group(0) @binding(0) var<storage, read> temb: array<f32>;
-@group(0) @binding(1) var<storage, read> table: array<f32>;
+@group(0) @binding(0) var<storage, read> temb: array<act>;
+@group(0) @binding(1) var<storage, read> table: array<act>;
 @group(0) @binding(2) var<storage, read> class_labels: array<i32>;
-@group(0) @binding(3) var<storage, read_write> output: array<f32>;
+@group(0) @binding(3) var<storage, read_write> output: array<act>;
 @group(0) @binding(4) var<uniform> params: Params;
 
 @compute @workgroup_size(64)
@@ -28,5 +30,5 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   if (params.lookup != 0u) {
     row = u32(clamp(class_labels[n], 0, i32(params.rows) - 1));
   }
-  output[n * params.dim + j] = temb[n * params.dim + j] + table[row * params.dim + j];
+  output[n * params.dim + j] = act(f32(temb[n * params.dim + j]) + f32(table[row * params.dim + j]));
 }

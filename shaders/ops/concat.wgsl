@@ -1,5 +1,7 @@
 // Channel concatenation of two NCHW tensors (a U-Net skip connection): out = [a, b] along C.
 
+#include "activation.wgsl"
+
 struct Params {
   batch: u32,
   channels_a: u32,
@@ -7,9 +9,9 @@ struct Params {
   spatial: u32,
 }
 
-@group(0) @binding(0) var<storage, read> a: array<f32>;
-@group(0) @binding(1) var<storage, read> b: array<f32>;
-@group(0) @binding(2) var<storage, read_write> output: array<f32>;
+@group(0) @binding(0) var<storage, read> a: array<act>;
+@group(0) @binding(1) var<storage, read> b: array<act>;
+@group(0) @binding(2) var<storage, read_write> output: array<act>;
 @group(0) @binding(3) var<uniform> params: Params;
 
 @compute @workgroup_size(64)

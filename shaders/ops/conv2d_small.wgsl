@@ -28,7 +28,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
       // The image's rows, zero past its height; columns -1 and 4 are the padding.
       var v: array<vec4<f32>, 4>;
       for (var r = 0u; r < 4u; r++) {
-        v[r] = select(vec4<f32>(0.0), input4[plane + min(r, rows - 1u)], r < rows);
+        v[r] = select(vec4<f32>(0.0), vec4<f32>(input4[plane + min(r, rows - 1u)]), r < rows);
       }
       for (var ky = 0u; ky < 3u; ky++) {
         for (var kx = 0u; kx < 3u; kx++) {

@@ -3,7 +3,7 @@
 // storage buffers, WebGPU's default limit (conv2d_tiled_shortcut.wgsl adds a resnet's shortcut).
 
 // Bindings 0-6 (the inputs both share) and main are conv_tiled.wgsl's.
-@group(0) @binding(7) var<storage, read_write> output: array<f32>;
+@group(0) @binding(7) var<storage, read_write> output: array<act>;
 @group(0) @binding(8) var<uniform> params: Params;
 
 // No shortcut here: shortcut_channels is 0, so the body never calls this.

@@ -5,19 +5,19 @@
 // it only where the device allows that many (src/ops/conv2d.ts).
 
 // Bindings 0-6 (the inputs both share) and main are conv_tiled.wgsl's.
-@group(0) @binding(7) var<storage, read> shortcut: array<f32>;
-@group(0) @binding(8) var<storage, read> shortcut_b: array<f32>;
-@group(0) @binding(9) var<storage, read_write> output: array<f32>;
+@group(0) @binding(7) var<storage, read> shortcut: array<act>;
+@group(0) @binding(8) var<storage, read> shortcut_b: array<act>;
+@group(0) @binding(9) var<storage, read_write> output: array<act>;
 @group(0) @binding(10) var<uniform> params: Params;
 
 // Value `offset` of shortcut channel ic of image n; the shortcut's planes are the output's size.
 fn shortcut_value(n: u32, ic: u32, offset: u32) -> f32 {
   let plane = params.out_height * params.out_width;
   if (ic < params.shortcut_channels_a) {
-    return shortcut[(n * params.shortcut_channels_a + ic) * plane + offset];
+    return f32(shortcut[(n * params.shortcut_channels_a + ic) * plane + offset]);
   }
   let cb = params.shortcut_channels - params.shortcut_channels_a;
-  return shortcut_b[(n * cb + ic - params.shortcut_channels_a) * plane + offset];
+  return f32(shortcut_b[(n * cb + ic - params.shortcut_channels_a) * plane + offset]);
 }
 
 #include "conv_tiled.wgsl"

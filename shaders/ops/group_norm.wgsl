@@ -10,6 +10,8 @@
 // place rather than copied): channels from channels_a on come from input_b. A group may straddle
 // the two; each channel's plane is read from its own tensor.
 
+#include "activation.wgsl"
+
 struct Params {
   channels: u32,
   groups: u32,
@@ -20,13 +22,13 @@ struct Params {
   channels_a: u32, // the channels of `input`; the rest are input_b's
 }
 
-@group(0) @binding(0) var<storage, read> input: array<f32>;
-@group(0) @binding(1) var<storage, read> input4: array<vec4<f32>>;  // the same tensor, as vec4s
-@group(0) @binding(2) var<storage, read> input_b: array<f32>;
-@group(0) @binding(3) var<storage, read> input_b4: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> gamma: array<f32>;
-@group(0) @binding(5) var<storage, read> beta: array<f32>;
-@group(0) @binding(6) var<storage, read_write> output: array<f32>;
+@group(0) @binding(0) var<storage, read> input: array<act>;
+@group(0) @binding(1) var<storage, read> input4: array<vec4<act>>;  // the same tensor, as vec4s
+@group(0) @binding(2) var<storage, read> input_b: array<act>;
+@group(0) @binding(3) var<storage, read> input_b4: array<vec4<act>>;
+@group(0) @binding(4) var<storage, read> gamma: array<act>;
+@group(0) @binding(5) var<storage, read> beta: array<act>;
+@group(0) @binding(6) var<storage, read_write> output: array<act>;
 @group(0) @binding(7) var<uniform> params: Params;
 
 fn activate(v: vec4<f32>) -> vec4<f32> {
@@ -47,16 +49,16 @@ fn plane_start(n: u32, c: u32) -> u32 {
 // Value i (or quad i) of the plane of channel c, from whichever tensor holds it.
 fn value(c: u32, i: u32) -> f32 {
   if (c < params.channels_a) {
-    return input[i];
+    return f32(input[i]);
   }
-  return input_b[i];
+  return f32(input_b[i]);
 }
 
 fn quad(c: u32, i: u32) -> vec4<f32> {
   if (c < params.channels_a) {
-    return input4[i];
+    return vec4<f32>(input4[i]);
   }
-  return input_b4[i];
+  return vec4<f32>(input_b4[i]);
 }
 
 @compute @workgroup_size(8, 1, 1)
@@ -99,21 +101,21 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     return;
   }
   for (var channel = first; channel < first + per_group; channel++) {
-    let scale = inv_std * gamma[channel];
-    let offset = beta[channel] - mean * scale;
+    let scale = inv_std * f32(gamma[channel]);
+    let offset = f32(beta[channel]) - mean * scale;
     let start = plane_start(n, channel);
     let out = (n * params.channels + channel) * params.spatial;
     if (vec4_rows) {
       for (var i = 0u; i < params.spatial / 4u; i++) {
         let y = activate(fma(quad(channel, start / 4u + i), vec4<f32>(scale), vec4<f32>(offset)));
-        output[out + 4u * i] = y.x;
-        output[out + 4u * i + 1u] = y.y;
-        output[out + 4u * i + 2u] = y.z;
-        output[out + 4u * i + 3u] = y.w;
+        output[out + 4u * i] = act(y.x);
+        output[out + 4u * i + 1u] = act(y.y);
+        output[out + 4u * i + 2u] = act(y.z);
+        output[out + 4u * i + 3u] = act(y.w);
       }
     } else {
       for (var i = 0u; i < params.spatial; i++) {
-        output[out + i] = activate(vec4<f32>(fma(value(channel, start + i), scale, offset))).x;
+        output[out + i] = act(activate(vec4<f32>(fma(value(channel, start + i), scale, offset))).x);
       }
     }
   }

@@ -5,6 +5,8 @@
 // hi + lo, with hi holding few enough bits that t * hi is exact in f32; fract() of it is then
 // exact, and the angle handed to sin/cos lies in [-pi, pi).
 
+#include "activation.wgsl"
+
 struct Params {
   batch: u32,
   dim: u32,
@@ -14,7 +16,7 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read> timesteps: array<i32>;
 @group(0) @binding(1) var<storage, read> turns_per_step: array<vec2<f32>>;  // (hi, lo) per frequency
-@group(0) @binding(2) var<storage, read_write> output: array<f32>;
+@group(0) @binding(2) var<storage, read_write> output: array<act>;
 @group(0) @binding(3) var<uniform> params: Params;
 
 const TWO_PI: f32 = 6.283185307179586;
@@ -38,5 +40,5 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     let use_sin = first_half != (params.flip_sin_to_cos != 0u);
     value = select(cos(angle), sin(angle), use_sin);
   }
-  output[n * params.dim + j] = value;
+  output[n * params.dim + j] = act(value);
 }

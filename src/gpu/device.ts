@@ -141,8 +141,9 @@ async function dawnGpu(): Promise<GPU> {
   }
   // Dawn's classes (GPUBufferUsage, ...) must be global, as they are in a browser.
   for (const [k, v] of Object.entries(mod.globals)) if (!(k in g)) g[k] = v;
-  // Dawn rounds timestamps to 65.536 µs by default, which hides per-node times on a real GPU.
-  dawnInstance = mod.create(['disable-dawn-features=timestamp_quantization']);
+  // Dawn rounds timestamps to 65.536 µs by default, which hides per-node times on a real GPU; and
+  // it offers shader-f16 on NVIDIA's Vulkan driver only with this toggle (precision 'f16').
+  dawnInstance = mod.create(['disable-dawn-features=timestamp_quantization', 'enable-dawn-features=vulkan_enable_f16_on_nvidia']);
   return dawnInstance;
 }
 

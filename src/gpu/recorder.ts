@@ -91,7 +91,12 @@ export class Readback {
   }
 
   /** `bytes` of `source` from `offset`, as floats. */
-  read(recorder: Recorder, source: GPUBuffer, bytes: number, offset = 0): Promise<Float32Array> {
+  async read(recorder: Recorder, source: GPUBuffer, bytes: number, offset = 0): Promise<Float32Array> {
+    return new Float32Array(await this.readBytes(recorder, source, bytes, offset));
+  }
+
+  /** `bytes` of `source` from `offset`. */
+  readBytes(recorder: Recorder, source: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
     if (bytes > this.capacity) throw new Error(`${this.label}: reading ${bytes} bytes, more than its ${this.capacity}`);
     const run = this.queue.then(async () => {
       const encoder = recorder.encoder(`${this.label}: ${source.label}`);
@@ -99,7 +104,7 @@ export class Readback {
       recorder.submit(encoder);
       await unlessLost(this.device, this.staging.mapAsync(GPUMapMode.READ, 0, alignBytes(bytes)));
       try {
-        return new Float32Array(this.staging.getMappedRange(0, alignBytes(bytes)).slice(0, bytes));
+        return this.staging.getMappedRange(0, alignBytes(bytes)).slice(0, bytes);
       } finally {
         this.staging.unmap();
       }

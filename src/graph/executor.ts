@@ -8,7 +8,8 @@ import type { Gpu } from '../gpu/device.ts';
 import { alignTo, Kernel, ParamsBuffer } from '../gpu/kernel.ts';
 import { Readback, type RecordableGraph, Recorder } from '../gpu/recorder.ts';
 import { SHADERS } from '../shaders.gen.ts';
-import { byteSize, type Graph, type GraphNode, type Tensor } from './graph.ts';
+import { float16ArrayToFloat32, float32ArrayToFloat16 } from '../io/half.ts';
+import { byteSize, elementCount, type Graph, type GraphNode, type Tensor } from './graph.ts';
 
 /** Raised for a graph that the device cannot run; names the node and the numbers. */
 export class GraphLimitError extends Error {
@@ -101,7 +102,9 @@ export class DeviceWeights {
     // Uniform too: the register convs bind 64 KiB windows of their weights as uniform buffers.
     const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.UNIFORM;
     buffer = this.device.createBuffer({ label: t.name, size, usage, mappedAtCreation: true });
-    new Float32Array(buffer.getMappedRange()).set(t.values!());
+    const values = t.values!();
+    if (t.dtype === 'f16') new Uint16Array(buffer.getMappedRange(), 0, values.length).set(float32ArrayToFloat16(values));
+    else new Float32Array(buffer.getMappedRange()).set(values);
     buffer.unmap();
     this.buffers.set(t.name, buffer);
     return buffer;
@@ -145,7 +148,7 @@ export class CompiledGraph implements RecordableGraph {
     // Tensors first: a tensor too large to bind is the root cause when a dispatch is also too wide.
     const maxBinding = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
     for (const node of graph.nodes) {
-      const bindings = SHADERS[node.shader].bindings;
+      const bindings = node.source.bindings;
       for (const [i, t] of [...node.inputs, ...node.outputs].entries()) {
         // A uniform input (a 64 KiB window of weights) is sized to WebGPU's guaranteed uniform limit.
         if (t && bindings[i].kind !== 'read_uniform' && byteSize(t) > maxBinding) {
@@ -218,7 +221,7 @@ export class CompiledGraph implements RecordableGraph {
 
       const params = new ParamsBuffer(device, `${label}.params`, Object.values(SHADERS), graph.nodes.length);
       owned.push(params);
-      const kernels = await Promise.all(graph.nodes.map((node) => Kernel.load(device, SHADERS[node.shader])));
+      const kernels = await Promise.all(graph.nodes.map((node) => Kernel.load(device, node.source)));
       const compiled = graph.nodes.map((node, index): CompiledNode => {
         const kernel = kernels[index];
         const shader = kernel.shader;
@@ -269,8 +272,9 @@ export class CompiledGraph implements RecordableGraph {
 
   write(name: string, data: Float32Array | Int32Array): void {
     const t = this.graph.tensor(name);
-    if (data.length !== byteSize(t) / 4) {
-      throw new Error(`tensor '${name}' [${t.shape}] takes ${byteSize(t) / 4} values, got ${data.length}`);
+    if (t.dtype === 'f16') throw new Error(`tensor '${name}' is f16: the host writes f32 and i32 tensors only`);
+    if (data.length !== elementCount(t.shape)) {
+      throw new Error(`tensor '${name}' [${t.shape}] takes ${elementCount(t.shape)} values, got ${data.length}`);
     }
     this.gpu.device.queue.writeBuffer(this.buffer(name), 0, data.buffer, data.byteOffset, data.byteLength);
   }
@@ -316,11 +320,13 @@ export class CompiledGraph implements RecordableGraph {
     await recorder.done();
   }
 
-  /** Copies an input or output tensor back to the CPU (through `readback` when given). */
+  /** Copies an input or output tensor back to the CPU (through `readback` when given), f16 as f32. */
   async read(name: string, readback?: Readback): Promise<Float32Array> {
     const t = this.graph.tensor(name);
-    if (readback) return await readback.read(new Recorder(this.gpu.device), this.buffer(name), byteSize(t));
-    return await readBuffer(this.gpu.device, this.buffer(name), byteSize(t));
+    const bytes = readback
+      ? await readback.readBytes(new Recorder(this.gpu.device), this.buffer(name), byteSize(t))
+      : await readBufferBytes(this.gpu.device, this.buffer(name), byteSize(t));
+    return t.dtype === 'f16' ? float16ArrayToFloat32(new Uint16Array(bytes)) : new Float32Array(bytes);
   }
 
   /** Frees this graph's buffers and its share of the weights. */
@@ -334,11 +340,16 @@ export class CompiledGraph implements RecordableGraph {
 }
 
 /** A one-off read of `bytes` of `buffer` through a staging buffer made for it. */
-export async function readBuffer(device: GPUDevice, buffer: GPUBuffer, bytes: number, offset = 0): Promise<Float32Array> {
+export async function readBufferBytes(device: GPUDevice, buffer: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
   const readback = new Readback(device, `read ${buffer.label}`, bytes);
   try {
-    return await readback.read(new Recorder(device), buffer, bytes, offset);
+    return await readback.readBytes(new Recorder(device), buffer, bytes, offset);
   } finally {
     readback.destroy();
   }
+}
+
+/** readBufferBytes as f32 values. */
+export async function readBuffer(device: GPUDevice, buffer: GPUBuffer, bytes: number, offset = 0): Promise<Float32Array> {
+  return new Float32Array(await readBufferBytes(device, buffer, bytes, offset));
 }

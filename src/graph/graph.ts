@@ -4,10 +4,13 @@
  * for a node carries that name as its label.
  */
 import { type DispatchSize, GUARANTEED_WORKGROUPS_PER_DIMENSION, workgroupGrid, type Workgroups } from '../gpu/kernel.ts';
+import { type Precision, shaderFor, type ShaderSource } from '../gpu/shader_source.ts';
 import { type ShaderName, SHADERS } from '../shaders.gen.ts';
 
 export type TensorRole = 'weight' | 'input' | 'intermediate' | 'output';
-export type DataType = 'f32' | 'i32';
+export type DataType = 'f32' | 'f16' | 'i32';
+
+const BYTES_PER_ELEMENT: Record<DataType, number> = { f32: 4, f16: 2, i32: 4 };
 
 export interface Tensor {
   id: number;
@@ -16,8 +19,9 @@ export interface Tensor {
   dtype: DataType;
   role: TensorRole;
   /**
-   * Weights only: the values to upload, already in the layout the shader expects. Computed when
-   * the weight is first uploaded to a device (graphs are built per batch size; uploads are not).
+   * Weights only: the values to upload, already in the layout the shader expects (rounded to f16
+   * on upload for an f16 weight). Computed when the weight is first uploaded to a device (graphs
+   * are built per batch size; uploads are not).
    */
   values?: () => Float32Array;
 }
@@ -27,6 +31,8 @@ export interface GraphNode {
   /** The op kind, for profiles: 'conv2d', 'group_norm', ... */
   kind: string;
   shader: ShaderName;
+  /** The shader as this graph runs it (its f16 variant in an f16 graph: shaderFor); set by addNode. */
+  source: ShaderSource;
   /** One per shader binding before the outputs; null binds an unused optional input. */
   inputs: (Tensor | null)[];
   outputs: Tensor[];
@@ -44,14 +50,21 @@ export function elementCount(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+export function bytesPerElement(dtype: DataType): number {
+  return BYTES_PER_ELEMENT[dtype];
+}
+
 export function byteSize(t: Tensor): number {
-  return elementCount(t.shape) * 4;
+  return elementCount(t.shape) * BYTES_PER_ELEMENT[t.dtype];
 }
 
 export class Graph {
   readonly tensors: Tensor[] = [];
   readonly nodes: GraphNode[] = [];
   private readonly byName = new Map<string, Tensor>();
+
+  /** `precision`: the dtype of the weights and of every intermediate unless told otherwise. */
+  constructor(readonly precision: Precision = 'f32') {}
 
   private add(name: string, shape: number[], dtype: DataType, role: TensorRole, values?: () => Float32Array): Tensor {
     if (this.byName.has(name)) throw new Error(`graph: tensor name '${name}' is used twice`);
@@ -66,16 +79,20 @@ export class Graph {
     return tensor;
   }
 
-  /** A weight; `data` may be a function, called only when the weight is uploaded. */
-  weight(name: string, shape: number[], data: Float32Array | (() => Float32Array)): Tensor {
-    return this.add(name, shape, 'f32', 'weight', typeof data === 'function' ? data : () => data);
+  /**
+   * A weight; `data` may be a function, called only when the weight is uploaded. Stored at the
+   * graph's precision unless `dtype` says f32 (values a shader needs exact, whatever the precision).
+   */
+  weight(name: string, shape: number[], data: Float32Array | (() => Float32Array), dtype: 'f32' | Precision = this.precision): Tensor {
+    return this.add(name, shape, dtype, 'weight', typeof data === 'function' ? data : () => data);
   }
 
+  /** A tensor the host writes: f32 unless told otherwise, whatever the precision. */
   input(name: string, shape: number[], dtype: DataType = 'f32'): Tensor {
     return this.add(name, shape, dtype, 'input');
   }
 
-  intermediate(name: string, shape: number[], dtype: DataType = 'f32'): Tensor {
+  intermediate(name: string, shape: number[], dtype: DataType = this.precision): Tensor {
     return this.add(name, shape, dtype, 'intermediate');
   }
 
@@ -101,9 +118,13 @@ export class Graph {
     return this.byName.has(name);
   }
 
-  addNode(spec: Omit<GraphNode, 'workgroups'>): void {
-    const shader = SHADERS[spec.shader];
-    const node: GraphNode = { ...spec, workgroups: workgroupGrid(shader, spec.dispatch, GUARANTEED_WORKGROUPS_PER_DIMENSION) };
+  addNode(spec: Omit<GraphNode, 'workgroups' | 'source'>): void {
+    const shader = shaderFor(SHADERS[spec.shader], this.precision);
+    const node: GraphNode = {
+      ...spec,
+      source: shader,
+      workgroups: workgroupGrid(shader, spec.dispatch, GUARANTEED_WORKGROUPS_PER_DIMENSION),
+    };
     const inputSlots = shader.bindings.filter((b) => b.kind === 'read' || b.kind === 'read_uniform').length;
     const outputSlots = shader.bindings.filter((b) => b.kind === 'read_write').length;
     if (node.inputs.length !== inputSlots || node.outputs.length !== outputSlots) {

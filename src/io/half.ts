@@ -63,6 +63,13 @@ export function float16ArrayToFloat32(halves: Uint16Array): Float32Array {
   return out;
 }
 
+/** Encodes float32 values as binary16 patterns, each rounded to nearest (ties to even). */
+export function float32ArrayToFloat16(values: Float32Array): Uint16Array {
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = float32ToFloat16(values[i]);
+  return out;
+}
+
 /** Decodes bfloat16 patterns: they are the high half of a float32. */
 export function bfloat16ArrayToFloat32(halves: Uint16Array): Float32Array {
   const bits = new Uint32Array(halves.length);

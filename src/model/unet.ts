@@ -3,8 +3,10 @@
  * and tensor named after the PyTorch module it comes from (so `down_blocks.1.attentions.0` in an
  * error or a profile is the module of that name).
  */
+import type { Precision } from '../gpu/shader_source.ts';
 import { Graph, type Tensor } from '../graph/graph.ts';
 import { spatialAttention } from '../ops/attention.ts';
+import { fromActivations, toActivations } from '../ops/cast.ts';
 import { addClassEmbedding } from '../ops/class_embedding.ts';
 import { conv2d, type ConvGroupNorm, type ConvKernels } from '../ops/conv2d.ts';
 import { linear } from '../ops/linear.ts';
@@ -17,7 +19,8 @@ export const SAMPLE_INPUT = 'sample';
 export const TIMESTEP_INPUT = 'timesteps';
 /** i32 [batch]: each image's class label (class-conditional models only). */
 export const CLASS_LABEL_INPUT = 'class_labels';
-export const EPS_OUTPUT = 'conv_out';
+/** f32 ε: conv_out's output (converted from f16 in an f16 graph). */
+export const EPS_OUTPUT = 'eps';
 
 export interface UNetGraphOptions {
   batch: number;
@@ -29,10 +32,12 @@ export interface UNetGraphOptions {
   kernels?: ConvKernels;
   /** The device's maxStorageBuffersPerShaderStage (the tiled kernels fold conv_shortcut in with 10). */
   maxStorageBuffers?: number;
+  /** How weights and activations are stored on the GPU: 'f32' (the default) or 'f16'. */
+  precision?: Precision;
 }
 
 class UNetBuilder {
-  readonly g = new Graph();
+  private readonly g: Graph;
   private temb!: Tensor;
   /** Every resnet's time_emb_proj(silu(temb)), side by side, and where each resnet's starts. */
   private tembProj!: Tensor;
@@ -40,7 +45,9 @@ class UNetBuilder {
   private kernels: ConvKernels = 'registers';
   private maxStorageBuffers?: number;
 
-  constructor(private readonly config: UNetConfig, private readonly weights: WeightSource) {}
+  constructor(private readonly config: UNetConfig, private readonly weights: WeightSource, precision: Precision) {
+    this.g = new Graph(precision);
+  }
 
   private convWeights(prefix: string, cout: number, cin: number, k: number) {
     const weight = k === 1
@@ -152,7 +159,7 @@ class UNetBuilder {
     this.projectTimeEmbedding(resnetChannels(config));
 
     if (config.centerInputSample) throw new Error('center_input_sample is not supported');
-    let x = this.conv('conv_in', sample, boc[0], 3);
+    let x = this.conv('conv_in', toActivations(g, `${SAMPLE_INPUT}:${g.precision}`, sample), boc[0], 3);
     const skips: Tensor[] = [x];
 
     config.downBlockTypes.forEach((type, i) => {
@@ -194,7 +201,9 @@ class UNetBuilder {
 
     // GroupNorm and the final SiLU are one step named conv_norm_out (conv_out's prologue, or a
     // node whose output is SiLU(conv_norm_out) of the PyTorch module).
-    const eps = this.conv('conv_out', x, config.outChannels, 3, { groupNorm: this.norm('conv_norm_out', x.shape[1], true) });
+    const out = this.conv('conv_out', x, config.outChannels, 3, { groupNorm: this.norm('conv_norm_out', x.shape[1], true) });
+    const eps = fromActivations(g, EPS_OUTPUT, out);
+    if (eps === out) g.alias(EPS_OUTPUT, out);
     g.markOutput(eps);
     for (const name of options.capture ?? []) g.markOutput(g.tensor(name));
     return g;
@@ -268,5 +277,5 @@ function resnetChannels(config: UNetConfig): [string, number][] {
 }
 
 export function buildUNetGraph(config: UNetConfig, weights: WeightSource, options: UNetGraphOptions): Graph {
-  return new UNetBuilder(config, weights).build(options);
+  return new UNetBuilder(config, weights, options.precision ?? 'f32').build(options);
 }

@@ -7,6 +7,7 @@
 import { preferredKernels } from '../gpu/adapter.ts';
 import type { Gpu } from '../gpu/device.ts';
 import { Readback, Recorder } from '../gpu/recorder.ts';
+import { type Precision, PRECISIONS } from '../gpu/shader_source.ts';
 import { CompiledGraph, DeviceWeights, GraphLimitError, type GraphLimits } from '../graph/executor.ts';
 import type { Graph } from '../graph/graph.ts';
 import type { SafetensorsFile } from '../io/safetensors.ts';
@@ -40,19 +41,26 @@ export function readUNet(files: UNetFiles): UNetWeights {
   return { config, file };
 }
 
-/** Each model's weights on each device, shared by its compiled batch sizes. */
-const deviceWeights = new WeakMap<UNetWeights, Map<GPUDevice, DeviceWeights>>();
+/** Each model's weights on each device at each precision, shared by its compiled batch sizes. */
+const deviceWeights = new WeakMap<UNetWeights, Map<GPUDevice, Map<Precision, DeviceWeights>>>();
 
-function weightsOn(model: UNetWeights, device: GPUDevice): DeviceWeights {
+function weightsOn(model: UNetWeights, device: GPUDevice, precision: Precision): DeviceWeights {
   let perModel = deviceWeights.get(model);
   if (!perModel) deviceWeights.set(model, perModel = new Map());
-  let weights = perModel.get(device);
+  let perDevice = perModel.get(device);
+  if (!perDevice) perModel.set(device, perDevice = new Map());
+  let weights = perDevice.get(precision);
   if (!weights) {
-    const forModel = perModel;
-    weights = new DeviceWeights(device, () => forModel.delete(device));
-    perModel.set(device, weights);
+    const forDevice = perDevice;
+    weights = new DeviceWeights(device, () => forDevice.delete(precision));
+    perDevice.set(precision, weights);
   }
   return weights;
+}
+
+/** Raised for a precision the adapter cannot run (f16 without shader-f16). */
+export class UnsupportedPrecisionError extends Error {
+  override name = 'UnsupportedPrecisionError';
 }
 
 export interface UNetCompileOptions extends UNetGraphOptions {
@@ -95,9 +103,17 @@ export class UNet {
         options.limits?.maxComputeWorkgroupsPerDimension ?? Infinity,
       ),
     };
+    const precision = options.precision ?? 'f32';
+    if (!PRECISIONS.includes(precision)) throw new Error(`precision must be one of ${PRECISIONS.join(', ')}, got '${precision}'`);
+    if (precision === 'f16' && !gpu.device.features.has('shader-f16')) {
+      throw new UnsupportedPrecisionError(
+        `precision 'f16' needs an adapter with the shader-f16 feature, and ${gpu.adapterName} has none: use 'f32'`,
+      );
+    }
     // Register-blocked kernels on software adapters, workgroup tiles on GPUs, unless asked.
     const graphOptions = {
       ...options,
+      precision,
       kernels: options.kernels ?? preferredKernels(gpu.adapter),
       // A lower limit asked for (to test the unfused path) holds; a higher one is the device's.
       maxStorageBuffers: Math.min(gpu.device.limits.maxStorageBuffersPerShaderStage, options.maxStorageBuffers ?? Infinity),
@@ -128,8 +144,12 @@ export class UNet {
       batch = low;
       graph = build(batch);
     }
-    const compiled = await CompiledGraph.compile(gpu, graph, { label: 'unet', weights: weightsOn(model, gpu.device), limits });
+    const compiled = await CompiledGraph.compile(gpu, graph, { label: 'unet', weights: weightsOn(model, gpu.device, precision), limits });
     return new UNet(model.config, compiled, batch, options.batch, options.size ?? model.config.sampleSize);
+  }
+
+  get precision(): Precision {
+    return this.compiled.graph.precision;
   }
 
   get sampleShape(): [number, number, number, number] {

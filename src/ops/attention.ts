@@ -85,13 +85,15 @@ export function attentionCore(g: Graph, name: string, qkv: Tensor, options: { he
   const queryBlocks = Math.ceil(L / QUERY_BLOCK);
   const invocations = n * heads * queryBlocks * chunks;
   const out = g.intermediate(name, [n, c, h, w]);
+  // The output so far between steps over the keys, in f32 whatever the graph's precision.
+  const running = g.intermediate(`${name}.running`, [n, c, h, w], 'f32');
   g.addNode({
     name,
     kind: 'attention',
     shader: 'attention',
-    // qkv twice: as f32 and as vec4 (planes a multiple of 4 long are read as vec4s).
+    // qkv twice: as scalars and as vec4s (planes a multiple of 4 long are read as vec4s).
     inputs: [qkv, qkv],
-    outputs: [out],
+    outputs: [running, out],
     params: {
       length: L,
       head_dim: d,
@@ -107,7 +109,7 @@ export function attentionCore(g: Graph, name: string, qkv: Tensor, options: { he
     // One invocation per (image, head, 4 query positions, chunk of output channels).
     dispatch: { invocations: [invocations], flat: true },
     flops: n * heads * (4 * L * L * d + 6 * L * L),
-    bytes: byteSize(qkv) + 2 * byteSize(out),
+    bytes: byteSize(qkv) + 2 * byteSize(running) + byteSize(out),
   });
   return out;
 }

@@ -1,4 +1,4 @@
-import { byteSize, elementCount, type Graph, type Tensor } from '../graph/graph.ts';
+import { byteSize, bytesPerElement, elementCount, type Graph, type Tensor } from '../graph/graph.ts';
 import { SHADERS } from '../shaders.gen.ts';
 import { concatChannels } from './concat.ts';
 import { groupNorm } from './group_norm.ts';
@@ -266,8 +266,9 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
     channel_add_stride: add ? add.shape[1] : 0,
   };
   const flops = 2 * n * cout * outH * outW * cin * kh * kw;
-  const bytes = byteSize(x) + (b2 ? byteSize(b2) : 0) + 4 * elementCount(weight.shape) +
-    4 * elementCount(outShape) * (options.residual ? 2 : 1);
+  const element = bytesPerElement(g.precision);
+  const bytes = byteSize(x) + (b2 ? byteSize(b2) : 0) + element * elementCount(weight.shape) +
+    element * elementCount(outShape) * (options.residual ? 2 : 1);
   const kind = kh === 1 && kw === 1 ? 'conv1x1' : 'conv3x3';
   if (tiled) {
     const out = g.intermediate(name, outShape);
@@ -327,7 +328,7 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
       // One workgroup per tile of output pixels x output channels.
       dispatch: { invocations: [Math.ceil((n * outH * outW) / TILE) * tileWidth, Math.ceil(cout / TILE) * tileHeight] },
       flops: flops + (sc ? 2 * n * cout * outH * outW * shortcutChannels : 0),
-      bytes: bytes + (sc ? byteSize(sc.input) + (sc.concat ? byteSize(sc.concat) : 0) + 4 * elementCount(sc.weight.shape) : 0),
+      bytes: bytes + (sc ? byteSize(sc.input) + (sc.concat ? byteSize(sc.concat) : 0) + element * elementCount(sc.weight.shape) : 0),
     });
     return out;
   }
@@ -360,7 +361,8 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
   // Counted for one image, so that every batch size takes the same windows (the same weights,
   // uploaded once for all of a model's graphs, and the same sums).
   const workgroupsPerImage = Math.ceil(blocks / n / SHADERS.conv2d_uniform_weights.workgroupSize[0]);
-  const uniformWeights = options.kernels !== 'registers-storage' && kh * kw > 1;
+  // The windows hold f32 (a uniform array's elements are 16-byte aligned): f16 graphs read storage.
+  const uniformWeights = options.kernels !== 'registers-storage' && kh * kw > 1 && g.precision === 'f32';
   if (uniformWeights && blockVec4s > WINDOW_VEC4S) {
     // Too many input channels for one window: the sum of convs over parts of them, each adding
     // the one before as its residual (the bias, channelAdd and residual in the first, the scale in

@@ -1,4 +1,4 @@
-import { byteSize, elementCount, type Graph, type Tensor } from '../graph/graph.ts';
+import { byteSize, bytesPerElement, elementCount, type Graph, type Tensor } from '../graph/graph.ts';
 import type { WeightArray } from './weights.ts';
 
 export function linear(
@@ -29,7 +29,7 @@ export function linear(
     // One invocation per output feature of each image.
     dispatch: { invocations: [outFeatures, n] },
     flops: 2 * n * inFeatures * outFeatures,
-    bytes: byteSize(x) + 4 * elementCount(weight.shape) + byteSize(out),
+    bytes: byteSize(x) + bytesPerElement(g.precision) * elementCount(weight.shape) + byteSize(out),
   });
   return out;
 }

@@ -27,7 +27,8 @@ export function timestepEmbedding(
   const [n] = timesteps.shape;
   const half = Math.floor(options.dim / 2);
   if (half - options.freqShift === 0) throw new Error(`${name}: freq_shift ${options.freqShift} equals half the embedding size`);
-  const turns = g.weight(`${name}.turns_per_step`, [half, 2], timestepTurns(half, options.freqShift));
+  // f32 at any precision: the phase's exactness rests on these splits (timestep_embedding.wgsl).
+  const turns = g.weight(`${name}.turns_per_step`, [half, 2], timestepTurns(half, options.freqShift), 'f32');
   const out = g.intermediate(name, [n, options.dim]);
   g.addNode({
     name,

@@ -1,0 +1,6 @@
+// The element type of the activations and weights a shader keeps in storage: f32 here, f16 in
+// the f16 variant of the shader (the engine makes it by replacing this alias and enabling f16:
+// src/gpu/shader_source.ts). Values are converted to f32 as they are loaded and arithmetic is
+// done in f32, so an f16 variant multiplies f16 operands (their products are exact in f32) and
+// accumulates in f32; only what is stored is rounded.
+alias act = f32;
