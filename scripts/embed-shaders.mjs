@@ -35,6 +35,17 @@ export function expandIncludes(name, code, root = projectRoot, seen = []) {
   });
 }
 
+/**
+ * The scalar type of a buffer binding's elements as the WGSL spells it ('act' for activation.wgsl's
+ * alias, which reflection resolves to f32): the graph checks each tensor's dtype against it.
+ */
+export function elementType(shader, binding, code) {
+  const declaration = new RegExp(`var<[^>]*>\\s+${binding}\\s*:\\s*([^;]+);`).exec(code);
+  const scalar = declaration && /\b(act|f32|f16|i32|u32)\b/.exec(declaration[1]);
+  if (!scalar) throw new Error(`${shader}.wgsl: cannot tell the element type of binding ${binding}`);
+  return scalar[1];
+}
+
 export function describeShader(name, code) {
   const reflect = new WgslReflect(code);
   const entry = reflect.entry.compute.find((e) => e.name === 'main');
@@ -82,7 +93,11 @@ export function describeShader(name, code) {
   const aliases = code.split('\n').filter((line) => line === ACTIVATION_ALIAS).length;
   if (aliases > 1) throw new Error(`${name}.wgsl: activation.wgsl is included ${aliases} times`);
   return {
-    bindings: bindings.map(({ name, kind }) => ({ name, kind })),
+    bindings: bindings.map((b) => ({
+      name: b.name,
+      kind: b.kind,
+      ...(b.kind === 'uniform' ? {} : { element: elementType(name, b.name, code) }),
+    })),
     params,
     workgroupSize: entry.workgroupSize ?? [1, 1, 1],
     activations: aliases === 1,

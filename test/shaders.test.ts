@@ -9,7 +9,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 import { SHADERS } from '../src/shaders.gen.ts';
-import { generate, SHADER_FOLDERS, shaderFiles } from '../scripts/embed-shaders.mjs';
+import { elementType, generate, SHADER_FOLDERS, shaderFiles } from '../scripts/embed-shaders.mjs';
+import { Graph } from '../src/graph/graph.ts';
+import { shaderFor, type ShaderSource } from '../src/gpu/shader_source.ts';
 import { readUNet } from '../src/model/unet_model.ts';
 import { buildUNetGraph } from '../src/model/unet.ts';
 import { WeightStore } from '../src/model/weights.ts';
@@ -31,7 +33,22 @@ shaders('src/shaders.gen.ts matches the .wgsl files and their reflection', () =>
       ...reflect.storage.map((s) => ({ binding: s.binding, name: s.name, kind: s.access === 'read' ? 'read' : 'read_write' })),
       ...reflect.uniforms.map((u) => ({ binding: u.binding, name: u.name, kind: u.name === 'params' ? 'uniform' : 'read_uniform' })),
     ].sort((a, b) => a.binding - b.binding);
-    assert.equal(shader.bindings, bindings.map(({ name, kind }) => ({ name, kind })), `${shader.name}: bindings`);
+    assert.equal(
+      shader.bindings.map(({ name, kind }) => ({ name, kind })),
+      bindings.map(({ name, kind }) => ({ name, kind })),
+      `${shader.name}: bindings`,
+    );
+    for (const b of shader.bindings) {
+      if (b.kind === 'uniform') continue;
+      // The declared element type, 'act' kept (reflection resolves the alias to f32).
+      assert.is(b.element, elementType(shader.name, b.name, code!), `${shader.name}.${b.name}: element type`);
+      assert.ok(['act', 'f32', 'i32'].includes(b.element!), `${shader.name}.${b.name}: element ${b.element}`);
+    }
+    assert.is(shader.activations, /^alias act = f32;$/m.test(shader.code), `${shader.name}: activations`);
+    if (!shader.activations) {
+      const bindings: ShaderSource['bindings'] = shader.bindings;
+      assert.ok(bindings.every((b) => b.element !== 'act'), `${shader.name}: 'act' without activation.wgsl`);
+    }
     bindings.forEach((b, i) => assert.is(b.binding, i, `${shader.name}: binding ${b.name} out of order`));
     const kinds = bindings.map((b) => b.kind).join(',');
     assert.ok(/^((read|read_uniform),)*(read_write,?)+(uniform)?$/.test(kinds), `${shader.name}: inputs, outputs, then params (${kinds})`);
@@ -56,6 +73,14 @@ shaders('src/shaders.gen.ts matches the .wgsl files and their reflection', () =>
 
 shaders("each graph node binds exactly its shader's inputs and outputs and sets exactly its params", () => {
   const model = readUNet(tinyModelFiles());
+  for (const precision of ['f32', 'f16'] as const) {
+    const graph = buildUNetGraph(model.config, new WeightStore(model.file), { batch: 2, precision });
+    // addNode checked every tensor's dtype against its binding's element type.
+    for (const node of graph.nodes) assert.is(node.source, shaderFor(SHADERS[node.shader], precision), `${node.name}: shader`);
+    const f16Nodes = graph.nodes.filter((n) => n.source.name.endsWith('_f16')).length;
+    console.log(`    ${precision}: ${graph.nodes.length} nodes, ${f16Nodes} through f16 variants`);
+    if (precision === 'f16') assert.is(f16Nodes, graph.nodes.length, 'an f16 graph runs only f16 variants');
+  }
   const graph = buildUNetGraph(model.config, new WeightStore(model.file), { batch: 2 });
   const used = new Set<string>();
   for (const node of graph.nodes) {
@@ -70,6 +95,43 @@ shaders("each graph node binds exactly its shader's inputs and outputs and sets 
     assert.equal(Object.keys(node.params).sort(), Object.keys(shader.params?.fields ?? {}).sort(), `${node.name}: params`);
   }
   console.log(`    ${graph.nodes.length} nodes of a ${TINY_CONFIG.block_out_channels.length}-level UNet use ${used.size} shaders`);
+});
+
+shaders('a node that binds a tensor of the wrong dtype is refused, naming both', () => {
+  const g = new Graph('f16');
+  const x = g.input('x', [1, 4]); // f32, where linear's input holds the activations (f16 here)
+  const w = g.weight('w', [2, 4], new Float32Array(8));
+  const b = g.weight('b', [2], new Float32Array(2));
+  assert.throws(
+    () =>
+      g.addNode({
+        name: 'proj',
+        kind: 'linear',
+        shader: 'linear',
+        inputs: [x, w, b],
+        outputs: [g.intermediate('y', [1, 2])],
+        params: { batch: 1, in_features: 4, out_features: 2, silu_input: 0, silu_output: 0 },
+        dispatch: { invocations: [2, 1] },
+        flops: 0,
+        bytes: 0,
+      }),
+    (e: Error) => /node 'proj' binds f32 tensor 'x' to linear_f16's 'input', which holds f16/.test(e.message),
+  );
+});
+
+shaders('f16 variants: the alias replaced and f16 enabled first, nothing else changed', () => {
+  for (const shader of Object.values(SHADERS)) {
+    const variant = shaderFor(shader, 'f16');
+    if (!shader.activations) {
+      assert.is(variant, shader, `${shader.name}: no activations, no variant`);
+      continue;
+    }
+    assert.is(variant.name, `${shader.name}_f16`);
+    assert.ok(variant.code.startsWith('enable f16;\n'), `${shader.name}: enable f16 first`);
+    assert.is(variant.code.replace('enable f16;\n', '').replace('alias act = f16;', 'alias act = f32;'), shader.code);
+    assert.equal(variant.bindings, shader.bindings);
+    assert.equal(variant.params, shader.params);
+  }
 });
 
 shaders.run();

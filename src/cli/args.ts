@@ -6,6 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { Backend } from '../gpu/device.ts';
+import { type Precision, PRECISIONS } from '../gpu/shader_source.ts';
 import type { TimestepSpacing } from '../sampler/schedule.ts';
 import { UserError } from './errors.ts';
 
@@ -38,6 +39,8 @@ const COMMON_HELP = `  --model DIR         diffusers UNet2DModel folder: config.
                       (+ scheduler_config.json), or unet/ + scheduler/ (default: the bundled weights/emoji32)
   --batch B           images per UNet forward (default: min(number of images, 16))
   --backend B         auto | native | dawn: navigator.gpu or Dawn's 'webgpu' package (default: auto)
+  --precision P       f32 | f16: how the UNet's weights and activations are stored on the GPU; f16
+                      halves its memory and needs an adapter with shader-f16 (default: f32)
   -h, --help          this help`;
 
 const SKIP_HELP = `  --skip SPACING      timestep spacing: uniform | quad | leading | trailing | linspace (default: the
@@ -161,10 +164,15 @@ export function usageLine(command: CommandName): string {
 // ---------------------------------------------------------------------------------------------
 // Parsed arguments
 
-export interface CommonArgs {
+/** Which WebGPU implementation, and how the UNet is stored on the GPU. */
+export interface DeviceArgs {
+  backend: Backend;
+  precision: Precision;
+}
+
+export interface CommonArgs extends DeviceArgs {
   /** undefined: the bundled default model. */
   model?: string;
-  backend: Backend;
   /** Images per forward, as given; undefined: min(images, 16). */
   batch?: number;
 }
@@ -261,6 +269,7 @@ const COMMON_OPTIONS: OptionTable = {
   model: { type: 'string' },
   batch: { type: 'string' },
   backend: { type: 'string' },
+  precision: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 };
 const DDIM_OPTIONS: OptionTable = { steps: { type: 'string' }, skip: { type: 'string' }, class: { type: 'string' } };
@@ -339,6 +348,7 @@ export function parseCommandLine(argv: string[]): ParsedCommandLine {
   const common: CommonArgs = {
     model: v.path('model'),
     backend: v.choice('backend', BACKENDS) ?? 'auto',
+    precision: v.choice('precision', PRECISIONS) ?? 'f32',
     batch: v.positiveInt('batch'),
   };
   const ddim = (): DdimArgs => ({ steps: v.positiveInt('steps'), spacing: v.choice('skip', SPACINGS), classLabels: v.classLabels() });

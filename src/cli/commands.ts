@@ -8,6 +8,7 @@ import { accessSync, constants } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isSoftwareAdapter } from '../gpu/adapter.ts';
 import type { Backend } from '../gpu/device.ts';
+import type { Precision } from '../gpu/shader_source.ts';
 import type { RecordObserver } from '../gpu/recorder.ts';
 import { gridRgba, rgbaToTensor } from '../io/image.ts';
 import { decodePng, encodePng, PngError } from '../io/png.ts';
@@ -21,6 +22,7 @@ import {
   CliError,
   type CommandArgs,
   type DecodeArgs,
+  type DeviceArgs,
   type EncodeArgs,
   type EpsArgs,
   type InterpolateArgs,
@@ -44,7 +46,7 @@ export interface OpenedPipeline {
 export type OpenPipeline = (
   model: DdimModel,
   /** softwareBatch: the batch to compile instead on a software adapter (see SOFTWARE_DEFAULT_IMAGES). */
-  options: { batch: number; backend: Backend; softwareBatch?: number },
+  options: { batch: number; backend: Backend; precision: Precision; softwareBatch?: number },
 ) => Promise<OpenedPipeline>;
 
 export interface RunDeps {
@@ -273,11 +275,11 @@ export async function withPipeline<T>(
   deps: RunDeps,
   model: Model,
   batch: number,
-  backend: Backend,
+  device: DeviceArgs,
   work: (pipeline: DdimPipeline) => Promise<T>,
   softwareBatch?: number,
 ): Promise<T> {
-  const opened = await deps.openPipeline(model.read, { batch, backend, softwareBatch });
+  const opened = await deps.openPipeline(model.read, { batch, backend: device.backend, precision: device.precision, softwareBatch });
   try {
     const [c, h, w] = opened.pipeline.imageShape;
     if (c !== model.shape[0] || h !== model.shape[1] || w !== model.shape[2]) {
@@ -292,6 +294,11 @@ export async function withPipeline<T>(
   } finally {
     opened.close();
   }
+}
+
+/** The adapter a summary names, and the precision when it is not the default f32. */
+export function describeDevice(pipeline: DdimPipeline): string {
+  return pipeline.precision === 'f32' ? pipeline.gpu.adapterName : `${pipeline.gpu.adapterName}, ${pipeline.precision}`;
 }
 
 interface StepHooks {
@@ -318,7 +325,7 @@ async function timedSteps<T>(
   const start = performance.now();
   try {
     const result = await work({ onStep: bar.onStep, previewX0: pipeline.gpu.implementation === 'deno-wgpu' });
-    return { result, seconds: (performance.now() - start) / 1000, adapter: pipeline.gpu.adapterName };
+    return { result, seconds: (performance.now() - start) / 1000, adapter: describeDevice(pipeline) };
   } finally {
     await bar.stop();
   }
@@ -328,7 +335,7 @@ async function timedSteps<T>(
 function runSteps<T>(
   deps: RunDeps,
   model: Model,
-  args: { batch?: number; backend: Backend },
+  args: { batch?: number } & DeviceArgs,
   label: string,
   count: number,
   steps: number,
@@ -339,7 +346,7 @@ function runSteps<T>(
     deps,
     model,
     batch,
-    args.backend,
+    args,
     (pipeline) => timedSteps(deps.io, pipeline, label, count, batch, steps, (hooks) => work(pipeline, hooks)),
   );
 }
@@ -432,7 +439,7 @@ async function sample(args: SampleArgs, deps: RunDeps): Promise<void> {
     deps,
     model,
     batch,
-    args.backend,
+    args,
     (pipeline) => {
       if (fewerOnSoftware && isSoftwareAdapter(pipeline.gpu.adapter)) {
         count = SOFTWARE_DEFAULT_IMAGES;
@@ -660,10 +667,10 @@ async function eps(args: EpsArgs, deps: RunDeps): Promise<void> {
   checkDistinct([['--in', args.input], ['--out', args.out]]);
   const batch = batchFor(args, count);
 
-  const { result, seconds, adapter } = await withPipeline(deps, model, batch, args.backend, async (pipeline) => {
+  const { result, seconds, adapter } = await withPipeline(deps, model, batch, args, async (pipeline) => {
     const start = performance.now();
     const result = await pipeline.eps(x.data, t, { classLabels });
-    return { result, seconds: (performance.now() - start) / 1000, adapter: pipeline.gpu.adapterName };
+    return { result, seconds: (performance.now() - start) / 1000, adapter: describeDevice(pipeline) };
   });
   await writeFileAtomic(args.out, serializeSafetensors({ eps: f32Tensor(result, [count, ...model.shape]) }));
   io.stdout(`eps: ${plural(count, 'image')} in ${rate(count, seconds)} on ${adapter} -> ${args.out}\n`);

@@ -16,7 +16,7 @@ import { encodePng } from '../io/png.ts';
 import { serializeSafetensors } from '../io/safetensors.ts';
 import type { TimestepSpacing } from '../sampler/schedule.ts';
 import { CliError, FID_BLOCK, type SampleArgs, type Shard } from './args.ts';
-import { batchFor, f32Tensor, type Model, type RunDeps, withPipeline } from './commands.ts';
+import { batchFor, describeDevice, f32Tensor, type Model, type RunDeps, withPipeline } from './commands.ts';
 import { writeFileAtomic } from './files.ts';
 import { plural, rate } from './progress.ts';
 
@@ -124,7 +124,7 @@ export async function sampleToFolder(
   const batch = batchFor(args, todo);
   const start = performance.now();
   let written = 0;
-  const adapter = await withPipeline(deps, model, batch, args.backend, async (pipeline) => {
+  const adapter = await withPipeline(deps, model, batch, args, async (pipeline) => {
     for (const [runStart, runEnd] of runs) {
       for (let first = runStart; first < runEnd; first += batch) {
         const n = Math.min(batch, runEnd - first);
@@ -153,7 +153,7 @@ export async function sampleToFolder(
         io.stderr(`${written} of ${plural(todo, 'image')} written (images ${first}..${first + n - 1})\n`);
       }
     }
-    return pipeline.gpu.adapterName;
+    return describeDevice(pipeline);
   });
   const seconds = (performance.now() - start) / 1000;
   io.stdout(

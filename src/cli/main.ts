@@ -14,6 +14,8 @@ import { CheckpointError } from '../model/paper_checkpoint.ts';
 import { ModelLoadError } from '../web/load_model.ts';
 import { ModelConfigError } from '../model/config.ts';
 import { ModelWeightsError } from '../model/weights.ts';
+import { UnsupportedPrecisionError } from '../model/unet_model.ts';
+import type { Precision } from '../gpu/shader_source.ts';
 import { DdimPipeline } from '../pipeline.ts';
 import { SamplerInputError } from '../sampler/ddim.ts';
 import { ScheduleError } from '../sampler/schedule.ts';
@@ -38,6 +40,7 @@ const USER_ERRORS = [
   PngError,
   ScheduleError,
   SamplerInputError,
+  UnsupportedPrecisionError,
 ];
 
 export interface MainOptions {
@@ -61,9 +64,11 @@ function processIo(): CliIo {
  * CPU (docs/perf.md, issue 11), so with --backend auto a software adapter there is swapped for
  * Dawn's (npm:webgpu) when that loads; anything else keeps the first adapter.
  */
-async function fastestGpu(backend: Backend): Promise<Gpu> {
+async function fastestGpu(backend: Backend, precision: Precision): Promise<Gpu> {
   const gpu = await requestGpu({ backend });
-  if (backend !== 'auto' || gpu.implementation !== 'deno-wgpu' || !isSoftwareAdapter(gpu.adapter)) return gpu;
+  // Deno's wgpu has no shader-f16 (Dawn has, on lavapipe too): f16 is asked of Dawn there.
+  const wantsDawn = isSoftwareAdapter(gpu.adapter) || (precision === 'f16' && !gpu.device.features.has('shader-f16'));
+  if (backend !== 'auto' || gpu.implementation !== 'deno-wgpu' || !wantsDawn) return gpu;
   try {
     const dawn = await requestGpu({ backend: 'dawn' });
     gpu.device.destroy();
@@ -73,11 +78,14 @@ async function fastestGpu(backend: Backend): Promise<Gpu> {
   }
 }
 
-export const openGpuPipeline: OpenPipeline = async (model, { batch, backend, softwareBatch }) => {
-  const gpu = await fastestGpu(backend);
+export const openGpuPipeline: OpenPipeline = async (model, { batch, backend, precision, softwareBatch }) => {
+  const gpu = await fastestGpu(backend, precision);
   try {
     const software = isSoftwareAdapter(gpu.adapter);
-    const pipeline = await DdimPipeline.load(gpu, model, { batch: software && softwareBatch !== undefined ? softwareBatch : batch });
+    const pipeline = await DdimPipeline.load(gpu, model, {
+      batch: software && softwareBatch !== undefined ? softwareBatch : batch,
+      precision,
+    });
     return {
       pipeline,
       close() {

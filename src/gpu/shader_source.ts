@@ -9,7 +9,12 @@ export interface ShaderSource {
    * In binding order: inputs ('read' storage, or 'read_uniform' for an input bound as a uniform
    * buffer), outputs ('read_write'), then the params 'uniform'.
    */
-  bindings: { name: string; kind: 'read' | 'read_uniform' | 'read_write' | 'uniform' }[];
+  bindings: {
+    name: string;
+    kind: 'read' | 'read_uniform' | 'read_write' | 'uniform';
+    /** Buffers: the scalar type of its elements, 'act' for activation.wgsl's alias (f32 or f16). */
+    element?: 'act' | 'f32' | 'f16' | 'i32' | 'u32';
+  }[];
   /** Byte layout of the `Params` uniform struct, or null when the shader has none. */
   params: { size: number; fields: Record<string, { offset: number; type: 'u32' | 'i32' | 'f32' }> } | null;
   workgroupSize: number[];

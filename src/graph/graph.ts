@@ -133,6 +133,15 @@ export class Graph {
           `shader ${node.shader} has ${inputSlots} and ${outputSlots}`,
       );
     }
+    [...node.inputs, ...node.outputs].forEach((t, i) => {
+      const binding = shader.bindings[i];
+      const holds = binding.element === 'act' ? this.precision : binding.element;
+      if (t && t.dtype !== holds) {
+        throw new Error(
+          `graph: node '${node.name}' binds ${t.dtype} tensor '${t.name}' to ${shader.name}'s '${binding.name}', which holds ${holds}`,
+        );
+      }
+    });
     this.nodes.push(node);
   }
 }

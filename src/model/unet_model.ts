@@ -92,6 +92,13 @@ export class UNet {
    */
   static async compile(gpu: Gpu, model: UNetWeights, options: UNetCompileOptions): Promise<UNet> {
     if (!Number.isInteger(options.batch) || options.batch < 1) throw new Error(`batch must be a positive integer, got ${options.batch}`);
+    const precision = options.precision ?? 'f32';
+    if (!PRECISIONS.includes(precision)) throw new Error(`precision must be one of ${PRECISIONS.join(', ')}, got '${precision}'`);
+    if (precision === 'f16' && !gpu.device.features.has('shader-f16')) {
+      throw new UnsupportedPrecisionError(
+        `precision 'f16' needs an adapter with the shader-f16 feature, and ${gpu.adapterName} has none: use 'f32'`,
+      );
+    }
     const limits: GraphLimits = {
       maxStorageBufferBindingSize: Math.min(
         gpu.device.limits.maxStorageBufferBindingSize,
@@ -103,13 +110,6 @@ export class UNet {
         options.limits?.maxComputeWorkgroupsPerDimension ?? Infinity,
       ),
     };
-    const precision = options.precision ?? 'f32';
-    if (!PRECISIONS.includes(precision)) throw new Error(`precision must be one of ${PRECISIONS.join(', ')}, got '${precision}'`);
-    if (precision === 'f16' && !gpu.device.features.has('shader-f16')) {
-      throw new UnsupportedPrecisionError(
-        `precision 'f16' needs an adapter with the shader-f16 feature, and ${gpu.adapterName} has none: use 'f32'`,
-      );
-    }
     // Register-blocked kernels on software adapters, workgroup tiles on GPUs, unless asked.
     const graphOptions = {
       ...options,

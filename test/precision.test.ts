@@ -1,0 +1,88 @@
+/**
+ * precision 'f16' (issue 11): refused with a clear error on an adapter without shader-f16; where
+ * the adapter has it, every f16 variant compiles and a DDIM sample through the public pipeline
+ * stays close to the float64 reference. (The UNet's f16 goldens, per kernel family, are in
+ * unet_golden.test.ts.)
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { type Gpu, requestGpu } from '../src/gpu/device.ts';
+import { Kernel } from '../src/gpu/kernel.ts';
+import { shaderFor } from '../src/gpu/shader_source.ts';
+import { loadModelDir } from '../src/fs/model_dir.ts';
+import { UnsupportedPrecisionError } from '../src/model/unet_model.ts';
+import { DdimPipeline, readModel } from '../src/pipeline.ts';
+import { SHADERS } from '../src/shaders.gen.ts';
+import { expectClose, goldenF32, readGolden } from './util/compare.ts';
+
+/** x0 after 10 DDIM steps: eps's f16 error (4e-4) grows through the steps' divisions by sqrt(alpha). */
+const F16_DDIM_TOLERANCE = 1e-2;
+const IMAGE = 3 * 32 * 32;
+
+/** Awaits `work`, which must reject with an error that `check` accepts. */
+async function rejects(work: () => Promise<unknown>, check: (error: Error) => boolean, what: string): Promise<void> {
+  try {
+    await work();
+  } catch (error) {
+    assert.ok(check(error as Error), `${what}: ${(error as Error).message}`);
+    return;
+  }
+  assert.unreachable(`${what}: accepted`);
+}
+
+const precision = suite('precision');
+let gpu: Gpu;
+
+precision.before(async () => {
+  gpu = await requestGpu();
+  console.log(`    adapter: ${gpu.adapterName}, shader-f16: ${gpu.device.features.has('shader-f16')}`);
+});
+
+precision.after(() => gpu.device.destroy());
+
+precision('f16 on an adapter without shader-f16: refused before any GPU work, saying what to use', async () => {
+  const model = readModel(await loadModelDir('weights/emoji32'));
+  // Only the features are asked before the refusal.
+  const noF16 = { ...gpu, adapterName: 'a test adapter', device: { features: new Set<string>() } as unknown as GPUDevice };
+  await rejects(
+    () => DdimPipeline.load(noF16, model, { precision: 'f16' }),
+    (e) =>
+      e instanceof UnsupportedPrecisionError &&
+      e.message === "precision 'f16' needs an adapter with the shader-f16 feature, and a test adapter has none: use 'f32'",
+    'f16 without shader-f16',
+  );
+  await rejects(
+    () => DdimPipeline.load(gpu, model, { precision: 'f64' as 'f32' }),
+    (e) => e.message === "precision must be one of f32, f16, got 'f64'",
+    'an unknown precision',
+  );
+});
+
+precision('this adapter: f16 runs (every variant compiles, DDIM stays close to float64) or is refused', async () => {
+  const model = readModel(await loadModelDir('weights/emoji32'));
+  if (!gpu.device.features.has('shader-f16')) {
+    await rejects(() => DdimPipeline.load(gpu, model, { precision: 'f16' }), (e) => e instanceof UnsupportedPrecisionError, 'f16 here');
+    console.log('    no shader-f16 here: refused');
+    return;
+  }
+  const variants = Object.values(SHADERS).filter((s) => s.activations).map((s) => shaderFor(s, 'f16'));
+  await Promise.all(variants.map((shader) => Kernel.load(gpu.device, shader)));
+  console.log(`    ${variants.length} f16 variants compiled`);
+
+  const golden = readGolden('emoji32_ddim.safetensors');
+  const pipeline = await DdimPipeline.load(gpu, model, { precision: 'f16' });
+  try {
+    assert.is(pipeline.precision, 'f16');
+    const other = await pipeline.withBatch(2);
+    assert.is(other.precision, 'f16', 'withBatch keeps the precision');
+    other.destroy();
+    const xT = goldenF32(golden, 'xT').slice(0, IMAGE);
+    const result = await pipeline.sample({ steps: 10, xT });
+    const reference = goldenF32(golden, 'ddim10_eta0.xs').slice(10 * 4 * IMAGE, 10 * 4 * IMAGE + IMAGE);
+    expectClose('f16 ddim10_eta0 final x0 (image 0)', result.x0, reference, F16_DDIM_TOLERANCE);
+  } finally {
+    pipeline.destroy();
+  }
+});
+
+precision.run();
