@@ -5,6 +5,7 @@
  * same process. Runs under Deno and Node; `--help` lists the options.
  */
 import { type ConvKernels, KERNEL_FAMILIES } from '../src/ops/conv2d.ts';
+import { type Precision, PRECISIONS } from '../src/gpu/shader_source.ts';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -39,6 +40,8 @@ Options:
   --kernels FAMILY   the conv kernels: registers (weights in uniform windows), registers-storage
                      (the same kernels reading one storage buffer) or tiled (GPUs); by default
                      the adapter's (registers on a software adapter, tiled otherwise)
+  --precision P      f32 | f16: how the UNet's weights and activations are stored (f32; f16 needs
+                     shader-f16)
   --steps S          DDIM steps of the timed sample (50)
   --repeats R        timed forwards, after the warm-up (10)
   --warmup W         untimed forwards first (3); with 0, no warm-up sample before the DDIM run either
@@ -62,6 +65,7 @@ interface Args {
   layout?: string;
   batch: number;
   kernels?: ConvKernels;
+  precision?: Precision;
   steps?: number;
   repeats?: number;
   warmup?: number;
@@ -104,6 +108,13 @@ export function parseArgs(argv: string[]): Args {
         const known = KERNEL_FAMILIES.find((k) => k === family);
         if (!known) throw new UsageError(`--kernels takes ${KERNEL_FAMILIES.join(', ')}; got ${family}`);
         args.kernels = known;
+        break;
+      }
+      case '--precision': {
+        const precision = value();
+        const known = PRECISIONS.find((p) => p === precision);
+        if (!known) throw new UsageError(`--precision takes ${PRECISIONS.join(', ')}; got ${precision}`);
+        args.precision = known;
         break;
       }
       case '--steps':
@@ -212,6 +223,7 @@ export async function main(
     gpu: io.gpu,
     batch: args.batch,
     kernels: args.kernels,
+    precision: args.precision,
     steps: args.steps ?? (args.quick ? 1 : 50),
     repeats: args.repeats ?? (args.quick ? 1 : 10),
     warmup: args.warmup ?? (args.quick ? 1 : 3),

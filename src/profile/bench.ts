@@ -9,6 +9,7 @@
  */
 import { preferredKernels } from '../gpu/adapter.ts';
 import type { ConvKernels } from '../ops/conv2d.ts';
+import type { Precision } from '../gpu/shader_source.ts';
 import { type Gpu, requestGpu } from '../gpu/device.ts';
 import { readUNet, UNet } from '../model/unet_model.ts';
 import type { ModelFiles } from '../pipeline.ts';
@@ -29,6 +30,8 @@ export interface BenchOptions {
   batch?: number;
   /** The conv kernel family; the adapter's preferred one when omitted (see preferredKernels). */
   kernels?: ConvKernels;
+  /** How the UNet is stored on the GPU (f32 by default). */
+  precision?: Precision;
   /** DDIM steps of the timed sample. */
   steps?: number;
   /** Timed forwards (after `warmup` untimed ones). */
@@ -57,6 +60,7 @@ export interface BenchResult {
   adapter: string;
   /** The conv kernel family the forwards ran. */
   kernels: ConvKernels;
+  precision: Precision;
   implementation: string;
   timestampQuery: boolean;
   model: { name: string; source: string; params: number; sampleSize: number; batch: number };
@@ -148,7 +152,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResult> 
   log(`loading ${options.modelName} at batch ${batch} ...`);
   const model = readUNet(options.files);
   const params = [...model.file.tensors.values()].reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0);
-  const unet = await UNet.compile(gpu, model, { batch, kernels: options.kernels });
+  const unet = await UNet.compile(gpu, model, { batch, kernels: options.kernels, precision: options.precision });
   let sampler: DdimSampler | undefined;
   try {
     const nodes = unet.compiled.nodeList;
@@ -200,6 +204,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResult> 
       adapter: gpu.adapterName,
       implementation: gpu.implementation,
       kernels: options.kernels ?? preferredKernels(gpu.adapter),
+      precision: unet.precision,
       timestampQuery: gpu.hasTimestamps,
       model: { name: options.modelName, source: options.modelSource, params, sampleSize: unet.size, batch },
       graph: {
@@ -281,7 +286,9 @@ export function formatBenchmark(r: BenchResult): string {
     `bench: ${r.model.name} (${r.model.source}), ${
       (r.model.params / 1e6).toFixed(2)
     }M params, ${r.model.sampleSize}x${r.model.sampleSize}, batch ${r.model.batch}`,
-    `adapter: ${r.adapter}; kernels: ${r.kernels}; timestamp-query ${r.timestampQuery ? 'yes' : 'no'}; ${r.date}`,
+    `adapter: ${r.adapter}; kernels: ${r.kernels}; precision: ${r.precision}; timestamp-query ${
+      r.timestampQuery ? 'yes' : 'no'
+    }; ${r.date}`,
     `graph: ${r.graph.gflopPerForward.toFixed(3)} GFLOP and ${
       r.graph.gbPerForward.toFixed(3)
     } GB counted per forward; ${r.graph.dispatchesPerForward} dispatches per forward`,
