@@ -42,7 +42,7 @@ shaders('src/shaders.gen.ts matches the .wgsl files and their reflection', () =>
       if (b.kind === 'uniform') continue;
       // The declared element type, 'act' kept (reflection resolves the alias to f32).
       assert.is(b.element, elementType(shader.name, b.name, code!), `${shader.name}.${b.name}: element type`);
-      assert.ok(['act', 'f32', 'i32'].includes(b.element!), `${shader.name}.${b.name}: element ${b.element}`);
+      assert.ok(['act', 'f32', 'i32', 'u32'].includes(b.element!), `${shader.name}.${b.name}: element ${b.element}`);
     }
     assert.is(shader.activations, /^alias act = f32;$/m.test(shader.code), `${shader.name}: activations`);
     if (!shader.activations) {
@@ -128,7 +128,13 @@ shaders('f16 variants: the alias replaced and f16 enabled first, nothing else ch
     }
     assert.is(variant.name, `${shader.name}_f16`);
     assert.ok(variant.code.startsWith('enable f16;\n'), `${shader.name}: enable f16 first`);
-    assert.is(variant.code.replace('enable f16;\n', '').replace('alias act = f16;', 'alias act = f32;'), shader.code);
+    assert.is(
+      variant.code.replace('enable f16;\n', '').replace('alias act = f16;', 'alias act = f32;').replace(
+        'const ACT_F16 = true;',
+        'const ACT_F16 = false;',
+      ),
+      shader.code,
+    );
     assert.equal(variant.bindings, shader.bindings);
     assert.equal(variant.params, shader.params);
   }

@@ -2,5 +2,7 @@
 // the f16 variant of the shader (the engine makes it by replacing this alias and enabling f16:
 // src/gpu/shader_source.ts). Values are converted to f32 as they are loaded and arithmetic is
 // done in f32, so an f16 variant multiplies f16 operands (their products are exact in f32) and
-// accumulates in f32; only what is stored is rounded.
+// accumulates in f32; only what is stored is rounded. ACT_F16 lets a shader read raw words
+// (a uniform window of weights) either way; its other branch is compiled out.
 alias act = f32;
+const ACT_F16 = false;

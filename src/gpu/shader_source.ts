@@ -12,7 +12,10 @@ export interface ShaderSource {
   bindings: {
     name: string;
     kind: 'read' | 'read_uniform' | 'read_write' | 'uniform';
-    /** Buffers: the scalar type of its elements, 'act' for activation.wgsl's alias (f32 or f16). */
+    /**
+     * Buffers: the scalar type of its elements, 'act' for activation.wgsl's alias (f32 or f16);
+     * 'u32' reads a tensor's raw words, whatever its dtype (a uniform window of weights).
+     */
     element?: 'act' | 'f32' | 'f16' | 'i32' | 'u32';
   }[];
   /** Byte layout of the `Params` uniform struct, or null when the shader has none. */
@@ -32,6 +35,7 @@ export const PRECISIONS: readonly Precision[] = ['f32', 'f16'];
 
 /** shaders/include/activation.wgsl's declaration of the activation type. */
 const ACTIVATION_ALIAS = /^alias act = f32;$/m;
+const ACT_F16 = /^const ACT_F16 = false;$/m;
 
 const f16Variants = new WeakMap<ShaderSource, ShaderSource>();
 
@@ -44,7 +48,8 @@ export function shaderFor(shader: ShaderSource, precision: Precision): ShaderSou
   if (precision === 'f32' || !shader.activations) return shader;
   let variant = f16Variants.get(shader);
   if (!variant) {
-    variant = { ...shader, name: `${shader.name}_f16`, code: `enable f16;\n${shader.code.replace(ACTIVATION_ALIAS, 'alias act = f16;')}` };
+    const code = shader.code.replace(ACTIVATION_ALIAS, 'alias act = f16;').replace(ACT_F16, 'const ACT_F16 = true;');
+    variant = { ...shader, name: `${shader.name}_f16`, code: `enable f16;\n${code}` };
     f16Variants.set(shader, variant);
   }
   return variant;

@@ -136,7 +136,7 @@ export class Graph {
     [...node.inputs, ...node.outputs].forEach((t, i) => {
       const binding = shader.bindings[i];
       const holds = binding.element === 'act' ? this.precision : binding.element;
-      if (t && t.dtype !== holds) {
+      if (t && binding.element !== 'u32' && t.dtype !== holds) {
         throw new Error(
           `graph: node '${node.name}' binds ${t.dtype} tensor '${t.name}' to ${shader.name}'s '${binding.name}', which holds ${holds}`,
         );

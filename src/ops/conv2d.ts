@@ -24,7 +24,7 @@ const OC_BLOCK = 8;
 const PX_BLOCK = 8;
 /** conv2d_wide.wgsl: the same fast paths with 16 pixels per invocation, for wide rows. */
 const WIDE_PX_BLOCK = 16;
-/** vec4s in one uniform window of weights (conv_weights_uniform.wgsl): 64 KiB, WebGPU's minimum limit. */
+/** 16-byte words in one uniform window of weights (conv_weights_uniform.wgsl): 64 KiB, WebGPU's minimum limit. */
 const WINDOW_VEC4S = 4096;
 /** The tiled kernels' tile (shaders/include/conv_tiled.wgsl): 64 output channels x 64 output pixels per workgroup. */
 const TILE = 64;
@@ -357,12 +357,13 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
   // conv2d_small's lanes take different channel blocks, so it keeps the storage buffer, as does a
   // conv whose one block of weights is over 64 KiB (more than 2048 input channels x taps).
   const rows = cin * kh * kw;
-  const blockVec4s = 2 * rows;
+  // A row of a block is 8 channels: two 16-byte words of f32, one of f16.
+  const blockVec4s = (g.precision === 'f16' ? 1 : 2) * rows;
+  const windowValues = (16 / bytesPerElement(g.precision)) * WINDOW_VEC4S;
   // Counted for one image, so that every batch size takes the same windows (the same weights,
   // uploaded once for all of a model's graphs, and the same sums).
   const workgroupsPerImage = Math.ceil(blocks / n / SHADERS.conv2d_uniform_weights.workgroupSize[0]);
-  // The windows hold f32 (a uniform array's elements are 16-byte aligned): f16 graphs read storage.
-  const uniformWeights = options.kernels !== 'registers-storage' && kh * kw > 1 && g.precision === 'f32';
+  const uniformWeights = options.kernels !== 'registers-storage' && kh * kw > 1;
   if (uniformWeights && blockVec4s > WINDOW_VEC4S) {
     // Too many input channels for one window: the sum of convs over parts of them, each adding
     // the one before as its residual (the bias, channelAdd and residual in the first, the scale in
@@ -398,8 +399,8 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
     const weights = windowed
       ? g.weight(
         `${weight.name}:window${window}of${windows}`,
-        [4 * WINDOW_VEC4S],
-        () => weightWindow(transposedWeight(), rows, ocStride, block0, count),
+        [windowValues],
+        () => weightWindow(transposedWeight(), rows, ocStride, block0, count, windowValues),
       )
       : storageWeight();
     const shaderName = small
@@ -461,8 +462,15 @@ function sliceInputChannels(weight: WeightArray, shape: number[], c0: number, c1
  * Output-channel blocks block0 .. block0 + count of the transposed weights ([rows, ocStride]), as
  * conv_weights_uniform.wgsl reads them: [block][row][8 channels], zero-padded to a whole window.
  */
-function weightWindow(transposed: Float32Array, rows: number, ocStride: number, block0: number, count: number): Float32Array {
-  const out = new Float32Array(4 * WINDOW_VEC4S);
+function weightWindow(
+  transposed: Float32Array,
+  rows: number,
+  ocStride: number,
+  block0: number,
+  count: number,
+  values: number,
+): Float32Array {
+  const out = new Float32Array(values);
   for (let b = 0; b < count; b++) {
     for (let r = 0; r < rows; r++) {
       const from = r * ocStride + (block0 + b) * OC_BLOCK;
