@@ -3,9 +3,11 @@
  * the golden input, compared with diffusers' float64 output. The result is written as JSON into
  * #result, with data-done set, for test/browser/run.mjs to read.
  */
-import { DdimPipeline, loadModel, parseSafetensors, requestGpu, toFloat32, toInt32 } from '../src/index.ts';
+import { DdimPipeline, loadModel, parseSafetensors, requestGpu, toFloat32, toInt32, UnsupportedPrecisionError } from '../src/index.ts';
 
 const TOLERANCE = 2e-4;
+/** precision 'f16' (issue 11's bound for eps). */
+const F16_TOLERANCE = 3e-3;
 
 interface GoldenResult {
   ok: boolean;
@@ -17,7 +19,23 @@ interface GoldenResult {
   /** Wall time of the load, compile and forward, in milliseconds. */
   loadMs?: number;
   forwardMs?: number;
+  /** The same forward at precision 'f16' where the adapter has shader-f16; else its refusal. */
+  f16?: { relL2: number; maxAbs: number; tolerance: number; forwardMs: number } | { refused: string };
   error?: string;
+}
+
+function compare(actual: Float32Array, expected: Float32Array) {
+  let diff2 = 0, ref2 = 0, maxAbs = 0, worstIndex = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const d = actual[i] - expected[i];
+    diff2 += d * d;
+    ref2 += expected[i] * expected[i];
+    if (!(Math.abs(d) <= maxAbs)) {
+      maxAbs = Math.abs(d);
+      worstIndex = i;
+    }
+  }
+  return { relL2: Math.sqrt(diff2 / ref2), maxAbs, worstIndex };
 }
 
 async function fetchBytes(url: string): Promise<Uint8Array> {
@@ -39,26 +57,33 @@ async function run(): Promise<GoldenResult> {
   const expected = toFloat32(tensor('output.eps'));
 
   const loadStart = performance.now();
-  const pipeline = await DdimPipeline.load(gpu, await loadModel('weights/emoji32/'), { batch: t.length });
+  const files = await loadModel('weights/emoji32/');
+  const pipeline = await DdimPipeline.load(gpu, files, { batch: t.length });
   const forwardStart = performance.now();
   const eps = await pipeline.eps(x, t);
   const forwardMs = performance.now() - forwardStart;
   pipeline.destroy();
+
+  let f16: GoldenResult['f16'];
+  try {
+    const half = await DdimPipeline.load(gpu, files, { batch: t.length, precision: 'f16' });
+    const start = performance.now();
+    const halfEps = await half.eps(x, t);
+    const ms = performance.now() - start;
+    half.destroy();
+    const c = compare(halfEps, expected);
+    f16 = { relL2: c.relL2, maxAbs: c.maxAbs, tolerance: F16_TOLERANCE, forwardMs: ms };
+  } catch (e) {
+    if (!(e instanceof UnsupportedPrecisionError) || gpu.device.features.has('shader-f16')) throw e;
+    f16 = { refused: e.message };
+  }
   if (gpu.uncapturedErrors.length > 0) throw new Error(`WebGPU errors: ${gpu.uncapturedErrors.join('; ')}`);
 
-  let diff2 = 0, ref2 = 0, maxAbs = 0, worstIndex = 0;
-  for (let i = 0; i < expected.length; i++) {
-    const d = eps[i] - expected[i];
-    diff2 += d * d;
-    ref2 += expected[i] * expected[i];
-    if (!(Math.abs(d) <= maxAbs)) {
-      maxAbs = Math.abs(d);
-      worstIndex = i;
-    }
-  }
-  const relL2 = Math.sqrt(diff2 / ref2);
+  const { relL2, maxAbs, worstIndex } = compare(eps, expected);
+  const f16Ok = !f16 || 'refused' in f16 || f16.relL2 <= F16_TOLERANCE;
   return {
-    ok: relL2 <= TOLERANCE,
+    f16,
+    ok: relL2 <= TOLERANCE && f16Ok,
     adapter: gpu.adapterName,
     relL2,
     maxAbs,

@@ -197,7 +197,7 @@ try {
     }
   });
 
-  await test(`golden: the emoji32 UNet forward in Chromium matches diffusers (rel. L2 ≤ ${GOLDEN_TOLERANCE})`, async (page) => {
+  await test(`golden: the emoji32 UNet forward in Chromium matches diffusers (rel. L2 ≤ ${GOLDEN_TOLERANCE}; f16 ≤ 3e-3)`, async (page) => {
     await page.goto(`${server.url}test.html`);
     await page.waitForSelector('#result[data-done]', { timeout: ACTION_TIMEOUT_MS });
     const result = JSON.parse(await page.textContent('#result'));
@@ -208,6 +208,19 @@ try {
         `  load+compile ${(result.loadMs / 1000).toFixed(1)} s, forward ${(result.forwardMs / 1000).toFixed(1)} s`,
     );
     check(result.relL2 <= GOLDEN_TOLERANCE, `rel L2 ${result.relL2} > ${GOLDEN_TOLERANCE}; worst element ${result.worstIndex}`);
+    // precision 'f16': run where the adapter has shader-f16, else refused with UnsupportedPrecisionError.
+    check(result.f16, 'no f16 result');
+    if ('refused' in result.f16) {
+      console.log(`      f16: refused: ${result.f16.refused}`);
+      check(/needs an adapter with the shader-f16 feature/.test(result.f16.refused), result.f16.refused);
+    } else {
+      const f16 = result.f16;
+      console.log(
+        `      f16 output.eps rel L2 ${f16.relL2.toExponential(2)} (limit ${f16.tolerance})  max |diff| ${f16.maxAbs.toExponential(2)}` +
+          `  forward ${(f16.forwardMs / 1000).toFixed(1)} s`,
+      );
+      check(f16.relL2 <= f16.tolerance, `f16 rel L2 ${f16.relL2} > ${f16.tolerance}`);
+    }
   });
 } finally {
   await browser.close();
