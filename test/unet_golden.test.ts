@@ -125,6 +125,13 @@ golden('emoji32 through the tiled kernels (GroupNorm and conv_shortcut fused)', 
   });
 });
 
+golden('emoji32 through tiled-wide (128-pixel tiles): the same fusions, so the same dispatches as tiled', async () => {
+  await checkModel('weights/emoji32', 'emoji32_unet.safetensors', {
+    kernels: 'tiled-wide',
+    maxDispatches: emoji32Dispatches,
+  });
+});
+
 golden('emoji32 tiled on a device with 8 storage buffers per stage: conv_shortcut stays a node of its own', () => {
   const model = loadModelDir('weights/emoji32');
   const count = (kernels: ConvKernels, maxStorageBuffers: number) =>
@@ -135,6 +142,15 @@ golden('emoji32 tiled on a device with 8 storage buffers per stage: conv_shortcu
   assert.ok(nodes.every((node) => node.shader !== 'conv2d_tiled_shortcut'), 'no node needs more than 8 storage buffers');
   assert.is(nodes.filter((node) => node.name.endsWith('.conv_shortcut')).length, 13);
   assert.is(count('tiled', 10).length, EMOJI32_TILED_DISPATCHES);
+  for (const storage of [8, 10]) {
+    const wide = count('tiled-wide', storage);
+    console.log(`    dispatches per forward [tiled-wide, ${storage} storage buffers]: ${wide.length} (${countDispatches(wide)})`);
+    assert.is(wide.length, storage === 8 ? EMOJI32_TILED_DISPATCHES_8_STORAGE_BUFFERS : EMOJI32_TILED_DISPATCHES);
+    assert.ok(
+      wide.every((node) => !node.shader.startsWith('conv') || node.shader.startsWith('conv2d_tiled_wide')),
+      'every conv is 128 pixels wide',
+    );
+  }
   assert.is(count('registers-storage', 16).length, EMOJI32_DISPATCHES);
   assert.is(count('registers', 16).length, EMOJI32_WINDOWED_DISPATCHES);
 });
@@ -151,7 +167,7 @@ async function hasF16(backend: Backend = 'auto'): Promise<boolean> {
 
 if (await hasF16()) {
   // Every kernel family, whichever this adapter prefers: the f16 variants of every shader.
-  for (const kernels of ['registers', 'registers-storage', 'tiled'] as const) {
+  for (const kernels of ['registers', 'registers-storage', 'tiled', 'tiled-wide'] as const) {
     golden(`emoji32 with precision f16 [${kernels}]: within ${F16_TOLERANCE} of diffusers' float64`, async () => {
       await checkModel('weights/emoji32', 'emoji32_unet.safetensors', {
         kernels,
