@@ -270,6 +270,7 @@ models=" ${MODELS:-emoji32 cifar10 celebahq} "
 wants() { [[ "$models" == *" $1 "* ]]; }
 # The tiled families (tile shapes) this build has, from the bundle itself.
 tiled_families="$(cd "$work/app" && node bench.mjs --list-kernels | grep '^tiled' | tr '\n' ' ')"
+[ -n "$tiled_families" ] || tiled_families=tiled
 echo "tiled families: $tiled_families"
 # 1. Goldens first, so a wrong answer is known before any time is spent on speed; every family.
 golden=()
