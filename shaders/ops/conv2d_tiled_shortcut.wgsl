@@ -6,3 +6,4 @@ const TILE_PX: u32 = 64u;
 const TILE_K: u32 = 16u;
 
 #include "conv_tiled_shortcut.wgsl"
+#include "conv_tiled.wgsl"

@@ -8,3 +8,4 @@ const TILE_PX: u32 = 128u;
 const TILE_K: u32 = 16u;
 
 #include "conv_tiled_plain.wgsl"
+#include "conv_tiled.wgsl"
