@@ -38,8 +38,9 @@ Options:
   --layout NAME      cifar10 | celebahq: that checkpoint's layout with random weights
   --batch N          images per forward (1)
   --kernels FAMILY   the conv kernels: registers (weights in uniform windows), registers-storage
-                     (the same kernels reading one storage buffer), tiled (GPUs: 64 x 64 tiles)
-                     or tiled-wide (64 channels x 128 pixels); by default the adapter's
+                     (the same kernels reading one storage buffer), tiled (GPUs: 64 x 64 tiles),
+                     tiled-wide (64 channels x 128 pixels) or tiled-wide-subgroups (the same,
+                     weights by subgroupShuffle; needs subgroups); by default the adapter's
                      (registers on a software adapter, tiled otherwise)
   --precision P      f32 | f16: how the UNet's weights and activations are stored (f32; f16 needs
                      shader-f16)

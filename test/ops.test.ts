@@ -14,6 +14,7 @@ import {
   type ConvKernels,
   isTiled,
   KERNEL_FAMILIES,
+  kernelsRunOn,
   TILED_SHAPES,
   tiledConvFusesGroupNorm,
 } from '../src/ops/conv2d.ts';
@@ -51,6 +52,14 @@ function gpu(): Promise<Gpu> {
   });
   return gpuPromise;
 }
+
+/**
+ * The kernel families this device runs: all of them on Dawn (lavapipe has `subgroups`); a device
+ * without `subgroups` leaves out 'tiled-wide-subgroups', whose refusal is tested below instead.
+ */
+const testDevice = (await gpu()).device;
+const FAMILIES = KERNEL_FAMILIES.filter((k) => kernelsRunOn(k, testDevice));
+console.log(`    kernel families tested here: ${FAMILIES.join(', ')}`);
 
 /** Builds a graph with `build`, runs it once on `inputs` and returns its output. */
 async function runGraph(
@@ -446,7 +455,7 @@ async function runConvCase(c: ConvCase, kernels: ConvKernels, seed: number) {
 }
 
 // Both kernel families run everywhere (the choice per adapter is only about speed).
-for (const kernels of KERNEL_FAMILIES) {
+for (const kernels of FAMILIES) {
   for (const [label, c] of CONV_CASES) {
     ops(`conv2d [${kernels}]: ${label}`, async () => {
       const { actual, reference } = await runConvCase(c, kernels, c.cin * 1000 + c.cout * 10 + c.kernel);
@@ -609,7 +618,7 @@ const CONCAT_CONV_CASES: [string, ConvCase, number, boolean][] = [
   ],
 ];
 
-for (const kernels of KERNEL_FAMILIES) {
+for (const kernels of FAMILIES) {
   for (const [label, c, ca, inPlace] of CONCAT_CONV_CASES) {
     ops(`conv2d [${kernels}], input read as a concatenation: ${label}`, async () => {
       const rand = random(c.cin * 999 + c.cout);
@@ -718,7 +727,7 @@ const NORM_CONV_CASES: [string, ConvCase, number, boolean, number, boolean][] = 
   ],
 ];
 
-for (const kernels of KERNEL_FAMILIES) {
+for (const kernels of FAMILIES) {
   for (const [label, c, groups, silu, ca, fusedTiled] of NORM_CONV_CASES) {
     ops(`conv2d [${kernels}] of GroupNorm(input): ${label}`, async () => {
       const rand = random(c.cin * 577 + c.cout * 3 + groups);
@@ -796,7 +805,7 @@ const SHORTCUT_CASES: [string, ConvCase, [number, number], number][] = [
   ],
 ];
 
-for (const kernels of KERNEL_FAMILIES) {
+for (const kernels of FAMILIES) {
   for (const storageLimit of ['device', 8] as const) {
     if (kernels === 'registers' && storageLimit === 8) continue;
     for (const [label, c, [sa, sb], groups] of SHORTCUT_CASES) {
@@ -1036,7 +1045,7 @@ function attentionReference(qkv: Float32Array, shape: number[], heads: number): 
   return out;
 }
 
-for (const kernels of KERNEL_FAMILIES) {
+for (const kernels of FAMILIES) {
   for (const [label, shape, heads, scale] of ATTENTION_CORE_CASES) {
     ops(`attention kernel [${kernels}]: ${label}`, async () => {
       const [n, c, h, wd] = shape;
@@ -1092,6 +1101,34 @@ ops('tiny64_legacy with the tiled kernels matches diffusers', async () => {
     expectClose('tiny64 [tiled] output.eps', eps, goldenF32(golden, 'output.eps'), 2e-4);
   } finally {
     unet.destroy();
+  }
+});
+
+ops('tiled-wide-subgroups on a device without subgroups: a clear refusal naming the feature', async () => {
+  const adapter = await (await gpu()).instance.requestAdapter();
+  if (!adapter) throw new Error('no second adapter');
+  const bare = await adapter.requestDevice();
+  try {
+    assert.not.ok(kernelsRunOn('tiled-wide-subgroups', bare));
+    assert.ok(kernelsRunOn('tiled-wide', bare));
+    const g = new Graph();
+    const x = g.input('x', [1, 3, 4, 4]);
+    const rand = random(3);
+    g.markOutput(conv2d(g, 'conv', x, weight('w', [5, 3, 3, 3], rand), weight('b', [5], rand), {
+      padding: [1, 1, 1, 1],
+      kernels: 'tiled-wide-subgroups',
+    }));
+    const device = { ...(await gpu()), device: bare };
+    let message = '';
+    try {
+      (await CompiledGraph.compile(device, g, { label: 'no-subgroups' })).destroy();
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    console.log(`    refused: ${message}`);
+    assert.match(message, /shader conv2d_tiled_wide_subgroups needs the device feature 'subgroups', which this device lacks/);
+  } finally {
+    bare.destroy();
   }
 });
 

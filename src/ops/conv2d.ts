@@ -15,21 +15,29 @@ import type { WeightArray } from './weights.ts';
 export type ConvKernels = 'registers' | 'registers-storage' | TiledKernels;
 
 /** The tiled families: the same kernel body (shaders/include/conv_tiled.wgsl) in different tile shapes. */
-export type TiledKernels = 'tiled' | 'tiled-wide';
+export type TiledKernels = 'tiled' | 'tiled-wide' | 'tiled-wide-subgroups';
 
 /**
  * 'registers' reads the weights through 64 KiB uniform windows (one dispatch per window), where
  * 'registers-storage' (the same kernels otherwise) reads them from one storage buffer.
  */
-export const KERNEL_FAMILIES: readonly ConvKernels[] = ['registers', 'registers-storage', 'tiled', 'tiled-wide'];
+export const KERNEL_FAMILIES: readonly ConvKernels[] = ['registers', 'registers-storage', 'tiled', 'tiled-wide', 'tiled-wide-subgroups'];
 
 /**
  * Each tiled family's shaders and tile: output channels and output pixels per workgroup (16 x 16
  * invocations, each accumulating channels / 16 x pixels / 16), as its shaders define them
- * (TILE_OC, TILE_PX), and the (image, group) pairs one workgroup can normalise (MAX_NORM_PAIRS).
+ * (TILE_OC, TILE_PX), the (image, group) pairs one workgroup can normalise (MAX_NORM_PAIRS), and
+ * the device feature its shaders need beyond WebGPU's core, if any.
  */
 export const TILED_SHAPES: Readonly<
-  Record<TiledKernels, { shader: ShaderName; shortcutShader: ShaderName; channels: number; pixels: number; maxNormPairs: number }>
+  Record<TiledKernels, {
+    shader: ShaderName;
+    shortcutShader: ShaderName;
+    channels: number;
+    pixels: number;
+    maxNormPairs: number;
+    feature?: GPUFeatureName;
+  }>
 > = {
   // 4 channels x 4 pixels per invocation.
   'tiled': { shader: 'conv2d_tiled', shortcutShader: 'conv2d_tiled_shortcut', channels: 64, pixels: 64, maxNormPairs: 256 },
@@ -41,7 +49,22 @@ export const TILED_SHAPES: Readonly<
     pixels: 128,
     maxNormPairs: 256,
   },
+  // tiled-wide with the weights passed between invocations by subgroupShuffle, not workgroup memory.
+  'tiled-wide-subgroups': {
+    shader: 'conv2d_tiled_wide_subgroups',
+    shortcutShader: 'conv2d_tiled_wide_subgroups_shortcut',
+    channels: 64,
+    pixels: 128,
+    maxNormPairs: 256,
+    feature: 'subgroups',
+  },
 };
+
+/** Whether `device` can run kernel family `kernels` (the subgroup family needs `subgroups`). */
+export function kernelsRunOn(kernels: ConvKernels, device: GPUDevice): boolean {
+  const feature = isTiled(kernels) ? TILED_SHAPES[kernels].feature : undefined;
+  return feature === undefined || device.features.has(feature);
+}
 
 /** Whether `kernels` is one of the tiled families (workgroup-memory tiles, for real GPUs). */
 export function isTiled(kernels: ConvKernels | undefined): kernels is TiledKernels {
