@@ -14,7 +14,7 @@ import type { WeightArray } from './weights.ts';
  */
 export type ConvKernels = 'registers' | 'registers-storage' | TiledKernels;
 
-/** The tiled families: the same kernel body (shaders/include/conv_tiled.wgsl) in different tile shapes. */
+/** The tiled families: shaders/include/conv_tiled.wgsl in two tile shapes, and a subgroup body (conv_tiled_subgroups.wgsl). */
 export type TiledKernels = 'tiled' | 'tiled-wide' | 'tiled-wide-subgroups';
 
 /**
@@ -83,11 +83,11 @@ const WINDOW_VEC4S = 4096;
  * first reads every value of each image its columns touch, twice (mean, then variance): that
  * is redundant work, repeated by every workgroup of the image. It is fused when those reads are
  * at most this many times the workgroup's own staged reads (a 16 x 64 weight tile and a 16 x 64
- * input tile per 16 rows of depth for 'tiled', 16 x 128 input for 'tiled-wide'): then the
- * prologue at most multiplies the conv's memory
- * traffic by a small factor, all of it from a tensor small enough to sit in cache, in exchange
- * for a dispatch and a pass that writes and reads the normalised tensor. Larger images (64x64 and
- * up for a 3x3 conv, over 16x16 for a 1x1) keep a separate GroupNorm node.
+ * input tile per 16 rows of depth for 'tiled', a 16 x 128 input tile for the 128-pixel families):
+ * then the prologue at most multiplies the conv's memory traffic by a small factor, all of it
+ * from a tensor small enough to sit in cache, in exchange for a dispatch and a pass that writes
+ * and reads the normalised tensor. Larger images (for 'tiled', 64x64 and up for a 3x3 conv, over
+ * 16x16 for a 1x1; over 19x19 for a 1x1 with 128-pixel tiles) keep a separate GroupNorm node.
  */
 const NORM_READS_PER_STAGED_READ = 4;
 
