@@ -38,8 +38,10 @@ Options:
   --layout NAME      cifar10 | celebahq: that checkpoint's layout with random weights
   --batch N          images per forward (1)
   --kernels FAMILY   the conv kernels: registers (weights in uniform windows), registers-storage
-                     (the same kernels reading one storage buffer) or tiled (GPUs); by default
-                     the adapter's (registers on a software adapter, tiled otherwise)
+                     (the same kernels reading one storage buffer), tiled (GPUs: 64 x 64 tiles),
+                     tiled-wide (64 channels x 128 pixels) or tiled-wide-subgroups (the same,
+                     weights by subgroupShuffle; needs subgroups); by default the adapter's
+                     (registers on a software adapter, tiled otherwise)
   --precision P      f32 | f16: how the UNet's weights and activations are stored (f32; f16 needs
                      shader-f16)
   --steps S          DDIM steps of the timed sample (50)
@@ -56,6 +58,7 @@ Options:
   --peer-onnx FILE   the model as ONNX (x f32 [b,3,s,s], t int64 [b] -> eps); by default
                      emoji32.onnx or <layout>.onnx from --peers-dir
   --peers-dir DIR    where those are (../shared/peers)
+  --list-kernels     print the kernel families, one a line, and exit (the GPU kit times each tiled one)
   -h, --help
 
 Prints a table to stdout and progress to stderr; both name the adapter.`;
@@ -304,6 +307,8 @@ if (isEntryPoint()) {
   const argv = process.argv.slice(2);
   if (argv.includes('--help') || argv.includes('-h')) {
     console.log(USAGE);
+  } else if (argv.includes('--list-kernels')) {
+    console.log(KERNEL_FAMILIES.join('\n'));
   } else {
     try {
       await main(argv);

@@ -156,9 +156,12 @@ done
 cat > "$dev/run.sh" <<'RUN'
 #!/usr/bin/env bash
 # On this machine's GPU, from what scripts/prepare-device.sh packed, in this order:
-#   1. the golden tests (every UNet and DDIM golden), once per conv kernel family (tiled, registers);
+#   1. the golden tests (every UNet and DDIM golden), once per conv kernel family (each tiled
+#      shape, registers);
 #   2. the engine's benchmark (emoji32, and the CIFAR-10 and CelebA-HQ-256 layouts with random
 #      weights) with onnxruntime-web's WebGPU EP on the same Dawn adapter beside it (--peers);
+#      emoji32 at batch 64 once more per tiled family (bench-emoji32-b64-<family>.json), so one
+#      run times every tile shape and the summary names the fastest;
 #   3. PyTorch on the same card for the same layouts: eager, CUDA graphs, torch.compile;
 #   4. results.json and results.md (one table, the card's name) from all of it.
 #   bash .device/run.sh            results, logs and traces go to $OUT (else .device/out)
@@ -265,12 +268,16 @@ bench() { # bench NAME ARGS...   (with the WebGPU peer where an ONNX file of the
 
 models=" ${MODELS:-emoji32 cifar10 celebahq} "
 wants() { [[ "$models" == *" $1 "* ]]; }
-# 1. Goldens first, so a wrong answer is known before any time is spent on speed; both families.
+# The tiled families (tile shapes) this build has, from the bundle itself.
+tiled_families="$(cd "$work/app" && node bench.mjs --list-kernels | grep '^tiled' | tr '\n' ' ')"
+[ -n "$tiled_families" ] || tiled_families=tiled
+echo "tiled families: $tiled_families"
+# 1. Goldens first, so a wrong answer is known before any time is spent on speed; every family.
 golden=()
 [ -f "$work/shared/golden/emoji32_unet.safetensors" ] || golden=(ddim)
 [ "${QUICK:-0}" = 1 ] && [ ${#golden[@]} = 0 ] && golden=(unet)
 if [ "${GOLDEN:-1}" = 1 ]; then
-  for kernels in tiled registers; do
+  for kernels in $tiled_families registers; do
     run "golden ($kernels kernels)" env DDIM_KERNELS=$kernels node golden.mjs "${golden[@]}"
   done
 fi
@@ -283,6 +290,10 @@ wants cifar10 && bench cifar10-b1 --layout cifar10
 wants celebahq && bench celebahq-b1 --layout celebahq --repeats 5
 if [ "${BATCHES:-1}" = 1 ] && [ "${QUICK:-0}" != 1 ]; then
   wants emoji32 && bench emoji32-b64 --model weights/emoji32 --batch 64 --steps 10 --repeats 5
+  # Every tile shape on the same card (the engine alone: the peers ran above).
+  for kernels in $tiled_families; do
+    wants emoji32 && PEERS=0 bench "emoji32-b64-$kernels" --model weights/emoji32 --batch 64 --steps 10 --repeats 5 --kernels "$kernels"
+  done
   wants cifar10 && bench cifar10-b64 --layout cifar10 --batch 64 --steps 10 --repeats 5
   wants celebahq && bench celebahq-b8 --layout celebahq --batch 8 --steps 10 --repeats 3
 fi

@@ -8,7 +8,16 @@ import { CompiledGraph } from '../src/graph/executor.ts';
 import { Graph, type GraphNode, type Tensor } from '../src/graph/graph.ts';
 import { attentionCore, spatialAttention } from '../src/ops/attention.ts';
 import { concatChannels } from '../src/ops/concat.ts';
-import { conv2d, type Conv2dOptions, type ConvKernels, KERNEL_FAMILIES, tiledConvFusesGroupNorm } from '../src/ops/conv2d.ts';
+import {
+  conv2d,
+  type Conv2dOptions,
+  type ConvKernels,
+  isTiled,
+  KERNEL_FAMILIES,
+  kernelsRunOn,
+  TILED_SHAPES,
+  tiledConvFusesGroupNorm,
+} from '../src/ops/conv2d.ts';
 import { groupNorm } from '../src/ops/group_norm.ts';
 import { isSoftwareAdapter, preferredKernels } from '../src/gpu/adapter.ts';
 import type { WeightArray } from '../src/ops/weights.ts';
@@ -43,6 +52,14 @@ function gpu(): Promise<Gpu> {
   });
   return gpuPromise;
 }
+
+/**
+ * The kernel families this device runs: all of them on Dawn (lavapipe has `subgroups`); a device
+ * without `subgroups` leaves out 'tiled-wide-subgroups', whose refusal is tested below instead.
+ */
+const testDevice = (await gpu()).device;
+const FAMILIES = KERNEL_FAMILIES.filter((k) => kernelsRunOn(k, testDevice));
+console.log(`    kernel families tested here: ${FAMILIES.join(', ')}`);
 
 /** Builds a graph with `build`, runs it once on `inputs` and returns its output. */
 async function runGraph(
@@ -370,6 +387,34 @@ const CONV_CASES: [string, ConvCase][] = [
     options: { residual: true },
   }],
   ['1x1, 4x5 image, 3 -> 17, batch 2', { batch: 2, cin: 3, cout: 17, height: 4, width: 5, kernel: 1, options: {} }],
+  // 189 columns: images that straddle 64- and 128-pixel tiles, a partial last tile of each width.
+  ['3x3 pad 1, 7x9 image, 11 -> 70, batch 3 (images straddle the pixel tiles, two channel tiles)', {
+    batch: 3,
+    cin: 11,
+    cout: 70,
+    height: 7,
+    width: 9,
+    kernel: 3,
+    options: { padding: [1, 1, 1, 1], residual: true },
+  }],
+  ['3x3 stride 2, pad [0,0,1,1], 19x17 image (10x9 out), 5 -> 67, batch 2, channelAdd', {
+    batch: 2,
+    cin: 5,
+    cout: 67,
+    height: 19,
+    width: 17,
+    kernel: 3,
+    options: { stride: 2, padding: [0, 0, 1, 1], channelAdd: true },
+  }],
+  ['3x3 upsample 2x, 7x6 image (14x12 out), 4 -> 9, batch 2', {
+    batch: 2,
+    cin: 4,
+    cout: 9,
+    height: 7,
+    width: 6,
+    kernel: 3,
+    options: { padding: [1, 1, 1, 1], upsample: true },
+  }],
 ];
 
 /**
@@ -410,7 +455,7 @@ async function runConvCase(c: ConvCase, kernels: ConvKernels, seed: number) {
 }
 
 // Both kernel families run everywhere (the choice per adapter is only about speed).
-for (const kernels of KERNEL_FAMILIES) {
+for (const kernels of FAMILIES) {
   for (const [label, c] of CONV_CASES) {
     ops(`conv2d [${kernels}]: ${label}`, async () => {
       const { actual, reference } = await runConvCase(c, kernels, c.cin * 1000 + c.cout * 10 + c.kernel);
@@ -573,7 +618,7 @@ const CONCAT_CONV_CASES: [string, ConvCase, number, boolean][] = [
   ],
 ];
 
-for (const kernels of KERNEL_FAMILIES) {
+for (const kernels of FAMILIES) {
   for (const [label, c, ca, inPlace] of CONCAT_CONV_CASES) {
     ops(`conv2d [${kernels}], input read as a concatenation: ${label}`, async () => {
       const rand = random(c.cin * 999 + c.cout);
@@ -599,7 +644,7 @@ for (const kernels of KERNEL_FAMILIES) {
         nodes = g.nodes.length;
         return out;
       });
-      assert.is(nodes, kernels === 'tiled' || inPlace ? 1 : 2, 'a concat node only where the kernel cannot read two tensors');
+      assert.is(nodes, isTiled(kernels) || inPlace ? 1 : 2, 'a concat node only where the kernel cannot read two tensors');
       const x = concatReference(a, b, c.batch, ca, cb, spatial);
       expectClose(`conv [${kernels}] concat ${label}`, actual, conv2dReference(c, x, w.data, bias.data, undefined, residual), TOLERANCE);
     });
@@ -662,9 +707,19 @@ const NORM_CONV_CASES: [string, ConvCase, number, boolean, number, boolean][] = 
     true,
   ],
   [
-    // 289 pixels per image > 256 (the rule's bound for a 1x1 conv): a separate group_norm node.
-    '1x1, 17x17 image, 8 channels in 2 groups -> 4, SiLU (not fused: large image, small conv)',
-    { batch: 1, cin: 8, cout: 4, height: 17, width: 17, kernel: 1, options: {} },
+    // 210 columns: tiles of either width start and end inside images.
+    '3x3 pad 1, 6x7 image, 16 channels in 4 groups -> 66, SiLU, batch 5',
+    { batch: 5, cin: 16, cout: 66, height: 6, width: 7, kernel: 3, options: { padding: [1, 1, 1, 1] } },
+    4,
+    true,
+    16,
+    true,
+  ],
+  [
+    // 400 pixels per image, over the rule's bound for a 1x1 conv (256 for 'tiled', 384 for
+    // 'tiled-wide'): a separate group_norm node.
+    '1x1, 20x20 image, 8 channels in 2 groups -> 4, SiLU (not fused: large image, small conv)',
+    { batch: 1, cin: 8, cout: 4, height: 20, width: 20, kernel: 1, options: {} },
     2,
     true,
     8,
@@ -672,7 +727,7 @@ const NORM_CONV_CASES: [string, ConvCase, number, boolean, number, boolean][] = 
   ],
 ];
 
-for (const kernels of KERNEL_FAMILIES) {
+for (const kernels of FAMILIES) {
   for (const [label, c, groups, silu, ca, fusedTiled] of NORM_CONV_CASES) {
     ops(`conv2d [${kernels}] of GroupNorm(input): ${label}`, async () => {
       const rand = random(c.cin * 577 + c.cout * 3 + groups);
@@ -709,7 +764,7 @@ for (const kernels of KERNEL_FAMILIES) {
         kinds.push(...g.nodes.map((node) => node.kind));
         return out;
       });
-      const fused = kernels === 'tiled' && fusedTiled;
+      const fused = isTiled(kernels) && fusedTiled;
       console.log(`    nodes: ${kinds.join(', ')}`);
       assert.is(kinds.length, fused ? 1 : 2, fused ? 'the norm runs inside the conv' : 'a group_norm node, then the conv');
       const x = cb > 0 ? concatReference(a, b, c.batch, ca, cb, spatial) : a;
@@ -741,9 +796,16 @@ const SHORTCUT_CASES: [string, ConvCase, [number, number], number][] = [
     [3, 0],
     0,
   ],
+  [
+    // 180 columns: the second image starts inside a tile of either width.
+    '3x3 pad 1 of GroupNorm+SiLU, 9x10 image, 6 -> 66, shortcut from [5, 3], batch 2',
+    { batch: 2, cin: 6, cout: 66, height: 9, width: 10, kernel: 3, options: { padding: [1, 1, 1, 1] } },
+    [5, 3],
+    3,
+  ],
 ];
 
-for (const kernels of KERNEL_FAMILIES) {
+for (const kernels of FAMILIES) {
   for (const storageLimit of ['device', 8] as const) {
     if (kernels === 'registers' && storageLimit === 8) continue;
     for (const [label, c, [sa, sb], groups] of SHORTCUT_CASES) {
@@ -777,7 +839,7 @@ for (const kernels of KERNEL_FAMILIES) {
           nodes.push(...g.nodes);
           return out;
         });
-        const fused = kernels === 'tiled' && maxStorageBuffers >= 10;
+        const fused = isTiled(kernels) && maxStorageBuffers >= 10;
         console.log(`    maxStorageBuffers ${maxStorageBuffers}, nodes: ${nodes.map((node) => node.kind).join(', ')}`);
         if (fused) assert.is(nodes.length, 1, 'the shortcut runs inside conv2');
         else {assert.ok(
@@ -785,7 +847,7 @@ for (const kernels of KERNEL_FAMILIES) {
             'conv_shortcut is a node of its own',
           );}
         assert.is(
-          nodes.some((node) => node.shader === 'conv2d_tiled_shortcut'),
+          nodes.some((node) => isTiled(kernels) && node.shader === TILED_SHAPES[kernels].shortcutShader),
           fused,
           'the 10-buffer kernel only where the device has them',
         );
@@ -815,6 +877,21 @@ ops('the GroupNorm fusion rule: image sizes the tiled conv normalises itself, an
   // 2x2 images: a tile spans 16 of them, 16 * 32 (image, group) pairs are more than a workgroup holds.
   assert.not.ok(fuses(16, 64, 32, 2, 9));
   assert.ok(fuses(16, 64, 8, 2, 9));
+});
+
+ops('the GroupNorm fusion rule for tiled-wide: its 128-pixel tiles stage more and span more images', () => {
+  const fuses = (batch: number, channels: number, groups: number, size: number, taps: number) =>
+    tiledConvFusesGroupNorm({ batch, channels, groups, srcPixels: size * size, outPixels: size * size, taps }, 'tiled-wide');
+  const fusesTiled = (batch: number, channels: number, groups: number, size: number, taps: number) =>
+    tiledConvFusesGroupNorm({ batch, channels, groups, srcPixels: size * size, outPixels: size * size, taps });
+  // A 1x1 conv: a tile stages (64 + 128) / (64 + 64) times as much, so up to 384 pixels (19x19) fuse.
+  assert.ok(fuses(1, 128, 32, 19, 1) && !fusesTiled(1, 128, 32, 19, 1));
+  assert.not.ok(fuses(1, 128, 32, 20, 1));
+  // 2x2 images at batch 64: a 128-pixel tile spans 32 of them, 32 * 16 (image, group) pairs are
+  // more than a workgroup holds; a 64-pixel tile's 16 * 16 are not.
+  assert.ok(fusesTiled(64, 64, 16, 2, 9));
+  assert.not.ok(fuses(64, 64, 16, 2, 9));
+  assert.ok(fuses(64, 64, 8, 2, 9));
 });
 
 ops('conv2d refuses a GroupNorm or a shortcut that does not fit, by name', () => {
@@ -968,7 +1045,7 @@ function attentionReference(qkv: Float32Array, shape: number[], heads: number): 
   return out;
 }
 
-for (const kernels of KERNEL_FAMILIES) {
+for (const kernels of FAMILIES) {
   for (const [label, shape, heads, scale] of ATTENTION_CORE_CASES) {
     ops(`attention kernel [${kernels}]: ${label}`, async () => {
       const [n, c, h, wd] = shape;
@@ -1024,6 +1101,34 @@ ops('tiny64_legacy with the tiled kernels matches diffusers', async () => {
     expectClose('tiny64 [tiled] output.eps', eps, goldenF32(golden, 'output.eps'), 2e-4);
   } finally {
     unet.destroy();
+  }
+});
+
+ops('tiled-wide-subgroups on a device without subgroups: a clear refusal naming the feature', async () => {
+  const adapter = await (await gpu()).instance.requestAdapter();
+  if (!adapter) throw new Error('no second adapter');
+  const bare = await adapter.requestDevice();
+  try {
+    assert.not.ok(kernelsRunOn('tiled-wide-subgroups', bare));
+    assert.ok(kernelsRunOn('tiled-wide', bare));
+    const g = new Graph();
+    const x = g.input('x', [1, 3, 4, 4]);
+    const rand = random(3);
+    g.markOutput(conv2d(g, 'conv', x, weight('w', [5, 3, 3, 3], rand), weight('b', [5], rand), {
+      padding: [1, 1, 1, 1],
+      kernels: 'tiled-wide-subgroups',
+    }));
+    const device = { ...(await gpu()), device: bare };
+    let message = '';
+    try {
+      (await CompiledGraph.compile(device, g, { label: 'no-subgroups' })).destroy();
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    console.log(`    refused: ${message}`);
+    assert.match(message, /shader conv2d_tiled_wide_subgroups needs the device feature 'subgroups', which this device lacks/);
+  } finally {
+    bare.destroy();
   }
 });
 

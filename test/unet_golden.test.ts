@@ -6,7 +6,7 @@ import { preferredKernels } from '../src/gpu/adapter.ts';
 import { buildUNetGraph } from '../src/model/unet.ts';
 import { readUNet, UNet } from '../src/model/unet_model.ts';
 import { WeightStore } from '../src/model/weights.ts';
-import type { ConvKernels } from '../src/ops/conv2d.ts';
+import { type ConvKernels, TILED_SHAPES } from '../src/ops/conv2d.ts';
 import type { Precision } from '../src/gpu/shader_source.ts';
 import { expectClose, goldenF32, goldenI32, readGolden } from './util/compare.ts';
 import { kernelsFromEnv, kernelsNote } from './util/kernels_env.ts';
@@ -125,6 +125,33 @@ golden('emoji32 through the tiled kernels (GroupNorm and conv_shortcut fused)', 
   });
 });
 
+golden('emoji32 through tiled-wide (128-pixel tiles): the same fusions, so the same dispatches as tiled', async () => {
+  await checkModel('weights/emoji32', 'emoji32_unet.safetensors', {
+    kernels: 'tiled-wide',
+    maxDispatches: emoji32Dispatches,
+  });
+});
+
+/** Whether the default adapter's device has `subgroups` (Dawn on lavapipe has; the family's refusal elsewhere is in ops.test.ts). */
+async function hasSubgroups(backend: Backend = 'auto'): Promise<boolean> {
+  const gpu = await requestGpu({ backend });
+  try {
+    return gpu.device.features.has('subgroups');
+  } finally {
+    gpu.device.destroy();
+  }
+}
+const subgroups = await hasSubgroups();
+
+if (subgroups) {
+  golden('emoji32 through tiled-wide-subgroups (weights by subgroupShuffle): the same dispatches as tiled', async () => {
+    await checkModel('weights/emoji32', 'emoji32_unet.safetensors', {
+      kernels: 'tiled-wide-subgroups',
+      maxDispatches: emoji32Dispatches,
+    });
+  });
+}
+
 golden('emoji32 tiled on a device with 8 storage buffers per stage: conv_shortcut stays a node of its own', () => {
   const model = loadModelDir('weights/emoji32');
   const count = (kernels: ConvKernels, maxStorageBuffers: number) =>
@@ -135,6 +162,15 @@ golden('emoji32 tiled on a device with 8 storage buffers per stage: conv_shortcu
   assert.ok(nodes.every((node) => node.shader !== 'conv2d_tiled_shortcut'), 'no node needs more than 8 storage buffers');
   assert.is(nodes.filter((node) => node.name.endsWith('.conv_shortcut')).length, 13);
   assert.is(count('tiled', 10).length, EMOJI32_TILED_DISPATCHES);
+  for (const kernels of ['tiled-wide', 'tiled-wide-subgroups'] as const) {
+    for (const storage of [8, 10]) {
+      const nodes = count(kernels, storage);
+      console.log(`    dispatches per forward [${kernels}, ${storage} storage buffers]: ${nodes.length} (${countDispatches(nodes)})`);
+      assert.is(nodes.length, storage === 8 ? EMOJI32_TILED_DISPATCHES_8_STORAGE_BUFFERS : EMOJI32_TILED_DISPATCHES);
+      const shaders: string[] = [TILED_SHAPES[kernels].shader, TILED_SHAPES[kernels].shortcutShader];
+      assert.ok(nodes.every((node) => !node.shader.startsWith('conv') || shaders.includes(node.shader)), `every conv is ${kernels}'s`);
+    }
+  }
   assert.is(count('registers-storage', 16).length, EMOJI32_DISPATCHES);
   assert.is(count('registers', 16).length, EMOJI32_WINDOWED_DISPATCHES);
 });
@@ -151,7 +187,15 @@ async function hasF16(backend: Backend = 'auto'): Promise<boolean> {
 
 if (await hasF16()) {
   // Every kernel family, whichever this adapter prefers: the f16 variants of every shader.
-  for (const kernels of ['registers', 'registers-storage', 'tiled'] as const) {
+  // With subgroups, f16 puts both `enable`s in one shader.
+  const families: ConvKernels[] = [
+    'registers',
+    'registers-storage',
+    'tiled',
+    'tiled-wide',
+    ...(subgroups ? ['tiled-wide-subgroups' as const] : []),
+  ];
+  for (const kernels of families) {
     golden(`emoji32 with precision f16 [${kernels}]: within ${F16_TOLERANCE} of diffusers' float64`, async () => {
       await checkModel('weights/emoji32', 'emoji32_unet.safetensors', {
         kernels,

@@ -1,14 +1,11 @@
 // conv2d.wgsl's convolution (same epilogue, same weight layout) for real GPUs, with GroupNorm (+
-// SiLU) of its input as an optional prologue; the body is shaders/include/conv_tiled.wgsl. Eight
-// storage buffers, WebGPU's default limit (conv2d_tiled_shortcut.wgsl adds a resnet's shortcut).
+// SiLU) of its input as an optional prologue: the 'tiled' family, 64 output channels x 64 output
+// pixels per workgroup, 4 x 4 per invocation. The body is shaders/include/conv_tiled.wgsl;
+// conv2d_tiled_shortcut.wgsl adds a resnet's shortcut.
 
-// Bindings 0-6 (the inputs both share) and main are conv_tiled.wgsl's.
-@group(0) @binding(7) var<storage, read_write> output: array<act>;
-@group(0) @binding(8) var<uniform> params: Params;
+const TILE_OC: u32 = 64u;
+const TILE_PX: u32 = 64u;
+const TILE_K: u32 = 16u;
 
-// No shortcut here: shortcut_channels is 0, so the body never calls this.
-fn shortcut_value(n: u32, ic: u32, offset: u32) -> f32 {
-  return 0.0;
-}
-
+#include "conv_tiled_plain.wgsl"
 #include "conv_tiled.wgsl"

@@ -2,7 +2,7 @@
  * Choices that depend on the adapter, made where the device is known (the ops only describe
  * what each kernel family computes).
  */
-import type { ConvKernels } from '../ops/conv2d.ts';
+import { type ConvKernels, isTiled } from '../ops/conv2d.ts';
 
 /**
  * The conv kernel family an adapter should use, by what it says of itself: on a software adapter
@@ -20,5 +20,5 @@ export function preferredKernels(adapter: GPUAdapter): ConvKernels {
 
 /** Whether the adapter runs on the CPU (a software driver): the register kernels' adapters. */
 export function isSoftwareAdapter(adapter: GPUAdapter): boolean {
-  return preferredKernels(adapter) !== 'tiled';
+  return !isTiled(preferredKernels(adapter));
 }

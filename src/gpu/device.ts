@@ -180,7 +180,8 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
   if (!adapter) throw new GpuUnavailableError(NO_ADAPTER_HELP);
 
   const requiredFeatures: GPUFeatureName[] = [];
-  for (const f of ['timestamp-query', 'shader-f16'] as GPUFeatureName[]) {
+  // subgroups: the 'tiled-wide-subgroups' conv kernels (src/ops/conv2d.ts).
+  for (const f of ['timestamp-query', 'shader-f16', 'subgroups'] as GPUFeatureName[]) {
     if (adapter.features.has(f)) requiredFeatures.push(f);
   }
   const requiredLimits: Record<string, number> = {};

@@ -63,6 +63,15 @@ export function writeParams(shader: ShaderSource, values: ParamValues, target: D
   }
 }
 
+/** The device feature each WGSL `enable` extension needs. */
+const EXTENSION_FEATURES: Record<string, GPUFeatureName> = { f16: 'shader-f16', subgroups: 'subgroups' };
+
+/** The features the shader's `enable` directives need that `device` does not have. */
+export function missingFeatures(shader: ShaderSource, device: GPUDevice): GPUFeatureName[] {
+  const needed = [...shader.code.matchAll(/^enable ([\w, ]+);/gm)].flatMap((m) => m[1].split(',').map((e) => e.trim()));
+  return needed.map((e) => EXTENSION_FEATURES[e]).filter((f) => f !== undefined && !device.features.has(f));
+}
+
 const kernelCache = new WeakMap<GPUDevice, Map<string, Promise<Kernel>>>();
 
 export class Kernel {
@@ -79,6 +88,15 @@ export class Kernel {
     if (!perDevice) kernelCache.set(device, perDevice = new Map());
     let kernel = perDevice.get(shader.name);
     if (!kernel) {
+      const missing = missingFeatures(shader, device);
+      if (missing.length) {
+        return Promise.reject(
+          new Error(
+            `shader ${shader.name} needs the device feature${missing.length > 1 ? 's' : ''} ${missing.map((f) => `'${f}'`).join(', ')}, ` +
+              'which this device lacks (its adapter has none, or the device was made without asking for it)',
+          ),
+        );
+      }
       const layout = device.createBindGroupLayout({
         label: shader.name,
         entries: shader.bindings.map((b, binding) => ({

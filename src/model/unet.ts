@@ -28,7 +28,7 @@ export interface UNetGraphOptions {
   size?: number;
   /** Tensor names to keep readable after a run (e.g. 'down_blocks.1' for golden checks). */
   capture?: string[];
-  /** Convolution kernels: 'registers' or 'registers-storage' (software drivers) or 'tiled' (GPUs); see preferredKernels. */
+  /** Convolution kernels (KERNEL_FAMILIES): registers* on software drivers, tiled* on GPUs; see preferredKernels. */
   kernels?: ConvKernels;
   /** The device's maxStorageBuffersPerShaderStage (the tiled kernels fold conv_shortcut in with 10). */
   maxStorageBuffers?: number;

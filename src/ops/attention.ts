@@ -1,5 +1,5 @@
 import { byteSize, type Graph, type Tensor } from '../graph/graph.ts';
-import { conv2d, type ConvKernels } from './conv2d.ts';
+import { conv2d, type ConvKernels, isTiled } from './conv2d.ts';
 import { concatenated, type WeightArray } from './weights.ts';
 
 export interface AttentionWeights {
@@ -59,7 +59,7 @@ export function spatialAttention(
 /** Query positions per invocation of attention.wgsl (one vec4 of a plane). */
 const QUERY_BLOCK = 4;
 /**
- * The 'tiled' family (GPUs) splits each head's output channels over invocations of this many,
+ * The tiled families (GPUs) split each head's output channels over invocations of this many,
  * for parallelism (each recomputes the scores); the 'registers' family (software drivers, where
  * the cores are few and already busy) keeps a head's channels in one invocation.
  */
@@ -80,7 +80,7 @@ export function attentionCore(g: Graph, name: string, qkv: Tensor, options: { he
   }
   const d = c / heads;
   const L = h * w;
-  const chunk = options.kernels === 'tiled' ? Math.min(d, GPU_CHANNEL_CHUNK) : d;
+  const chunk = isTiled(options.kernels) ? Math.min(d, GPU_CHANNEL_CHUNK) : d;
   const chunks = Math.ceil(d / chunk);
   const queryBlocks = Math.ceil(L / QUERY_BLOCK);
   const invocations = n * heads * queryBlocks * chunks;

@@ -1,5 +1,5 @@
 import { byteSize, bytesPerElement, elementCount, type Graph, type Tensor } from '../graph/graph.ts';
-import { SHADERS } from '../shaders.gen.ts';
+import { type ShaderName, SHADERS } from '../shaders.gen.ts';
 import { concatChannels } from './concat.ts';
 import { groupNorm } from './group_norm.ts';
 import type { WeightArray } from './weights.ts';
@@ -9,15 +9,67 @@ import type { WeightArray } from './weights.ts';
  * (llvmpipe) each workgroup runs as a loop on one CPU core and barriers are expensive, so
  * register-blocked kernels with no workgroup memory win (conv2d.wgsl, conv2d_wide.wgsl,
  * conv2d_small.wgsl); on a real GPU, workgroup-memory tiles shared by many invocations win
- * (conv2d_tiled.wgsl). The choice is made where the adapter is known (src/gpu/adapter.ts).
+ * (conv2d_tiled.wgsl, in more than one tile shape: TILED_SHAPES). The choice is made where the
+ * adapter is known (src/gpu/adapter.ts).
  */
-export type ConvKernels = 'registers' | 'registers-storage' | 'tiled';
+export type ConvKernels = 'registers' | 'registers-storage' | TiledKernels;
+
+/** The tiled families: shaders/include/conv_tiled.wgsl in two tile shapes, and a subgroup body (conv_tiled_subgroups.wgsl). */
+export type TiledKernels = 'tiled' | 'tiled-wide' | 'tiled-wide-subgroups';
 
 /**
  * 'registers' reads the weights through 64 KiB uniform windows (one dispatch per window), where
  * 'registers-storage' (the same kernels otherwise) reads them from one storage buffer.
  */
-export const KERNEL_FAMILIES: readonly ConvKernels[] = ['registers', 'registers-storage', 'tiled'];
+export const KERNEL_FAMILIES: readonly ConvKernels[] = ['registers', 'registers-storage', 'tiled', 'tiled-wide', 'tiled-wide-subgroups'];
+
+/**
+ * Each tiled family's shaders and tile: output channels and output pixels per workgroup (16 x 16
+ * invocations, each accumulating channels / 16 x pixels / 16), as its shaders define them
+ * (TILE_OC, TILE_PX), the (image, group) pairs one workgroup can normalise (MAX_NORM_PAIRS), and
+ * the device feature its shaders need beyond WebGPU's core, if any.
+ */
+export const TILED_SHAPES: Readonly<
+  Record<TiledKernels, {
+    shader: ShaderName;
+    shortcutShader: ShaderName;
+    channels: number;
+    pixels: number;
+    maxNormPairs: number;
+    feature?: GPUFeatureName;
+  }>
+> = {
+  // 4 channels x 4 pixels per invocation.
+  'tiled': { shader: 'conv2d_tiled', shortcutShader: 'conv2d_tiled_shortcut', channels: 64, pixels: 64, maxNormPairs: 256 },
+  // 4 channels x 8 pixels per invocation: the shape of the published WebGPU f32 matmul records.
+  'tiled-wide': {
+    shader: 'conv2d_tiled_wide',
+    shortcutShader: 'conv2d_tiled_wide_shortcut',
+    channels: 64,
+    pixels: 128,
+    maxNormPairs: 256,
+  },
+  // tiled-wide with the weights passed between invocations by subgroupShuffle, not workgroup memory.
+  'tiled-wide-subgroups': {
+    shader: 'conv2d_tiled_wide_subgroups',
+    shortcutShader: 'conv2d_tiled_wide_subgroups_shortcut',
+    channels: 64,
+    pixels: 128,
+    maxNormPairs: 256,
+    feature: 'subgroups',
+  },
+};
+
+/** Whether `device` can run kernel family `kernels` (the subgroup family needs `subgroups`). */
+export function kernelsRunOn(kernels: ConvKernels, device: GPUDevice): boolean {
+  const feature = isTiled(kernels) ? TILED_SHAPES[kernels].feature : undefined;
+  return feature === undefined || device.features.has(feature);
+}
+
+/** Whether `kernels` is one of the tiled families (workgroup-memory tiles, for real GPUs). */
+export function isTiled(kernels: ConvKernels | undefined): kernels is TiledKernels {
+  return kernels !== undefined && kernels in TILED_SHAPES;
+}
 
 /** Output channels one workgroup of conv2d.wgsl computes, and output pixels per invocation. */
 const OC_BLOCK = 8;
@@ -26,20 +78,16 @@ const PX_BLOCK = 8;
 const WIDE_PX_BLOCK = 16;
 /** 16-byte words in one uniform window of weights (conv_weights_uniform.wgsl): 64 KiB, WebGPU's minimum limit. */
 const WINDOW_VEC4S = 4096;
-/** The tiled kernels' tile (shaders/include/conv_tiled.wgsl): 64 output channels x 64 output pixels per workgroup. */
-const TILE = 64;
-
-/** (image, group) pairs one tiled workgroup can normalise (conv_tiled.wgsl's MAX_NORM_PAIRS). */
-const MAX_NORM_PAIRS = 256;
 /**
  * The fusion rule for GroupNorm into the tiled conv. A workgroup that normalises its own input
- * first reads every value of each image its 64 columns touch, twice (mean, then variance): that
+ * first reads every value of each image its columns touch, twice (mean, then variance): that
  * is redundant work, repeated by every workgroup of the image. It is fused when those reads are
  * at most this many times the workgroup's own staged reads (a 16 x 64 weight tile and a 16 x 64
- * input tile per 16 rows of depth): then the prologue at most multiplies the conv's memory
- * traffic by a small factor, all of it from a tensor small enough to sit in cache, in exchange
- * for a dispatch and a pass that writes and reads the normalised tensor. Larger images (64x64 and
- * up for a 3x3 conv, over 16x16 for a 1x1) keep a separate GroupNorm node.
+ * input tile per 16 rows of depth for 'tiled', a 16 x 128 input tile for the 128-pixel families):
+ * then the prologue at most multiplies the conv's memory traffic by a small factor, all of it
+ * from a tensor small enough to sit in cache, in exchange for a dispatch and a pass that writes
+ * and reads the normalised tensor. Larger images (for 'tiled', 64x64 and up for a 3x3 conv, over
+ * 16x16 for a 1x1; over 19x19 for a 1x1 with 128-pixel tiles) keep a separate GroupNorm node.
  */
 const NORM_READS_PER_STAGED_READ = 4;
 
@@ -74,7 +122,7 @@ export interface Conv2dOptions {
    * weights are too large for one uniform window is the sum of convs over parts of its input.
    */
   inputChannels?: [number, number];
-  /** Which kernel family runs it (see ConvKernels): 'registers' (the default) or 'tiled'. */
+  /** Which kernel family runs it (see ConvKernels): 'registers' (the default), 'tiled', ... */
   kernels?: ConvKernels;
   /**
    * Convolve GroupNorm(input) (SiLU of it with `silu`) rather than the input. The tiled kernel
@@ -118,24 +166,26 @@ function storageBuffers(shader: keyof typeof SHADERS): number {
   return SHADERS[shader].bindings.filter((b) => b.kind !== 'uniform').length;
 }
 
-/** The most images one 64-column tile of N * out_pixels columns touches. */
-function imagesPerTile(batch: number, outPixels: number): number {
+/** The most images one tile of `tilePixels` of the N * out_pixels columns touches. */
+function imagesPerTile(batch: number, outPixels: number, tilePixels: number): number {
   const columns = batch * outPixels;
   let most = 0;
-  for (let px0 = 0; px0 < columns; px0 += TILE) {
-    most = Math.max(most, Math.floor((Math.min(px0 + TILE, columns) - 1) / outPixels) - Math.floor(px0 / outPixels) + 1);
+  for (let px0 = 0; px0 < columns; px0 += tilePixels) {
+    most = Math.max(most, Math.floor((Math.min(px0 + tilePixels, columns) - 1) / outPixels) - Math.floor(px0 / outPixels) + 1);
   }
   return most;
 }
 
-/** Whether the tiled conv normalises its input itself (see NORM_READS_PER_STAGED_READ). */
+/** Whether the tiled conv of family `kernels` normalises its input itself (see NORM_READS_PER_STAGED_READ). */
 export function tiledConvFusesGroupNorm(
   shape: { batch: number; channels: number; groups: number; srcPixels: number; outPixels: number; taps: number },
+  kernels: TiledKernels = 'tiled',
 ): boolean {
-  const images = imagesPerTile(shape.batch, shape.outPixels);
-  if (images * shape.groups > MAX_NORM_PAIRS) return false;
+  const tile = TILED_SHAPES[kernels];
+  const images = imagesPerTile(shape.batch, shape.outPixels, tile.pixels);
+  if (images * shape.groups > tile.maxNormPairs) return false;
   const statisticsReads = 2 * images * shape.channels * shape.srcPixels;
-  const stagedReads = 2 * TILE * shape.channels * shape.taps;
+  const stagedReads = (tile.channels + tile.pixels) * shape.channels * shape.taps;
   return statisticsReads <= NORM_READS_PER_STAGED_READ * stagedReads;
 }
 
@@ -164,7 +214,7 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
   }
   const [n, cinA, srcH, srcW] = x.shape;
   const [channel0, channelEnd] = options.inputChannels ?? [0, cinA];
-  if (options.inputChannels && (b2 || options.kernels === 'tiled' || !(channel0 >= 0 && channel0 < channelEnd && channelEnd <= cinA))) {
+  if (options.inputChannels && (b2 || isTiled(options.kernels) || !(channel0 >= 0 && channel0 < channelEnd && channelEnd <= cinA))) {
     throw new Error(`${name}: cannot read input channels [${options.inputChannels}] of [${x.shape}] here`);
   }
   const cin = channelEnd - channel0 + (b2 ? b2.shape[1] : 0);
@@ -180,7 +230,8 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
   const outH = Math.floor((inH + padTop + padBottom - kh) / stride) + 1;
   const outW = Math.floor((inW + padLeft + padRight - kw) / stride) + 1;
   if (outH < 1 || outW < 1) throw new Error(`${name}: a ${kh}x${kw} kernel does not fit the ${inH}x${inW} input`);
-  const tiled = options.kernels === 'tiled';
+  const kernels = options.kernels;
+  const tiled = isTiled(kernels);
   const norm = options.groupNorm;
   if (norm) {
     if (cin % norm.groups !== 0) throw new Error(`${name}: ${cin} input channels are not divisible into ${norm.groups} groups`);
@@ -191,7 +242,7 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
       srcPixels: srcH * srcW,
       outPixels: outH * outW,
       taps: kh * kw,
-    });
+    }, kernels);
     if (!fused) {
       const normed = groupNorm(g, norm.name, x, norm.gamma, norm.beta, { groups: norm.groups, eps: norm.eps, silu: norm.silu, concat: b2 });
       return conv2d(g, name, normed, weight, bias, { ...options, groupNorm: undefined, concat: undefined });
@@ -218,7 +269,7 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
         `${sc.name}: a 1x1 shortcut from ${shortcutChannels} to ${cout} channels needs weights [${cout}, ${shortcutChannels}], got [${ws}]`,
       );
     }
-    const fused = tiled && (options.maxStorageBuffers ?? DEFAULT_STORAGE_BUFFERS) >= storageBuffers('conv2d_tiled_shortcut');
+    const fused = tiled && (options.maxStorageBuffers ?? DEFAULT_STORAGE_BUFFERS) >= storageBuffers(TILED_SHAPES[kernels].shortcutShader);
     if (!fused) {
       const residual = conv2d(g, sc.name, sc.input, sc.weight, sc.bias, { kernels: options.kernels, concat: scb });
       return conv2d(g, name, x, weight, bias, { ...options, shortcut: undefined, residual });
@@ -271,6 +322,7 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
     element * elementCount(outShape) * (options.residual ? 2 : 1);
   const kind = kh === 1 && kw === 1 ? 'conv1x1' : 'conv3x3';
   if (tiled) {
+    const tile = TILED_SHAPES[kernels];
     const out = g.intermediate(name, outShape);
     // The shortcut's weights are more rows of the GEMM's depth, under the conv's; its bias adds to the conv's.
     const wTiled = sc
@@ -292,7 +344,7 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
         return both;
       })
       : null;
-    const shader = sc ? 'conv2d_tiled_shortcut' : 'conv2d_tiled';
+    const shader = sc ? tile.shortcutShader : tile.shader;
     const [tileWidth, tileHeight] = SHADERS[shader].workgroupSize;
     g.addNode({
       name,
@@ -326,7 +378,9 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
         shortcut_channels_a: sc ? sc.input.shape[1] : 0,
       },
       // One workgroup per tile of output pixels x output channels.
-      dispatch: { invocations: [Math.ceil((n * outH * outW) / TILE) * tileWidth, Math.ceil(cout / TILE) * tileHeight] },
+      dispatch: {
+        invocations: [Math.ceil((n * outH * outW) / tile.pixels) * tileWidth, Math.ceil(cout / tile.channels) * tileHeight],
+      },
       flops: flops + (sc ? 2 * n * cout * outH * outW * shortcutChannels : 0),
       bytes: bytes + (sc ? byteSize(sc.input) + (sc.concat ? byteSize(sc.concat) : 0) + element * elementCount(sc.weight.shape) : 0),
     });

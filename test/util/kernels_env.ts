@@ -1,6 +1,7 @@
 /**
- * DDIM_KERNELS=registers|registers-storage|tiled makes the golden tests compile the UNet with that conv kernel
- * family instead of the adapter's preferred one, so the GPU kit checks both on a real card.
+ * DDIM_KERNELS=<family> (one of KERNEL_FAMILIES: registers, registers-storage, tiled, tiled-wide,
+ * tiled-wide-subgroups) makes the golden tests compile the UNet with that conv kernel family instead
+ * of the adapter's preferred one, so the GPU kit checks each on a real card.
  */
 import { type ConvKernels, KERNEL_FAMILIES } from '../../src/ops/conv2d.ts';
 

@@ -1,0 +1,9 @@
+// conv2d_tiled_wide.wgsl (64 channels x 128 pixels) with a resnet's conv_shortcut folded in
+// (shaders/include/conv_tiled_shortcut.wgsl).
+
+const TILE_OC: u32 = 64u;
+const TILE_PX: u32 = 128u;
+const TILE_K: u32 = 16u;
+
+#include "conv_tiled_shortcut.wgsl"
+#include "conv_tiled.wgsl"
