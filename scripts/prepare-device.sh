@@ -161,7 +161,7 @@ cat > "$dev/run.sh" <<'RUN'
 #   2. the engine's benchmark (emoji32, and the CIFAR-10 and CelebA-HQ-256 layouts with random
 #      weights) with onnxruntime-web's WebGPU EP on the same Dawn adapter beside it (--peers);
 #      emoji32 at batch 64 once more per tiled family (bench-emoji32-b64-<family>.json), so one
-#      run times every tile shape and the summary names the fastest;
+#      run times every tile shape and the summary names the fastest; and each at precision f16;
 #   3. PyTorch on the same card for the same layouts: eager, CUDA graphs, torch.compile;
 #   4. results.json and results.md (one table, the card's name) from all of it.
 #   bash .device/run.sh            results, logs and traces go to $OUT (else .device/out)
@@ -293,6 +293,10 @@ if [ "${BATCHES:-1}" = 1 ] && [ "${QUICK:-0}" != 1 ]; then
   # Every tile shape on the same card (the engine alone: the peers ran above).
   for kernels in $tiled_families; do
     wants emoji32 && PEERS=0 bench "emoji32-b64-$kernels" --model weights/emoji32 --batch 64 --steps 10 --repeats 5 --kernels "$kernels"
+  done
+  # And at precision f16, where the card has shader-f16 (Dawn's NVIDIA toggle is set by the engine).
+  for kernels in $tiled_families; do
+    wants emoji32 && PEERS=0 bench "emoji32-b64-f16-$kernels" --model weights/emoji32 --batch 64 --steps 10 --repeats 5 --kernels "$kernels" --precision f16
   done
   wants cifar10 && bench cifar10-b64 --layout cifar10 --batch 64 --steps 10 --repeats 5
   wants celebahq && bench celebahq-b8 --layout celebahq --batch 8 --steps 10 --repeats 3

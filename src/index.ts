@@ -32,7 +32,7 @@ export { TorchFileError } from './io/torch.ts';
 export { GraphLimitError } from './graph/executor.ts';
 // f16 storage (PipelineOptions.precision), refused on adapters without shader-f16.
 export { type Precision, PRECISIONS } from './gpu/shader_source.ts';
-export { UnsupportedPrecisionError } from './model/unet_model.ts';
+export { UnsupportedFeatureError, UnsupportedPrecisionError } from './model/unet_model.ts';
 
 // Getting a model: over HTTP (browsers, Deno, Node) as diffusers lays it out.
 export { loadModel, type LoadModelOptions, ModelLoadError } from './web/load_model.ts';

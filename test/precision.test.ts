@@ -10,7 +10,7 @@ import { type Gpu, requestGpu } from '../src/gpu/device.ts';
 import { Kernel } from '../src/gpu/kernel.ts';
 import { shaderFor } from '../src/gpu/shader_source.ts';
 import { loadModelDir } from '../src/fs/model_dir.ts';
-import { UnsupportedPrecisionError } from '../src/model/unet_model.ts';
+import { UNet, UnsupportedFeatureError, UnsupportedPrecisionError } from '../src/model/unet_model.ts';
 import { DdimPipeline, readModel } from '../src/pipeline.ts';
 import { SHADERS } from '../src/shaders.gen.ts';
 import { expectClose, goldenF32, readGolden } from './util/compare.ts';
@@ -50,6 +50,13 @@ precision('f16 on an adapter without shader-f16: refused before any GPU work, sa
       e instanceof UnsupportedPrecisionError &&
       e.message === "precision 'f16' needs an adapter with the shader-f16 feature, and a test adapter has none: use 'f32'",
     'f16 without shader-f16',
+  );
+  await rejects(
+    () => UNet.compile(noF16, model.unet, { batch: 1, kernels: 'tiled-wide-subgroups' }),
+    (e) =>
+      e instanceof UnsupportedFeatureError &&
+      e.message === "kernels 'tiled-wide-subgroups' need the adapter feature 'subgroups', and a test adapter has none: use 'tiled-wide'",
+    'subgroup kernels without subgroups',
   );
   await rejects(
     () => DdimPipeline.load(gpu, model, { precision: 'f64' as 'f32' }),

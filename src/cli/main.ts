@@ -14,7 +14,7 @@ import { CheckpointError } from '../model/paper_checkpoint.ts';
 import { ModelLoadError } from '../web/load_model.ts';
 import { ModelConfigError } from '../model/config.ts';
 import { ModelWeightsError } from '../model/weights.ts';
-import { UnsupportedPrecisionError } from '../model/unet_model.ts';
+import { UnsupportedFeatureError } from '../model/unet_model.ts';
 import type { Precision } from '../gpu/shader_source.ts';
 import { DdimPipeline } from '../pipeline.ts';
 import { SamplerInputError } from '../sampler/ddim.ts';
@@ -40,7 +40,7 @@ const USER_ERRORS = [
   PngError,
   ScheduleError,
   SamplerInputError,
-  UnsupportedPrecisionError,
+  UnsupportedFeatureError,
 ];
 
 export interface MainOptions {

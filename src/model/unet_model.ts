@@ -15,6 +15,7 @@ import { parseWeightsFile } from '../io/weights_file.ts';
 import { parseUNetConfig, type UNetConfig } from './config.ts';
 import { buildUNetGraph, CLASS_LABEL_INPUT, EPS_OUTPUT, SAMPLE_INPUT, TIMESTEP_INPUT, type UNetGraphOptions } from './unet.ts';
 import { WeightStore } from './weights.ts';
+import { kernelsRunOn } from '../ops/conv2d.ts';
 
 export interface UNetFiles {
   /** config.json, parsed. */
@@ -58,8 +59,13 @@ function weightsOn(model: UNetWeights, device: GPUDevice, precision: Precision):
   return weights;
 }
 
-/** Raised for a precision the adapter cannot run (f16 without shader-f16). */
-export class UnsupportedPrecisionError extends Error {
+/** Raised for what the adapter lacks a feature for: f16 without shader-f16, subgroup kernels without subgroups. */
+export class UnsupportedFeatureError extends Error {
+  override name = 'UnsupportedFeatureError';
+}
+
+/** f16 on an adapter without shader-f16. */
+export class UnsupportedPrecisionError extends UnsupportedFeatureError {
   override name = 'UnsupportedPrecisionError';
 }
 
@@ -99,6 +105,13 @@ export class UNet {
         `precision 'f16' needs an adapter with the shader-f16 feature, and ${gpu.adapterName} has none: use 'f32'`,
       );
     }
+    // Register-blocked kernels on software adapters, workgroup tiles on GPUs, unless asked.
+    const kernels = options.kernels ?? preferredKernels(gpu.adapter);
+    if (!kernelsRunOn(kernels, gpu.device)) {
+      throw new UnsupportedFeatureError(
+        `kernels '${kernels}' need the adapter feature 'subgroups', and ${gpu.adapterName} has none: use 'tiled-wide'`,
+      );
+    }
     const limits: GraphLimits = {
       maxStorageBufferBindingSize: Math.min(
         gpu.device.limits.maxStorageBufferBindingSize,
@@ -110,11 +123,10 @@ export class UNet {
         options.limits?.maxComputeWorkgroupsPerDimension ?? Infinity,
       ),
     };
-    // Register-blocked kernels on software adapters, workgroup tiles on GPUs, unless asked.
     const graphOptions = {
       ...options,
       precision,
-      kernels: options.kernels ?? preferredKernels(gpu.adapter),
+      kernels,
       // A lower limit asked for (to test the unfused path) holds; a higher one is the device's.
       maxStorageBuffers: Math.min(gpu.device.limits.maxStorageBuffersPerShaderStage, options.maxStorageBuffers ?? Infinity),
     };
