@@ -13,6 +13,9 @@ import { loadModelDir } from '../src/fs/model_dir.ts';
 import { UNet, UnsupportedFeatureError, UnsupportedPrecisionError } from '../src/model/unet_model.ts';
 import { DdimPipeline, readModel } from '../src/pipeline.ts';
 import { SHADERS } from '../src/shaders.gen.ts';
+import { byteSize } from '../src/graph/graph.ts';
+import { buildUNetGraph } from '../src/model/unet.ts';
+import { WeightStore } from '../src/model/weights.ts';
 import { expectClose, goldenF32, readGolden } from './util/compare.ts';
 
 /** x0 after 10 DDIM steps: eps's f16 error (4e-4) grows through the steps' divisions by sqrt(alpha). */
@@ -90,6 +93,34 @@ precision('this adapter: f16 runs (every variant compiles, DDIM stays close to f
   } finally {
     pipeline.destroy();
   }
+});
+
+precision('f16 halves what a batch needs: under the same binding limit, twice the images per forward', async () => {
+  if (!gpu.device.features.has('shader-f16')) {
+    console.log('    no shader-f16 here: nothing to compare');
+    return;
+  }
+  const model = readModel(await loadModelDir('weights/emoji32'));
+  const largest = (precision: 'f32' | 'f16') => {
+    const graph = buildUNetGraph(model.unet.config, new WeightStore(model.unet.file, { check: false }), { batch: 1, precision });
+    const perImage = Math.max(...graph.tensors.filter((t) => t.role !== 'weight').map(byteSize));
+    return { perImage, weight: Math.max(...graph.tensors.filter((t) => t.role === 'weight').map(byteSize)) };
+  };
+  const f32 = largest('f32');
+  const f16 = largest('f16');
+  assert.is(f16.perImage * 2, f32.perImage, "an image's largest tensor is half the bytes");
+  // Room for f32's largest weight and a few f32 images.
+  const limit = Math.max(f32.weight, 3 * f32.perImage);
+  const batches: number[] = [];
+  for (const p of ['f32', 'f16'] as const) {
+    const pipeline = await DdimPipeline.load(gpu, model, { batch: 64, precision: p, limits: { maxStorageBufferBindingSize: limit } });
+    batches.push(pipeline.batch);
+    pipeline.destroy();
+  }
+  console.log(`    binding limit ${limit} bytes, batch 64 asked: f32 runs batch ${batches[0]}, f16 batch ${batches[1]}`);
+  assert.is(batches[0], Math.floor(limit / f32.perImage));
+  assert.is(batches[1], Math.floor(limit / f16.perImage));
+  assert.ok(batches[1] >= 2 * batches[0], 'f16 fits at least twice the images');
 });
 
 precision.run();
