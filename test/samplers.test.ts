@@ -229,6 +229,20 @@ gpuRuns('classcond/ (.bin, num_class_embeds 10): eps within 2e-4; labels checked
     const image = 3 * 16 * 16;
     assert.equal(other.x0.subarray(0, image), one.x0.subarray(0, image), 'image 0 keeps its label');
     assert.not.equal(other.x0.subarray(image, 2 * image), one.x0.subarray(image, 2 * image), 'image 1 follows its label');
+    // The class embedding's f16 variant, where the adapter has shader-f16.
+    if (gpu.device.features.has('shader-f16')) {
+      const half = await pipeline.withBatch(3, { precision: 'f16' });
+      try {
+        expectClose(
+          'classcond.eps at precision f16',
+          await half.eps(x, t, { classLabels: labels }),
+          goldenF32(golden, 'classcond.eps'),
+          3e-3,
+        );
+      } finally {
+        half.destroy();
+      }
+    }
   } finally {
     pipeline.destroy();
     gpu.device.destroy();
