@@ -1,56 +1,15 @@
-// Spatial self-attention in one dispatch: out = softmax(q k^T * scale) v for every (image, head),
-// read straight from the q/k/v projection (one NCHW tensor of 3C channels: channel
-// b * 3C + part * C + head * D + e is a plane of L = H * W positions) and written in NCHW
-// (channel b * C + head * D + e), where the output projection reads it.
-//
-// One invocation computes 4 consecutive query positions (a vec4 of each plane) over output
-// channels e0 .. e1 of its head, walking the keys 16 at a time with an online softmax: a running
-// maximum and sum per query, the accumulated output rescaled whenever the maximum grows. The
-// scores of a step live in registers (16 vec4s, one per key, over the 4 queries); the output
-// accumulator lives in an f32 tensor of the output's shape (`running`), kept normalised after
-// every step, so any head dimension D works with a fixed register count (only this invocation
-// reads or writes those values); the last step writes the output.
-// No workgroup memory and no barriers: on software drivers a workgroup is a loop on one CPU core
-// and barriers are expensive, and each step does 16 multiply-adds per vec4 it loads. On a GPU the
-// output channels can be split over `chunks` invocations (each recomputes the scores) for more
-// parallelism.
-//
-// Planes a multiple of 4 long are read as vec4s; others one value at a time, clamped to the
-// plane. Keys past the end get no weight; queries past the end are computed but not stored.
+// Attention in one dispatch (shaders/include/attention_common.wgsl), for software drivers: the
+// output so far lives in an f32 tensor of the output's shape (`running`), kept normalised after
+// every step, so an invocation takes any number of a head's channels (all of them here) with a
+// fixed register count (only this invocation reads or writes those values); the last step writes
+// the output. No workgroup memory and no barriers: on software drivers a workgroup is a loop on
+// one CPU core and barriers are expensive, and each step does 16 multiply-adds per vec4 it loads.
 
-#include "activation.wgsl"
+#include "attention_common.wgsl"
 
-const KEYS: u32 = 16u;  // keys per step: four vec4s of a plane
-
-struct Params {
-  length: u32,        // L = H * W
-  head_dim: u32,      // D
-  heads: u32,
-  channels: u32,      // C = heads * D
-  query_blocks: u32,  // ceil(L / 4)
-  chunk: u32,         // output channels per invocation
-  chunks: u32,        // ceil(D / chunk)
-  invocations: u32,   // batch * heads * query_blocks * chunks
-  scale: f32,         // 1 / sqrt(D)
-  aligned: u32,       // L % 4 == 0: planes are read as vec4s
-}
-
-@group(0) @binding(0) var<storage, read> qkv: array<act>;
-@group(0) @binding(1) var<storage, read> qkv4: array<vec4<act>>;  // the same tensor, as vec4s
 @group(0) @binding(2) var<storage, read_write> running: array<f32>;  // the output so far
 @group(0) @binding(3) var<storage, read_write> out: array<act>;
 @group(0) @binding(4) var<uniform> params: Params;
-
-// Positions p .. p + 3 of the plane that starts at `start`, clamped to the plane.
-fn plane4(start: u32, p: u32) -> vec4<f32> {
-  let last = params.length - 1u;
-  if (params.aligned != 0u) {
-    // start and p are multiples of 4, and so is L: the clamped quad is whole and in the plane.
-    return vec4<f32>(qkv4[(start + min(p, last - 3u)) >> 2u]);
-  }
-  return vec4<f32>(f32(qkv[start + min(p, last)]), f32(qkv[start + min(p + 1u, last)]), f32(qkv[start + min(p + 2u, last)]),
-                   f32(qkv[start + min(p + 3u, last)]));
-}
 
 fn running4(start: u32, p: u32) -> vec4<f32> {
   let last = params.length - 1u;
@@ -58,15 +17,10 @@ fn running4(start: u32, p: u32) -> vec4<f32> {
                    running[start + min(p + 3u, last)]);
 }
 
-// Queries p .. p + 3 (those inside the plane) of the running sum, or of the output once `last`.
-fn store4(start: u32, p: u32, v: vec4<f32>, last: bool) {
+fn store_running(start: u32, p: u32, v: vec4<f32>) {
   for (var i = 0u; i < 4u; i++) {
     if (p + i < params.length) {
-      if (last) {
-        out[start + p + i] = act(v[i]);
-      } else {
-        running[start + p + i] = v[i];
-      }
+      running[start + p + i] = v[i];
     }
   }
 }
@@ -77,85 +31,25 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) grou
   if (index >= params.invocations) {
     return;
   }
+  let w = work_of(index);
   let L = params.length;
-  let D = params.head_dim;
-  let C = params.channels;
-  let part = index % params.chunks;
-  let query_block = (index / params.chunks) % params.query_blocks;
-  let item = index / (params.chunks * params.query_blocks);  // image * heads + head
-  let image = item / params.heads;
-  let head = item % params.heads;
-  let q_start = (image * 3u * C + head * D) * L;
-  let k_start = q_start + C * L;
-  let v_start = k_start + C * L;
-  let o_start = (image * C + head * D) * L;
-  let i0 = query_block * 4u;
-  let e0 = part * params.chunk;
-  let e1 = min(e0 + params.chunk, D);
-
   var peak = vec4<f32>(-3.4e38);  // the running maximum score of each query
   var total = vec4<f32>(0.0);     // the running sum of exp(score - peak)
   for (var j0 = 0u; j0 < L; j0 += KEYS) {
-    // s[j]: the scores of key j0 + j for the 4 queries. Zeroed explicitly: relying on the zero
-    // initialisation of a `var` declared in a loop kept the last step's scores on Dawn + lavapipe.
-    var s: array<vec4<f32>, 16>;
-    for (var j = 0u; j < KEYS; j++) {
-      s[j] = vec4<f32>(0.0);
-    }
-    for (var e = 0u; e < D; e++) {
-      let q = plane4(q_start + e * L, i0) * params.scale;
-      let row = k_start + e * L;
-      for (var c = 0u; c < 4u; c++) {
-        let k = plane4(row, j0 + 4u * c);
-        s[4u * c] = fma(q, vec4<f32>(k.x), s[4u * c]);
-        s[4u * c + 1u] = fma(q, vec4<f32>(k.y), s[4u * c + 1u]);
-        s[4u * c + 2u] = fma(q, vec4<f32>(k.z), s[4u * c + 2u]);
-        s[4u * c + 3u] = fma(q, vec4<f32>(k.w), s[4u * c + 3u]);
-      }
-    }
-    if (j0 + KEYS > L) {
-      for (var j = 0u; j < KEYS; j++) {
-        if (j0 + j >= L) {
-          s[j] = vec4<f32>(-3.4e38);
-        }
-      }
-    }
-    var next = peak;
-    for (var j = 0u; j < KEYS; j++) {
-      next = max(next, s[j]);
-    }
-    let decay = exp(peak - next);
-    var sum = vec4<f32>(0.0);
-    for (var j = 0u; j < KEYS; j++) {
-      s[j] = exp(s[j] - next);
-      sum += s[j];
-    }
-    let next_total = total * decay + sum;
-    let inv = 1.0 / next_total;
-    // The output so far, normalised by the old sum, and this step's weights, both by the new sum.
-    let keep = total * decay * inv;
-    for (var j = 0u; j < KEYS; j++) {
-      s[j] *= inv;
-    }
-    peak = next;
-    total = next_total;
-
-    for (var e = e0; e < e1; e++) {
-      let row = v_start + e * L;
-      var acc = vec4<f32>(0.0);
-      for (var c = 0u; c < 4u; c++) {
-        let v = plane4(row, j0 + 4u * c);
-        acc = fma(s[4u * c], vec4<f32>(v.x), acc);
-        acc = fma(s[4u * c + 1u], vec4<f32>(v.y), acc);
-        acc = fma(s[4u * c + 2u], vec4<f32>(v.z), acc);
-        acc = fma(s[4u * c + 3u], vec4<f32>(v.w), acc);
-      }
-      let o_row = o_start + e * L;
+    let step = key_step(w, j0, &peak, &total);
+    let last = j0 + KEYS >= L;
+    for (var e = w.e0; e < w.e1; e++) {
+      var acc = weighted_values(w, step, e, j0);
+      let o_row = w.o_start + e * L;
       // The first step writes the running sum; later ones rescale what is there (never read unwritten).
       if (j0 != 0u) {
-        acc = fma(keep, running4(o_row, i0), acc);
+        acc = fma(step.keep, running4(o_row, w.i0), acc);
       }
-      store4(o_row, i0, acc, j0 + KEYS >= L);
+      if (last) {
+        store_output(o_row, w.i0, acc);
+      } else {
+        store_running(o_row, w.i0, acc);
+      }
     }
   }
 }

@@ -59,16 +59,19 @@ export function spatialAttention(
 /** Query positions per invocation of attention.wgsl (one vec4 of a plane). */
 const QUERY_BLOCK = 4;
 /**
- * The tiled families (GPUs) split each head's output channels over invocations of this many,
- * for parallelism (each recomputes the scores); the 'registers' family (software drivers, where
- * the cores are few and already busy) keeps a head's channels in one invocation.
+ * The tiled families (GPUs) split each head's output channels over invocations of this many
+ * (attention_chunked.wgsl's CHUNK), for parallelism (each recomputes the scores), each keeping its
+ * output so far in registers; the register families (software drivers, where the cores are few
+ * and already busy) keep a head's channels in one invocation (attention.wgsl), the output so far
+ * in an f32 tensor.
  */
 const GPU_CHANNEL_CHUNK = 16;
 
 /**
  * softmax(q k^T / sqrt(D)) v for every image and head of `qkv` ([N, 3C, H, W]: the q, k and v
  * projections side by side in channels), in one dispatch with an online softmax
- * (attention.wgsl). The result is [N, C, H, W], head hd in channels hd * D .. hd * D + D - 1.
+ * (attention.wgsl, attention_chunked.wgsl). The result is [N, C, H, W], head hd in channels
+ * hd * D .. hd * D + D - 1.
  */
 export function attentionCore(g: Graph, name: string, qkv: Tensor, options: { heads: number; kernels?: ConvKernels }): Tensor {
   const [n, c3, h, w] = qkv.shape;
@@ -85,30 +88,38 @@ export function attentionCore(g: Graph, name: string, qkv: Tensor, options: { he
   const queryBlocks = Math.ceil(L / QUERY_BLOCK);
   const invocations = n * heads * queryBlocks * chunks;
   const out = g.intermediate(name, [n, c, h, w]);
+  const params = {
+    length: L,
+    head_dim: d,
+    heads,
+    channels: c,
+    query_blocks: queryBlocks,
+    chunk,
+    chunks,
+    invocations,
+    scale: 1 / Math.sqrt(d),
+    aligned: L % 4 === 0 ? 1 : 0,
+  };
+  const common = {
+    name,
+    kind: 'attention',
+    params,
+    // One invocation per (image, head, 4 query positions, chunk of output channels).
+    dispatch: { invocations: [invocations] as [number], flat: true },
+    flops: n * heads * (4 * L * L * d + 6 * L * L),
+  };
+  if (isTiled(options.kernels)) {
+    // qkv twice: as scalars and as vec4s (planes a multiple of 4 long are read as vec4s).
+    g.addNode({ ...common, shader: 'attention_chunked', inputs: [qkv, qkv], outputs: [out], bytes: byteSize(qkv) + byteSize(out) });
+    return out;
+  }
   // The output so far between steps over the keys, in f32 whatever the graph's precision.
   const running = g.intermediate(`${name}.running`, [n, c, h, w], 'f32');
   g.addNode({
-    name,
-    kind: 'attention',
+    ...common,
     shader: 'attention',
-    // qkv twice: as scalars and as vec4s (planes a multiple of 4 long are read as vec4s).
     inputs: [qkv, qkv],
     outputs: [running, out],
-    params: {
-      length: L,
-      head_dim: d,
-      heads,
-      channels: c,
-      query_blocks: queryBlocks,
-      chunk,
-      chunks,
-      invocations,
-      scale: 1 / Math.sqrt(d),
-      aligned: L % 4 === 0 ? 1 : 0,
-    },
-    // One invocation per (image, head, 4 query positions, chunk of output channels).
-    dispatch: { invocations: [invocations], flat: true },
-    flops: n * heads * (4 * L * L * d + 6 * L * L),
     bytes: byteSize(qkv) + 2 * byteSize(running) + byteSize(out),
   });
   return out;
