@@ -25,7 +25,7 @@
 /** Rows of the weight tile that one pass of the 256 invocations stages (one column each). */
 const W_ROWS_PER_PASS: u32 = INVOCATIONS / TILE_OC;
 
-var<workgroup> w_tile: array<array<f32, TILE_OC>, TILE_K>;
+var<workgroup> w_tile: array<array<act, TILE_OC>, TILE_K>;  // act: half the workgroup memory at f16
 
 fn conv_tiled(wid: vec3u, lid: vec3u, index: u32) {
   let tx = lid.x;
@@ -56,9 +56,9 @@ fn conv_tiled(wid: vec3u, lid: vec3u, index: u32) {
   for (var k0 = 0u; k0 < depth; k0 += TILE_K) {
     for (var r = w_row0; r < TILE_K; r += W_ROWS_PER_PASS) {
       let k = k0 + r;
-      var w = 0.0;
+      var w = act(0.0);
       if (k < depth && stage_oc < params.oc_stride) {
-        w = f32(weight[k * params.oc_stride + stage_oc]);
+        w = weight[k * params.oc_stride + stage_oc];
       }
       w_tile[r][w_col] = w;
     }
@@ -68,10 +68,10 @@ fn conv_tiled(wid: vec3u, lid: vec3u, index: u32) {
       var b: array<vec4<f32>, PX_VEC4S>;
       for (var q = 0u; q < PX_VEC4S; q++) {
         let p = tx + 64u * q;
-        b[q] = vec4<f32>(x_tile[kk][p], x_tile[kk][p + 16u], x_tile[kk][p + 32u], x_tile[kk][p + 48u]);
+        b[q] = vec4<f32>(vec4<act>(x_tile[kk][p], x_tile[kk][p + 16u], x_tile[kk][p + 32u], x_tile[kk][p + 48u]));
       }
       for (var i = 0u; i < OC_PER; i++) {
-        let a = vec4<f32>(w_tile[kk][ty + 16u * i]);
+        let a = vec4<f32>(f32(w_tile[kk][ty + 16u * i]));
         for (var q = 0u; q < PX_VEC4S; q++) {
           acc[i][q] = fma(a, b[q], acc[i][q]);
         }

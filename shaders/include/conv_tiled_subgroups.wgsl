@@ -104,7 +104,7 @@ fn conv_tiled(wid: vec3u, index: u32, lane: u32, lanes: u32) {
         var b: array<vec4<f32>, PX_VEC4S>;
         for (var q = 0u; q < PX_VEC4S; q++) {
           let p = tx + 64u * q;
-          b[q] = vec4<f32>(x_tile[kk][p], x_tile[kk][p + 16u], x_tile[kk][p + 32u], x_tile[kk][p + 48u]);
+          b[q] = vec4<f32>(vec4<act>(x_tile[kk][p], x_tile[kk][p + 16u], x_tile[kk][p + 32u], x_tile[kk][p + 48u]));
         }
         for (var i = 0u; i < 4u; i++) {
           for (var q = 0u; q < PX_VEC4S; q++) {
