@@ -132,16 +132,21 @@ golden('emoji32 through tiled-wide (128-pixel tiles): the same fusions, so the s
   });
 });
 
-/** Whether the default adapter's device has `subgroups` (Dawn on lavapipe has; the family's refusal elsewhere is in ops.test.ts). */
-async function hasSubgroups(backend: Backend = 'auto'): Promise<boolean> {
-  const gpu = await requestGpu({ backend });
+/**
+ * The optional features the default adapter's device has: `subgroups` (Dawn on lavapipe has it; the
+ * family's refusal elsewhere is in ops.test.ts) and `shader-f16` (Dawn and Deno's wgpu on lavapipe
+ * have it; its refusal is in precision.test.ts).
+ */
+async function deviceFeatures(): Promise<ReadonlySet<string>> {
+  const gpu = await requestGpu();
   try {
-    return gpu.device.features.has('subgroups');
+    return new Set(gpu.device.features);
   } finally {
     gpu.device.destroy();
   }
 }
-const subgroups = await hasSubgroups();
+const features = await deviceFeatures();
+const subgroups = features.has('subgroups');
 
 if (subgroups) {
   golden('emoji32 through tiled-wide-subgroups (weights by subgroupShuffle): the same dispatches as tiled', async () => {
@@ -175,17 +180,7 @@ golden('emoji32 tiled on a device with 8 storage buffers per stage: conv_shortcu
   assert.is(count('registers', 16).length, EMOJI32_WINDOWED_DISPATCHES);
 });
 
-/** f16 needs shader-f16: Dawn has it on lavapipe; Deno's wgpu has none (its refusal is tested in gpu.test.ts). */
-async function hasF16(backend: Backend = 'auto'): Promise<boolean> {
-  const gpu = await requestGpu({ backend });
-  try {
-    return gpu.device.features.has('shader-f16');
-  } finally {
-    gpu.device.destroy();
-  }
-}
-
-if (await hasF16()) {
+if (features.has('shader-f16')) {
   // Every kernel family, whichever this adapter prefers: the f16 variants of every shader.
   // With subgroups, f16 puts both `enable`s in one shader.
   const families: ConvKernels[] = [

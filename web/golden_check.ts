@@ -4,6 +4,7 @@
  * #result, with data-done set, for test/browser/run.mjs to read.
  */
 import { DdimPipeline, loadModel, parseSafetensors, requestGpu, toFloat32, toInt32, UnsupportedPrecisionError } from '../src/index.ts';
+import { compare } from '../test/util/compare_values.ts';
 
 const TOLERANCE = 2e-4;
 /** precision 'f16' (issue 11's bound for eps). */
@@ -22,20 +23,6 @@ interface GoldenResult {
   /** The same forward at precision 'f16' where the adapter has shader-f16; else its refusal. */
   f16?: { relL2: number; maxAbs: number; tolerance: number; forwardMs: number } | { refused: string };
   error?: string;
-}
-
-function compare(actual: Float32Array, expected: Float32Array) {
-  let diff2 = 0, ref2 = 0, maxAbs = 0, worstIndex = 0;
-  for (let i = 0; i < expected.length; i++) {
-    const d = actual[i] - expected[i];
-    diff2 += d * d;
-    ref2 += expected[i] * expected[i];
-    if (!(Math.abs(d) <= maxAbs)) {
-      maxAbs = Math.abs(d);
-      worstIndex = i;
-    }
-  }
-  return { relL2: Math.sqrt(diff2 / ref2), maxAbs, worstIndex };
 }
 
 async function fetchBytes(url: string): Promise<Uint8Array> {

@@ -1,27 +1,9 @@
 /** Golden comparisons: relative L2 error for whole tensors, and the worst element on failure. */
 import { readFileSync } from 'node:fs';
 import { parseSafetensors, type SafetensorsFile, toFloat32, toInt32 } from '../../src/io/safetensors.ts';
+import { compare, type Comparison } from './compare_values.ts';
 
-export interface Comparison {
-  relL2: number;
-  maxAbs: number;
-  worstIndex: number;
-}
-
-export function compare(actual: Float32Array, expected: Float32Array): Comparison {
-  if (actual.length !== expected.length) throw new Error(`length ${actual.length} != reference length ${expected.length}`);
-  let diff2 = 0, ref2 = 0, maxAbs = 0, worstIndex = 0;
-  for (let i = 0; i < actual.length; i++) {
-    const d = actual[i] - expected[i];
-    diff2 += d * d;
-    ref2 += expected[i] * expected[i];
-    if (!(Math.abs(d) <= maxAbs)) {
-      maxAbs = Math.abs(d);
-      worstIndex = i;
-    }
-  }
-  return { relL2: Math.sqrt(diff2 / Math.max(ref2, 1e-30)), maxAbs, worstIndex };
-}
+export { compare, type Comparison };
 
 /** Asserts relL2 <= tolerance, always printing the measured error. */
 export function expectClose(label: string, actual: Float32Array, expected: Float32Array, tolerance: number): Comparison {
