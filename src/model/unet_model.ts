@@ -15,7 +15,7 @@ import { parseWeightsFile } from '../io/weights_file.ts';
 import { parseUNetConfig, type UNetConfig } from './config.ts';
 import { buildUNetGraph, CLASS_LABEL_INPUT, EPS_OUTPUT, SAMPLE_INPUT, TIMESTEP_INPUT, type UNetGraphOptions } from './unet.ts';
 import { WeightStore } from './weights.ts';
-import { kernelsRunOn } from '../ops/conv2d.ts';
+import { kernelsMissingFeatures } from '../ops/conv2d.ts';
 
 export interface UNetFiles {
   /** config.json, parsed. */
@@ -107,9 +107,13 @@ export class UNet {
     }
     // Register-blocked kernels on software adapters, workgroup tiles on GPUs, unless asked.
     const kernels = options.kernels ?? preferredKernels(gpu.adapter);
-    if (!kernelsRunOn(kernels, gpu.device)) {
+    const missing = kernelsMissingFeatures(kernels, gpu.device);
+    if (missing.length) {
+      // Only the subgroup family needs a feature; tiled-wide is the same tiles without it.
       throw new UnsupportedFeatureError(
-        `kernels '${kernels}' need the adapter feature 'subgroups', and ${gpu.adapterName} has none: use 'tiled-wide'`,
+        `kernels '${kernels}' need the adapter feature ${
+          missing.map((f) => `'${f}'`).join(', ')
+        }, and ${gpu.adapterName} has none: use 'tiled-wide'`,
       );
     }
     const limits: GraphLimits = {

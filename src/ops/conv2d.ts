@@ -1,4 +1,5 @@
 import { byteSize, bytesPerElement, elementCount, type Graph, type Tensor } from '../graph/graph.ts';
+import { missingFeatures } from '../gpu/kernel.ts';
 import { type ShaderName, SHADERS } from '../shaders.gen.ts';
 import { concatChannels } from './concat.ts';
 import { groupNorm } from './group_norm.ts';
@@ -26,8 +27,8 @@ export const KERNEL_FAMILIES: readonly ConvKernels[] = ['registers', 'registers-
 /**
  * Each tiled family's shaders and tile: output channels and output pixels per workgroup (16 x 16
  * invocations, each accumulating channels / 16 x pixels / 16), as its shaders define them
- * (TILE_OC, TILE_PX), the (image, group) pairs one workgroup can normalise (MAX_NORM_PAIRS), and
- * the device feature its shaders need beyond WebGPU's core, if any.
+ * (TILE_OC, TILE_PX), and the (image, group) pairs one workgroup can normalise (MAX_NORM_PAIRS).
+ * The device features a family needs are its shaders' `enable` directives (missingFeatures).
  */
 export const TILED_SHAPES: Readonly<
   Record<TiledKernels, {
@@ -36,7 +37,6 @@ export const TILED_SHAPES: Readonly<
     channels: number;
     pixels: number;
     maxNormPairs: number;
-    feature?: GPUFeatureName;
   }>
 > = {
   // 4 channels x 4 pixels per invocation.
@@ -56,14 +56,19 @@ export const TILED_SHAPES: Readonly<
     channels: 64,
     pixels: 128,
     maxNormPairs: 256,
-    feature: 'subgroups',
   },
 };
 
-/** Whether `device` can run kernel family `kernels` (the subgroup family needs `subgroups`). */
+/** The device features kernel family `kernels` needs and `device` lacks (the subgroup family: `subgroups`). */
+export function kernelsMissingFeatures(kernels: ConvKernels, device: GPUDevice): GPUFeatureName[] {
+  if (!isTiled(kernels)) return [];
+  const { shader, shortcutShader } = TILED_SHAPES[kernels];
+  return [...new Set([shader, shortcutShader].flatMap((name) => missingFeatures(SHADERS[name], device)))];
+}
+
+/** Whether `device` can run kernel family `kernels`. */
 export function kernelsRunOn(kernels: ConvKernels, device: GPUDevice): boolean {
-  const feature = isTiled(kernels) ? TILED_SHAPES[kernels].feature : undefined;
-  return feature === undefined || device.features.has(feature);
+  return kernelsMissingFeatures(kernels, device).length === 0;
 }
 
 /** Whether `kernels` is one of the tiled families (workgroup-memory tiles, for real GPUs). */
