@@ -11,6 +11,9 @@
  * no environment variable is needed.
  */
 
+import { isSoftwareAdapter } from './adapter.ts';
+import { spaceDawnTicks } from './dawn_ticks.ts';
+
 export type Backend = 'auto' | 'native' | 'dawn';
 
 export interface GpuOptions {
@@ -19,6 +22,12 @@ export interface GpuOptions {
   powerPreference?: GPUPowerPreference;
   /** Folder holding `lvp_icd.json` of a software Vulkan driver, found by itself when omitted. */
   softwareDriverDir?: string;
+  /**
+   * Dawn only: how far apart (ms) Dawn polls for finished GPU work while the device is on a
+   * software adapter, where its busy polling takes a core from the CPU that runs the "GPU" (see
+   * src/gpu/dawn_ticks.ts). 1 by default; 0 leaves Dawn's own loop. Real GPUs keep Dawn's loop.
+   */
+  softwarePollMs?: number;
 }
 
 export interface Gpu {
@@ -197,6 +206,7 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
     uncapturedErrors.push((event as GPUUncapturedErrorEvent).error.message);
   });
   const lost = device.lost.then((info) => `GPU device lost (${info.reason}): ${info.message}`);
+  if (useDawn && isSoftwareAdapter(adapter)) spaceDawnTicks(device, options.softwarePollMs ?? 1);
   return {
     device,
     adapter,
