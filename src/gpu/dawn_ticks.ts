@@ -60,7 +60,7 @@ export function spaceDawnTicks(device: GPUDevice, ms = 1): boolean {
   return true;
 }
 
-/** Whether Dawn's ticks are spaced now (for tests and the benchmark's notes). */
-export function dawnTicksSpaced(): boolean {
-  return spacedDevices.size > 0;
+/** Whether Dawn's ticks are spaced now, or for `device`. */
+export function dawnTicksSpaced(device?: GPUDevice): boolean {
+  return device ? spacedDevices.has(device) : spacedDevices.size > 0;
 }
