@@ -8,7 +8,9 @@ import * as assert from 'uvu/assert';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SOFTWARE_DEFAULT_IMAGES } from '../src/cli/commands.ts';
 import { main, type OpenPipeline } from '../src/cli/main.ts';
+import { isSoftwareAdapter } from '../src/gpu/adapter.ts';
 import { defaultModelDir, findModelFiles } from '../src/cli/model_dir.ts';
 import { type Gpu, requestGpu } from '../src/gpu/device.ts';
 import { decodePng, encodePng } from '../src/io/png.ts';
@@ -291,6 +293,27 @@ gpuRuns('sample --n 2 --steps 2: PNG of the grid, and x0 equal bit for bit to a 
   assert.is(differing, 0);
   assert.equal(readdirSync(work).sort(), ['grid.png', 'x0.safetensors']);
   sampled = x0.data;
+});
+
+gpuRuns('sample without --n: 16 images on a GPU; on a software adapter fewer, said at the start', async () => {
+  const out = join(work, 'default.png');
+  const result = await cli(['--steps', '1', '--out', out]);
+  assert.is(result.code, 0, result.stderr);
+  const software = isSoftwareAdapter(gpu!.adapter);
+  const count = software ? SOFTWARE_DEFAULT_IMAGES : 16;
+  console.log(`    ${result.stderr.trim() || '(no note)'}`);
+  if (software) {
+    assert.match(
+      result.stderr,
+      new RegExp(`^note: .+ is a software adapter \\(the CPU\\): sampling ${count} images, not 16; --n N gives any number\n$`),
+    );
+  } else {
+    assert.is(result.stderr, '');
+  }
+  assert.match(result.stdout, new RegExp(`^1 steps? x ${count} images in `), result.stdout);
+  const png = await decodePng(new Uint8Array(readFileSync(out)));
+  const side = Math.ceil(Math.sqrt(count));
+  assert.equal([png.width, png.height], [2 * (side * 34 + 2), 2 * (Math.ceil(count / side) * 34 + 2)]);
 });
 
 gpuRuns("--xT round trip: the seed's latents, passed back in, give the same image; the bar on a terminal", async () => {

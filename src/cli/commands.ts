@@ -59,9 +59,10 @@ export const DEFAULT_STEPS = 50;
 const DEFAULT_IMAGES = 16;
 /**
  * Without --n, a software adapter (llvmpipe, SwiftShader: the CPU) samples this many, so that the
- * default command ends within 90 s on two cores; the command says so when it starts.
+ * default command ends within 90 s on two cores (26 s measured: docs/perf.md); the command says so
+ * when it starts.
  */
-export const SOFTWARE_DEFAULT_IMAGES = 2;
+export const SOFTWARE_DEFAULT_IMAGES = 4;
 const MAX_BATCH = 16;
 /** Images held in memory at once, in float32 values (1 GiB). */
 const MAX_VALUES = 2 ** 28;
