@@ -8,6 +8,7 @@
  * parses the command line and writes the JSON.
  */
 import { preferredKernels } from '../gpu/adapter.ts';
+import { dawnTicksSpaced } from '../gpu/dawn_ticks.ts';
 import type { ConvKernels } from '../ops/conv2d.ts';
 import type { Precision } from '../gpu/shader_source.ts';
 import { type Gpu, requestGpu } from '../gpu/device.ts';
@@ -62,6 +63,8 @@ export interface BenchResult {
   kernels: ConvKernels;
   precision: Precision;
   implementation: string;
+  /** Whether Dawn's completion polling went through setTimeout (a software adapter: src/gpu/dawn_ticks.ts). */
+  dawnTicksSpaced: boolean;
   timestampQuery: boolean;
   model: { name: string; source: string; params: number; sampleSize: number; batch: number };
   graph: { dispatchesPerForward: number; gflopPerForward: number; gbPerForward: number; weightMB: number };
@@ -203,6 +206,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResult> 
       date: new Date().toISOString(),
       adapter: gpu.adapterName,
       implementation: gpu.implementation,
+      dawnTicksSpaced: dawnTicksSpaced(gpu.device),
       kernels: options.kernels ?? preferredKernels(gpu.adapter),
       precision: unet.precision,
       timestampQuery: gpu.hasTimestamps,
@@ -286,8 +290,8 @@ export function formatBenchmark(r: BenchResult): string {
     `bench: ${r.model.name} (${r.model.source}), ${
       (r.model.params / 1e6).toFixed(2)
     }M params, ${r.model.sampleSize}x${r.model.sampleSize}, batch ${r.model.batch}`,
-    `adapter: ${r.adapter}; kernels: ${r.kernels}; precision: ${r.precision}; timestamp-query ${
-      r.timestampQuery ? 'yes' : 'no'
+    `adapter: ${r.adapter}; kernels: ${r.kernels}; precision: ${r.precision}; timestamp-query ${r.timestampQuery ? 'yes' : 'no'}${
+      r.dawnTicksSpaced ? "; Dawn's polling by setTimeout" : ''
     }; ${r.date}`,
     `graph: ${r.graph.gflopPerForward.toFixed(3)} GFLOP and ${
       r.graph.gbPerForward.toFixed(3)
