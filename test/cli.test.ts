@@ -1,7 +1,7 @@
 /**
  * The command line, run in-process through main() with captured output, in a temporary folder.
  * Every bad input must give status 2, a message that names the problem, and no file; the GPU runs
- * are kept tiny (2 images, 1 or 2 steps) and share one loaded pipeline where they can.
+ * are kept tiny (a few images, 1 or 2 steps) and share one loaded pipeline where they can.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
