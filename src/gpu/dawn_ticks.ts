@@ -4,8 +4,8 @@
  * While a map or a queue wait is pending, Dawn's bindings poll for its completion by calling the
  * global `setImmediate` with a fresh native callback, again and again (crbug.com/dawn/1127): one
  * CPU core stays busy for as long as the GPU works. On a software adapter that core is one of those
- * the "GPU" itself runs on: on two cores, lavapipe's emoji32 forward took 229 ms with the loop and
- * 139 ms with Dawn's ticks 1 ms apart (docs/perf.md). So while a device on a software adapter is
+ * the "GPU" itself runs on: on two cores, lavapipe's emoji32 forward took 242 ms with the loop and
+ * 145 ms with Dawn's ticks 1 ms apart (docs/perf.md). So while a device on a software adapter is
  * alive, the engine hands those ticks to `setTimeout` instead. Nothing else is changed: any other
  * `setImmediate` call goes through as it came.
  */
