@@ -52,6 +52,27 @@ fn load_row(plane: u32, t: RowTaps, upsample: bool) -> array<f32, 18> {
   return v;
 }
 
+// acc[p] += w * x_p for the 16 pixels, written out: naga (Deno's wgpu) leaves a loop here rolled,
+// and llvmpipe then keeps the accumulators in memory (docs/perf.md).
+fn mac_row(acc: ptr<function, array<Pixel, 16>>, w: Pixel, v: ptr<function, array<f32, 18>>, kx: u32) {
+  (*acc)[0] = mac((*acc)[0], w, (*v)[kx + 0u]);
+  (*acc)[1] = mac((*acc)[1], w, (*v)[kx + 1u]);
+  (*acc)[2] = mac((*acc)[2], w, (*v)[kx + 2u]);
+  (*acc)[3] = mac((*acc)[3], w, (*v)[kx + 3u]);
+  (*acc)[4] = mac((*acc)[4], w, (*v)[kx + 4u]);
+  (*acc)[5] = mac((*acc)[5], w, (*v)[kx + 5u]);
+  (*acc)[6] = mac((*acc)[6], w, (*v)[kx + 6u]);
+  (*acc)[7] = mac((*acc)[7], w, (*v)[kx + 7u]);
+  (*acc)[8] = mac((*acc)[8], w, (*v)[kx + 8u]);
+  (*acc)[9] = mac((*acc)[9], w, (*v)[kx + 9u]);
+  (*acc)[10] = mac((*acc)[10], w, (*v)[kx + 10u]);
+  (*acc)[11] = mac((*acc)[11], w, (*v)[kx + 11u]);
+  (*acc)[12] = mac((*acc)[12], w, (*v)[kx + 12u]);
+  (*acc)[13] = mac((*acc)[13], w, (*v)[kx + 13u]);
+  (*acc)[14] = mac((*acc)[14], w, (*v)[kx + 14u]);
+  (*acc)[15] = mac((*acc)[15], w, (*v)[kx + 15u]);
+}
+
 @compute @workgroup_size(8, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u) {
   let cell = min(gid.x, params.blocks - 1u);
@@ -77,12 +98,9 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: v
     for (var ic = 0u; ic < params.in_channels; ic++) {
       let plane = first_plane + ic * src_plane;
       for (var ky = 0u; ky < 3u; ky++) {
-        let v = load_row(plane, taps[ky], upsample);
+        var v = load_row(plane, taps[ky], upsample);
         for (var kx = 0u; kx < 3u; kx++) {
-          let w = load_weights(ic * 9u + ky * 3u + kx, oc8);
-          for (var p = 0u; p < PX; p++) {
-            acc[p] = mac(acc[p], w, v[kx + p]);
-          }
+          mac_row(&acc, load_weights(ic * 9u + ky * 3u + kx, oc8), &v, kx);
         }
       }
     }
