@@ -43,13 +43,21 @@ fn load_row(plane: u32, t: RowTaps, upsample: bool) -> array<f32, 18> {
   let d = vec4<f32>(input4[p4 + t.m3]);
   let l = f32(input[plane + t.left]);
   let r = f32(input[plane + t.right]);
-  let flat = array<f32, 18>(l, a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w, c.x, c.y, c.z, c.w, d.x, d.y, d.z, d.w, r);
-  let up = array<f32, 18>(l, a.x, a.x, a.y, a.y, a.z, a.z, a.w, a.w, b.x, b.x, b.y, b.y, b.z, b.z, b.w, b.w, r);
-  var v: array<f32, 18>;
-  for (var j = 0u; j < 18u; j++) {
-    v[j] = select(0.0, select(flat[j], up[j], upsample), (t.ok & (1u << j)) != 0u);
-  }
-  return v;
+  // Written out rather than looped over j: naga (Deno's wgpu) keeps such a loop, and its arrays
+  // in memory.
+  let ok = t.ok;
+  return array<f32, 18>(
+    tap(l, l, upsample, ok, 0u), tap(a.x, a.x, upsample, ok, 1u), tap(a.y, a.x, upsample, ok, 2u),
+    tap(a.z, a.y, upsample, ok, 3u), tap(a.w, a.y, upsample, ok, 4u), tap(b.x, a.z, upsample, ok, 5u),
+    tap(b.y, a.z, upsample, ok, 6u), tap(b.z, a.w, upsample, ok, 7u), tap(b.w, a.w, upsample, ok, 8u),
+    tap(c.x, b.x, upsample, ok, 9u), tap(c.y, b.x, upsample, ok, 10u), tap(c.z, b.y, upsample, ok, 11u),
+    tap(c.w, b.y, upsample, ok, 12u), tap(d.x, b.z, upsample, ok, 13u), tap(d.y, b.z, upsample, ok, 14u),
+    tap(d.z, b.w, upsample, ok, 15u), tap(d.w, b.w, upsample, ok, 16u), tap(r, r, upsample, ok, 17u));
+}
+
+// Column j of a row: the flat value, or through the upsampling the repeated one; 0 outside the image.
+fn tap(flat: f32, up: f32, upsample: bool, ok: u32, j: u32) -> f32 {
+  return select(0.0, select(flat, up, upsample), (ok & (1u << j)) != 0u);
 }
 
 // acc[p] += w * x_p for the 16 pixels, written out: naga (Deno's wgpu) leaves a loop here rolled,
