@@ -27,7 +27,9 @@ ticks("on a software adapter under Dawn, Dawn's polling goes through setTimeout 
   const g = globalThis as any;
   const originalTimeout = g.setTimeout;
   let nativeTimeouts = 0;
+  let allTimeouts = 0;
   g.setTimeout = (callback: unknown, ...rest: unknown[]) => {
+    allTimeouts++;
     if (isDawnTick(callback, 0)) nativeTimeouts++;
     return originalTimeout(callback, ...rest);
   };
@@ -60,13 +62,18 @@ ticks("on a software adapter under Dawn, Dawn's polling goes through setTimeout 
     for (let i = 0; i < 200000; i++) expected = (Math.imul(expected, 1664525) + 1013904223) >>> 0;
     assert.is(new Uint32Array(readback.getMappedRange())[5], expected, 'the work completes, and right');
     readback.unmap();
+    // A script's own setImmediate is untouched: it does not become a timeout.
+    if (typeof g.setImmediate === 'function') {
+      const before = allTimeouts;
+      await new Promise((resolve) => g.setImmediate(resolve));
+      await new Promise((resolve) => g.setImmediate(() => resolve(undefined)));
+      assert.is(allTimeouts, before, "a script's setImmediate went through as it came");
+    }
   } finally {
     g.setTimeout = originalTimeout;
   }
   if (spaced) assert.ok(nativeTimeouts > 0, "Dawn's ticks were scheduled by setTimeout");
   else assert.is(nativeTimeouts, 0);
-  // A script's own setImmediate is untouched.
-  if (typeof g.setImmediate === 'function') await new Promise((resolve) => g.setImmediate(resolve));
   gpu.device.destroy();
   await gpu.lost;
   assert.not.ok(dawnTicksSpaced(gpu.device), 'no longer once the device is gone');
