@@ -28,9 +28,13 @@ profile('emoji32: per-node times add up to the step time; the trace names every 
     config: JSON.parse(readFileSync(`${dir}/config.json`, 'utf8')),
     weights: new Uint8Array(readFileSync(`${dir}/diffusion_pytorch_model.safetensors`)),
   });
-  const unet = await UNet.compile(gpu, model, { batch: 1 });
+  // Batch 4: enough work per node that a runtime's fixed cost between timed passes (Deno's wgpu
+  // leaves ~0.15 ms on lavapipe, a fifth of a batch-1 forward once its convs got fast) stays a
+  // small part of the step.
+  const batch = 4;
+  const unet = await UNet.compile(gpu, model, { batch });
   try {
-    unet.compiled.write('timesteps', new Int32Array([500]));
+    unet.compiled.write('timesteps', new Int32Array(batch).fill(500));
     const p = await profileForward(unet, { steps: 1, warmup: 1 });
     const nodes = unet.compiled.nodeList;
     assert.is(p.timing, gpu.hasTimestamps ? 'timestamp-query' : 'cpu-fallback');
