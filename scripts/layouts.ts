@@ -5,7 +5,7 @@
  * - google/ddpm-celebahq-256: 113.7M parameters, 256x256.
  * Both use DDPM's linear betas (1e-4 to 0.02 over 1000 steps), the default schedule.
  */
-import { randomUNetSafetensors } from '../src/model/random_weights.ts';
+import { randomUNetSafetensors } from '../src/models/random_weights.ts';
 import type { ModelFiles } from '../src/pipeline.ts';
 
 const COMMON = {

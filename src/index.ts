@@ -25,14 +25,14 @@ export { type DdimModel, DdimPipeline, type InterpolateOptions, type ModelFiles,
 export { type DdimEncodeOptions, type DdimResult, type DdimSampleOptions, SamplerInputError, type StepProgress } from './sampler/ddim.ts';
 export type { RecordObserver } from './gpu/recorder.ts';
 export { ScheduleError, type TimestepSpacing } from './sampler/schedule.ts';
-export { ModelConfigError } from './model/config.ts';
-export { ModelWeightsError } from './model/weights.ts';
+export { ModelConfigError } from './models/unet_2d_config.ts';
+export { ModelWeightsError } from './models/weights.ts';
 // A PyTorch .bin that cannot be read, or asks to run code (refused by the global's name).
 export { TorchFileError } from './io/torch.ts';
 export { GraphLimitError } from './graph/executor.ts';
 // f16 storage (PipelineOptions.precision), refused on adapters without shader-f16.
 export { type Precision, PRECISIONS } from './gpu/shader_source.ts';
-export { UnsupportedFeatureError, UnsupportedPrecisionError } from './model/unet_model.ts';
+export { UnsupportedFeatureError, UnsupportedPrecisionError } from './models/unet_2d_model.ts';
 
 // Getting a model: over HTTP (browsers, Deno, Node) as diffusers lays it out.
 export { loadModel, type LoadModelOptions, ModelLoadError } from './web/load_model.ts';

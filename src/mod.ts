@@ -22,5 +22,5 @@ export { findModelDir, loadModelDir, ModelDirError, type ModelPaths, readModelDi
 export { defaultModelDir } from './cli/model_dir.ts';
 
 // Checkpoints of the DDIM paper's code as a diffusers model (what `sample.ts convert` writes).
-export { CheckpointError, type ConvertedModel, convertPaperCheckpoint } from './model/paper_checkpoint.ts';
+export { CheckpointError, type ConvertedModel, convertPaperCheckpoint } from './models/paper_checkpoint.ts';
 export { readTorchFile } from './io/torch.ts';

@@ -12,8 +12,8 @@ import type { Gpu } from './gpu/device.ts';
 import type { Precision } from './gpu/shader_source.ts';
 import type { RecordObserver } from './gpu/recorder.ts';
 import type { GraphLimits } from './graph/executor.ts';
-import type { ModelFiles } from './model/model_files.ts';
-import { readUNet, UNet, type UNetWeights } from './model/unet_model.ts';
+import type { ModelFiles } from './models/model_files.ts';
+import { readUNet, UNet, type UNetWeights } from './models/unet_2d_model.ts';
 import {
   checkClassLabels,
   type DdimEncodeOptions,
@@ -25,7 +25,7 @@ import {
 } from './sampler/ddim.ts';
 import { type NoiseSchedule, scheduleFromConfig, slerp, type TimestepSpacing } from './sampler/schedule.ts';
 
-export type { ModelFiles } from './model/model_files.ts';
+export type { ModelFiles } from './models/model_files.ts';
 
 export interface PipelineOptions {
   /**

@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { main, parseArgs } from '../scripts/bench.ts';
 import { LAYOUTS } from '../scripts/layouts.ts';
 import { requestGpu } from '../src/gpu/device.ts';
-import { parseUNetConfig } from '../src/model/config.ts';
-import { buildUNetGraph } from '../src/model/unet.ts';
-import type { WeightSource } from '../src/model/weights.ts';
+import { parseUNetConfig } from '../src/models/unet_2d_config.ts';
+import { buildUNetGraph } from '../src/models/unet_2d.ts';
+import type { WeightSource } from '../src/models/weights.ts';
 import { tinyModelFiles, writeTinyModel } from './util/tiny_model.ts';
 
 /** Zeros of every weight's shape: enough to build a graph and count its FLOPs; counts the parameters. */

@@ -8,7 +8,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { type Gpu, requestGpu } from '../src/gpu/device.ts';
-import { readUNet, UNet } from '../src/model/unet_model.ts';
+import { readUNet, UNet } from '../src/models/unet_2d_model.ts';
 import { DdimSampler } from '../src/sampler/ddim.ts';
 import { scheduleFromConfig } from '../src/sampler/schedule.ts';
 import { expectClose, goldenF32, readGolden } from './util/compare.ts';

@@ -7,9 +7,9 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { type Gpu, requestGpu } from '../src/gpu/device.ts';
 import { CompiledGraph, GraphLimitError } from '../src/graph/executor.ts';
-import { readUNet } from '../src/model/unet_model.ts';
-import { buildUNetGraph } from '../src/model/unet.ts';
-import { WeightStore } from '../src/model/weights.ts';
+import { readUNet } from '../src/models/unet_2d_model.ts';
+import { buildUNetGraph } from '../src/models/unet_2d.ts';
+import { WeightStore } from '../src/models/weights.ts';
 import { DdimPipeline } from '../src/pipeline.ts';
 import { tinyModelFiles } from './util/tiny_model.ts';
 

@@ -2,10 +2,10 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseSafetensors, serializeSafetensors, type TensorToWrite, toFloat32 } from '../src/io/safetensors.ts';
-import { ModelConfigError, parseUNetConfig } from '../src/model/config.ts';
-import { requiredWeights } from '../src/model/random_weights.ts';
-import { readUNet } from '../src/model/unet_model.ts';
-import { ModelWeightsError } from '../src/model/weights.ts';
+import { ModelConfigError, parseUNetConfig } from '../src/models/unet_2d_config.ts';
+import { requiredWeights } from '../src/models/random_weights.ts';
+import { readUNet } from '../src/models/unet_2d_model.ts';
+import { ModelWeightsError } from '../src/models/weights.ts';
 import { TINY_CONFIG, tinyModelFiles } from './util/tiny_model.ts';
 
 const validation = suite('model validation');

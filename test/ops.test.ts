@@ -21,7 +21,7 @@ import {
 import { groupNorm } from '../src/ops/group_norm.ts';
 import { isSoftwareAdapter, preferredKernels } from '../src/gpu/adapter.ts';
 import type { WeightArray } from '../src/ops/weights.ts';
-import { readUNet, UNet } from '../src/model/unet_model.ts';
+import { readUNet, UNet } from '../src/models/unet_2d_model.ts';
 import { readFileSync } from 'node:fs';
 import * as assert from 'uvu/assert';
 import { expectClose, goldenF32, goldenI32, readGolden } from './util/compare.ts';

@@ -10,12 +10,12 @@ import { type Gpu, requestGpu } from '../src/gpu/device.ts';
 import { Kernel, missingFeatures } from '../src/gpu/kernel.ts';
 import { shaderFor } from '../src/gpu/shader_source.ts';
 import { loadModelDir } from '../src/fs/model_dir.ts';
-import { UNet, UnsupportedFeatureError, UnsupportedPrecisionError } from '../src/model/unet_model.ts';
+import { UNet, UnsupportedFeatureError, UnsupportedPrecisionError } from '../src/models/unet_2d_model.ts';
 import { DdimPipeline, readModel } from '../src/pipeline.ts';
 import { SHADERS } from '../src/shaders.gen.ts';
 import { byteSize } from '../src/graph/graph.ts';
-import { buildUNetGraph } from '../src/model/unet.ts';
-import { WeightStore } from '../src/model/weights.ts';
+import { buildUNetGraph } from '../src/models/unet_2d.ts';
+import { WeightStore } from '../src/models/weights.ts';
 import { expectClose, goldenF32, readGolden } from './util/compare.ts';
 
 /** x0 after 10 DDIM steps: eps's f16 error (4e-4) grows through the steps' divisions by sqrt(alpha). */

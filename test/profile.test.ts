@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main as cli } from '../src/cli/main.ts';
 import { type Gpu, requestGpu } from '../src/gpu/device.ts';
-import { readUNet, UNet } from '../src/model/unet_model.ts';
+import { readUNet, UNet } from '../src/models/unet_2d_model.ts';
 import { countGpuCalls } from '../src/profile/counters.ts';
 import { measureMatmul } from '../src/profile/matmul.ts';
 import { chromeTrace, formatProfile, profileForward, Profiler } from '../src/profile/profiler.ts';

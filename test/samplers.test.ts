@@ -7,8 +7,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { requestGpu } from '../src/gpu/device.ts';
-import { convertPaperCheckpoint } from '../src/model/paper_checkpoint.ts';
-import { readUNet, UNet } from '../src/model/unet_model.ts';
+import { convertPaperCheckpoint } from '../src/models/paper_checkpoint.ts';
+import { readUNet, UNet } from '../src/models/unet_2d_model.ts';
 import { DdimPipeline } from '../src/pipeline.ts';
 import { DdimSampler, SamplerInputError } from '../src/sampler/ddim.ts';
 import { ddimEncodeCpu, ddimSampleCpu } from '../src/sampler/reference.ts';
@@ -24,7 +24,7 @@ import {
 import { loadModelDir } from '../src/fs/model_dir.ts';
 import { expectClose, goldenF32, goldenI32, readGolden } from './util/compare.ts';
 import { TINY_CONFIG } from './util/tiny_model.ts';
-import { randomUNetSafetensors } from '../src/model/random_weights.ts';
+import { randomUNetSafetensors } from '../src/models/random_weights.ts';
 import { philoxNormals } from '../src/sampler/noise.ts';
 
 const DIR = '../shared/golden/checkpoints';

@@ -12,9 +12,9 @@ import { SHADERS } from '../src/shaders.gen.ts';
 import { elementType, generate, SHADER_FOLDERS, shaderFiles } from '../scripts/embed-shaders.mjs';
 import { Graph } from '../src/graph/graph.ts';
 import { shaderFor, type ShaderSource } from '../src/gpu/shader_source.ts';
-import { readUNet } from '../src/model/unet_model.ts';
-import { buildUNetGraph } from '../src/model/unet.ts';
-import { WeightStore } from '../src/model/weights.ts';
+import { readUNet } from '../src/models/unet_2d_model.ts';
+import { buildUNetGraph } from '../src/models/unet_2d.ts';
+import { WeightStore } from '../src/models/weights.ts';
 import { TINY_CONFIG, tinyModelFiles } from './util/tiny_model.ts';
 
 const shaders = suite('shaders');

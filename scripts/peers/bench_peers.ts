@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Gpu } from '../../src/gpu/device.ts';
-import { readUNet, UNet } from '../../src/model/unet_model.ts';
+import { readUNet, UNet } from '../../src/models/unet_2d_model.ts';
 import type { ModelFiles } from '../../src/pipeline.ts';
 import type { BenchResult } from '../../src/profile/bench.ts';
 import { median } from '../../src/profile/timing.ts';

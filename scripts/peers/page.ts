@@ -6,7 +6,7 @@
  * Query: ?batch=N&steps=S&repeats=R&warmup=W. The result lands in window.peersResult and #result.
  */
 import { requestGpu } from '../../src/gpu/device.ts';
-import { readUNet, UNet } from '../../src/model/unet_model.ts';
+import { readUNet, UNet } from '../../src/models/unet_2d_model.ts';
 import { DdimSampler } from '../../src/sampler/ddim.ts';
 import { scheduleFromConfig } from '../../src/sampler/schedule.ts';
 import { median } from '../../src/profile/timing.ts';

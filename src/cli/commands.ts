@@ -13,7 +13,7 @@ import type { RecordObserver } from '../gpu/recorder.ts';
 import { gridRgba, rgbaToTensor } from '../io/image.ts';
 import { decodePng, encodePng, PngError } from '../io/png.ts';
 import { parseSafetensors, SafetensorsError, type SafetensorsFile, serializeSafetensors, toFloat32, toInt32 } from '../io/safetensors.ts';
-import type { UNetConfig } from '../model/config.ts';
+import type { UNetConfig } from '../models/unet_2d_config.ts';
 import { type DdimModel, type DdimPipeline, type ModelFiles, readModel } from '../pipeline.ts';
 import { chromeTrace, formatProfile, type Profile, Profiler } from '../profile/profiler.ts';
 import { checkClassLabels, SamplerInputError } from '../sampler/ddim.ts';

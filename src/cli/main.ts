@@ -10,11 +10,11 @@ import { type Backend, type Gpu, GpuUnavailableError, requestGpu } from '../gpu/
 import { PngError } from '../io/png.ts';
 import { SafetensorsError } from '../io/safetensors.ts';
 import { TorchFileError } from '../io/torch.ts';
-import { CheckpointError } from '../model/paper_checkpoint.ts';
+import { CheckpointError } from '../models/paper_checkpoint.ts';
 import { ModelLoadError } from '../web/load_model.ts';
-import { ModelConfigError } from '../model/config.ts';
-import { ModelWeightsError } from '../model/weights.ts';
-import { UnsupportedFeatureError } from '../model/unet_model.ts';
+import { ModelConfigError } from '../models/unet_2d_config.ts';
+import { ModelWeightsError } from '../models/weights.ts';
+import { UnsupportedFeatureError } from '../models/unet_2d_model.ts';
 import type { Precision } from '../gpu/shader_source.ts';
 import { DdimPipeline } from '../pipeline.ts';
 import { SamplerInputError } from '../sampler/ddim.ts';

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findModelDir, ModelDirError, type ModelPaths, readModelDir as readDir } from '../fs/model_dir.ts';
-import type { ModelFiles } from '../model/model_files.ts';
+import type { ModelFiles } from '../models/model_files.ts';
 import { CliError } from './args.ts';
 
 export type { ModelPaths } from '../fs/model_dir.ts';

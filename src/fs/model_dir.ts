@@ -1,6 +1,6 @@
 /**
  * Model folders on disk, for Node and Deno (node:fs; never part of the browser bundle): the
- * layouts of `src/model/model_files.ts`, found and read into the `ModelFiles` that
+ * layouts of `src/models/model_files.ts`, found and read into the `ModelFiles` that
  * `DdimPipeline.load` takes. Exported from `src/node.ts` as `loadModelDir`.
  *
  * ```ts
@@ -11,7 +11,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MODEL_LAYOUTS, type ModelFiles, modelFiles, PICKLE_WEIGHTS, SAFETENSORS_WEIGHTS } from '../model/model_files.ts';
+import { MODEL_LAYOUTS, type ModelFiles, modelFiles, PICKLE_WEIGHTS, SAFETENSORS_WEIGHTS } from '../models/model_files.ts';
 import { ModelLoadError } from '../web/load_model.ts';
 import { pathKind } from './path_kind.ts';
 

@@ -12,7 +12,7 @@ import { dawnTicksSpaced } from '../gpu/dawn_ticks.ts';
 import type { ConvKernels } from '../ops/conv2d.ts';
 import type { Precision } from '../gpu/shader_source.ts';
 import { type Gpu, requestGpu } from '../gpu/device.ts';
-import { readUNet, UNet } from '../model/unet_model.ts';
+import { readUNet, UNet } from '../models/unet_2d_model.ts';
 import type { ModelFiles } from '../pipeline.ts';
 import { DdimSampler } from '../sampler/ddim.ts';
 import { scheduleFromConfig } from '../sampler/schedule.ts';

@@ -15,7 +15,7 @@
 import { type Gpu, unlessLost } from '../gpu/device.ts';
 import { type RecordableGraph, Recorder, type RecordObserver } from '../gpu/recorder.ts';
 import type { CompiledGraph } from '../graph/executor.ts';
-import type { UNet } from '../model/unet_model.ts';
+import type { UNet } from '../models/unet_2d_model.ts';
 
 export type TimingSource = 'timestamp-query' | 'cpu-fallback';
 

@@ -14,7 +14,7 @@
 import type { Gpu } from '../gpu/device.ts';
 import { Kernel, ParamsBuffer } from '../gpu/kernel.ts';
 import { Readback, Recorder, type RecordObserver } from '../gpu/recorder.ts';
-import type { UNet } from '../model/unet_model.ts';
+import type { UNet } from '../models/unet_2d_model.ts';
 import { SHADERS } from '../shaders.gen.ts';
 import { seedWords } from './noise.ts';
 import {

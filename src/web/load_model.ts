@@ -7,9 +7,9 @@
  * out) or a DDPMPipeline (`unet/config.json`, `unet/diffusion_pytorch_model.safetensors`,
  * optionally `scheduler/scheduler_config.json`, as many Hub repos do); where the safetensors file
  * is missing, `diffusion_pytorch_model.bin` (a PyTorch pickle, read without running it) is taken.
- * The layouts are those of `src/model/model_files.ts`.
+ * The layouts are those of `src/models/model_files.ts`.
  */
-import { MODEL_LAYOUTS, type ModelFiles, modelFiles } from '../model/model_files.ts';
+import { MODEL_LAYOUTS, type ModelFiles, modelFiles } from '../models/model_files.ts';
 
 export interface LoadModelOptions {
   /**

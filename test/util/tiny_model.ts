@@ -1,7 +1,7 @@
 /** A small random UNet2DModel (8x8 images, two levels, attention) for tests that run it a lot. */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomUNetSafetensors } from '../../src/model/random_weights.ts';
+import { randomUNetSafetensors } from '../../src/models/random_weights.ts';
 import type { ModelFiles } from '../../src/pipeline.ts';
 
 export const TINY_CONFIG = {

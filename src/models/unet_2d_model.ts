@@ -12,8 +12,8 @@ import { CompiledGraph, DeviceWeights, GraphLimitError, type GraphLimits } from 
 import type { Graph } from '../graph/graph.ts';
 import type { SafetensorsFile } from '../io/safetensors.ts';
 import { parseWeightsFile } from '../io/weights_file.ts';
-import { parseUNetConfig, type UNetConfig } from './config.ts';
-import { buildUNetGraph, CLASS_LABEL_INPUT, EPS_OUTPUT, SAMPLE_INPUT, TIMESTEP_INPUT, type UNetGraphOptions } from './unet.ts';
+import { parseUNetConfig, type UNetConfig } from './unet_2d_config.ts';
+import { buildUNetGraph, CLASS_LABEL_INPUT, EPS_OUTPUT, SAMPLE_INPUT, TIMESTEP_INPUT, type UNetGraphOptions } from './unet_2d.ts';
 import { WeightStore } from './weights.ts';
 import { kernelsMissingFeatures } from '../ops/conv2d.ts';
 

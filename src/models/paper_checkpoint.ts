@@ -16,7 +16,7 @@ import type { SafetensorsFile, TensorEntry } from '../io/safetensors.ts';
 import { describeValue } from '../io/pickle.ts';
 import { readTorchFile, stateDictEntries } from '../io/torch.ts';
 import { toSafetensors } from '../io/weights_file.ts';
-import { readUNet } from './unet_model.ts';
+import { readUNet } from './unet_2d_model.ts';
 
 export class CheckpointError extends Error {
   override name = 'CheckpointError';

@@ -12,7 +12,7 @@ import { conv2d, type ConvGroupNorm, type ConvKernels } from '../ops/conv2d.ts';
 import { linear } from '../ops/linear.ts';
 import { concatenated } from '../ops/weights.ts';
 import { timestepEmbedding } from '../ops/timestep_embedding.ts';
-import type { UNetConfig } from './config.ts';
+import type { UNetConfig } from './unet_2d_config.ts';
 import type { WeightSource } from './weights.ts';
 
 export const SAMPLE_INPUT = 'sample';

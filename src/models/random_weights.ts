@@ -4,8 +4,8 @@
  */
 import { serializeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
 import type { WeightArray } from '../ops/weights.ts';
-import { parseUNetConfig } from './config.ts';
-import { buildUNetGraph } from './unet.ts';
+import { parseUNetConfig } from './unet_2d_config.ts';
+import { buildUNetGraph } from './unet_2d.ts';
 import type { WeightSource } from './weights.ts';
 
 /** Every weight name and shape a config needs, in the order the graph asks for them. */
