@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import {
   type DType,
   DTYPE_SIZES,
@@ -157,6 +157,8 @@ s('rejects offsets outside the data, reversed, overlapping or of the wrong size'
   rejects(rawFile({ a: f32([4], 0), b: f32([1], 8) }, data), /tensor 'b' \[8, 12\) overlaps tensor 'a' \[0, 16\)/);
   rejects(rawFile({ w: { dtype: 'F32', shape: [3], data_offsets: [0, 16] } }, data), /tensor 'w': 16 data bytes but F32 \[3\] needs 12/);
   rejects(rawFile({ w: { dtype: 'F16', shape: [4, 2], data_offsets: [0, 8] } }, data), /8 data bytes but F16 \[4, 2\] needs 16/);
+  rejects(rawFile({ w: { dtype: 'U16', shape: [1], data_offsets: [0, 3] } }, data), /tensor 'w': 3 data bytes but U16 \[1\] needs 2/);
+  rejects(rawFile({ w: { dtype: 'I64', shape: [0], data_offsets: [0, 4] } }, data), /tensor 'w': 4 data bytes but I64 \[0\] needs 0/);
   const huge = 2 ** 30;
   rejects(
     rawFile({ w: { dtype: 'F64', shape: [huge, huge, huge], data_offsets: [0, 0] } }, data),
@@ -166,19 +168,85 @@ s('rejects offsets outside the data, reversed, overlapping or of the wrong size'
   rejects(rawFile({ w: { dtype: 'F32', shape: [4], data_offsets: [0, 2 ** 60] } }, data), /data offset number 1152921504606847000/);
 });
 
-s('accepts gaps, empty tensors anywhere and trailing space padding', () => {
-  const data = new Uint8Array(32);
-  const file = parseSafetensors(rawFile(
-    `{"a":${JSON.stringify(f32([2], 0))},"b":${JSON.stringify(f32([2], 16))},"e":{"dtype":"I8","shape":[3,0],"data_offsets":[4,4]}}    `,
-    data,
-  ));
-  assert.equal([...file.tensors.keys()], ['a', 'b', 'e']);
-  assert.is(file.tensors.get('e')!.bytes.length, 0);
+s('rejects data that the tensors do not tile exactly: gaps, bytes after the last, a first one past 0', () => {
+  const entries = (...spans: [string, number, number][]) =>
+    Object.fromEntries(spans.map(([name, begin, end]) => [name, { dtype: 'U8', shape: [end - begin], data_offsets: [begin, end] }]));
+  const data = (n: number) => new Uint8Array(n);
+  rejects(
+    rawFile(entries(['a', 0, 8], ['b', 12, 16]), data(16)),
+    /^4 unused data bytes after tensor 'a' \[0, 8\), before tensor 'b' \[12, 16\)$/,
+  );
+  rejects(rawFile(entries(['b', 12, 16], ['a', 0, 8]), data(16)), /4 unused data bytes after tensor 'a' \[0, 8\), before tensor 'b'/);
+  rejects(rawFile(entries(['a', 4, 16]), data(16)), /^4 unused data bytes at the start of the data, before tensor 'a' \[4, 16\)$/);
+  rejects(rawFile(entries(['a', 0, 8], ['b', 8, 12]), data(16)), /^4 unused data bytes after the last tensor 'b' \[8, 12\)$/);
+  rejects(rawFile({}, data(3)), /^3 unused data bytes in a file with no tensors$/);
+  rejects(rawFile({ __metadata__: { format: 'pt' } }, data(1)), /1 unused data bytes in a file with no tensors/);
+  // Overlaps, also between equal spans and with a zero-size tensor inside another one.
+  rejects(rawFile(entries(['a', 0, 8], ['b', 4, 16]), data(16)), /^tensor 'b' \[4, 16\) overlaps tensor 'a' \[0, 8\)$/);
+  rejects(rawFile(entries(['a', 0, 16], ['b', 0, 16]), data(16)), /tensor 'b' \[0, 16\) overlaps tensor 'a' \[0, 16\)/);
+  rejects(rawFile(entries(['a', 0, 16], ['e', 4, 4]), data(16)), /tensor 'e' \[4, 4\) overlaps tensor 'a' \[0, 16\)/);
+  // A zero-size tensor at a gap does not close it.
+  rejects(
+    rawFile(entries(['a', 0, 8], ['e', 10, 10], ['b', 10, 16]), data(16)),
+    /2 unused data bytes after tensor 'a' \[0, 8\), before tensor 'e'/,
+  );
+});
+
+s('accepts zero-size tensors wherever the tiling meets, any header order, and trailing space padding', () => {
+  const u8 = (begin: number, end: number, shape = [end - begin]) => ({ dtype: 'U8', shape, data_offsets: [begin, end] });
+  const header = { b: u8(8, 16), z0: u8(0, 0, [0]), a: u8(0, 8), mid: u8(8, 8, [3, 0]), end: u8(16, 16, [0, 2]), f: { ...f32([0], 16) } };
+  const file = parseSafetensors(rawFile(`${JSON.stringify(header)}       `, Uint8Array.from({ length: 16 }, (_, i) => i)));
+  assert.equal([...file.tensors.keys()], ['b', 'z0', 'a', 'mid', 'end', 'f'], 'in header order');
+  assert.equal([...file.tensors.get('b')!.bytes], [8, 9, 10, 11, 12, 13, 14, 15]);
+  for (const name of ['z0', 'mid', 'end', 'f']) assert.is(file.tensors.get(name)!.bytes.length, 0, name);
+  assert.equal(file.tensors.get('mid')!.shape, [3, 0]);
+  // No tensors and no data: the reference writer's empty file.
+  const empty = parseSafetensors(Uint8Array.of(8, 0, 0, 0, 0, 0, 0, 0, 0x7b, 0x7d, 32, 32, 32, 32, 32, 32));
+  assert.is(empty.tensors.size, 0);
+});
+
+s("the header limit is the reference reader's 100 MB, inclusive", () => {
+  rejects(rawFile('{}', new Uint8Array(0), 100_000_001), /^header length 100000001 exceeds the limit of 100000000 bytes$/);
+  rejects(rawFile('{}', new Uint8Array(0), 100_000_000), /header length 100000000 is larger than the file's 2 bytes/);
+});
+
+s('every safetensors file in ../shared and from serializeSafetensors loads', () => {
+  const files = ['golden', 'models'].flatMap((dir) =>
+    (readdirSync(`../shared/${dir}`, { recursive: true }) as string[]).filter((f) => f.endsWith('.safetensors')).map((f) => `${dir}/${f}`)
+  ).sort();
+  for (
+    const required of [
+      'golden/emoji32_unet.safetensors',
+      'golden/sd/sd.safetensors',
+      'golden/sd/tiny-sd/unet/diffusion_pytorch_model.safetensors',
+      'golden/sd/tiny-sd/text_encoder/model.safetensors',
+      'golden/sd/tiny-ldm/vqvae/diffusion_pytorch_model.safetensors',
+      'golden/checkpoints/checkpoints.safetensors',
+      'models/emoji32/diffusion_pytorch_model.safetensors',
+    ]
+  ) assert.ok(files.includes(required), `${required} is among the files found`);
+  let tensors = 0;
+  for (const path of files) {
+    const bytes = new Uint8Array(readFileSync(`../shared/${path}`));
+    const file = parseSafetensors(bytes);
+    assert.ok(file.tensors.size > 0, `${path} has tensors`);
+    checkLoaded(bytes, file);
+    tensors += file.tensors.size;
+  }
+  const written = serializeSafetensors({
+    w: { dtype: 'F32', shape: [2, 3], data: new Float32Array(6) },
+    h: { dtype: 'F16', shape: [3], data: new Uint16Array(3) },
+    t: { dtype: 'I32', shape: [1], data: Int32Array.of(5) },
+    empty: { dtype: 'F32', shape: [0], data: new Float32Array(0) },
+  }, { format: 'pt' });
+  checkLoaded(written, parseSafetensors(written));
+  assert.is(parseSafetensors(serializeSafetensors({})).tensors.size, 0);
+  console.log(`    ${files.length} files, ${tensors} tensors`);
 });
 
 s('rejects duplicate keys that JSON.parse would silently merge', () => {
   const entry = JSON.stringify(f32([1], 0));
-  const data = new Uint8Array(8);
+  const data = new Uint8Array(4);
   rejects(rawFile(`{"w":${entry},"w":${entry}}`, data), /duplicate tensor name 'w' in header/);
   rejects(rawFile(`{"w":${entry}, "\\u0077" :${entry}}`, data), /duplicate tensor name 'w'/);
   rejects(
@@ -385,6 +453,44 @@ const MUTATIONS: Record<string, Mutation> = {
     else if (edit === 'swap offsets') entry.data_offsets.reverse();
     return withHeader(file, JSON.stringify(header));
   },
+  // Moves the tensors' bytes: a new order tiled back to back (valid), or with a gap or extra bytes
+  // inserted, or one tensor's span shifted onto its neighbour.
+  'data layout': (file, random) => {
+    const headerLength = headerLengthOf(file);
+    const header = JSON.parse(new TextDecoder().decode(file.subarray(8, 8 + headerLength)));
+    const data = file.subarray(8 + headerLength);
+    const names = Object.keys(header).filter((name) => name !== '__metadata__');
+    for (let i = names.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [names[i], names[j]] = [names[j], names[i]];
+    }
+    const edit = pick(random, ['retile', 'gap', 'shift']);
+    const gapAt = edit === 'gap' ? Math.floor(random() * (names.length + 1)) : -1;
+    const gap = 1 + Math.floor(random() * 8);
+    const pieces: Uint8Array[] = [];
+    let offset = 0;
+    names.forEach((name, i) => {
+      const [begin, end] = header[name].data_offsets;
+      if (i === gapAt) pieces.push(new Uint8Array(gap));
+      offset += i === gapAt ? gap : 0;
+      pieces.push(data.subarray(begin, end));
+      header[name].data_offsets = [offset, offset + end - begin];
+      offset += end - begin;
+    });
+    if (gapAt === names.length) pieces.push(new Uint8Array(gap));
+    if (edit === 'shift') {
+      const shift = pick(random, [-4, -1, 2]);
+      const entry = header[pick(random, names)];
+      entry.data_offsets = (entry.data_offsets as number[]).map((o) => o + shift);
+    }
+    const newData = new Uint8Array(pieces.reduce((n, piece) => n + piece.length, 0));
+    let at = 0;
+    for (const piece of pieces) {
+      newData.set(piece, at);
+      at += piece.length;
+    }
+    return rawFile(JSON.stringify(header), newData);
+  },
   'duplicate key': (file, random) => {
     const text = new TextDecoder().decode(file.subarray(8, 8 + headerLengthOf(file))).trimEnd();
     const keys = [...text.matchAll(/"([^"\\]+)":/g)];
@@ -413,7 +519,12 @@ function checkLoaded(file: Uint8Array, loaded: ReturnType<typeof parseSafetensor
     if (bytes.byteLength > 0) spans.push([bytes.byteOffset, bytes.byteOffset + bytes.byteLength]);
   }
   spans.sort((a, b) => a[0] - b[0]);
-  for (let i = 1; i < spans.length; i++) assert.ok(spans[i][0] >= spans[i - 1][1], 'no overlap');
+  let position = file.byteOffset + dataStart;
+  for (const [begin, end] of spans) {
+    assert.is(begin, position, 'each tensor starts where the one before ends');
+    position = end;
+  }
+  assert.is(position, file.byteOffset + file.byteLength, 'the last tensor ends at the end of the file');
   for (const value of Object.values(loaded.metadata)) assert.type(value, 'string');
 }
 

@@ -73,8 +73,9 @@ const METADATA_KEY = '__metadata__';
 
 /**
  * Parses a safetensors file held in memory. The returned entries view `bytes`, so keep it
- * unchanged while they are in use. Unlike the reference reader, gaps between tensors are
- * tolerated; overlapping tensors are not.
+ * unchanged while they are in use. As in the reference reader, the tensors must tile the data
+ * section exactly: taken in offset order, the first starts at 0, each starts where the one before
+ * ends, and the last ends at the end of the file.
  */
 export function parseSafetensors(input: Uint8Array, options: { maxHeaderBytes?: number } = {}): SafetensorsFile {
   // A plain view, so that entries are not Node Buffers with their surprising slice().
@@ -112,7 +113,7 @@ export function parseSafetensors(input: Uint8Array, options: { maxHeaderBytes?: 
     spans.push({ name, begin, end });
     tensors.set(name, { name, dtype, shape, bytes: data.subarray(begin, end) });
   }
-  checkNoOverlap(spans);
+  checkTiling(spans, data.length);
   return { tensors, metadata };
 }
 
@@ -222,18 +223,33 @@ function shapeByteSize(name: string, shape: number[], elementSize: number): numb
   return size;
 }
 
-function checkNoOverlap(spans: { name: string; begin: number; end: number }[]): void {
-  const filled = spans.filter((s) => s.end > s.begin).sort((a, b) => a.begin - b.begin);
-  for (let i = 1; i < filled.length; i++) {
-    const previous = filled[i - 1];
-    const current = filled[i];
-    if (current.begin < previous.end) {
-      throw new SafetensorsError(
-        `tensor ${quoted(current.name)} [${current.begin}, ${current.end}) overlaps tensor ${
-          quoted(previous.name)
-        } [${previous.begin}, ${previous.end})`,
-      );
+/**
+ * The reference reader's layout rule: sorted by (begin, end), each tensor begins where the one
+ * before ended, and the last ends at the file's end, so no byte is hidden between, after or under
+ * tensors. A zero-size tensor fits where its begin meets the previous end.
+ */
+function checkTiling(spans: { name: string; begin: number; end: number }[], dataLength: number): void {
+  const sorted = [...spans].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let position = 0;
+  let previous: { name: string; begin: number; end: number } | undefined;
+  for (const span of sorted) {
+    const where = `tensor ${quoted(span.name)} [${span.begin}, ${span.end})`;
+    if (span.begin < position) {
+      const { name, begin, end } = previous!;
+      throw new SafetensorsError(`${where} overlaps tensor ${quoted(name)} [${begin}, ${end})`);
     }
+    if (span.begin > position) {
+      const after = previous ? `after tensor ${quoted(previous.name)} [${previous.begin}, ${previous.end})` : 'at the start of the data';
+      throw new SafetensorsError(`${span.begin - position} unused data bytes ${after}, before ${where}`);
+    }
+    position = span.end;
+    previous = span;
+  }
+  if (position !== dataLength) {
+    const after = previous
+      ? `after the last tensor ${quoted(previous.name)} [${previous.begin}, ${previous.end})`
+      : 'in a file with no tensors';
+    throw new SafetensorsError(`${dataLength - position} unused data bytes ${after}`);
   }
 }
 
