@@ -97,6 +97,7 @@ const BYTE_TO_CHAR: readonly string[] = (() => {
   return table;
 })();
 const CHAR_TO_BYTE: ReadonlyMap<string, number> = new Map(BYTE_TO_CHAR.map((char, byte) => [char, byte]));
+const UTF8 = new TextEncoder();
 
 /** Reads the tokenizer files (see `TokenizerFiles`); every problem is a `TokenizerError` naming the file. */
 export function createClipTokenizer(files: TokenizerFiles): ClipTokenizer {
@@ -179,6 +180,7 @@ export class ClipTokenizer {
   readonly #specialPattern: RegExp;
   readonly #cache = new Map<string, readonly string[]>();
 
+  /** Use `createClipTokenizer` or `loadClipTokenizer`, which check the files. */
   constructor(vocab: ReadonlyMap<string, number>, ranks: ReadonlyMap<string, number>, special: SpecialIds) {
     this.#vocab = vocab;
     this.#ranks = ranks;
@@ -206,7 +208,7 @@ export class ClipTokenizer {
         continue;
       }
       for (const match of normalize(parts[i]).matchAll(WORD_PATTERN)) {
-        const word = Array.from(new TextEncoder().encode(match[0]), (byte) => BYTE_TO_CHAR[byte]).join('');
+        const word = Array.from(UTF8.encode(match[0]), (byte) => BYTE_TO_CHAR[byte]).join('');
         tokens.push(...this.#bpe(word));
       }
     }
