@@ -1,18 +1,25 @@
 /**
- * Downloads a diffusers UNet2DModel from the Hugging Face Hub (or a mirror of it) into a local
- * folder, in the flat layout the engine loads: `config.json`, the weights and, when the repo has
- * one, `scheduler_config.json`. The weights are `diffusion_pytorch_model.safetensors`, or, in a
- * repo without one, the PyTorch pickle `diffusion_pytorch_model.bin` (the engine reads it without
- * running it: src/io/torch.ts).
+ * Downloads a diffusers model from the Hugging Face Hub (or a mirror of it) into a local folder.
  *
- *   deno run -A scripts/fetch-model.ts google/ddpm-cifar10-32 [--out DIR] [--revision REV] [--endpoint URL]
+ *   deno run -A scripts/fetch-model.ts google/ddpm-cifar10-32 [--out DIR] [--revision REV] [--endpoint URL] [--variant fp16]
  *   node scripts/node.mjs scripts/fetch-model.ts google/ddpm-cifar10-32 [...]
  *
+ * Two kinds of repo:
+ *   - a single UNet2DModel (a bare model repo, or a DDPMPipeline whose model_index.json names only
+ *     unet and scheduler) lands in the flat layout the engine loads: `config.json`, the weights and,
+ *     when the repo has one, `scheduler_config.json`;
+ *   - any other pipeline (model_index.json naming a vae, vqvae, text_encoder or tokenizer: Stable
+ *     Diffusion, LDM) keeps the hub's layout: model_index.json at the root and a folder per
+ *     component the engine uses (unet, vae or vqvae, scheduler, text_encoder, tokenizer); the others
+ *     (safety_checker, feature_extractor, ...) are left out.
+ * Weights are safetensors when the repo has them, else the PyTorch pickle `.bin` (the engine reads
+ * it without running it: src/io/torch.ts); with --variant fp16, the `.fp16.` files first.
+ *
  * Only fetch, node:fs, node:path and the engine's file sniffing are used, so the same file runs in
- * Node and Deno. Each file
- * streams into `<name>.<random>.tmp` beside its destination, and every file is renamed into place
- * only once all of them have arrived and been checked: a failed or interrupted fetch leaves
- * nothing behind.
+ * Node and Deno. Each file streams into `<name>.<random>.tmp` beside its destination, and every
+ * file is renamed into place only once all of them have arrived and been checked: a failed or
+ * interrupted fetch leaves nothing behind. The hub is asked for each path in turn (HTTP 404: the
+ * repo lacks it); no listing API is used.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -21,31 +28,33 @@ import { torchFormat } from '../src/io/torch.ts';
 export const DEFAULT_ENDPOINT = 'https://huggingface.co';
 export const DEFAULT_REVISION = 'main';
 
-/** Where a repo may keep each file: a bare model repo, then a DDPMPipeline repo (unet/ + scheduler/). */
+/** Where a single-UNet repo may keep each file: a bare model repo, then a DDPMPipeline repo (unet/ + scheduler/). */
 const LAYOUTS = [
-  {
-    name: 'root',
-    config: 'config.json',
-    weights: 'diffusion_pytorch_model.safetensors',
-    pickle: 'diffusion_pytorch_model.bin',
-    scheduler: 'scheduler_config.json',
-  },
-  {
-    name: 'pipeline',
-    config: 'unet/config.json',
-    weights: 'unet/diffusion_pytorch_model.safetensors',
-    pickle: 'unet/diffusion_pytorch_model.bin',
-    scheduler: 'scheduler/scheduler_config.json',
-  },
+  { name: 'root', dir: '', config: 'config.json', scheduler: 'scheduler_config.json' },
+  { name: 'pipeline', dir: 'unet/', config: 'unet/config.json', scheduler: 'scheduler/scheduler_config.json' },
 ] as const;
 
-type Layout = (typeof LAYOUTS)[number];
+const MODEL_INDEX = 'model_index.json';
 
-const LOCAL_SAFETENSORS = 'diffusion_pytorch_model.safetensors';
-const LOCAL_PICKLE = 'diffusion_pytorch_model.bin';
+/** Weights file names by the library that saved them. */
+interface WeightNames {
+  safetensors: string;
+  pickle: string;
+}
+const DIFFUSERS_WEIGHTS: WeightNames = { safetensors: 'diffusion_pytorch_model.safetensors', pickle: 'diffusion_pytorch_model.bin' };
+const TRANSFORMERS_WEIGHTS: WeightNames = { safetensors: 'model.safetensors', pickle: 'pytorch_model.bin' };
+
+/** The flat layout's weights names, whatever the repo's file was called (the engine finds them by these names). */
+const LOCAL_SAFETENSORS = DIFFUSERS_WEIGHTS.safetensors;
+const LOCAL_PICKLE = DIFFUSERS_WEIGHTS.pickle;
+
+/** The pipeline components the engine runs, in the order they are fetched; model_index.json may name others. */
+const USED_COMPONENTS = ['unet', 'vae', 'vqvae', 'text_encoder', 'tokenizer', 'scheduler'] as const;
+/** Components a single-UNet repo may name; any other makes the repo a pipeline kept in the hub's layout. */
+const SINGLE_UNET_COMPONENTS = ['unet', 'scheduler'];
 
 /** Why a fetch failed: the CLI prints the message as is and exits with status 2. */
-export type FetchModelErrorKind = 'usage' | 'not-found' | 'conflict' | 'http' | 'network' | 'invalid' | 'aborted';
+export type FetchModelErrorKind = 'usage' | 'not-found' | 'conflict' | 'http' | 'network' | 'invalid' | 'unsupported' | 'aborted';
 
 export class FetchModelError extends Error {
   override name = 'FetchModelError';
@@ -72,6 +81,8 @@ export interface FetchModelOptions {
   endpoint?: string;
   /** Branch, tag, commit or `refs/pr/N`; default `main`. */
   revision?: string;
+  /** Weights variant, e.g. `fp16`: `<name>.fp16.safetensors` is fetched instead of `<name>.safetensors` where the repo has it. */
+  variant?: string;
   onProgress?: (progress: FetchProgress) => void;
   /** Remarks that are not errors, e.g. that the repo has no scheduler config. */
   onNote?: (message: string) => void;
@@ -86,14 +97,35 @@ export interface FetchedFile {
   bytes: number;
 }
 
+export type WeightsKind = 'safetensors' | 'pickle';
+
+/** One component of a pipeline kept in the hub's layout. */
+export interface FetchedComponent {
+  /** Its folder, e.g. `vae`. */
+  name: string;
+  /** From model_index.json, e.g. `diffusers` and `AutoencoderKL`. */
+  library: string;
+  className: string;
+  /** The weights fetched; absent for the scheduler and the tokenizer. */
+  weights?: { source: string; kind: WeightsKind; variant: boolean };
+}
+
 export interface FetchedModel {
   dir: string;
-  layout: 'root' | 'pipeline';
+  /**
+   * root: a bare model repo; pipeline: a DDPMPipeline's unet/ + scheduler/ (both land flat);
+   * components: a pipeline kept in the hub's layout (model_index.json + a folder per component).
+   */
+  layout: 'root' | 'pipeline' | 'components';
   files: FetchedFile[];
-  /** Which weights file the repo had: safetensors, or only the PyTorch pickle. */
-  weights: 'safetensors' | 'pickle';
-  /** The repo had no scheduler config in either layout. */
+  /** Which weights file the repo had for the UNet: safetensors, or only the PyTorch pickle. */
+  weights: WeightsKind;
+  /** The repo had no scheduler config (a pipeline: model_index.json names no scheduler). */
   schedulerMissing: boolean;
+  /** layout `components`: what was fetched of each component, in the order fetched. */
+  components?: FetchedComponent[];
+  /** layout `components`: the components of model_index.json left out, the engine not using them. */
+  skipped?: string[];
 }
 
 interface Download {
@@ -107,14 +139,19 @@ interface Context {
   id: string;
   endpoint: string;
   revision: string;
+  variant?: string;
   out: string;
   onProgress: (progress: FetchProgress) => void;
+  note: (message: string) => void;
   signal?: AbortSignal;
   /** Temporary files written so far, removed on failure. */
   pending: string[];
+  /** Folders this fetch made, outermost first, removed on failure. */
+  createdDirs: string[];
 }
 
 const ID_PATTERN = /^[A-Za-z0-9][\w.-]*(\/[A-Za-z0-9][\w.-]*)?$/;
+const VARIANT_PATTERN = /^[A-Za-z0-9][\w-]*$/;
 
 export async function fetchModel(options: FetchModelOptions): Promise<FetchedModel> {
   const id = options.id.trim();
@@ -125,25 +162,39 @@ export async function fetchModel(options: FetchModelOptions): Promise<FetchedMod
   if (!/^https?:\/\/[^/]+/.test(endpoint)) {
     throw new FetchModelError('usage', `endpoint "${endpoint}" is not an http(s) URL`);
   }
+  if (options.variant !== undefined && !VARIANT_PATTERN.test(options.variant)) {
+    throw new FetchModelError('usage', `variant "${options.variant}" is not a name like fp16`);
+  }
   const revision = options.revision ?? DEFAULT_REVISION;
   const out = path.resolve(options.out);
-  const note = options.onNote ?? (() => {});
-  const createdDirs = makeDirs(out);
-  const ctx: Context = { id, endpoint, revision, out, onProgress: options.onProgress ?? (() => {}), signal: options.signal, pending: [] };
+  const ctx: Context = {
+    id,
+    endpoint,
+    revision,
+    variant: options.variant,
+    out,
+    onProgress: options.onProgress ?? (() => {}),
+    note: options.onNote ?? (() => {}),
+    signal: options.signal,
+    pending: [],
+    createdDirs: [],
+  };
   try {
-    const result = await fetchAll(ctx, note);
+    ensureDir(ctx, out);
+    const result = await fetchAll(ctx);
     // Everything arrived and was checked: only now does any file take its final name.
     for (const file of result.downloads) fs.renameSync(file.tmp, file.dest);
     return {
       dir: out,
-      layout: result.layout.name,
+      layout: result.layout,
       files: result.downloads.map((d) => ({ source: d.source, path: d.dest, bytes: d.bytes })),
       weights: result.weights,
       schedulerMissing: result.schedulerMissing,
+      ...(result.components ? { components: result.components, skipped: result.skipped } : {}),
     };
   } catch (e) {
     for (const tmp of ctx.pending) fs.rmSync(tmp, { force: true });
-    for (const dir of createdDirs.reverse()) {
+    for (const dir of ctx.createdDirs.reverse()) {
       try {
         fs.rmdirSync(dir);
       } catch { /* not empty: something else put files there */ }
@@ -154,7 +205,27 @@ export async function fetchModel(options: FetchModelOptions): Promise<FetchedMod
   }
 }
 
-async function fetchAll(ctx: Context, note: (message: string) => void) {
+interface FetchResult {
+  layout: FetchedModel['layout'];
+  downloads: Download[];
+  weights: WeightsKind;
+  schedulerMissing: boolean;
+  components?: FetchedComponent[];
+  skipped?: string[];
+}
+
+async function fetchAll(ctx: Context): Promise<FetchResult> {
+  const index = await download(ctx, MODEL_INDEX, MODEL_INDEX, { progress: false });
+  if (index) {
+    const components = readModelIndex(ctx, index);
+    if (components.some((c) => !SINGLE_UNET_COMPONENTS.includes(c.name))) return await fetchPipeline(ctx, index, components);
+    // A DDPMPipeline: its UNet lands flat, as from a bare model repo, and its model_index.json is not kept.
+    fs.rmSync(index.tmp, { force: true });
+  }
+  return await fetchSingleUnet(ctx);
+}
+
+async function fetchSingleUnet(ctx: Context): Promise<FetchResult> {
   const missing: string[] = [];
   for (const layout of LAYOUTS) {
     const config = await download(ctx, layout.config, 'config.json');
@@ -162,13 +233,14 @@ async function fetchAll(ctx: Context, note: (message: string) => void) {
       missing.push(layout.config);
       continue;
     }
-    const weights = await downloadWeights(ctx, layout, note);
+    const candidates = weightsCandidates(ctx, DIFFUSERS_WEIGHTS, layout.dir, true);
+    const weights = await downloadWeights(ctx, candidates, ctx.id);
     if (!weights) {
-      missing.push(`${layout.weights} or ${layout.pickle}`);
+      missing.push(joinOr(candidates.map((c) => c.source)));
       fs.rmSync(config.tmp, { force: true });
       continue;
     }
-    checkUnetConfig(ctx, config, note);
+    checkUnetConfig(ctx, config);
     const downloads = [config, weights.file];
     // A pipeline repo may still keep its scheduler config at the root, and the other way round.
     const schedulerPaths = [layout.scheduler, ...LAYOUTS.map((l) => l.scheduler).filter((p) => p !== layout.scheduler)];
@@ -181,54 +253,202 @@ async function fetchAll(ctx: Context, note: (message: string) => void) {
       checkJson(ctx, scheduler);
       downloads.push(scheduler);
     } else {
-      note(
+      ctx.note(
         `${ctx.id} has no scheduler config (${schedulerPaths.join(' or ')}) at revision ${ctx.revision}: ` +
           'that is fine, the sampler then uses DDPM defaults (linear betas 1e-4..0.02, 1000 steps)',
       );
       if (fs.existsSync(path.join(ctx.out, 'scheduler_config.json'))) {
-        note(`${path.join(ctx.out, 'scheduler_config.json')} is left from an earlier fetch; delete it if it belongs to another model`);
+        ctx.note(`${path.join(ctx.out, 'scheduler_config.json')} is left from an earlier fetch; delete it if it belongs to another model`);
       }
     }
-    return { layout, downloads, weights: weights.kind, schedulerMissing: !scheduler };
+    return { layout: layout.name, downloads, weights: weights.kind, schedulerMissing: !scheduler };
   }
-  const configs = LAYOUTS.map((l) => l.config);
-  const lacking = missing.every((m) => configs.includes(m as never))
+  const configs: string[] = LAYOUTS.map((l) => l.config);
+  const lacking = missing.every((m) => configs.includes(m))
     ? configs.join(' or ')
-    : missing.filter((m) => !configs.includes(m as never)).join(' or ');
+    : missing.filter((m) => !configs.includes(m)).join(' or ');
   throw new FetchModelError('not-found', `model ${ctx.id} has no file ${lacking} at revision ${ctx.revision} (${ctx.endpoint})`);
 }
 
+interface PipelineComponent {
+  name: string;
+  library: string;
+  className: string;
+}
+
+/** model_index.json's components: entries `name: [library, class]`; `_`-keys, nulls and other values are settings. */
+function readModelIndex(ctx: Context, file: Download): PipelineComponent[] {
+  const index = checkJson(ctx, file);
+  const components: PipelineComponent[] = [];
+  for (const [name, value] of Object.entries(index)) {
+    if (name.startsWith('_') || !Array.isArray(value) || typeof value[0] !== 'string' || typeof value[1] !== 'string') continue;
+    components.push({ name, library: value[0], className: value[1] });
+  }
+  return components;
+}
+
+/** What a used component keeps besides its weights, and the names of its weights. */
+function componentFiles(component: PipelineComponent): { required: string[]; optional: string[]; weights?: WeightNames } {
+  if (component.name === 'scheduler') return { required: ['scheduler_config.json'], optional: [] };
+  if (component.name === 'tokenizer') {
+    return { required: ['vocab.json', 'merges.txt'], optional: ['tokenizer_config.json', 'special_tokens_map.json'] };
+  }
+  return {
+    required: ['config.json'],
+    optional: [],
+    weights: component.library === 'transformers' ? TRANSFORMERS_WEIGHTS : DIFFUSERS_WEIGHTS,
+  };
+}
+
+/** A pipeline, kept in the hub's layout: model_index.json and the folders of the components the engine uses. */
+async function fetchPipeline(ctx: Context, index: Download, components: PipelineComponent[]): Promise<FetchResult> {
+  const describe = (c: PipelineComponent) => `${c.name} (${c.library} ${c.className})`;
+  if (!components.some((c) => c.name === 'unet')) {
+    throw new FetchModelError(
+      'unsupported',
+      `model ${ctx.id} is a pipeline without a unet (its model_index.json lists ${components.map(describe).join(', ')}): ` +
+        'the engine runs UNet pipelines only',
+    );
+  }
+  const used = USED_COMPONENTS.flatMap((name) => components.filter((c) => c.name === name));
+  const skipped = components.filter((c) => !used.includes(c));
+  if (skipped.length) ctx.note(`skipped what the engine does not use: ${skipped.map(describe).join(', ')}`);
+  ctx.onProgress({ file: index.source, received: index.bytes, total: index.bytes, done: true });
+  const downloads = [index];
+  // Every component's small files first, so that a missing component is said before gigabytes of weights arrive.
+  for (const component of used) {
+    const files = componentFiles(component);
+    for (const name of [...files.required, ...files.optional]) {
+      const source = `${component.name}/${name}`;
+      const file = await download(ctx, source, source);
+      if (!file) {
+        if (files.optional.includes(name)) continue;
+        throw new FetchModelError(
+          'not-found',
+          `model ${ctx.id} lists ${describe(component)} in ${MODEL_INDEX}, but has no ${source} at revision ${ctx.revision} ` +
+            `(${ctx.endpoint})`,
+        );
+      }
+      if (name.endsWith('.json')) checkJson(ctx, file);
+      downloads.push(file);
+    }
+  }
+  const fetched: FetchedComponent[] = [];
+  for (const component of used) {
+    const names = componentFiles(component).weights;
+    if (!names) {
+      fetched.push({ ...component });
+      continue;
+    }
+    const candidates = weightsCandidates(ctx, names, `${component.name}/`, false);
+    const weights = await downloadWeights(ctx, candidates, `the ${component.name} of ${ctx.id}`);
+    if (!weights) {
+      throw new FetchModelError(
+        'not-found',
+        `model ${ctx.id} has no file ${joinOr(candidates.map((c) => c.source))} at revision ${ctx.revision} (${ctx.endpoint})`,
+      );
+    }
+    downloads.push(weights.file);
+    fetched.push({ ...component, weights: { source: weights.file.source, kind: weights.kind, variant: weights.variant } });
+  }
+  return {
+    layout: 'components',
+    downloads,
+    weights: fetched.find((c) => c.name === 'unet')!.weights!.kind,
+    schedulerMissing: !used.some((c) => c.name === 'scheduler'),
+    components: fetched,
+    skipped: skipped.map((c) => c.name),
+  };
+}
+
+interface WeightsCandidate {
+  /** Path in the repo. */
+  source: string;
+  /** Path under the output folder. */
+  local: string;
+  kind: WeightsKind;
+  variant: boolean;
+}
+
+/** `a.safetensors` → `a.fp16.safetensors`, as diffusers and transformers name a variant. */
+function variantName(file: string, variant: string): string {
+  const dot = file.lastIndexOf('.');
+  return `${file.slice(0, dot)}.${variant}${file.slice(dot)}`;
+}
+
 /**
- * The layout's safetensors weights, else its PyTorch pickle; null when it has neither. The local
- * names are the repo's, since the engine's folder reader tells the two apart by name.
+ * The weights files to try, preferred first: the variant's (when asked for), then the plain ones;
+ * safetensors before the pickle. `flat`: they land under the flat layout's names, which the
+ * engine's folder reader looks for; else under their names in the repo.
+ */
+function weightsCandidates(ctx: Context, names: WeightNames, dir: string, flat: boolean): WeightsCandidate[] {
+  const plain = [
+    { file: names.safetensors, kind: 'safetensors' as const, local: LOCAL_SAFETENSORS },
+    { file: names.pickle, kind: 'pickle' as const, local: LOCAL_PICKLE },
+  ];
+  const variants = ctx.variant ? plain.map((p) => ({ ...p, file: variantName(p.file, ctx.variant!), variant: true })) : [];
+  return [...variants, ...plain.map((p) => ({ ...p, variant: false }))].map((c) => ({
+    source: dir + c.file,
+    local: flat ? c.local : dir + c.file,
+    kind: c.kind,
+    variant: c.variant,
+  }));
+}
+
+/**
+ * The first of `candidates` the repo has; null when it has none. `owner` names the model or
+ * component in notes and errors.
  */
 async function downloadWeights(
   ctx: Context,
-  layout: Layout,
-  note: (message: string) => void,
-): Promise<{ file: Download; kind: 'safetensors' | 'pickle' } | null> {
-  const safetensors = await download(ctx, layout.weights, LOCAL_SAFETENSORS);
-  if (safetensors) {
-    checkSafetensors(ctx, safetensors);
-    const stale = path.join(ctx.out, LOCAL_PICKLE);
-    if (fs.existsSync(stale)) note(`${stale} is left from an earlier fetch; the engine reads the safetensors beside it`);
-    return { file: safetensors, kind: 'safetensors' };
+  candidates: WeightsCandidate[],
+  owner: string,
+): Promise<{ file: Download; kind: WeightsKind; variant: boolean } | null> {
+  for (const candidate of candidates) {
+    let file: Download | null;
+    if (candidate.kind === 'safetensors') {
+      file = await download(ctx, candidate.source, candidate.local);
+      if (!file) continue;
+      checkSafetensors(ctx, file);
+    } else {
+      if (!(await exists(ctx, candidate.source))) continue;
+      // A reader prefers a safetensors file when a folder has both: one left here would be read instead.
+      const stale = candidates.filter((c) => c.kind === 'safetensors').map((c) => path.join(ctx.out, c.local)).find((p) =>
+        fs.existsSync(p)
+      );
+      if (stale) {
+        throw new FetchModelError(
+          'conflict',
+          `model ${ctx.id} has its weights as ${candidate.source} only, but ${stale} is already there and the engine would read that ` +
+            'instead: delete it, or fetch into another --out folder',
+        );
+      }
+      file = await download(ctx, candidate.source, candidate.local);
+      if (!file) continue;
+      checkTorchFile(ctx, file);
+      const which = candidate.variant ? `${ctx.variant} safetensors weights` : 'safetensors weights';
+      ctx.note(`${owner} has no ${which}: fetched the PyTorch pickle ${candidate.source} (read as data, never run)`);
+    }
+    if (ctx.variant && !candidate.variant) {
+      const wanted = candidates.filter((c) => c.variant).map((c) => c.source);
+      ctx.note(`${owner} has no ${ctx.variant} variant (${joinOr(wanted)}): fetched ${candidate.source} instead`);
+    }
+    const others = new Set(candidates.map((c) => path.join(ctx.out, c.local)).filter((p) => p !== file.dest && fs.existsSync(p)));
+    for (const other of others) {
+      ctx.note(
+        candidate.kind === 'safetensors' && other.endsWith('.bin')
+          ? `${other} is left from an earlier fetch; the engine reads the safetensors beside it`
+          : `${other} is left from an earlier fetch, beside the ${file.dest} fetched now; delete it if it belongs to another model`,
+      );
+    }
+    return { file, kind: candidate.kind, variant: candidate.variant };
   }
-  if (!(await exists(ctx, layout.pickle))) return null;
-  // The engine prefers a safetensors file when a folder has both: one left here would be read instead.
-  const stale = path.join(ctx.out, LOCAL_SAFETENSORS);
-  if (fs.existsSync(stale)) {
-    throw new FetchModelError(
-      'conflict',
-      `model ${ctx.id} has its weights as ${layout.pickle} only, but ${stale} is already there and the engine would read that ` +
-        'instead: delete it, or fetch into another --out folder',
-    );
-  }
-  const pickle = await download(ctx, layout.pickle, LOCAL_PICKLE);
-  if (!pickle) return null;
-  checkTorchFile(ctx, pickle);
-  note(`${ctx.id} has no safetensors weights: fetched the PyTorch pickle ${layout.pickle} (read as data, never run)`);
-  return { file: pickle, kind: 'pickle' };
+  return null;
+}
+
+/** `a`, `a or b`, `a, b or c`. */
+function joinOr(items: string[]): string {
+  return items.length < 2 ? items.join('') : `${items.slice(0, -1).join(', ')} or ${items.at(-1)}`;
 }
 
 function fileUrl(ctx: Context, source: string): string {
@@ -281,21 +501,26 @@ async function exists(ctx: Context, source: string): Promise<boolean> {
   return (await request(ctx, source, 'HEAD')) !== null;
 }
 
-/** Streams one file into a temporary name in the destination folder; null when the repo lacks it. */
-async function download(ctx: Context, source: string, localName: string): Promise<Download | null> {
+/**
+ * Streams one file into a temporary name in its destination folder (made when missing); null when
+ * the repo lacks it. `progress: false`: nothing is reported (a file that may not be kept).
+ */
+async function download(ctx: Context, source: string, localName: string, { progress = true } = {}): Promise<Download | null> {
   const response = await request(ctx, source, 'GET');
   if (!response) return null;
+  const onProgress = progress ? ctx.onProgress : () => {};
   const url = fileUrl(ctx, source);
   const encoding = response.headers.get('content-encoding');
   const length = response.headers.get('content-length');
   const total = length !== null && (!encoding || encoding === 'identity') ? Number(length) : undefined;
   const dest = path.join(ctx.out, localName);
+  ensureDir(ctx, path.dirname(dest));
   const tmp = `${dest}.${Math.random().toString(36).slice(2, 10)}.tmp`;
   ctx.pending.push(tmp);
   const file = await fs.promises.open(tmp, 'wx');
   let received = 0;
   try {
-    ctx.onProgress({ file: source, received, total, done: false });
+    onProgress({ file: source, received, total, done: false });
     if (response.body) {
       const reader = response.body.getReader();
       for (;;) {
@@ -311,7 +536,7 @@ async function download(ctx: Context, source: string, localName: string): Promis
           offset += (await file.write(bytes, offset, bytes.byteLength - offset)).bytesWritten;
         }
         received += bytes.byteLength;
-        ctx.onProgress({ file: source, received, total, done: false });
+        onProgress({ file: source, received, total, done: false });
       }
     }
   } finally {
@@ -320,7 +545,7 @@ async function download(ctx: Context, source: string, localName: string): Promis
   if (total !== undefined && received !== total) {
     throw new FetchModelError('network', `network error: ${url} ended after ${received} of ${total} bytes`);
   }
-  ctx.onProgress({ file: source, received, total: total ?? received, done: true });
+  onProgress({ file: source, received, total: total ?? received, done: true });
   return { source, tmp, dest, bytes: received };
 }
 
@@ -332,11 +557,11 @@ function checkJson(ctx: Context, file: Download): Record<string, unknown> {
   throw new FetchModelError('invalid', `${fileUrl(ctx, file.source)} is not a JSON object (is the endpoint a Hugging Face Hub?)`);
 }
 
-function checkUnetConfig(ctx: Context, file: Download, note: (message: string) => void): void {
+function checkUnetConfig(ctx: Context, file: Download): void {
   const config = checkJson(ctx, file);
   const cls = config['_class_name'];
   if (typeof cls === 'string' && cls !== 'UNet2DModel') {
-    note(`${file.source} describes a ${cls}, not a UNet2DModel; the engine may refuse it`);
+    ctx.note(`${file.source} describes a ${cls}, not a UNet2DModel; the engine may refuse it`);
   }
 }
 
@@ -388,27 +613,31 @@ function checkTorchFile(ctx: Context, file: Download): void {
   }
 }
 
-/** Makes `dir` and any missing parents; returns those it made, outermost first. */
-function makeDirs(dir: string): string[] {
+/** Makes `dir` and any missing parents, remembering those it made for removal on failure. */
+function ensureDir(ctx: Context, dir: string): void {
   const made: string[] = [];
   for (let d = dir; !fs.existsSync(d); d = path.dirname(d)) made.unshift(d);
   fs.mkdirSync(dir, { recursive: true });
-  return made;
+  ctx.createdDirs.push(...made);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Command line
 
-const USAGE = `usage: fetch-model <hub-id> [--out DIR] [--revision REV] [--endpoint URL]
+const USAGE = `usage: fetch-model <hub-id> [--out DIR] [--revision REV] [--endpoint URL] [--variant NAME]
 
-Downloads a diffusers UNet2DModel (config.json, diffusion_pytorch_model.safetensors, or
-diffusion_pytorch_model.bin when the repo has no safetensors, and scheduler_config.json, from
-the repo root or from unet/ + scheduler/) into DIR.
+Downloads a diffusers model into DIR. A UNet2DModel (config.json, diffusion_pytorch_model.safetensors,
+or diffusion_pytorch_model.bin when the repo has no safetensors, and scheduler_config.json, from
+the repo root or from unet/ + scheduler/) lands flat in DIR. A pipeline with a model_index.json
+naming more (Stable Diffusion, LDM) keeps the hub's layout: model_index.json and the unet, vae or
+vqvae, text_encoder, tokenizer and scheduler folders (not the safety checker and the like).
   --out DIR        destination folder (default: weights/<model name>)
   --revision REV   branch, tag, commit or refs/pr/N (default: main)
   --endpoint URL   hub address (default: $HF_ENDPOINT, else ${DEFAULT_ENDPOINT})
+  --variant NAME   weights variant, e.g. fp16: <name>.fp16.safetensors where the repo has it
 examples:
   npm run fetch-model -- google/ddpm-cifar10-32
+  npm run fetch-model -- stable-diffusion-v1-5/stable-diffusion-v1-5 --variant fp16
   deno run -A scripts/fetch-model.ts google/ddpm-cifar10-32
   node scripts/node.mjs scripts/fetch-model.ts google/ddpm-cifar10-32 --out weights/cifar10`;
 
@@ -417,6 +646,8 @@ export interface CliOptions {
   out: string;
   endpoint: string;
   revision: string;
+  /** Present only when --variant was given. */
+  variant?: string;
 }
 
 /** Parses the command line; `help` when -h/--help was given. */
@@ -426,7 +657,7 @@ export function parseArgs(args: string[], env: (name: string) => string | undefi
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     if (arg === '-h' || arg === '--help') return 'help';
-    const m = /^--(out|revision|endpoint)(?:=(.*))?$/.exec(arg);
+    const m = /^--(out|revision|endpoint|variant)(?:=(.*))?$/.exec(arg);
     if (m) {
       const value = m[2] ?? args[++i];
       if (value === undefined || value === '') throw new FetchModelError('usage', `--${m[1]} needs a value\n${USAGE}`);
@@ -439,11 +670,15 @@ export function parseArgs(args: string[], env: (name: string) => string | undefi
   }
   if (positional.length !== 1) throw new FetchModelError('usage', USAGE);
   const id = positional[0];
+  if (named.variant !== undefined && !VARIANT_PATTERN.test(named.variant)) {
+    throw new FetchModelError('usage', `--variant ${named.variant} is not a name like fp16`);
+  }
   return {
     id,
     out: named.out ?? path.join('weights', id.split('/').pop()!),
     endpoint: named.endpoint ?? (env('HF_ENDPOINT') || DEFAULT_ENDPOINT),
     revision: named.revision ?? DEFAULT_REVISION,
+    ...(named.variant !== undefined ? { variant: named.variant } : {}),
   };
 }
 
@@ -514,7 +749,8 @@ async function main(): Promise<number> {
   const controller = new AbortController();
   runtime.onInterrupt(() => controller.abort());
   const tty = runtime.isTty();
-  runtime.write(`fetching ${cli.id} (revision ${cli.revision}) from ${cli.endpoint} into ${path.resolve(cli.out)}\n`);
+  const variant = cli.variant ? `, variant ${cli.variant}` : '';
+  runtime.write(`fetching ${cli.id} (revision ${cli.revision}${variant}) from ${cli.endpoint} into ${path.resolve(cli.out)}\n`);
   const started = Date.now();
   try {
     const model = await fetchModel({
@@ -524,9 +760,10 @@ async function main(): Promise<number> {
       onNote: (message) => runtime.write(`${tty ? '\r\x1b[2K' : ''}note: ${message}\n`),
     });
     const bytes = model.files.reduce((sum, f) => sum + f.bytes, 0);
+    const layout = model.components ? `${MODEL_INDEX} + ${model.components.map((c) => c.name).join(', ')}` : `${model.layout} layout`;
     runtime.write(
       `done: ${model.files.length} files, ${formatBytes(bytes)} in ${((Date.now() - started) / 1000).toFixed(1)} s ` +
-        `(${model.layout} layout) -> ${model.dir}\n`,
+        `(${layout}) -> ${model.dir}\n`,
     );
     return 0;
   } catch (e) {
