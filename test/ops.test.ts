@@ -19,7 +19,8 @@ import {
   tiledConvFusesGroupNorm,
 } from '../src/ops/conv2d.ts';
 import { groupNorm } from '../src/ops/group_norm.ts';
-import { isSoftwareAdapter, preferredKernels } from '../src/gpu/adapter.ts';
+import { isSoftwareAdapter } from '../src/gpu/adapter.ts';
+import { preferredKernels } from '../src/ops/conv2d.ts';
 import type { WeightArray } from '../src/ops/weights.ts';
 import { readUNet, UNet } from '../src/models/unet_2d_model.ts';
 import { readFileSync } from 'node:fs';

@@ -2,7 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { type Backend, requestGpu } from '../src/gpu/device.ts';
-import { preferredKernels } from '../src/gpu/adapter.ts';
+import { preferredKernels } from '../src/ops/conv2d.ts';
 import { buildUNetGraph } from '../src/models/unet_2d.ts';
 import { readUNet, UNet } from '../src/models/unet_2d_model.ts';
 import { WeightStore } from '../src/models/weights.ts';

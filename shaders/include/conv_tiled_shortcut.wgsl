@@ -3,7 +3,7 @@
 // shortcut as more depth of the same GEMM (its weights stacked under the conv's, its bias added to
 // the conv's). The shortcut input may be two tensors side by side in channels (an up block's
 // [x, skip], read in place). Ten storage buffers: the graph uses it only where the device allows
-// that many (src/ops/conv2d.ts). The variant includes this, then its body (conv_tiled.wgsl).
+// that many. The variant includes this, then its body (conv_tiled.wgsl).
 
 // Bindings 0-6 (the inputs both share) are conv_tiled_common.wgsl's.
 @group(0) @binding(7) var<storage, read> shortcut: array<act>;

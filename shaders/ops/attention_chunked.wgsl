@@ -6,7 +6,7 @@
 
 #include "attention_common.wgsl"
 
-const CHUNK: u32 = 16u;  // the most output channels per invocation (src/ops/attention.ts)
+const CHUNK: u32 = 16u;  // the most output channels per invocation (the host splits heads to match)
 
 @group(0) @binding(2) var<storage, read_write> out: array<act>;
 @group(0) @binding(3) var<uniform> params: Params;

@@ -1,11 +1,6 @@
-/**
- * Choices that depend on the adapter, made where the device is known (the ops only describe
- * what each kernel family computes).
- */
-import type { ConvKernels } from '../ops/conv2d.ts';
-
+/** What an adapter says of itself, for the layers above that choose kernels by it. */
 /** What the adapter says of itself, lower case: vendor, architecture, device, description. */
-function adapterText(adapter: GPUAdapter): string {
+export function adapterText(adapter: GPUAdapter): string {
   const info = adapter.info;
   return `${info.vendor} ${info.architecture} ${info.device} ${info.description}`.toLowerCase();
 }
@@ -19,14 +14,4 @@ export function isSoftwareAdapter(adapter: GPUAdapter): boolean {
   // adapter.info.isFallbackAdapter is recent; older implementations only describe themselves.
   const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
   return !!info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|software/.test(adapterText(adapter));
-}
-
-/**
- * The conv kernel family an adapter should use, by what it says of itself: on a software adapter
- * the register kernels, with their weights through uniform windows on llvmpipe (1.2-1.5x there)
- * and from storage elsewhere (SwiftShader ran the windows ~15% slower: docs/perf.md).
- */
-export function preferredKernels(adapter: GPUAdapter): ConvKernels {
-  if (/llvmpipe|lavapipe/.test(adapterText(adapter))) return 'registers';
-  return isSoftwareAdapter(adapter) ? 'registers-storage' : 'tiled';
 }

@@ -189,7 +189,7 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
   if (!adapter) throw new GpuUnavailableError(NO_ADAPTER_HELP);
 
   const requiredFeatures: GPUFeatureName[] = [];
-  // subgroups: the 'tiled-wide-subgroups' conv kernels (src/ops/conv2d.ts).
+  // subgroups: kernels that pass values between invocations by subgroup shuffles.
   for (const f of ['timestamp-query', 'shader-f16', 'subgroups'] as GPUFeatureName[]) {
     if (adapter.features.has(f)) requiredFeatures.push(f);
   }

@@ -1,4 +1,5 @@
 import { byteSize, bytesPerElement, elementCount, type Graph, type Tensor } from '../graph/graph.ts';
+import { adapterText, isSoftwareAdapter } from '../gpu/adapter.ts';
 import { missingFeatures } from '../gpu/kernel.ts';
 import { type ShaderName, SHADERS } from '../shaders.gen.ts';
 import { concatChannels } from './concat.ts';
@@ -58,6 +59,16 @@ export const TILED_SHAPES: Readonly<
     maxNormPairs: 256,
   },
 };
+
+/**
+ * The conv kernel family an adapter should use, by what it says of itself: on a software adapter
+ * the register kernels, with their weights through uniform windows on llvmpipe (1.2-1.5x there)
+ * and from storage elsewhere (SwiftShader ran the windows ~15% slower: docs/perf.md).
+ */
+export function preferredKernels(adapter: GPUAdapter): ConvKernels {
+  if (/llvmpipe|lavapipe/.test(adapterText(adapter))) return 'registers';
+  return isSoftwareAdapter(adapter) ? 'registers-storage' : 'tiled';
+}
 
 /** The device features kernel family `kernels` needs and `device` lacks (the subgroup family: `subgroups`). */
 export function kernelsMissingFeatures(kernels: ConvKernels, device: GPUDevice): GPUFeatureName[] {

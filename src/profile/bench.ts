@@ -7,7 +7,7 @@
  * Runtime-neutral: the model arrives as files in memory; scripts/bench.ts reads them from disk,
  * parses the command line and writes the JSON.
  */
-import { preferredKernels } from '../gpu/adapter.ts';
+import { preferredKernels } from '../ops/conv2d.ts';
 import { dawnTicksSpaced } from '../gpu/dawn_ticks.ts';
 import type { ConvKernels } from '../ops/conv2d.ts';
 import type { Precision } from '../gpu/shader_source.ts';
@@ -210,7 +210,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResult> 
       kernels: options.kernels ?? preferredKernels(gpu.adapter),
       precision: unet.precision,
       timestampQuery: gpu.hasTimestamps,
-      model: { name: options.modelName, source: options.modelSource, params, sampleSize: unet.size, batch },
+      model: { name: options.modelName, source: options.modelSource, params, sampleSize: unet.height, batch },
       graph: {
         dispatchesPerForward: nodes.length,
         gflopPerForward: flops / 1e9,
