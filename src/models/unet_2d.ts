@@ -5,13 +5,13 @@
  */
 import type { Precision } from '../gpu/shader_source.ts';
 import { Graph, type Tensor } from '../graph/graph.ts';
-import { spatialAttention } from '../ops/attention.ts';
 import { fromActivations, toActivations } from '../ops/cast.ts';
 import { addClassEmbedding } from '../ops/class_embedding.ts';
-import { conv2d, type ConvGroupNorm, type ConvKernels } from '../ops/conv2d.ts';
+import type { ConvKernels } from '../ops/conv2d.ts';
 import { linear } from '../ops/linear.ts';
 import { concatenated } from '../ops/weights.ts';
 import { timestepEmbedding } from '../ops/timestep_embedding.ts';
+import { attention, type BlockContext, conv, downsample, norm, type NormSettings, resnet, upsample } from './blocks.ts';
 import type { UNetConfig } from './unet_2d_config.ts';
 import type { WeightSource } from './weights.ts';
 
@@ -24,8 +24,11 @@ export const EPS_OUTPUT = 'eps';
 
 export interface UNetGraphOptions {
   batch: number;
-  /** Spatial size; the config's sample_size by default. */
+  /** Spatial size (square); the config's sample_size by default. */
   size?: number;
+  /** Height and width when they differ (latents of a non-square image); each defaults to `size`. */
+  height?: number;
+  width?: number;
   /** Tensor names to keep readable after a run (e.g. 'down_blocks.1' for golden checks). */
   capture?: string[];
   /** Convolution kernels (KERNEL_FAMILIES): registers* on software drivers, tiled* on GPUs; see preferredKernels. */
@@ -38,105 +41,43 @@ export interface UNetGraphOptions {
 
 class UNetBuilder {
   private readonly g: Graph;
+  private ctx!: BlockContext;
   private temb!: Tensor;
   /** Every resnet's time_emb_proj(silu(temb)), side by side, and where each resnet's starts. */
   private tembProj!: Tensor;
   private readonly tembOffsets = new Map<string, number>();
-  private kernels: ConvKernels = 'registers';
-  private maxStorageBuffers?: number;
 
   constructor(private readonly config: UNetConfig, private readonly weights: WeightSource, precision: Precision) {
     this.g = new Graph(precision);
   }
 
-  private convWeights(prefix: string, cout: number, cin: number, k: number) {
-    const weight = k === 1
-      ? this.weights.take(`${prefix}.weight`, [cout, cin, 1, 1], [cout, cin])
-      : this.weights.take(`${prefix}.weight`, [cout, cin, k, k]);
-    return { weight, bias: this.weights.take(`${prefix}.bias`, [cout]) };
+  private get norm(): NormSettings {
+    return { groups: this.config.normNumGroups, eps: this.config.normEps };
   }
 
-  private normWeights(prefix: string, c: number) {
-    return { weight: this.weights.take(`${prefix}.weight`, [c]), bias: this.weights.take(`${prefix}.bias`, [c]) };
-  }
-
-  private conv(prefix: string, x: Tensor, cout: number, k: number, options: Parameters<typeof conv2d>[5] = {}, name = prefix): Tensor {
-    const w = this.convWeights(prefix, cout, x.shape[1] + (options.concat?.shape[1] ?? 0), k);
-    const pad = k === 3 && options.padding === undefined ? { padding: [1, 1, 1, 1] as [number, number, number, number] } : {};
-    return conv2d(this.g, name, x, w.weight, w.bias, {
-      ...pad,
-      kernels: this.kernels,
-      maxStorageBuffers: this.maxStorageBuffers,
-      ...options,
-    });
-  }
-
-  /** GroupNorm `prefix` over c channels, for a conv to apply to its input (a node of its own where it cannot). */
-  private norm(prefix: string, c: number, silu: boolean): ConvGroupNorm {
-    const w = this.normWeights(prefix, c);
-    return { name: prefix, gamma: w.weight, beta: w.bias, groups: this.config.normNumGroups, eps: this.config.normEps, silu };
-  }
-
-  /**
-   * ResnetBlock2D with the default time-embedding shift: out = (shortcut(x) + h) / scale. In the
-   * up blocks the input is the concatenation [x, skip], which norm1 and conv_shortcut read in
-   * place (no concat node). The norms are their convs' prologues and conv_shortcut part of conv2
-   * where the kernels can (the tiled family; conv2d says when).
-   */
-  resnet(prefix: string, x: Tensor, cout: number, outputScale = 1, skip?: Tensor): Tensor {
-    const cin = x.shape[1] + (skip?.shape[1] ?? 0);
-    if (skip && cin === cout) throw new Error(`${prefix}: a skip input needs a conv_shortcut to read it`);
+  /** ResnetBlock2D with this resnet's slice of the projected time embedding. */
+  private resnet(prefix: string, x: Tensor, cout: number, outputScale = 1, skip?: Tensor): Tensor {
     const offset = this.tembOffsets.get(prefix);
     if (offset === undefined) throw new Error(`${prefix}: not in the list of resnets whose time embeddings are projected`);
-    const h = this.conv(`${prefix}.conv1`, x, cout, 3, {
-      concat: skip,
-      groupNorm: this.norm(`${prefix}.norm1`, cin, true),
-      channelAdd: this.tembProj,
-      channelAddOffset: offset,
-    });
-    // Without a conv_shortcut (cin === cout) there is no skip: the up blocks' inputs are wider.
-    const shortcut = cin !== cout
-      ? {
-        shortcut: { name: `${prefix}.conv_shortcut`, input: x, concat: skip, ...this.convWeights(`${prefix}.conv_shortcut`, cout, cin, 1) },
-      }
-      : { residual: x };
-    return this.conv(`${prefix}.conv2`, h, cout, 3, {
-      groupNorm: this.norm(`${prefix}.norm2`, cout, true),
-      ...shortcut,
-      outputScale: 1 / outputScale,
-    }, prefix);
+    return resnet(this.ctx, prefix, x, cout, { norm: this.norm, outputScale, skip, timeEmbedding: { tensor: this.tembProj, offset } });
   }
 
-  attention(prefix: string, x: Tensor, outputScale = 1): Tensor {
-    const c = x.shape[1];
-    const headDim = this.config.attentionHeadDim;
-    const heads = headDim === null ? 1 : c / headDim;
-    const proj = (name: string) => ({
-      weight: this.weights.take(`${prefix}.${name}.weight`, [c, c], [c, c, 1, 1]),
-      bias: this.weights.take(`${prefix}.${name}.bias`, [c]),
-    });
-    return spatialAttention(this.g, prefix, x, {
-      norm: this.normWeights(`${prefix}.group_norm`, c),
-      query: proj('to_q'),
-      key: proj('to_k'),
-      value: proj('to_v'),
-      out: proj('to_out.0'),
-    }, {
-      heads,
-      groups: this.config.attnNormNumGroups ?? this.config.normNumGroups,
-      eps: this.config.normEps,
-      rescaleOutputFactor: outputScale,
-      kernels: this.kernels,
+  private attention(prefix: string, x: Tensor, outputScale = 1): Tensor {
+    const { config } = this;
+    return attention(this.ctx, prefix, x, {
+      headDim: config.attentionHeadDim,
+      norm: { groups: config.attnNormNumGroups ?? config.normNumGroups, eps: config.normEps },
+      outputScale,
     });
   }
 
   build(options: UNetGraphOptions): Graph {
     const { config, g } = this;
-    this.kernels = options.kernels ?? 'registers';
-    this.maxStorageBuffers = options.maxStorageBuffers;
-    const size = options.size ?? config.sampleSize;
+    this.ctx = { g, weights: this.weights, kernels: options.kernels ?? 'registers', maxStorageBuffers: options.maxStorageBuffers };
+    const height = options.height ?? options.size ?? config.sampleSize;
+    const width = options.width ?? options.size ?? config.sampleSize;
     const boc = config.blockOutChannels;
-    const sample = g.input(SAMPLE_INPUT, [options.batch, config.inChannels, size, size]);
+    const sample = g.input(SAMPLE_INPUT, [options.batch, config.inChannels, height, width]);
     const timesteps = g.input(TIMESTEP_INPUT, [options.batch], 'i32');
 
     const tproj = timestepEmbedding(g, 'time_proj', timesteps, {
@@ -159,7 +100,7 @@ class UNetBuilder {
     this.projectTimeEmbedding(resnetChannels(config));
 
     if (config.centerInputSample) throw new Error('center_input_sample is not supported');
-    let x = this.conv('conv_in', toActivations(g, `${SAMPLE_INPUT}:${g.precision}`, sample), boc[0], 3);
+    let x = conv(this.ctx, 'conv_in', toActivations(g, `${SAMPLE_INPUT}:${g.precision}`, sample), boc[0], 3);
     const skips: Tensor[] = [x];
 
     config.downBlockTypes.forEach((type, i) => {
@@ -171,8 +112,7 @@ class UNetBuilder {
         skips.push(x);
       }
       if (!isFinal) {
-        const padding: [number, number, number, number] = config.downsamplePadding === 0 ? [0, 0, 1, 1] : [1, 1, 1, 1];
-        x = this.conv(`${prefix}.downsamplers.0.conv`, x, boc[i], 3, { stride: 2, padding }, prefix);
+        x = downsample(this.ctx, prefix, x, config.downsamplePadding, prefix);
         skips.push(x);
       } else {
         x = this.alias(prefix, x);
@@ -195,13 +135,15 @@ class UNetBuilder {
         x = this.resnet(`${prefix}.resnets.${j}`, x, reversed[i], 1, skips.pop()!);
         if (type === 'AttnUpBlock2D') x = this.attention(`${prefix}.attentions.${j}`, x);
       }
-      if (!isFinal) x = this.conv(`${prefix}.upsamplers.0.conv`, x, reversed[i], 3, { upsample: true }, prefix);
+      if (!isFinal) x = upsample(this.ctx, prefix, x, prefix);
       else x = this.alias(prefix, x);
     });
 
     // GroupNorm and the final SiLU are one step named conv_norm_out (conv_out's prologue, or a
     // node whose output is SiLU(conv_norm_out) of the PyTorch module).
-    const out = this.conv('conv_out', x, config.outChannels, 3, { groupNorm: this.norm('conv_norm_out', x.shape[1], true) });
+    const out = conv(this.ctx, 'conv_out', x, config.outChannels, 3, {
+      groupNorm: norm(this.ctx, 'conv_norm_out', x.shape[1], this.norm, true),
+    });
     const eps = fromActivations(g, EPS_OUTPUT, out);
     if (eps === out) g.alias(EPS_OUTPUT, out);
     g.markOutput(eps);

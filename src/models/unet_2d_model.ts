@@ -4,11 +4,12 @@
  * sizes share the weights). `forward` is the plain epsilon prediction; samplers record
  * `compiled` into their own command encoders.
  */
-import { preferredKernels } from '../gpu/adapter.ts';
+import { preferredKernels } from '../ops/conv2d.ts';
 import type { Gpu } from '../gpu/device.ts';
 import { Readback, Recorder } from '../gpu/recorder.ts';
 import { type Precision, PRECISIONS } from '../gpu/shader_source.ts';
-import { CompiledGraph, DeviceWeights, GraphLimitError, type GraphLimits } from '../graph/executor.ts';
+import { CompiledGraph, type GraphLimits } from '../graph/executor.ts';
+import { graphLimits, largestFittingBatch, weightsOn } from './compile.ts';
 import type { Graph } from '../graph/graph.ts';
 import type { SafetensorsFile } from '../io/safetensors.ts';
 import { parseWeightsFile } from '../io/weights_file.ts';
@@ -42,23 +43,6 @@ export function readUNet(files: UNetFiles): UNetWeights {
   return { config, file };
 }
 
-/** Each model's weights on each device at each precision, shared by its compiled batch sizes. */
-const deviceWeights = new WeakMap<UNetWeights, Map<GPUDevice, Map<Precision, DeviceWeights>>>();
-
-function weightsOn(model: UNetWeights, device: GPUDevice, precision: Precision): DeviceWeights {
-  let perModel = deviceWeights.get(model);
-  if (!perModel) deviceWeights.set(model, perModel = new Map());
-  let perDevice = perModel.get(device);
-  if (!perDevice) perModel.set(device, perDevice = new Map());
-  let weights = perDevice.get(precision);
-  if (!weights) {
-    const forDevice = perDevice;
-    weights = new DeviceWeights(device, () => forDevice.delete(precision));
-    perDevice.set(precision, weights);
-  }
-  return weights;
-}
-
 /** Raised for what the adapter lacks a feature for: f16 without shader-f16, subgroup kernels without subgroups. */
 export class UnsupportedFeatureError extends Error {
   override name = 'UnsupportedFeatureError';
@@ -85,7 +69,8 @@ export class UNet {
     readonly batch: number,
     /** The batch asked for at compile. */
     readonly requestedBatch: number,
-    readonly size: number,
+    readonly height: number,
+    readonly width: number,
   ) {
     this.readback = new Readback(compiled.gpu.device, 'unet.readback', compiled.buffer(EPS_OUTPUT).size);
   }
@@ -116,17 +101,7 @@ export class UNet {
         }, and ${gpu.adapterName} has none: use 'tiled-wide'`,
       );
     }
-    const limits: GraphLimits = {
-      maxStorageBufferBindingSize: Math.min(
-        gpu.device.limits.maxStorageBufferBindingSize,
-        options.limits?.maxStorageBufferBindingSize ?? Infinity,
-      ),
-      maxBufferSize: Math.min(gpu.device.limits.maxBufferSize, options.limits?.maxBufferSize ?? Infinity),
-      maxComputeWorkgroupsPerDimension: Math.min(
-        gpu.device.limits.maxComputeWorkgroupsPerDimension,
-        options.limits?.maxComputeWorkgroupsPerDimension ?? Infinity,
-      ),
-    };
+    const limits = graphLimits(gpu, options.limits);
     const graphOptions = {
       ...options,
       precision,
@@ -136,32 +111,10 @@ export class UNet {
     };
     const build = (batch: number): Graph =>
       buildUNetGraph(model.config, new WeightStore(model.file, { check: false }), { ...graphOptions, batch });
-    const fits = (graph: Graph): boolean => {
-      try {
-        CompiledGraph.checkLimits(graph, limits);
-        return true;
-      } catch (error) {
-        if (error instanceof GraphLimitError) return false;
-        throw error;
-      }
-    };
-    let batch = options.batch;
-    let graph = build(batch);
-    if (!fits(graph)) {
-      // The largest batch that fits, by bisection (limits grow monotonically with the batch).
-      let low = 0;
-      let high = batch;
-      while (high - low > 1) {
-        const middle = Math.floor((low + high) / 2);
-        if (fits(build(middle))) low = middle;
-        else high = middle;
-      }
-      if (low === 0) CompiledGraph.checkLimits(build(1), limits); // throws, naming what a single image needs
-      batch = low;
-      graph = build(batch);
-    }
+    const { graph, batch } = largestFittingBatch(build, options.batch, limits);
     const compiled = await CompiledGraph.compile(gpu, graph, { label: 'unet', weights: weightsOn(model, gpu.device, precision), limits });
-    return new UNet(model.config, compiled, batch, options.batch, options.size ?? model.config.sampleSize);
+    const size = options.size ?? model.config.sampleSize;
+    return new UNet(model.config, compiled, batch, options.batch, options.height ?? size, options.width ?? size);
   }
 
   get precision(): Precision {
@@ -169,7 +122,7 @@ export class UNet {
   }
 
   get sampleShape(): [number, number, number, number] {
-    return [this.batch, this.config.inChannels, this.size, this.size];
+    return [this.batch, this.config.inChannels, this.height, this.width];
   }
 
   get sampleBuffer(): GPUBuffer {
