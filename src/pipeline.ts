@@ -14,6 +14,9 @@ import type { RecordObserver } from './gpu/recorder.ts';
 import type { GraphLimits } from './graph/executor.ts';
 import type { ModelFiles } from './models/model_files.ts';
 import { readUNet, UNet, type UNetWeights } from './models/unet_2d_model.ts';
+import { type AutoencoderWeights, readAutoencoder } from './models/autoencoder_model.ts';
+import { ModelConfigError } from './models/unet_2d_config.ts';
+import { ModelWeightsError } from './models/weights.ts';
 import {
   checkClassLabels,
   type DdimEncodeOptions,
@@ -42,17 +45,58 @@ export interface PipelineOptions {
    * with an UnsupportedPrecisionError where the adapter lacks it.
    */
   precision?: Precision;
+  /** The UNet's input size (a latent model's latents), when not its config's sample_size; may differ in height and width. */
+  height?: number;
+  width?: number;
 }
 
 /** A model's files parsed and checked once, ready to compile on any device and batch size. */
 export interface DdimModel {
   unet: UNetWeights;
   schedule: NoiseSchedule;
+  /** A latent model's autoencoder: the UNet's samples are its latents. */
+  autoencoder?: AutoencoderWeights;
+}
+
+/** A pipeline folder's components do not fit together (the UNet's channels and the autoencoder's latents). */
+export class PipelineMismatchError extends Error {
+  override name = 'PipelineMismatchError';
+}
+
+/** Runs `read`, naming the component's folder in a config or weights error ('vqvae/config.json: ...'). */
+function inFolder<T>(folder: string | undefined, read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    if (folder && (error instanceof ModelConfigError || error instanceof ModelWeightsError)) {
+      error.message = error.message.replace(/^config\.json:/, `${folder}/config.json:`).replace(/^the weights/, `${folder}: the weights`);
+    }
+    throw error;
+  }
 }
 
 /** Parses and checks a model's config, weights and schedule, all on the CPU. */
 export function readModel(files: ModelFiles): DdimModel {
-  return { unet: readUNet(files), schedule: scheduleFromConfig(files.schedulerConfig as Record<string, unknown> | undefined) };
+  const unet = inFolder(files.folders?.unet, () => readUNet(files));
+  const autoencoder = files.autoencoder && inFolder(files.folders?.autoencoder ?? 'vae', () => readAutoencoder(files.autoencoder!));
+  if (autoencoder) {
+    const { config } = autoencoder;
+    const latents = config.className === 'VQModel' ? config.vqEmbedDim : config.latentChannels;
+    const folder = files.folders?.autoencoder ?? 'vae';
+    if (unet.config.inChannels !== latents || unet.config.outChannels !== latents) {
+      throw new PipelineMismatchError(
+        `${
+          files.folders?.unet ?? 'unet'
+        }/config.json: the UNet takes ${unet.config.inChannels} channels and predicts ${unet.config.outChannels}, ` +
+          `but ${folder}/config.json has latents of ${latents} channels`,
+      );
+    }
+  }
+  return {
+    unet,
+    schedule: scheduleFromConfig(files.schedulerConfig as Record<string, unknown> | undefined),
+    ...(autoencoder ? { autoencoder } : {}),
+  };
 }
 
 export interface InterpolateOptions {
@@ -84,13 +128,25 @@ export class DdimPipeline {
    */
   static async load(gpu: Gpu, source: ModelFiles | DdimModel, options: PipelineOptions = {}): Promise<DdimPipeline> {
     const model = 'unet' in source && 'schedule' in source ? source : readModel(source);
-    const unet = await UNet.compile(gpu, model.unet, { batch: options.batch ?? 1, limits: options.limits, precision: options.precision });
+    const unet = await UNet.compile(gpu, model.unet, {
+      batch: options.batch ?? 1,
+      limits: options.limits,
+      precision: options.precision,
+      height: options.height,
+      width: options.width,
+    });
     return new DdimPipeline(gpu, model, unet, new DdimSampler(gpu, unet, model.schedule));
   }
 
   /** The same model for another batch size on the same device, sharing its weights on the GPU. */
   withBatch(batch: number, options: Omit<PipelineOptions, 'batch'> = {}): Promise<DdimPipeline> {
-    return DdimPipeline.load(this.gpu, this.model, { precision: this.precision, ...options, batch });
+    return DdimPipeline.load(this.gpu, this.model, {
+      precision: this.precision,
+      height: this.unet.height,
+      width: this.unet.width,
+      ...options,
+      batch,
+    });
   }
 
   get schedule(): NoiseSchedule {

@@ -11,7 +11,15 @@
 
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MODEL_LAYOUTS, type ModelFiles, modelFiles, PICKLE_WEIGHTS, SAFETENSORS_WEIGHTS } from '../models/model_files.ts';
+import {
+  MODEL_INDEX,
+  MODEL_LAYOUTS,
+  type ModelFiles,
+  modelFiles,
+  PICKLE_WEIGHTS,
+  readPipelineFolder,
+  SAFETENSORS_WEIGHTS,
+} from '../models/model_files.ts';
 import { ModelLoadError } from '../web/load_model.ts';
 import { pathKind } from './path_kind.ts';
 
@@ -30,10 +38,12 @@ export interface ModelPaths {
   weights: string;
   /** undefined: the model has no scheduler config, and DDPM's default schedule is used. */
   scheduler?: string;
+  /** A latent model's autoencoder (vae/ or vqvae/ of a pipeline folder). */
+  autoencoder?: { config: string; weights: string };
 }
 
 const LAYOUT_HINT = `a model folder holds config.json + ${SAFETENSORS_WEIGHTS} (or ${PICKLE_WEIGHTS}) ` +
-  '(+ scheduler_config.json), or unet/ + scheduler/ of a diffusers pipeline';
+  '(+ scheduler_config.json), or a diffusers pipeline: model_index.json with unet/, scheduler/ and, for a latent model, vae/ or vqvae/';
 
 /** Finds a model's files in either layout, or says exactly what is missing. */
 export function findModelDir(dir: string): ModelPaths {
@@ -71,8 +81,31 @@ async function readJson(path: string, what: string): Promise<unknown> {
   }
 }
 
+/** Reads a pipeline folder by its model_index.json (LDMPipeline, DDPMPipeline, ...). */
+async function readPipelineDir(dir: string): Promise<{ paths: ModelPaths; files: ModelFiles }> {
+  const { files, paths } = await readPipelineFolder({
+    read: async (path) => pathKind(join(dir, path)) === 'file' ? await readBytes(join(dir, path), 'model file') : undefined,
+    where: (path) => join(dir, path),
+    fail: (message) => new ModelDirError(message),
+  });
+  return {
+    files,
+    paths: {
+      dir,
+      layout: 'pipeline',
+      config: join(dir, paths.config),
+      weights: join(dir, paths.weights),
+      scheduler: paths.scheduler && join(dir, paths.scheduler),
+      ...(paths.autoencoder
+        ? { autoencoder: { config: join(dir, paths.autoencoder.config), weights: join(dir, paths.autoencoder.weights) } }
+        : {}),
+    },
+  };
+}
+
 /** Reads a model folder, and says where each file came from. */
 export async function readModelDir(dir: string): Promise<{ paths: ModelPaths; files: ModelFiles }> {
+  if (pathKind(dir) === 'dir' && pathKind(join(dir, MODEL_INDEX)) === 'file') return await readPipelineDir(dir);
   const paths = findModelDir(dir);
   const config = await readJson(paths.config, 'model config');
   const weights = await readBytes(paths.weights, 'model weights');

@@ -11,6 +11,8 @@
  * PyTorch pickle diffusion_pytorch_model.bin (read without running it).
  */
 import { prepareWeights } from '../io/weights_file.ts';
+import { checkComponentClass, parseModelIndex, type PipelineComponent } from './model_index.ts';
+import { ModelConfigError } from './unet_2d_config.ts';
 
 export interface ModelFiles {
   /** config.json of the UNet, parsed. */
@@ -19,6 +21,116 @@ export interface ModelFiles {
   weights: Uint8Array;
   /** scheduler_config.json, parsed, when the model has one (else DDPM's linear schedule). */
   schedulerConfig?: unknown;
+  /** A latent model's autoencoder (a pipeline folder's vae/ or vqvae/): its config.json and weights. */
+  autoencoder?: { config: unknown; weights: Uint8Array };
+  /** A pipeline folder's component sub-folders, for messages that name a file ('unet', 'vqvae'). */
+  folders?: { unet: string; autoencoder?: string };
+}
+
+/** The model index of a diffusers pipeline folder (LDMPipeline, ...): its components in sub-folders. */
+export const MODEL_INDEX = 'model_index.json';
+
+/** A component's weights files, preferred first: safetensors, its fp16 variant, then the pickles. */
+export function componentWeights(folder: string): string[] {
+  return [
+    `${folder}/${SAFETENSORS_WEIGHTS}`,
+    `${folder}/diffusion_pytorch_model.fp16.safetensors`,
+    `${folder}/${PICKLE_WEIGHTS}`,
+    `${folder}/diffusion_pytorch_model.fp16.bin`,
+  ];
+}
+
+/** Where a folder's files come from: disk (src/fs/model_dir.ts) or HTTP (src/web/load_model.ts). */
+export interface FolderReader {
+  /** The file's bytes, or undefined when it does not exist. */
+  read(path: string): Promise<Uint8Array | undefined>;
+  /** The file as a message names it (a path on disk, a URL). */
+  where(path: string): string;
+  /** The error to throw for a problem with the folder's files. */
+  fail(message: string): Error;
+}
+
+/** The files a pipeline folder's model was read from, relative to the folder. */
+export interface PipelinePaths {
+  config: string;
+  weights: string;
+  scheduler?: string;
+  autoencoder?: { config: string; weights: string };
+}
+
+async function readJson(reader: FolderReader, path: string, read?: Uint8Array): Promise<unknown> {
+  const bytes = read ?? await reader.read(path);
+  if (!bytes) throw reader.fail(`${reader.where(path)} is missing`);
+  const text = new TextDecoder().decode(bytes);
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw reader.fail(`${reader.where(path)} is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+async function readComponent(reader: FolderReader, component: PipelineComponent) {
+  const configPath = `${component.name}/config.json`;
+  const configBytes = await reader.read(configPath);
+  if (!configBytes) {
+    throw reader.fail(`${reader.where(configPath)} is missing (${MODEL_INDEX} lists '${component.name}', a ${component.className})`);
+  }
+  const config = await readJson(reader, configPath, configBytes);
+  try {
+    checkComponentClass(component, config, reader.where(configPath));
+  } catch (error) {
+    throw reader.fail((error as Error).message);
+  }
+  for (const path of componentWeights(component.name)) {
+    const bytes = await reader.read(path);
+    if (!bytes) continue;
+    try {
+      return { config, configPath, weights: await prepareWeights(bytes), weightsPath: path };
+    } catch (error) {
+      throw reader.fail(`${reader.where(path)} cannot be read: ${(error as Error).message}`);
+    }
+  }
+  throw reader.fail(
+    `${reader.where(component.name)}/ has no weights (${componentWeights(component.name).map((p) => p.split('/')[1]).join(', ')})`,
+  );
+}
+
+/**
+ * Reads a diffusers pipeline folder by its model_index.json: the UNet, the autoencoder of a latent
+ * model and the scheduler config, each from the sub-folder the index names.
+ */
+export async function readPipelineFolder(reader: FolderReader): Promise<{ files: ModelFiles; paths: PipelinePaths }> {
+  const raw = await readJson(reader, MODEL_INDEX);
+  let index;
+  try {
+    index = parseModelIndex(raw, reader.where(MODEL_INDEX));
+  } catch (error) {
+    if (error instanceof ModelConfigError) throw reader.fail(error.message);
+    throw error;
+  }
+  const unet = await readComponent(reader, index.unet);
+  const autoencoder = index.autoencoder ? await readComponent(reader, index.autoencoder) : undefined;
+  let schedulerConfig: unknown;
+  let scheduler: string | undefined;
+  if (index.scheduler) {
+    scheduler = `${index.scheduler.name}/scheduler_config.json`;
+    schedulerConfig = await readJson(reader, scheduler);
+  }
+  return {
+    files: {
+      config: unet.config,
+      weights: unet.weights,
+      schedulerConfig,
+      ...(autoencoder ? { autoencoder: { config: autoencoder.config, weights: autoencoder.weights } } : {}),
+      folders: { unet: index.unet.name, autoencoder: index.autoencoder?.name },
+    },
+    paths: {
+      config: unet.configPath,
+      weights: unet.weightsPath,
+      scheduler,
+      ...(autoencoder ? { autoencoder: { config: autoencoder.configPath, weights: autoencoder.weightsPath } } : {}),
+    },
+  };
 }
 
 export const SAFETENSORS_WEIGHTS = 'diffusion_pytorch_model.safetensors';

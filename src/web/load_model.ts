@@ -9,7 +9,7 @@
  * is missing, `diffusion_pytorch_model.bin` (a PyTorch pickle, read without running it) is taken.
  * The layouts are those of `src/models/model_files.ts`.
  */
-import { MODEL_LAYOUTS, type ModelFiles, modelFiles } from '../models/model_files.ts';
+import { MODEL_INDEX, MODEL_LAYOUTS, type ModelFiles, modelFiles, readPipelineFolder } from '../models/model_files.ts';
 
 export interface LoadModelOptions {
   /**
@@ -53,6 +53,17 @@ export async function loadModel(url: string | URL, options: LoadModelOptions = {
   const fetchFn = options.fetch ?? globalThis.fetch?.bind(globalThis);
   if (!fetchFn) throw new ModelLoadError('this runtime has no fetch(); pass one as options.fetch');
   const get = (file: string, optional = false) => download(fetchFn, folder, file, optional, options);
+
+  // A pipeline folder (LDMPipeline, ...) names its components in model_index.json.
+  const index = await get(MODEL_INDEX, true);
+  if (index) {
+    const reader = {
+      read: (path: string) => path === MODEL_INDEX ? Promise.resolve(index) : get(path, true),
+      where: (path: string) => new URL(path, folder).href,
+      fail: (message: string) => new ModelLoadError(message, folder.href),
+    };
+    return (await readPipelineFolder(reader)).files;
+  }
 
   let layout: (typeof MODEL_LAYOUTS)[number] | undefined;
   let configBytes: Uint8Array | undefined;
