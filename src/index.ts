@@ -21,7 +21,17 @@
 export { type Backend, type Gpu, type GpuOptions, GpuUnavailableError, requestGpu } from './gpu/device.ts';
 
 // The model and what it does: sample, encode, decode, interpolate, predict ε.
-export { type DdimModel, DdimPipeline, type InterpolateOptions, type ModelFiles, type PipelineOptions, readModel } from './pipeline.ts';
+export {
+  type DdimModel,
+  DdimPipeline,
+  type InterpolateOptions,
+  type ModelFiles,
+  PipelineMismatchError,
+  type PipelineOptions,
+  readModel,
+} from './pipeline.ts';
+export { LatentDiffusionPipeline, type LatentPipelineOptions, type LatentResult } from './latent_pipeline.ts';
+export { Autoencoder, AutoencoderInputError, type AutoencoderOptions, readAutoencoder } from './models/autoencoder_model.ts';
 export { type DdimEncodeOptions, type DdimResult, type DdimSampleOptions, SamplerInputError, type StepProgress } from './sampler/ddim.ts';
 export type { RecordObserver } from './gpu/recorder.ts';
 export { ScheduleError, type TimestepSpacing } from './sampler/schedule.ts';
