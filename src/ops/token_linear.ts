@@ -1,0 +1,68 @@
+import { byteSize, bytesPerElement, elementCount, type Graph, type Tensor } from '../graph/graph.ts';
+import type { WeightArray } from './weights.ts';
+
+/** What follows a linear layer's bias: none, CLIP's quick_gelu x * sigmoid(1.702 x), or torch's exact (erf) gelu. */
+export type TokenActivation = 'none' | 'quick_gelu' | 'gelu';
+
+const ACTIVATION_CODES: Record<TokenActivation, number> = { none: 0, quick_gelu: 1, gelu: 2 };
+
+export interface TokenLinearOptions {
+  activation?: TokenActivation;
+  /** Added after the activation: a tensor of the output's shape (a transformer's skip connection). */
+  residual?: Tensor;
+}
+
+/**
+ * nn.Linear over the tokens of a token-major tensor: x [..., in] (e.g. [batch, tokens, in]) times
+ * weight [out, in] plus the bias (null: none), then the activation, then the residual; the output
+ * is [..., out]. One invocation per output element (token_linear.wgsl).
+ */
+export function tokenLinear(
+  g: Graph,
+  name: string,
+  x: Tensor,
+  weight: WeightArray,
+  bias: WeightArray | null,
+  options: TokenLinearOptions = {},
+): Tensor {
+  const inFeatures = x.shape[x.shape.length - 1];
+  const [outFeatures, wIn] = weight.shape;
+  if (weight.shape.length !== 2 || wIn !== inFeatures) {
+    throw new Error(`${name}: weight [${weight.shape}] does not take the input's ${inFeatures} features`);
+  }
+  if (bias && (bias.shape.length !== 1 || bias.shape[0] !== outFeatures)) {
+    throw new Error(`${name}: bias [${bias.shape}] does not match ${outFeatures} output features`);
+  }
+  const rows = elementCount(x.shape) / inFeatures;
+  const shape = [...x.shape.slice(0, -1), outFeatures];
+  const residual = options.residual;
+  if (residual && residual.shape.join() !== shape.join()) {
+    throw new Error(`${name}: residual [${residual.shape}] is not the output's shape [${shape}]`);
+  }
+  const out = g.intermediate(name, shape);
+  const activation = options.activation ?? 'none';
+  g.addNode({
+    name,
+    kind: 'token_linear',
+    shader: 'token_linear',
+    inputs: [
+      x,
+      g.weight(weight.name, weight.shape, () => weight.data),
+      bias ? g.weight(bias.name, bias.shape, () => bias.data) : null,
+      residual ?? null,
+    ],
+    outputs: [out],
+    params: {
+      rows,
+      in_features: inFeatures,
+      out_features: outFeatures,
+      activation: ACTIVATION_CODES[activation],
+      has_bias: bias ? 1 : 0,
+      has_residual: residual ? 1 : 0,
+    },
+    dispatch: { invocations: [rows * outFeatures], flat: true },
+    flops: 2 * rows * inFeatures * outFeatures,
+    bytes: byteSize(x) + bytesPerElement(g.precision) * elementCount(weight.shape) + (residual ? 2 : 1) * byteSize(out),
+  });
+  return out;
+}
