@@ -13,6 +13,7 @@
 
 import { isSoftwareAdapter } from './adapter.ts';
 import { spaceDawnTicks } from './dawn_ticks.ts';
+import { withDawnNotesHeldBack } from './dawn_stderr.ts';
 
 export type Backend = 'auto' | 'native' | 'dawn';
 
@@ -40,6 +41,11 @@ export interface Gpu {
   hasTimestamps: boolean;
   /** Errors the device reported outside any error scope, newest last. */
   uncapturedErrors: string[];
+  /**
+   * Dawn's notes on finding the adapter that were kept off stderr, for a verbose log: on lavapipe,
+   * that it lowered the adapter's dynamic buffer counts to its caps (src/gpu/dawn_stderr.ts).
+   */
+  adapterNotes: string[];
   /** Resolves with a message when the device is lost. */
   lost: Promise<string>;
   /** The GPU instance: Dawn destroys its instance when this is collected, so it is kept here. */
@@ -185,7 +191,12 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
   await offerSoftwareDriver(options.softwareDriverDir);
   const gpu: GPU = useDawn ? await dawnGpu() : g.navigator.gpu;
   const implementation = useDawn ? 'dawn' : isDeno ? 'deno-wgpu' : 'browser';
-  const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
+  const adapterOptions: GPURequestAdapterOptions = { powerPreference: options.powerPreference ?? 'high-performance' };
+  // Dawn prints its limit clamps while it enumerates adapters, inside this call.
+  const { value: adapterRequest, notes: adapterNotes } = useDawn
+    ? await withDawnNotesHeldBack(() => gpu.requestAdapter(adapterOptions))
+    : { value: gpu.requestAdapter(adapterOptions), notes: [] };
+  const adapter = await adapterRequest;
   if (!adapter) throw new GpuUnavailableError(NO_ADAPTER_HELP);
 
   const requiredFeatures: GPUFeatureName[] = [];
@@ -214,6 +225,7 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
     implementation,
     hasTimestamps: device.features.has('timestamp-query'),
     uncapturedErrors,
+    adapterNotes,
     lost,
     instance: gpu,
   };

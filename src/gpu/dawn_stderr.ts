@@ -1,0 +1,107 @@
+/**
+ * Dawn's notes on stderr while it finds adapters, kept from the user.
+ *
+ * The first time a Dawn instance enumerates adapters, it lowers each adapter's limits to its own
+ * caps and says so on the process's stderr with a plain fprintf that no WebGPU callback sees. On
+ * lavapipe (and RADV), whose Vulkan limits allow a million dynamic buffers, every run starts with
+ *
+ *   Warning: maxDynamicUniformBuffersPerPipelineLayout artificially reduced from 1000000 to 16 to fit dynamic offset allocation limit.
+ *   Warning: maxDynamicStorageBuffersPerPipelineLayout artificially reduced from 1000000 to 16 to fit dynamic offset allocation limit.
+ *
+ * They come from the driver's own numbers in requestAdapter, before any limit is requested, and
+ * leave the user nothing to do (the engine uses no dynamic offsets). requestAdapter enumerates
+ * synchronously, so for that one call fd 2 is pointed at an unlinked temporary file; then fd 2 is
+ * given back and what Dawn wrote is passed on to stderr, all but these known notes, which the
+ * caller keeps for a verbose log. Node has no dup2: fd 2 is closed and the lowest free descriptor,
+ * which is then 2, is opened through /proc/self/fd on the file, and later on the original stream.
+ *
+ * Only where that gives the same stream back: Node on Linux, stderr a terminal or a pipe (a file
+ * reopened would write at an offset of its own; a socket cannot be reopened), and no stderr write
+ * of Node's still pending. Anywhere else Dawn's lines pass as they always did.
+ */
+
+/** The notes Dawn prints when it clamps an adapter's dynamic buffer counts: nothing for a user to act on. */
+const KNOWN_NOTE =
+  /^Warning: maxDynamic(?:Uniform|Storage)BuffersPerPipelineLayout artificially reduced from \d+ to \d+ to fit dynamic offset allocation limit\.$/;
+
+/** Splits what Dawn wrote into the text to pass on to stderr and the known notes held back. */
+export function sortDawnOutput(text: string): { passOn: string; notes: string[] } {
+  const notes: string[] = [];
+  const kept: string[] = [];
+  for (const line of text.split(/(?<=\n)/)) {
+    if (KNOWN_NOTE.test(line.replace(/\r?\n$/, ''))) notes.push(line.trim());
+    else kept.push(line);
+  }
+  return { passOn: kept.join(''), notes };
+}
+
+/** The few node:fs calls used (typed here: the browser build's type check knows no more of node:fs). */
+interface FdCalls {
+  openSync(path: string, flags: string | number, mode?: number): number;
+  closeSync(fd: number): void;
+  unlinkSync(path: string): void;
+  fstatSync(fd: number): { size: number; isCharacterDevice(): boolean; isFIFO(): boolean };
+  readSync(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): number;
+  constants: { O_WRONLY: number; O_NOCTTY: number; O_NONBLOCK: number };
+}
+
+// deno-lint-ignore no-explicit-any
+const g = globalThis as any;
+const isNodeOnLinux = typeof g.Deno === 'undefined' && !!g.process?.versions?.node && g.process.platform === 'linux';
+
+/**
+ * Runs `call` (a Dawn call that may print) with fd 2 captured where that is safe, and returns its
+ * value with the known notes it printed; anything else it printed goes on to stderr.
+ */
+export async function withDawnNotesHeldBack<T>(call: () => T): Promise<{ value: T; notes: string[] }> {
+  const fs = isNodeOnLinux ? (await import('node:fs')) as unknown as FdCalls : undefined;
+  const captured = fs ? captureStderr(fs, call) : undefined;
+  if (!captured) return { value: call(), notes: [] };
+  const { passOn, notes } = sortDawnOutput(captured.output);
+  if (passOn) g.process.stderr.write(passOn);
+  return { value: captured.value, notes };
+}
+
+function captureStderr<T>(fs: FdCalls, call: () => T): { value: T; output: string } | undefined {
+  const stderr = g.process.stderr; // made now if not yet, so that Node does not make it on the capture
+  if (stderr.writableLength > 0) return undefined;
+  let kind: ReturnType<FdCalls['fstatSync']>;
+  try {
+    kind = fs.fstatSync(2);
+  } catch {
+    return undefined;
+  }
+  if (!kind.isCharacterDevice() && !kind.isFIFO()) return undefined;
+  const { O_WRONLY, O_NOCTTY, O_NONBLOCK } = fs.constants;
+  // A pipe is opened without waiting for a reader (with none left, ENXIO: no capture), and
+  // non-blocking as Node keeps its stderr pipe.
+  const reopenFlags = O_WRONLY | O_NOCTTY | (kind.isFIFO() ? O_NONBLOCK : 0);
+  let file = -1;
+  let original = -1;
+  try {
+    const path = `${g.process.env.TMPDIR || '/tmp'}/ddim-dawn-stderr-${g.process.pid}-${Math.random().toString(36).slice(2)}`;
+    file = fs.openSync(path, 'wx+', 0o600);
+    fs.unlinkSync(path);
+    original = fs.openSync('/proc/self/fd/2', reopenFlags);
+  } catch {
+    if (file >= 0) fs.closeSync(file);
+    if (original >= 0) fs.closeSync(original);
+    return undefined;
+  }
+  // Between these two calls fd 2 is free: only another thread opening a file in that instant could
+  // take it, and none is at work before the first device exists.
+  fs.closeSync(2);
+  const into = fs.openSync(`/proc/self/fd/${file}`, O_WRONLY); // the lowest free descriptor: 2
+  let value: T;
+  try {
+    value = call();
+  } finally {
+    fs.closeSync(into);
+    fs.openSync(`/proc/self/fd/${original}`, reopenFlags); // 2 again
+    fs.closeSync(original);
+  }
+  const bytes = new Uint8Array(fs.fstatSync(file).size);
+  fs.readSync(file, bytes, 0, bytes.length, 0);
+  fs.closeSync(file);
+  return { value, output: new TextDecoder().decode(bytes) };
+}

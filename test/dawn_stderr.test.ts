@@ -1,0 +1,82 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { sortDawnOutput } from '../src/gpu/dawn_stderr.ts';
+
+const s = suite('dawn stderr');
+
+const UNIFORM_NOTE =
+  'Warning: maxDynamicUniformBuffersPerPipelineLayout artificially reduced from 1000000 to 16 to fit dynamic offset allocation limit.';
+const STORAGE_NOTE =
+  'Warning: maxDynamicStorageBuffersPerPipelineLayout artificially reduced from 500000 to 16 to fit dynamic offset allocation limit.';
+
+s('only the limit clamp notes are held back; anything else Dawn prints is passed on, in order', () => {
+  const loaderError = 'ERROR:            loader_icd_scan: Failed loading library associated with ICD JSON x.so.';
+  const otherWarning = 'Warning: maxDynamicUniformBuffersPerPipelineLayout artificially reduced from 1000000 to 16 for another reason.';
+  const sorted = sortDawnOutput(`${UNIFORM_NOTE}\n${loaderError}\n${STORAGE_NOTE}\r\n${otherWarning}\nno newline at the end`);
+  assert.equal(sorted.notes, [UNIFORM_NOTE, STORAGE_NOTE]);
+  assert.is(sorted.passOn, `${loaderError}\n${otherWarning}\nno newline at the end`);
+  assert.equal(sortDawnOutput(''), { passOn: '', notes: [] });
+  assert.equal(sortDawnOutput(`  ${UNIFORM_NOTE}\n`).notes, [], 'a line that only contains a note is not the note');
+});
+
+// The probe makes a device as every run does (Node, Dawn), with stderr lines of its own around it.
+const node = (globalThis as { Deno?: unknown }).Deno ? 'node' : process.execPath;
+const PROBE = `'${node}' scripts/node.mjs test/util/dawn_stderr_probe.ts`;
+
+interface ProbeRun {
+  stderrLines: string[];
+  adapter: string;
+  notes: string[];
+}
+
+/** Runs the probe under sh with its stderr on a pipe or, through script(1), on a terminal. */
+function runProbe(stderrOn: 'pipe' | 'terminal', env: Record<string, string> = {}): ProbeRun {
+  // The probe's stdout goes to a file, so what comes back on the pipe or terminal is its stderr alone.
+  const stdoutFile = `build/dawn-stderr-probe-${process.pid}.json`;
+  const options = { encoding: 'utf8' as const, env: { ...process.env, ...env } };
+  const result = stderrOn === 'pipe'
+    ? spawnSync('sh', ['-c', `${PROBE} 2>&1 > ${stdoutFile} | cat`], options)
+    : spawnSync('script', ['-qec', `${PROBE} > ${stdoutFile}`, '/dev/null'], options);
+  assert.is(result.status, 0, `${result.stdout}\n${result.stderr}`);
+  const { adapter, notes } = JSON.parse(readFileSync(stdoutFile, 'utf8'));
+  rmSync(stdoutFile);
+  const stderrLines = result.stdout.split(/\r?\n/).filter((line) => line.trim() !== '');
+  return { stderrLines, adapter, notes };
+}
+
+for (const stderrOn of ['terminal', 'pipe'] as const) {
+  s(`with stderr on a ${stderrOn}, making a device prints none of Dawn's limit notes; the run's own lines all arrive`, () => {
+    const { stderrLines, adapter, notes } = runProbe(stderrOn);
+    console.log(`    ${adapter}: stderr ${JSON.stringify(stderrLines)}; held back ${notes.length}`);
+    assert.equal(stderrLines, ['probe: stderr before', 'probe: stderr after', 'probe: fd 2 after']);
+    for (const note of notes) assert.match(note, /^Warning: maxDynamic(Uniform|Storage)BuffersPerPipelineLayout artificially reduced/);
+    // lavapipe allows a million dynamic buffers, so Dawn clamps both counts there: the notes were made, and held.
+    if (/llvmpipe|lavapipe/.test(adapter)) assert.is(notes.length, 2, 'both notes held back');
+  });
+}
+
+s('what else is printed while the adapter is found (here the Vulkan loader on a broken driver) still reaches stderr', () => {
+  const brokenDriver = `build/dawn-stderr-broken-icd-${process.pid}.json`;
+  writeFileSync(
+    brokenDriver,
+    JSON.stringify({ file_format_version: '1.0.0', ICD: { library_path: '/nonexistent/libbroken_icd.so', api_version: '1.3.0' } }),
+  );
+  const extra = process.env.VK_ADD_DRIVER_FILES;
+  let run: ProbeRun;
+  try {
+    run = runProbe('pipe', { VK_ADD_DRIVER_FILES: extra ? `${brokenDriver}:${extra}` : brokenDriver, VK_LOADER_DEBUG: 'error' });
+  } finally {
+    rmSync(brokenDriver);
+  }
+  const { stderrLines, notes } = run;
+  const loaderLines = stderrLines.filter((line) => line.includes('libbroken_icd.so'));
+  console.log(`    ${loaderLines.length} loader lines passed on, e.g. ${JSON.stringify(loaderLines[0])}; held back ${notes.length}`);
+  assert.ok(loaderLines.length > 0, stderrLines.join('\n'));
+  assert.is(stderrLines[0], 'probe: stderr before');
+  assert.equal(stderrLines.slice(-2), ['probe: stderr after', 'probe: fd 2 after'], 'passed on before the run went on');
+  assert.not.ok(stderrLines.some((line) => line.includes('artificially reduced')), stderrLines.join('\n'));
+});
+
+s.run();
