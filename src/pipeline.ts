@@ -9,6 +9,7 @@
  * between steps with an `AbortError`; the pipeline stays usable.
  */
 import type { Gpu } from './gpu/device.ts';
+import { type CompileProgressCallback, CompileProgressSum, countPrograms } from './gpu/kernel.ts';
 import type { Precision } from './gpu/shader_source.ts';
 import type { RecordObserver } from './gpu/recorder.ts';
 import type { GraphLimits } from './graph/executor.ts';
@@ -48,6 +49,13 @@ export interface PipelineOptions {
   /** The UNet's input size (a latent model's latents), when not its config's sample_size; may differ in height and width. */
   height?: number;
   width?: number;
+  /**
+   * Hears how far compiling has got, before `load` resolves: `{ compiled: 0, total }` first,
+   * then once per GPU program (the UNet's and the sampler's). Each program is made and run once
+   * here, so the first step compiles nothing; a software adapter with a cold shader cache takes
+   * most of a minute for this (docs/perf.md).
+   */
+  onCompileProgress?: CompileProgressCallback;
 }
 
 /** A model's files parsed and checked once, ready to compile on any device and batch size. */
@@ -128,14 +136,26 @@ export class DdimPipeline {
    */
   static async load(gpu: Gpu, source: ModelFiles | DdimModel, options: PipelineOptions = {}): Promise<DdimPipeline> {
     const model = 'unet' in source && 'schedule' in source ? source : readModel(source);
+    // One count over the UNet's programs and the sampler's, which are compiled after them.
+    const progress = new CompileProgressSum(options.onCompileProgress);
+    const samplerProgress = progress.part(countPrograms(DdimSampler.shaders(model.schedule)));
     const unet = await UNet.compile(gpu, model.unet, {
       batch: options.batch ?? 1,
       limits: options.limits,
       precision: options.precision,
       height: options.height,
       width: options.width,
+      onCompileProgress: progress.part(),
     });
-    return new DdimPipeline(gpu, model, unet, new DdimSampler(gpu, unet, model.schedule));
+    const sampler = new DdimSampler(gpu, unet, model.schedule);
+    try {
+      await sampler.compile(samplerProgress);
+    } catch (error) {
+      sampler.destroy();
+      unet.destroy();
+      throw error;
+    }
+    return new DdimPipeline(gpu, model, unet, sampler);
   }
 
   /** The same model for another batch size on the same device, sharing its weights on the GPU. */

@@ -5,6 +5,7 @@
  * the shader's own `@workgroup_size` and the device's limits. `ParamsBuffer` holds the `Params`
  * uniforms of many dispatches, written at the shader's reflected field offsets.
  */
+import { Recorder } from './recorder.ts';
 import type { ShaderSource } from './shader_source.ts';
 
 export type ParamValues = Record<string, number>;
@@ -72,52 +73,141 @@ export function missingFeatures(shader: ShaderSource, device: GPUDevice): GPUFea
   return needed.map((e) => EXTENSION_FEATURES[e]).filter((f) => f !== undefined && !device.features.has(f));
 }
 
-const kernelCache = new WeakMap<GPUDevice, Map<string, Promise<Kernel>>>();
+/** How far compiling has got: `compiled` of the `total` distinct programs (pipelines) ready. */
+export interface CompileProgress {
+  compiled: number;
+  total: number;
+}
+
+export type CompileProgressCallback = (progress: CompileProgress) => void;
+
+/**
+ * One progress over compiles made one after another (a UNet's graph, then its sampler): each
+ * part reports its own counts, and `onProgress` hears their sum. A part given its total up front
+ * counts in that sum before it starts.
+ */
+export class CompileProgressSum {
+  private readonly parts: CompileProgress[] = [];
+
+  constructor(private readonly onProgress?: CompileProgressCallback) {}
+
+  part(total = 0): CompileProgressCallback {
+    const counts = { compiled: 0, total };
+    this.parts.push(counts);
+    return (progress) => {
+      Object.assign(counts, progress);
+      const sum = (key: keyof CompileProgress) => this.parts.reduce((n, part) => n + part[key], 0);
+      this.onProgress?.({ compiled: sum('compiled'), total: sum('total') });
+    };
+  }
+}
+
+/** A pipeline and its bind-group layout, shared by every shader of the same code and bindings on a device. */
+interface Program {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+  /** The program's first run on the device (see `Kernel.warmUp`), once asked for. */
+  firstRun?: Promise<void>;
+}
+
+const programCache = new WeakMap<GPUDevice, Map<string, Promise<Program>>>();
+
+function bufferType(kind: ShaderSource['bindings'][number]['kind']): GPUBufferBindingType {
+  return kind === 'uniform' || kind === 'read_uniform' ? 'uniform' : kind === 'read' ? 'read-only-storage' : 'storage';
+}
+
+/** What makes two shaders one program: the same WGSL and the same binding layout (not the name). */
+export function programKey(shader: ShaderSource): string {
+  return `${shader.bindings.map((b) => bufferType(b.kind)).join(',')}\n${shader.code}`;
+}
+
+/** The number of distinct programs among `shaders`. */
+export function countPrograms(shaders: Iterable<ShaderSource>): number {
+  return new Set([...shaders].map(programKey)).size;
+}
+
+function loadProgram(device: GPUDevice, shader: ShaderSource): Promise<Program> {
+  let perDevice = programCache.get(device);
+  if (!perDevice) programCache.set(device, perDevice = new Map());
+  const key = programKey(shader);
+  let program = perDevice.get(key);
+  if (!program) {
+    const layout = device.createBindGroupLayout({
+      label: shader.name,
+      entries: shader.bindings.map((b, binding) => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: bufferType(b.kind) } })),
+    });
+    const module = device.createShaderModule({ label: shader.name, code: shader.code });
+    // Asynchronous, so that a caller can start every pipeline it needs at once and the driver may
+    // compile them side by side (createComputePipelineAsync: Dawn, Deno's wgpu, browsers).
+    program = device.createComputePipelineAsync({
+      label: shader.name,
+      layout: device.createPipelineLayout({ label: shader.name, bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: 'main' },
+    }).then((pipeline) => ({ pipeline, layout }));
+    // A failed compile is not cached: the next load tries again.
+    program.catch(() => perDevice.delete(key));
+    perDevice.set(key, program);
+  }
+  return program;
+}
 
 export class Kernel {
   private constructor(
     readonly device: GPUDevice,
     readonly shader: ShaderSource,
-    readonly pipeline: GPUComputePipeline,
-    readonly layout: GPUBindGroupLayout,
+    private readonly program: Program,
   ) {}
 
-  /** The kernel of `shader` on `device`: made once (asynchronously) and shared by every user. */
+  /**
+   * The kernel of `shader` on `device`. Its pipeline is made once (asynchronously) per program,
+   * shared by every shader of the same code and bindings; see `loadKernels` to make many at once
+   * and have each one compiled before it is needed.
+   */
   static load(device: GPUDevice, shader: ShaderSource): Promise<Kernel> {
-    let perDevice = kernelCache.get(device);
-    if (!perDevice) kernelCache.set(device, perDevice = new Map());
-    let kernel = perDevice.get(shader.name);
-    if (!kernel) {
-      const missing = missingFeatures(shader, device);
-      if (missing.length) {
-        return Promise.reject(
-          new Error(
-            `shader ${shader.name} needs the device feature${missing.length > 1 ? 's' : ''} ${missing.map((f) => `'${f}'`).join(', ')}, ` +
-              'which this device lacks (its adapter has none, or the device was made without asking for it)',
-          ),
-        );
-      }
-      const layout = device.createBindGroupLayout({
-        label: shader.name,
-        entries: shader.bindings.map((b, binding) => ({
-          binding,
-          visibility: GPUShaderStage.COMPUTE,
-          buffer: {
-            type: b.kind === 'uniform' || b.kind === 'read_uniform' ? 'uniform' : b.kind === 'read' ? 'read-only-storage' : 'storage',
-          },
-        })),
-      });
-      const module = device.createShaderModule({ label: shader.name, code: shader.code });
-      kernel = device.createComputePipelineAsync({
-        label: shader.name,
-        layout: device.createPipelineLayout({ label: shader.name, bindGroupLayouts: [layout] }),
-        compute: { module, entryPoint: 'main' },
-      }).then((pipeline) => new Kernel(device, shader, pipeline, layout));
-      // A failed compile is not cached: the next load tries again.
-      kernel.catch(() => perDevice.delete(shader.name));
-      perDevice.set(shader.name, kernel);
+    const missing = missingFeatures(shader, device);
+    if (missing.length) {
+      return Promise.reject(
+        new Error(
+          `shader ${shader.name} needs the device feature${missing.length > 1 ? 's' : ''} ${missing.map((f) => `'${f}'`).join(', ')}, ` +
+            'which this device lacks (its adapter has none, or the device was made without asking for it)',
+        ),
+      );
     }
-    return kernel;
+    return loadProgram(device, shader).then((program) => new Kernel(device, shader, program));
+  }
+
+  get pipeline(): GPUComputePipeline {
+    return this.program.pipeline;
+  }
+
+  get layout(): GPUBindGroupLayout {
+    return this.program.layout;
+  }
+
+  /** Whether this kernel's program has run on its device (or is running: `warmUp` was called). */
+  get warmedUp(): boolean {
+    return this.program.firstRun !== undefined;
+  }
+
+  /**
+   * Runs one workgroup of this kernel with `bindGroup`, the first time any kernel of its program
+   * is warmed up on the device; resolves when that first run is done. Some drivers compile a
+   * pipeline's code only when it first runs: Mesa's llvmpipe (lavapipe) spent ~60 s of a cold
+   * `npm run sample` in its first step (docs/perf.md), so compiling a graph runs each program
+   * once here instead. `bindGroup`'s outputs are written: give ones that may hold anything yet.
+   */
+  warmUp(bindGroup: GPUBindGroup): Promise<void> {
+    const program = this.program;
+    if (!program.firstRun) {
+      const recorder = new Recorder(this.device);
+      const encoder = recorder.encoder(`${this.name}: first run`);
+      recorder.dispatchAlone(encoder, `${this.name}: first run`, this, bindGroup, [1, 1, 1]);
+      recorder.submit(encoder);
+      program.firstRun = recorder.done();
+      // A failed run is not remembered: the next warm-up tries again.
+      program.firstRun.catch(() => (program.firstRun = undefined));
+    }
+    return program.firstRun;
   }
 
   get name(): string {
@@ -149,6 +239,38 @@ export class Kernel {
     }
     return grid;
   }
+}
+
+/**
+ * The kernels of `shaders` on `device` (one per shader, in order), each program compiled before
+ * this resolves: every distinct program's pipeline is asked for at once (createComputePipelineAsync),
+ * and each is run once as it arrives (`Kernel.warmUp`, with the bind group `firstRun` makes for
+ * the first of its shaders), so that no driver compiles one later, in the middle of real work.
+ * `onProgress` hears `{ compiled: 0, total }` first, then once per program as it is ready.
+ */
+export async function loadKernels(
+  device: GPUDevice,
+  shaders: readonly ShaderSource[],
+  firstRun: (kernel: Kernel, index: number) => GPUBindGroup,
+  onProgress?: CompileProgressCallback,
+): Promise<Kernel[]> {
+  const loads = shaders.map((shader) => Kernel.load(device, shader));
+  // Failures are reported by the awaits below; the other loads of a failing program are not left unhandled.
+  for (const load of loads) load.catch(() => {});
+  const firstOf = new Map<string, number>();
+  shaders.forEach((shader, index) => {
+    const key = programKey(shader);
+    if (!firstOf.has(key)) firstOf.set(key, index);
+  });
+  const total = firstOf.size;
+  let compiled = 0;
+  onProgress?.({ compiled, total });
+  await Promise.all([...firstOf.values()].map(async (index) => {
+    const kernel = await loads[index];
+    await kernel.warmUp(firstRun(kernel, index));
+    onProgress?.({ compiled: ++compiled, total });
+  }));
+  return await Promise.all(loads);
 }
 
 /**

@@ -5,7 +5,7 @@
  * of the same model (one per batch size) share.
  */
 import type { Gpu } from '../gpu/device.ts';
-import { alignTo, Kernel, ParamsBuffer } from '../gpu/kernel.ts';
+import { alignTo, type CompileProgressCallback, countPrograms, type Kernel, loadKernels, ParamsBuffer } from '../gpu/kernel.ts';
 import { Readback, type RecordableGraph, Recorder } from '../gpu/recorder.ts';
 import { SHADERS } from '../shaders.gen.ts';
 import { float16ArrayToFloat32, float32ArrayToFloat16 } from '../io/half.ts';
@@ -77,6 +77,18 @@ export interface CompileStats {
   weightBytes: number;
   planned: { slots: number; bytes: number; unplannedBytes: number };
   nodes: number;
+  /** Distinct programs (pipelines) among the nodes. */
+  programs: number;
+}
+
+export interface CompileOptions {
+  label?: string;
+  /** The model's weights on this device, shared with its other graphs (a graph of its own otherwise). */
+  weights?: DeviceWeights;
+  /** Limits stricter than the device's. */
+  limits?: GraphLimits;
+  /** Called with `{ compiled: 0, total }`, then as each of the graph's distinct programs is ready. */
+  onProgress?: CompileProgressCallback;
 }
 
 export type GraphLimits = Pick<GPUSupportedLimits, 'maxStorageBufferBindingSize' | 'maxBufferSize' | 'maxComputeWorkgroupsPerDimension'>;
@@ -170,13 +182,13 @@ export class CompiledGraph implements RecordableGraph {
   }
 
   /**
-   * Compiles `graph` on the device. `weights`: the model's weights on this device, shared with
-   * its other graphs (a graph of its own otherwise). `limits` may be stricter than the device's.
+   * Compiles `graph` on the device: buffers, params, bind groups, and each distinct program made
+   * and run once (`loadKernels`), so that the first run compiles nothing.
    */
   static async compile(
     gpu: Gpu,
     graph: Graph,
-    options: { label?: string; weights?: DeviceWeights; limits?: GraphLimits } = {},
+    options: CompileOptions = {},
   ): Promise<CompiledGraph> {
     const { device } = gpu;
     const label = options.label ?? 'graph';
@@ -221,11 +233,12 @@ export class CompiledGraph implements RecordableGraph {
 
       const params = new ParamsBuffer(device, `${label}.params`, Object.values(SHADERS), graph.nodes.length);
       owned.push(params);
-      const kernels = await Promise.all(graph.nodes.map((node) => Kernel.load(device, node.source)));
-      const compiled = graph.nodes.map((node, index): CompiledNode => {
-        const kernel = kernels[index];
+      graph.nodes.forEach((node, index) => params.set(index, node.source, node.params, node.name));
+      // Uploaded before the kernels' first runs, which read them.
+      params.upload();
+      const bind = (kernel: Kernel, index: number): GPUBindGroup => {
+        const node = graph.nodes[index];
         const shader = kernel.shader;
-        params.set(index, shader, node.params, node.name);
         const resources: Record<string, GPUBufferBinding> = {};
         [...node.inputs, ...node.outputs].forEach((t, binding) => {
           resources[shader.bindings[binding].name] = t
@@ -233,9 +246,16 @@ export class CompiledGraph implements RecordableGraph {
             : { buffer: unused };
         });
         resources[shader.bindings[shader.bindings.length - 1].name] = params.binding(index, shader);
-        return { node, kernel, bindGroup: kernel.bind(node.name, resources) };
-      });
-      params.upload();
+        return kernel.bind(node.name, resources);
+      };
+      // Each program's first run is its node's dispatch (one workgroup) on this graph's own
+      // buffers: it writes only intermediates and outputs, which any run writes again first.
+      const kernels = await loadKernels(device, graph.nodes.map((node) => node.source), bind, options.onProgress);
+      const compiled = graph.nodes.map((node, index): CompiledNode => ({
+        node,
+        kernel: kernels[index],
+        bindGroup: bind(kernels[index], index),
+      }));
       // The values are on the GPU now: the graph keeps no second copy.
       for (const t of graph.tensors) if (t.role === 'weight') delete t.values;
 
@@ -249,6 +269,7 @@ export class CompiledGraph implements RecordableGraph {
         weightBytes,
         planned: { slots: plan.slotSizes.length, bytes: plannedBytes, unplannedBytes },
         nodes: compiled.length,
+        programs: countPrograms(graph.nodes.map((node) => node.source)),
       });
     } catch (error) {
       if (scopesOpen) {

@@ -6,6 +6,7 @@
  */
 import { preferredKernels } from '../ops/conv2d.ts';
 import type { Gpu } from '../gpu/device.ts';
+import type { CompileProgressCallback } from '../gpu/kernel.ts';
 import { Readback, Recorder } from '../gpu/recorder.ts';
 import { type Precision, PRECISIONS } from '../gpu/shader_source.ts';
 import { CompiledGraph, type GraphLimits } from '../graph/executor.ts';
@@ -56,6 +57,8 @@ export class UnsupportedPrecisionError extends UnsupportedFeatureError {
 export interface UNetCompileOptions extends UNetGraphOptions {
   /** Limits stricter than the device's (to leave headroom, or to test the batch split). */
   limits?: Partial<GraphLimits>;
+  /** Hears the graph's programs compiled (CompiledGraph.compile's onProgress). */
+  onCompileProgress?: CompileProgressCallback;
 }
 
 export class UNet {
@@ -112,7 +115,12 @@ export class UNet {
     const build = (batch: number): Graph =>
       buildUNetGraph(model.config, new WeightStore(model.file, { check: false }), { ...graphOptions, batch });
     const { graph, batch } = largestFittingBatch(build, options.batch, limits);
-    const compiled = await CompiledGraph.compile(gpu, graph, { label: 'unet', weights: weightsOn(model, gpu.device, precision), limits });
+    const compiled = await CompiledGraph.compile(gpu, graph, {
+      label: 'unet',
+      weights: weightsOn(model, gpu.device, precision),
+      limits,
+      onProgress: options.onCompileProgress,
+    });
     const size = options.size ?? model.config.sampleSize;
     return new UNet(model.config, compiled, batch, options.batch, options.height ?? size, options.width ?? size);
   }

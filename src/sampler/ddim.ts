@@ -12,7 +12,8 @@
  * would give by itself.
  */
 import type { Gpu } from '../gpu/device.ts';
-import { Kernel, ParamsBuffer } from '../gpu/kernel.ts';
+import { type CompileProgressCallback, type Kernel, loadKernels, ParamsBuffer } from '../gpu/kernel.ts';
+import type { ShaderSource } from '../gpu/shader_source.ts';
 import { Readback, Recorder, type RecordObserver } from '../gpu/recorder.ts';
 import type { UNet } from '../models/unet_2d_model.ts';
 import { SHADERS } from '../shaders.gen.ts';
@@ -123,7 +124,8 @@ interface SamplingPlan {
   thresholdBindGroups?: GPUBindGroup[];
 }
 
-type SamplerKernels = { step: Kernel; noise: Kernel; threshold: Kernel };
+/** `threshold` only where the schedule asks for dynamic thresholding. */
+type SamplerKernels = { step: Kernel; noise: Kernel; threshold?: Kernel };
 
 /** Plans kept per sampler; the least recently used beyond this many is freed. */
 const MAX_PLANS = 6;
@@ -167,10 +169,48 @@ export class DdimSampler {
     return [c, h, w];
   }
 
-  private loadKernels(): Promise<SamplerKernels> {
+  /** The shaders a sampler for `schedule` runs: the update, the noise, and the thresholding search where the config asks for it. */
+  static shaders(schedule: NoiseSchedule): ShaderSource[] {
+    return [SHADERS.ddim_step, SHADERS.noise, ...(schedule.thresholding ? [SHADERS.threshold] : [])];
+  }
+
+  /**
+   * Makes the sampler's kernels and runs each once (`loadKernels`), so that the first step
+   * compiles nothing; `onProgress` as for CompiledGraph.compile. Calls after the first share it.
+   */
+  compile(onProgress?: CompileProgressCallback): Promise<void> {
+    this.kernels ??= this.makeKernels(onProgress);
+    return this.kernels.then(() => {});
+  }
+
+  private async makeKernels(onProgress?: CompileProgressCallback): Promise<SamplerKernels> {
     const { device } = this.gpu;
-    this.kernels ??= Promise.all([SHADERS.ddim_step, SHADERS.noise, SHADERS.threshold].map((shader) => Kernel.load(device, shader)))
-      .then(([step, noise, threshold]) => ({ step, noise, threshold }));
+    const shaders = DdimSampler.shaders(this.schedule);
+    // The first runs read all-zero params: zero values to update or draw, an empty image to search.
+    const zeros = new ParamsBuffer(device, 'ddim.first_run_params', shaders, shaders.length);
+    zeros.upload();
+    const buffers: Record<string, GPUBuffer> = {
+      eps: this.unet.epsBuffer,
+      x: this.unet.sampleBuffer,
+      noise: this.noiseBuffer,
+      x0_pred: this.x0Buffer,
+      scales: this.scalesBuffer,
+    };
+    const firstRun = (kernel: Kernel, index: number) =>
+      kernel.bind(`${kernel.name} first run`, {
+        ...Object.fromEntries(kernel.shader.bindings.slice(0, -1).map((b) => [b.name, buffers[b.name]])),
+        params: zeros.binding(index, kernel.shader),
+      });
+    try {
+      const [step, noise, threshold] = await loadKernels(device, shaders, firstRun, onProgress);
+      return { step, noise, threshold };
+    } finally {
+      zeros.destroy();
+    }
+  }
+
+  private kernelsReady(): Promise<SamplerKernels> {
+    this.kernels ??= this.makeKernels();
     return this.kernels;
   }
 
@@ -276,7 +316,7 @@ export class DdimSampler {
       return known;
     }
     const { device } = this.gpu;
-    const kernels = await this.loadKernels();
+    const kernels = await this.kernelsReady();
     const batch = this.unet.batch;
     const batchValues = batch * this.perImage;
     const stepShader = kernels.step.shader;
@@ -327,7 +367,7 @@ export class DdimSampler {
         params: noiseParams.binding(stream, noiseShader),
       }));
     const plan: SamplingPlan = { steps, timesteps, timestepTable, stepParams, stepBindGroups, noiseParams, noiseBindGroups };
-    if (threshold) this.planThreshold(plan, kernels.threshold, key);
+    if (threshold) this.planThreshold(plan, kernels.threshold!, key);
     this.plans.set(key, plan);
     if (this.plans.size > MAX_PLANS) {
       const [oldest, evicted] = this.plans.entries().next().value!;
@@ -383,7 +423,7 @@ export class DdimSampler {
   }
 
   private async recordNoise(recorder: Recorder, encoder: GPUCommandEncoder, plan: SamplingPlan, stream: number): Promise<void> {
-    const { noise } = await this.loadKernels();
+    const { noise } = await this.kernelsReady();
     const workgroups = noise.workgroups({ invocations: [this.unet.batch * this.perImage], flat: true });
     recorder.dispatchAlone(encoder, `noise stream ${stream}`, noise, plan.noiseBindGroups[stream], workgroups);
   }
@@ -391,7 +431,7 @@ export class DdimSampler {
   private async run(plan: SamplingPlan, count: number, options: DdimSampleOptions, mode: { useNoise: boolean }): Promise<DdimResult> {
     const { device } = this.gpu;
     const { steps, timesteps } = plan;
-    const kernels = await this.loadKernels();
+    const kernels = await this.kernelsReady();
     const recorder = new Recorder(device, options.observers);
     const signal = options.signal;
     const batch = this.unet.batch;
@@ -406,7 +446,7 @@ export class DdimSampler {
     }
     const stepWorkgroups = kernels.step.workgroups({ invocations: [batchValues], flat: true });
     // One workgroup per image.
-    const thresholdWorkgroups = kernels.threshold.workgroups({ invocations: [batch * kernels.threshold.shader.workgroupSize[0]] });
+    const thresholdWorkgroups = kernels.threshold?.workgroups({ invocations: [batch * kernels.threshold.shader.workgroupSize[0]] });
     const read = (buffer: GPUBuffer, values: number) => this.readback.read(recorder, buffer, values * 4);
     /** Between steps: a requested stop waits for the work already submitted, then ends the call. */
     const stopIfAborted = async () => {
@@ -467,7 +507,7 @@ export class DdimSampler {
             else await this.recordNoise(recorder, encoder, plan, k + 1);
           }
           if (plan.thresholdBindGroups) {
-            recorder.dispatchAlone(encoder, `threshold ${k + 1}`, kernels.threshold, plan.thresholdBindGroups[k], thresholdWorkgroups);
+            recorder.dispatchAlone(encoder, `threshold ${k + 1}`, kernels.threshold!, plan.thresholdBindGroups[k], thresholdWorkgroups!);
           }
           recorder.dispatchAlone(encoder, `ddim step ${k + 1}`, kernels.step, plan.stepBindGroups[k], stepWorkgroups);
           recorder.submit(encoder);
