@@ -9,7 +9,7 @@
  * encodes to the VAE's mean times scaling_factor.
  */
 import type { Gpu } from './gpu/device.ts';
-import { Autoencoder, AutoencoderInputError } from './models/autoencoder_model.ts';
+import { Autoencoder, AutoencoderInputError, type AutoencoderWeights } from './models/autoencoder_model.ts';
 import { downscaleFactor } from './models/autoencoder_config.ts';
 import { type DdimModel, DdimPipeline, type InterpolateOptions, type ModelFiles, type PipelineOptions, readModel } from './pipeline.ts';
 import type { DdimEncodeOptions, DdimResult, DdimSampleOptions } from './sampler/ddim.ts';
@@ -32,6 +32,18 @@ export interface LatentResult extends DdimResult {
 export class LatentDiffusionPipeline {
   private constructor(readonly ddim: DdimPipeline, readonly autoencoder: Autoencoder) {}
 
+  /**
+   * The latent pipeline of a DdimPipeline already compiled for the latents of `autoencoder`, on
+   * the same device (the autoencoder's graphs compile on first use).
+   */
+  static compose(
+    ddim: DdimPipeline,
+    autoencoder: AutoencoderWeights,
+    options: Pick<LatentPipelineOptions, 'batch' | 'limits'> = {},
+  ): LatentDiffusionPipeline {
+    return new LatentDiffusionPipeline(ddim, Autoencoder.load(ddim.gpu, autoencoder, options));
+  }
+
   /** A latent model (a pipeline folder with vae/ or vqvae/) compiled on `gpu`; the decoder compiles on first use. */
   static async load(gpu: Gpu, source: ModelFiles | DdimModel, options: LatentPipelineOptions = {}): Promise<LatentDiffusionPipeline> {
     const model = 'unet' in source && 'schedule' in source ? source : readModel(source);
@@ -46,8 +58,7 @@ export class LatentDiffusionPipeline {
       }
     }
     const ddim = await DdimPipeline.load(gpu, model, { ...options, height: height / factor, width: width / factor });
-    const autoencoder = Autoencoder.load(gpu, model.autoencoder, { batch: options.batch, limits: options.limits });
-    return new LatentDiffusionPipeline(ddim, autoencoder);
+    return LatentDiffusionPipeline.compose(ddim, model.autoencoder, options);
   }
 
   /** [channels, height, width] of one latent. */

@@ -17,7 +17,7 @@ export class CliError extends UserError {
   }
 }
 
-export const COMMANDS = ['sample', 'encode', 'decode', 'interpolate', 'eps', 'convert'] as const;
+export const COMMANDS = ['sample', 'encode', 'decode', 'interpolate', 'eps', 'convert', 'vae-encode', 'vae-decode'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 export const SPACINGS: readonly TimestepSpacing[] = ['uniform', 'quad', 'leading', 'trailing', 'linspace'];
@@ -57,6 +57,28 @@ ${CLASS_HELP}`;
 const SCALE_HELP = `  --scale K           integer upscaling of the PNG (default: 2 for images up to 64 px, else 1)`;
 
 export const USAGE: Record<CommandName, string> = {
+  'vae-encode': `usage: ${PROGRAM} vae-encode --model DIR --in FILE [--out latents.safetensors] [options]
+
+Runs a latent model's autoencoder encoder (its vae/ or vqvae/ folder).
+  --in FILE           the images: a PNG, or safetensors with key 'image', f32 [N, 3, H, W] in [-1, 1]
+                      (H and W multiples of the autoencoder's downscale factor)
+  --out FILE          safetensors (default: latents.safetensors): AutoencoderKL writes 'mean' and
+                      'logvar' (the latent distribution, unscaled); VQModel writes 'latents' (before
+                      quantization)
+  --model DIR         a pipeline folder with model_index.json and a vae/ or vqvae/
+  --batch B           images per pass (default: all that fit the adapter's limits)
+  --backend B         auto | native | dawn (default: auto)`,
+  'vae-decode': `usage: ${PROGRAM} vae-decode --model DIR --in FILE [--out image.safetensors] [--png FILE] [options]
+
+Runs a latent model's autoencoder decoder (its vae/ or vqvae/ folder).
+  --in FILE           safetensors with key 'z', f32 [N, C, h, w]: exactly what the decoder's
+                      post_quant_conv (VQ: its quantizer) receives, not scaled
+  --out FILE          safetensors with 'image', f32 [N, 3, H, W], not clamped (default: image.safetensors)
+  --png FILE          the images as a PNG grid as well
+  --no-quantize       VQModel: decode without snapping to the codebook (diffusers' force_not_quantize)
+  --model DIR         a pipeline folder with model_index.json and a vae/ or vqvae/
+  --batch B           images per pass (default: all that fit the adapter's limits)
+  --backend B         auto | native | dawn (default: auto)`,
   sample: `usage: ${PROGRAM} [sample] [--n N] [--steps S] [--eta E] [--seed SEED] [--out grid.png] [options]
        ${PROGRAM} [sample] --n 50000 --out-dir DIR [--shard K/N] [options]   (numbered PNGs, e.g. for FID)
        ${PROGRAM} encode|decode|interpolate|eps|convert [options]   (${PROGRAM} COMMAND --help for each)
@@ -214,6 +236,9 @@ export interface SampleArgs extends CommonArgs, DdimArgs {
   profile?: boolean;
   /** --trace: write the profile as a Chrome trace (implies profiling). */
   trace?: string;
+  /** Latent models: the image size in pixels (default: the UNet's sample_size times the autoencoder's downscale factor). */
+  height?: number;
+  width?: number;
 }
 
 export interface EncodeArgs extends CommonArgs, DdimArgs {
@@ -256,7 +281,19 @@ export interface ConvertArgs {
   out: string;
 }
 
-export type CommandArgs = SampleArgs | EncodeArgs | DecodeArgs | InterpolateArgs | EpsArgs | ConvertArgs;
+/** vae-encode and vae-decode: a latent model's autoencoder alone. */
+export interface VaeArgs {
+  command: 'vae-encode' | 'vae-decode';
+  model?: string;
+  batch?: number;
+  backend: Backend;
+  input: string;
+  out: string;
+  png?: string;
+  noQuantize: boolean;
+}
+
+export type CommandArgs = SampleArgs | EncodeArgs | DecodeArgs | InterpolateArgs | EpsArgs | ConvertArgs | VaeArgs;
 
 export type ParsedCommandLine = CommandArgs | { command: CommandName; help: true };
 
@@ -293,6 +330,8 @@ const OPTIONS: Record<CommandName, OptionTable> = {
     scale: { type: 'string' },
     profile: { type: 'boolean' },
     trace: { type: 'string' },
+    height: { type: 'string' },
+    width: { type: 'string' },
   },
   encode: { ...COMMON_OPTIONS, ...DDIM_OPTIONS, image: { type: 'string', multiple: true }, out: { type: 'string' } },
   decode: {
@@ -314,10 +353,50 @@ const OPTIONS: Record<CommandName, OptionTable> = {
   },
   eps: { ...COMMON_OPTIONS, in: { type: 'string' }, out: { type: 'string' } },
   convert: { config: { type: 'string' }, 'no-ema': { type: 'boolean' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  'vae-encode': {
+    model: { type: 'string' },
+    batch: { type: 'string' },
+    backend: { type: 'string' },
+    in: { type: 'string' },
+    out: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+  'vae-decode': {
+    model: { type: 'string' },
+    batch: { type: 'string' },
+    backend: { type: 'string' },
+    in: { type: 'string' },
+    out: { type: 'string' },
+    png: { type: 'string' },
+    'no-quantize': { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  },
 };
 
 /** Commands that take positional arguments (convert's SRC). */
 const POSITIONALS: Partial<Record<CommandName, number>> = { convert: 1 };
+
+function vaeArgs(v: Values, command: 'vae-encode' | 'vae-decode'): VaeArgs {
+  const input = v.path('in');
+  if (input === undefined) {
+    throw new CliError(
+      command === 'vae-encode'
+        ? "vae-encode needs --in FILE (a PNG, or safetensors with 'image')"
+        : "vae-decode needs --in FILE (safetensors with 'z')",
+      usageLine(command),
+    );
+  }
+  return {
+    command,
+    model: v.path('model'),
+    batch: v.positiveInt('batch'),
+    backend: v.choice('backend', BACKENDS) ?? 'auto',
+    input,
+    out: v.path('out') ?? (command === 'vae-encode' ? 'latents.safetensors' : 'image.safetensors'),
+    png: command === 'vae-decode' ? v.pngPath('png') : undefined,
+    noQuantize: !!v.flag('no-quantize'),
+  };
+}
 
 /**
  * Splits off the subcommand (the first word, when it is one; else `sample`) and parses its
@@ -344,6 +423,7 @@ export function parseCommandLine(argv: string[]): ParsedCommandLine {
   }
   if (values.help) return { command, help: true };
   if (command === 'convert') return convertArgs(new Values(values, command), positionals);
+  if (command === 'vae-encode' || command === 'vae-decode') return vaeArgs(new Values(values, command), command);
   const v = new Values(values, command);
   const common: CommonArgs = {
     model: v.path('model'),
@@ -373,6 +453,8 @@ export function parseCommandLine(argv: string[]): ParsedCommandLine {
         outDir: v.path('out-dir'),
         shard: v.shard(),
         saveLatents: v.flag('save-latents'),
+        height: v.positiveInt('height'),
+        width: v.positiveInt('width'),
       };
       if (args.sigmaHat && values.eta !== undefined) {
         throw new CliError('--sigma-hat is its own sampler: give it without --eta', usageLine(command));

@@ -4,20 +4,16 @@
  * schedule) and only then opens the GPU; outputs are made in memory and written at the very
  * end with writeFileAtomic, so a failed run leaves no file behind.
  */
-import { accessSync, constants } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { isSoftwareAdapter } from '../gpu/adapter.ts';
-import type { Backend } from '../gpu/device.ts';
-import type { Precision } from '../gpu/shader_source.ts';
 import type { RecordObserver } from '../gpu/recorder.ts';
 import { gridRgba, rgbaToTensor } from '../io/image.ts';
 import { decodePng, encodePng, PngError } from '../io/png.ts';
-import { parseSafetensors, SafetensorsError, type SafetensorsFile, serializeSafetensors, toFloat32, toInt32 } from '../io/safetensors.ts';
-import type { UNetConfig } from '../models/unet_2d_config.ts';
-import { type DdimModel, type DdimPipeline, type ModelFiles, readModel } from '../pipeline.ts';
+import { type SafetensorsFile, serializeSafetensors, toInt32 } from '../io/safetensors.ts';
+import type { DdimPipeline } from '../pipeline.ts';
 import { chromeTrace, formatProfile, type Profile, Profiler } from '../profile/profiler.ts';
 import { checkClassLabels, SamplerInputError } from '../sampler/ddim.ts';
-import { ddimTimesteps, type NoiseSchedule, ScheduleError, type TimestepSpacing } from '../sampler/schedule.ts';
+import { ddimTimesteps, ScheduleError, type TimestepSpacing } from '../sampler/schedule.ts';
 import {
   CliError,
   type CommandArgs,
@@ -31,41 +27,38 @@ import {
 } from './args.ts';
 import { convert } from './convert.ts';
 import { sampleToFolder } from './fid.ts';
+import { LatentDiffusionPipeline } from '../latent_pipeline.ts';
+import { vaeDecode, vaeEncode } from './vae.ts';
+import {
+  batchFor,
+  checkOutput,
+  describeDevice,
+  f32Tensor,
+  floatTensor,
+  INT_TYPES,
+  loadModel,
+  type Model,
+  readSafetensorsFile,
+  type RunDeps,
+  withPipeline,
+} from './run.ts';
 import { readFileBytes, writeFileAtomic } from './files.ts';
-import { defaultModelDir, type ModelPaths, readModelDir } from './model_dir.ts';
 import { type CliIo, plural, ProgressBar, rate } from './progress.ts';
-import { pathKind } from '../fs/path_kind.ts';
-
-/** A loaded pipeline and how to let go of it. */
-export interface OpenedPipeline {
-  pipeline: DdimPipeline;
-  close(): void;
-}
-
-/** Opens the GPU and compiles the model, read and checked once before (`readModel`). */
-export type OpenPipeline = (
-  model: DdimModel,
-  /** softwareBatch: the batch to compile instead on a software adapter (see SOFTWARE_DEFAULT_IMAGES). */
-  options: { batch: number; backend: Backend; precision: Precision; softwareBatch?: number },
-) => Promise<OpenedPipeline>;
-
-export interface RunDeps {
-  io: CliIo;
-  /** Where the GPU work starts; tests hand in a pipeline they loaded once. */
-  openPipeline: OpenPipeline;
-}
 
 export const DEFAULT_STEPS = 50;
+
 const DEFAULT_IMAGES = 16;
+
 /**
  * Without --n, a software adapter (llvmpipe, SwiftShader: the CPU) samples this many, so that the
  * default command ends within 90 s on two cores (26 s measured: docs/perf.md); the command says so
  * when it starts.
  */
 export const SOFTWARE_DEFAULT_IMAGES = 4;
-const MAX_BATCH = 16;
+
 /** Images held in memory at once, in float32 values (1 GiB). */
 const MAX_VALUES = 2 ** 28;
+
 /** The largest PNG written: what decodePng reads by default, so outputs can be read back. */
 const MAX_PIXELS = 2 ** 26;
 
@@ -83,52 +76,15 @@ export async function runCommand(args: CommandArgs, deps: RunDeps): Promise<void
       return await eps(args, deps);
     case 'convert':
       return await convert(args, deps.io);
+    case 'vae-encode':
+      return await vaeEncode(args, deps.io);
+    case 'vae-decode':
+      return await vaeDecode(args, deps.io);
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Checks made before any GPU work
-
-export interface Model {
-  dir: string;
-  paths: ModelPaths;
-  files: ModelFiles;
-  /** Parsed and checked once; the pipeline compiles it as it is. */
-  read: DdimModel;
-  config: UNetConfig;
-  schedule: NoiseSchedule;
-  /** [C, H, W] of one image. */
-  shape: [number, number, number];
-  perImage: number;
-}
-
-/** Reads the model folder and checks config, weights and schedule, all on the CPU. */
-export async function loadModel(dirArg: string | undefined, io: CliIo): Promise<Model> {
-  const dir = dirArg ?? defaultModelDir();
-  const { paths, files } = await readModelDir(dir);
-  let read: DdimModel;
-  try {
-    read = readModel(files);
-  } catch (error) {
-    // Only the scheduler config can give a ScheduleError.
-    const where = error instanceof ScheduleError ? `model '${dir}', ${paths.scheduler}` : `model '${dir}'`;
-    throw new CliError(`${where}: ${(error as Error).message}`);
-  }
-  const { schedule } = read;
-  const config = read.unet.config;
-  if (!paths.scheduler) {
-    io.stderr(
-      `note: model '${dir}' has no scheduler config; using DDPM's default schedule (linear betas 1e-4 to 0.02 over 1000 steps, clip_sample on)\n`,
-    );
-  }
-  if (config.outChannels !== config.inChannels) {
-    throw new CliError(
-      `model '${dir}' predicts ${config.outChannels} channels from ${config.inChannels}: DDIM needs eps of the sample's shape`,
-    );
-  }
-  const shape: [number, number, number] = [config.inChannels, config.sampleSize, config.sampleSize];
-  return { dir, paths, files, read, config, schedule, shape, perImage: shape[0] * shape[1] * shape[2] };
-}
 
 /** --skip, else the scheduler config's timestep_spacing, else the paper's uniform. */
 function spacingFor(model: Model, given: TimestepSpacing | undefined): TimestepSpacing {
@@ -162,22 +118,6 @@ export function timestepsFor(model: Model, steps: number, spacing: TimestepSpaci
   }
 }
 
-/** The output's folder exists and is writable, and the output itself is not a folder. */
-export function checkOutput(path: string, flag: string): void {
-  const folder = dirname(resolve(path));
-  const kind = pathKind(folder);
-  if (kind === 'missing') {
-    throw new CliError(`cannot write ${flag} '${path}': folder '${folder}' does not exist`, 'create it first, or pick another --out');
-  }
-  if (kind !== 'dir') throw new CliError(`cannot write ${flag} '${path}': '${folder}' is not a folder`);
-  if (pathKind(path) === 'dir') throw new CliError(`cannot write ${flag} '${path}': it is a folder`);
-  try {
-    accessSync(folder, constants.W_OK);
-  } catch {
-    throw new CliError(`cannot write ${flag} '${path}': folder '${folder}' is not writable`);
-  }
-}
-
 function checkDistinct(outputs: [string, string | undefined][]): void {
   const seen = new Map<string, string>();
   for (const [flag, path] of outputs) {
@@ -196,12 +136,12 @@ function checkMemory(count: number, model: Model, what: string): void {
 }
 
 function defaultScale(model: Model): number {
-  return model.shape[1] <= 64 ? 2 : 1;
+  return model.imageShape[1] <= 64 ? 2 : 1;
 }
 
 /** The grid's size, as gridRgba will make it, checked against the PNG limit. */
 function checkGrid(model: Model, count: number, columns: number, scale: number): void {
-  const [, h, w] = model.shape;
+  const [, h, w] = model.imageShape;
   const padding = 2;
   const cols = Math.min(columns, count);
   const rows = Math.ceil(count / cols);
@@ -210,96 +150,6 @@ function checkGrid(model: Model, count: number, columns: number, scale: number):
   if (width * height > MAX_PIXELS) {
     throw new CliError(`the PNG would be ${width}x${height} pixels, more than ${MAX_PIXELS}: lower --scale or the number of images`);
   }
-}
-
-async function readSafetensorsFile(path: string, flag: string): Promise<SafetensorsFile> {
-  const bytes = await readFileBytes(path, `${flag} file`);
-  try {
-    return parseSafetensors(bytes);
-  } catch (error) {
-    if (error instanceof SafetensorsError) throw new CliError(`${flag} '${path}' is not a valid safetensors file: ${error.message}`);
-    throw error;
-  }
-}
-
-const FLOAT_TYPES = new Set(['F32', 'F64', 'F16', 'BF16']);
-const INT_TYPES = new Set(['I32', 'I64', 'I16', 'I8', 'U32', 'U16', 'U8', 'U64']);
-
-/**
- * Tensor `key` of a file, checked for a float dtype, its shape (null: any size, which is
- * returned) and finite values.
- */
-function floatTensor(
-  file: SafetensorsFile,
-  key: string,
-  path: string,
-  flag: string,
-  expected: (number | null)[],
-  meaning: string,
-): { data: Float32Array; shape: number[] } {
-  const entry = file.tensors.get(key);
-  if (!entry) {
-    const names = [...file.tensors.keys()];
-    throw new CliError(
-      `${flag} '${path}' has no tensor '${key}' (${
-        names.length ? `it has ${names.map((n) => `'${n}'`).join(', ')}` : 'it holds no tensors'
-      })`,
-      `${flag} takes ${meaning}`,
-    );
-  }
-  if (!FLOAT_TYPES.has(entry.dtype)) {
-    throw new CliError(`${flag} '${path}': tensor '${key}' is ${entry.dtype}, not a float tensor`, `${flag} takes ${meaning}`);
-  }
-  const shapeOk = entry.shape.length === expected.length &&
-    expected.every((d, i) => (d === null ? entry.shape[i] >= 1 : entry.shape[i] === d));
-  if (!shapeOk) {
-    const want = `[${expected.map((d) => d ?? 'N').join(', ')}]`;
-    throw new CliError(
-      `${flag} '${path}': tensor '${key}' has shape [${entry.shape.join(', ')}] but this model needs ${want}`,
-      `${flag} takes ${meaning}`,
-    );
-  }
-  const data = toFloat32(entry);
-  const bad = data.findIndex((v) => !Number.isFinite(v));
-  if (bad >= 0) throw new CliError(`${flag} '${path}': tensor '${key}' holds ${data[bad]} at element ${bad}; every value must be finite`);
-  return { data, shape: entry.shape };
-}
-
-export function batchFor(args: { batch?: number }, count: number): number {
-  return Math.min(args.batch ?? MAX_BATCH, count);
-}
-
-// ---------------------------------------------------------------------------------------------
-// GPU work, timing, outputs
-
-export async function withPipeline<T>(
-  deps: RunDeps,
-  model: Model,
-  batch: number,
-  device: DeviceArgs,
-  work: (pipeline: DdimPipeline) => Promise<T>,
-  softwareBatch?: number,
-): Promise<T> {
-  const opened = await deps.openPipeline(model.read, { batch, backend: device.backend, precision: device.precision, softwareBatch });
-  try {
-    const [c, h, w] = opened.pipeline.imageShape;
-    if (c !== model.shape[0] || h !== model.shape[1] || w !== model.shape[2]) {
-      throw new Error(`the pipeline makes ${c}x${h}x${w} images but model '${model.dir}' makes ${model.shape.join('x')}`);
-    }
-    // Validation errors of the GPU arrive out of band; results made alongside one are not trusted.
-    const errorsBefore = opened.pipeline.gpu.uncapturedErrors.length;
-    const result = await work(opened.pipeline);
-    const errors = opened.pipeline.gpu.uncapturedErrors.slice(errorsBefore);
-    if (errors.length) throw new Error(`the GPU reported ${plural(errors.length, 'error')}; nothing was written:\n${errors.join('\n')}`);
-    return result;
-  } finally {
-    opened.close();
-  }
-}
-
-/** The adapter a summary names, and the precision when it is not the default f32. */
-export function describeDevice(pipeline: DdimPipeline): string {
-  return pipeline.precision === 'f32' ? pipeline.gpu.adapterName : `${pipeline.gpu.adapterName}, ${pipeline.precision}`;
 }
 
 interface StepHooks {
@@ -359,24 +209,18 @@ export async function gridPng(
   columns: number | undefined,
   scale: number,
 ): Promise<Uint8Array> {
-  const [c, h, w] = model.shape;
+  const [c, h, w] = model.imageShape;
   const grid = gridRgba(x, count, c, h, w, { columns, scale });
   return await encodePng(grid.rgba, grid.width, grid.height);
 }
 
-export function f32Tensor(data: Float32Array, shape: number[]) {
-  return { dtype: 'F32' as const, shape, data };
-}
-
-// ---------------------------------------------------------------------------------------------
-// sample
-
 async function sample(args: SampleArgs, deps: RunDeps): Promise<void> {
   const { io } = deps;
-  const model = await loadModel(args.model, io);
+  const model = await loadModel(args.model, io, { height: args.height, width: args.width });
   const spacing = spacingFor(model, args.spacing);
   const timesteps = timestepsFor(model, args.steps ?? DEFAULT_STEPS, spacing);
   if (args.outDir !== undefined) {
+    pixelModelOnly(model, 'sample --out-dir');
     return await sampleToFolder(args, deps, model, {
       steps: args.steps ?? DEFAULT_STEPS,
       spacing,
@@ -436,7 +280,7 @@ async function sample(args: SampleArgs, deps: RunDeps): Promise<void> {
   // The count was not asked for: a software adapter takes fewer (said below, once it is known).
   const fewerOnSoftware = args.n === undefined && !xT && !noise;
 
-  const { result, seconds, adapter, profile } = await withPipeline(
+  const { result, seconds, adapter, profile, images } = await withPipeline(
     deps,
     model,
     batch,
@@ -466,12 +310,17 @@ async function sample(args: SampleArgs, deps: RunDeps): Promise<void> {
               ...hooks,
               observers,
             })),
-      );
+      ).then(async (run) => ({ ...run, images: await decodeLatents(pipeline, model, run.result.x0) }));
     },
     fewerOnSoftware ? batchFor(args, SOFTWARE_DEFAULT_IMAGES) : undefined,
   );
-  const png = await gridPng(result.x0, count, model, undefined, scale);
-  const tensor = args.outTensor ? serializeSafetensors({ x0: f32Tensor(result.x0, [count, ...model.shape]) }) : undefined;
+  const png = await gridPng(images ?? result.x0, count, model, undefined, scale);
+  const tensor = args.outTensor
+    ? serializeSafetensors({
+      x0: f32Tensor(result.x0, [count, ...model.shape]),
+      ...(images ? { image: f32Tensor(images, [count, ...model.imageShape]) } : {}),
+    })
+    : undefined;
   const trace = profile && args.trace ? new TextEncoder().encode(JSON.stringify(chromeTrace(profile))) : undefined;
   await writeFileAtomic(args.out, png);
   if (args.outTensor) await writeFileAtomic(args.outTensor, tensor!);
@@ -481,6 +330,30 @@ async function sample(args: SampleArgs, deps: RunDeps): Promise<void> {
   io.stdout(
     `${plural(result.timesteps.length, 'step')} x ${plural(count, 'image')} in ${rate(count, seconds)} on ${adapter} -> ${outputs}\n`,
   );
+}
+
+/** A latent model's sampled latents decoded into images (not clamped); undefined for a pixel model. */
+async function decodeLatents(pipeline: DdimPipeline, model: Model, latents: Float32Array): Promise<Float32Array | undefined> {
+  if (!model.autoencoder) return undefined;
+  const latent = LatentDiffusionPipeline.compose(pipeline, model.autoencoder);
+  try {
+    const { images } = await latent.decodeLatents(latents);
+    const bad = images.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) throw new Error(`the decoded images hold ${images[bad]} at element ${bad}; nothing was written`);
+    return images;
+  } finally {
+    latent.autoencoder.destroy();
+  }
+}
+
+/** encode, decode and interpolate run on pixel models from the command line; the library runs them on latent models. */
+function pixelModelOnly(model: Model, command: string): void {
+  if (model.autoencoder) {
+    throw new CliError(
+      `${command} on a latent model (model '${model.dir}' has an autoencoder) is not in the command line yet`,
+      'LatentDiffusionPipeline.encode and .interpolate do it from the library; vae-encode and vae-decode run the autoencoder alone',
+    );
+  }
 }
 
 /**
@@ -508,6 +381,7 @@ async function profiled<T extends object>(
 async function encode(args: EncodeArgs, deps: RunDeps): Promise<void> {
   const { io } = deps;
   const model = await loadModel(args.model, io);
+  pixelModelOnly(model, 'encode');
   const [c, h, w] = model.shape;
   if (c !== 3) throw new CliError(`model '${model.dir}' takes ${c}-channel images; encode reads RGB PNGs, which need a 3-channel model`);
   const steps = args.steps ?? DEFAULT_STEPS;
@@ -558,6 +432,7 @@ async function encode(args: EncodeArgs, deps: RunDeps): Promise<void> {
 async function decode(args: DecodeArgs, deps: RunDeps): Promise<void> {
   const { io } = deps;
   const model = await loadModel(args.model, io);
+  pixelModelOnly(model, 'decode');
   const file = await readSafetensorsFile(args.latent, '--latent');
   const latents = floatTensor(
     file,
@@ -603,6 +478,7 @@ async function decode(args: DecodeArgs, deps: RunDeps): Promise<void> {
 async function interpolate(args: InterpolateArgs, deps: RunDeps): Promise<void> {
   const { io } = deps;
   const model = await loadModel(args.model, io);
+  pixelModelOnly(model, 'interpolate');
   const steps = args.steps ?? DEFAULT_STEPS;
   const spacing = spacingFor(model, args.spacing);
   const timesteps = timestepsFor(model, steps, spacing);

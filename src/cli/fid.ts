@@ -16,7 +16,7 @@ import { encodePng } from '../io/png.ts';
 import { serializeSafetensors } from '../io/safetensors.ts';
 import type { TimestepSpacing } from '../sampler/schedule.ts';
 import { CliError, FID_BLOCK, type SampleArgs, type Shard } from './args.ts';
-import { batchFor, describeDevice, f32Tensor, type Model, type RunDeps, withPipeline } from './commands.ts';
+import { batchFor, describeDevice, f32Tensor, type Model, type RunDeps, withPipeline } from './run.ts';
 import { writeFileAtomic } from './files.ts';
 import { plural, rate } from './progress.ts';
 

@@ -20,12 +20,13 @@ import { DdimPipeline } from '../pipeline.ts';
 import { SamplerInputError } from '../sampler/ddim.ts';
 import { ScheduleError } from '../sampler/schedule.ts';
 import { CliError, parseCommandLine, USAGE } from './args.ts';
-import { type OpenPipeline, runCommand } from './commands.ts';
+import { runCommand } from './commands.ts';
+import type { OpenPipeline } from './run.ts';
 import { UserError } from './errors.ts';
 import type { CliIo } from './progress.ts';
 
 export type { CliIo } from './progress.ts';
-export type { OpenedPipeline, OpenPipeline } from './commands.ts';
+export type { OpenedPipeline, OpenPipeline } from './run.ts';
 
 /** Errors that mean "the input was wrong", not "the program is wrong". */
 const USER_ERRORS = [
@@ -78,13 +79,15 @@ async function fastestGpu(backend: Backend, precision: Precision): Promise<Gpu> 
   }
 }
 
-export const openGpuPipeline: OpenPipeline = async (model, { batch, backend, precision, softwareBatch }) => {
+export const openGpuPipeline: OpenPipeline = async (model, { batch, backend, precision, softwareBatch, height, width }) => {
   const gpu = await fastestGpu(backend, precision);
   try {
     const software = isSoftwareAdapter(gpu.adapter);
     const pipeline = await DdimPipeline.load(gpu, model, {
       batch: software && softwareBatch !== undefined ? softwareBatch : batch,
       precision,
+      height,
+      width,
     });
     return {
       pipeline,

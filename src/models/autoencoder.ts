@@ -38,7 +38,7 @@ export interface AutoencoderGraphOptions {
   capture?: string[];
 }
 
-function context(config: AutoencoderConfig, weights: WeightSource, options: AutoencoderGraphOptions): BlockContext {
+function context(weights: WeightSource, options: AutoencoderGraphOptions): BlockContext {
   return {
     g: new Graph(options.precision ?? 'f32'),
     weights,
@@ -68,7 +68,7 @@ export function latentShape(config: AutoencoderConfig): { moments: number; decod
 
 /** Encoder + quant_conv: image [N, 3, H, W] → moments (KL: mean and log-variance, unclamped) or VQ latents. */
 export function buildEncoderGraph(config: AutoencoderConfig, weights: WeightSource, options: AutoencoderGraphOptions): Graph {
-  const ctx = context(config, weights, options);
+  const ctx = context(weights, options);
   const { g } = ctx;
   const boc = config.blockOutChannels;
   const settings = normSettings(config);
@@ -94,7 +94,7 @@ export function buildEncoderGraph(config: AutoencoderConfig, weights: WeightSour
 
 /** (VQ's quantizer +) post_quant_conv + decoder: latents [N, C, h, w] → image [N, 3, h·f, w·f], not clamped. */
 export function buildDecoderGraph(config: AutoencoderConfig, weights: WeightSource, options: AutoencoderGraphOptions): Graph {
-  const ctx = context(config, weights, options);
+  const ctx = context(weights, options);
   const { g } = ctx;
   const boc = config.blockOutChannels;
   const settings = normSettings(config);

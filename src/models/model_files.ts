@@ -10,7 +10,7 @@
  * The weights are diffusion_pytorch_model.safetensors or, when a folder has only that, the
  * PyTorch pickle diffusion_pytorch_model.bin (read without running it).
  */
-import { prepareWeights } from '../io/weights_file.ts';
+import { parseWeightsFile, prepareWeights } from '../io/weights_file.ts';
 import { checkComponentClass, parseModelIndex, type PipelineComponent } from './model_index.ts';
 import { ModelConfigError } from './unet_2d_config.ts';
 
@@ -85,7 +85,10 @@ async function readComponent(reader: FolderReader, component: PipelineComponent)
     const bytes = await reader.read(path);
     if (!bytes) continue;
     try {
-      return { config, configPath, weights: await prepareWeights(bytes), weightsPath: path };
+      const weights = await prepareWeights(bytes);
+      // The header is checked here, so that a truncated or malformed file is named by its path.
+      parseWeightsFile(weights);
+      return { config, configPath, weights, weightsPath: path };
     } catch (error) {
       throw reader.fail(`${reader.where(path)} cannot be read: ${(error as Error).message}`);
     }
