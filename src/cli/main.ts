@@ -21,6 +21,8 @@ import { SamplerInputError } from '../sampler/ddim.ts';
 import { ScheduleError } from '../sampler/schedule.ts';
 import { CliError, parseCommandLine, USAGE } from './args.ts';
 import { runCommand } from './commands.ts';
+import { GraphLimitError } from '../graph/executor.ts';
+import { AutoencoderInputError } from '../models/autoencoder_model.ts';
 import type { OpenPipeline } from './run.ts';
 import { UserError } from './errors.ts';
 import type { CliIo } from './progress.ts';
@@ -42,6 +44,9 @@ const USER_ERRORS = [
   ScheduleError,
   SamplerInputError,
   UnsupportedFeatureError,
+  // An image too large for the adapter's limits: the message gives what it needs and what is allowed.
+  GraphLimitError,
+  AutoencoderInputError,
 ];
 
 export interface MainOptions {
