@@ -84,7 +84,10 @@ async function fastestGpu(backend: Backend, precision: Precision): Promise<Gpu> 
   }
 }
 
-export const openGpuPipeline: OpenPipeline = async (model, { batch, backend, precision, softwareBatch, height, width }) => {
+export const openGpuPipeline: OpenPipeline = async (
+  model,
+  { batch, backend, precision, softwareBatch, height, width, onCompileProgress },
+) => {
   const gpu = await fastestGpu(backend, precision);
   try {
     const software = isSoftwareAdapter(gpu.adapter);
@@ -93,6 +96,7 @@ export const openGpuPipeline: OpenPipeline = async (model, { batch, backend, pre
       precision,
       height,
       width,
+      onCompileProgress,
     });
     return {
       pipeline,

@@ -2,11 +2,14 @@
  * What the command line shows while it works: on a terminal, one progress line redrawn in place
  * (step, batch, elapsed time, ETA); elsewhere (CI, a pipe, a log file) a plain line every few
  * seconds with the steps done, images/s and the ETA, so a minutes-long run shows it is alive.
+ * Before the steps, the same for the GPU programs being compiled (a minute on a software adapter
+ * with a cold shader cache), and a note when that was long that later runs start sooner.
  *
  * Both are drawn by a timer, as a step can take longer than the interval. Under Deno the main
  * thread is blocked while the GPU works (its WebGPU waits for a readback synchronously), so there
  * the timer runs in a worker (progress_worker.ts) that draws from the last state it was sent.
  */
+import type { CompileProgress } from '../gpu/kernel.ts';
 import type { StepProgress } from '../sampler/ddim.ts';
 
 export interface CliIo {
@@ -16,6 +19,8 @@ export interface CliIo {
   isTTY: boolean;
   /** How often a plain progress line is printed when stderr is not a terminal (default 5000). */
   plainProgressMs?: number;
+  /** A compile of the GPU programs longer than this says that later runs start sooner (default 10000). */
+  slowCompileMs?: number;
   /**
    * Draw the progress from a worker that writes to the process's stderr itself (Deno): set only
    * when `stderr` is that stream. Where no worker can be started, the timer runs here.
@@ -35,6 +40,8 @@ export interface ProgressState {
   batchIndex: number;
   /** Date.now() at the start: a clock that a worker shares. */
   startedAt: number;
+  /** A compile line: `step` of `steps` GPU programs compiled (count and batch 1). */
+  compiling?: boolean;
 }
 
 export type ProgressMode = 'bar' | 'plain';
@@ -46,6 +53,11 @@ const TICK_MS = 1000;
 const PLAIN_MS = 5000;
 /** Clears the terminal's current line. */
 export const CLEAR_LINE = '\r\x1b[K';
+const SLOW_COMPILE_MS = 10_000;
+const COMPILE_LABEL = 'compiling GPU programs';
+/** Said on a compile line once it has taken this long: why it is slow, and that it is once. */
+const CACHE_HINT_SECONDS = 10;
+const CACHE_HINT = "later runs reuse the driver's shader cache";
 
 export function formatSeconds(seconds: number): string {
   if (!Number.isFinite(seconds)) return '?';
@@ -67,18 +79,32 @@ function measure(s: ProgressState, now: number): { fraction: number; elapsed: nu
   return { fraction, elapsed, eta };
 }
 
-/** "\r\x1b[Ksample [######------] step 12/50  batch 1/2  23.1 s, ETA 1m02s" (no newline) */
+/**
+ * "\r\x1b[Ksample [######------] step 12/50  batch 1/2  23.1 s, ETA 1m02s" (no newline); while
+ * compiling "\r\x1b[Kcompiling GPU programs [##----] 3/11  12.3 s" (no ETA: programs differ 1000-fold).
+ */
 export function barText(s: ProgressState, now: number): string {
   const { fraction, elapsed, eta } = measure(s, now);
   const filled = Math.round(BAR_WIDTH * fraction);
   const bar = `[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}]`;
+  if (s.compiling) {
+    const hint = elapsed >= CACHE_HINT_SECONDS ? ` (${CACHE_HINT})` : '';
+    return `${CLEAR_LINE}${s.label} ${bar} ${s.step}/${s.steps}  ${formatSeconds(elapsed)}${hint}`;
+  }
   const batchPart = batches(s) > 1 ? `  batch ${s.batchIndex}/${batches(s)}` : '';
   return `${CLEAR_LINE}${s.label} ${bar} step ${s.step}/${s.steps}${batchPart}  ${formatSeconds(elapsed)}, ETA ${formatSeconds(eta)}`;
 }
 
-/** "sample: step 12/50, batch 1/2, 0.520 images/s, 23.1 s elapsed, ETA 1m02s\n" */
+/**
+ * "sample: step 12/50, batch 1/2, 0.520 images/s, 23.1 s elapsed, ETA 1m02s\n"; while compiling
+ * "compiling GPU programs: 3/11, 12.3 s elapsed\n".
+ */
 export function plainText(s: ProgressState, now: number): string {
   const { fraction, elapsed, eta } = measure(s, now);
+  if (s.compiling) {
+    const hint = elapsed >= CACHE_HINT_SECONDS ? `; ${CACHE_HINT}` : '';
+    return `${s.label}: ${s.step}/${s.steps}, ${formatSeconds(elapsed)} elapsed${hint}\n`;
+  }
   const batchPart = batches(s) > 1 ? `, batch ${s.batchIndex}/${batches(s)}` : '';
   const perSecond = fraction > 0 && elapsed > 0 ? `${((fraction * s.count) / elapsed).toPrecision(3)} images/s` : 'images/s ?';
   return `${s.label}: step ${s.step}/${s.steps}${batchPart}, ${perSecond}, ${formatSeconds(elapsed)} elapsed, ETA ${formatSeconds(eta)}\n`;
@@ -126,8 +152,9 @@ export class ProgressBar {
   private worker: ProgressWorkerHandle | undefined;
   private workerStopped: (() => void) | undefined;
 
-  constructor(private readonly io: CliIo, label: string, count: number, batch: number, steps: number) {
-    this.state = { label, count, batch, steps, step: 0, batchIndex: 1, startedAt: Date.now() };
+  /** `compiling`: a compile line over `steps` programs (see CompileProgressLine). */
+  constructor(private readonly io: CliIo, label: string, count: number, batch: number, steps: number, compiling = false) {
+    this.state = { label, count, batch, steps, step: 0, batchIndex: 1, startedAt: Date.now(), ...(compiling ? { compiling } : {}) };
     this.mode = io.isTTY ? 'bar' : 'plain';
     this.intervalMs = io.isTTY ? TICK_MS : (io.plainProgressMs ?? PLAIN_MS);
     if (io.progressWorker) this.worker = startWorker();
@@ -160,6 +187,27 @@ export class ProgressBar {
     this.state.steps = progress.total;
     this.state.step = progress.step;
     this.state.batchIndex = Math.floor(progress.firstImage / this.state.batch) + 1;
+    this.update();
+  };
+
+  /** A compile line's programs compiled so far. */
+  readonly onCompile = (progress: CompileProgress): void => {
+    this.state.steps = progress.total;
+    this.state.step = progress.compiled;
+    this.update();
+  };
+
+  /** A compile line's number of programs. */
+  get programs(): number {
+    return this.state.steps;
+  }
+
+  /** The seconds since the line started. */
+  get elapsed(): number {
+    return (Date.now() - this.state.startedAt) / 1000;
+  }
+
+  private update(): void {
     if (this.worker) {
       this.worker.postMessage({ type: 'state', state: { ...this.state } });
       return;
@@ -168,7 +216,7 @@ export class ProgressBar {
     const last = this.state.step === this.state.steps && this.state.batchIndex === batches(this.state);
     // Redrawing faster than a terminal can show is wasted work; the last step is always drawn.
     if (last || performance.now() - this.lastDraw >= 50) this.draw();
-  };
+  }
 
   private draw(): void {
     this.lastDraw = performance.now();
@@ -193,6 +241,39 @@ export class ProgressBar {
     clearTimeout(timeout);
     worker.terminate();
     this.worker = undefined;
+  }
+}
+
+/**
+ * The line shown while a pipeline's GPU programs compile: `onProgress` goes to the pipeline's
+ * `onCompileProgress`, and the line starts with its first call (when the count is known);
+ * `stop` must follow (awaited), also on failure. A compile longer than `io.slowCompileMs` ends
+ * with a note that later runs start sooner: the driver keeps what it compiled (Mesa: ~60 s of
+ * a cold `npm run sample` on two cores, under a second once cached).
+ */
+export class CompileProgressLine {
+  private bar: ProgressBar | undefined;
+
+  constructor(private readonly io: CliIo) {}
+
+  readonly onProgress = (progress: CompileProgress): void => {
+    this.bar ??= new ProgressBar(this.io, COMPILE_LABEL, 1, 1, progress.total, true);
+    this.bar.onCompile(progress);
+  };
+
+  async stop(): Promise<void> {
+    const bar = this.bar;
+    if (!bar) return;
+    this.bar = undefined;
+    await bar.stop();
+    const seconds = bar.elapsed;
+    if (seconds * 1000 >= (this.io.slowCompileMs ?? SLOW_COMPILE_MS)) {
+      const programs = bar.programs;
+      this.io.stderr(
+        `note: compiling ${plural(programs, 'GPU program')} took ${formatSeconds(seconds)}; ` +
+          'the driver caches compiled shaders, so later runs start sooner\n',
+      );
+    }
   }
 }
 

@@ -6,6 +6,7 @@
 import { accessSync, constants } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Backend } from '../gpu/device.ts';
+import type { CompileProgressCallback } from '../gpu/kernel.ts';
 import type { Precision } from '../gpu/shader_source.ts';
 import { parseSafetensors, SafetensorsError, type SafetensorsFile, toFloat32 } from '../io/safetensors.ts';
 import type { UNetConfig } from '../models/unet_2d_config.ts';
@@ -17,7 +18,7 @@ import { pathKind } from '../fs/path_kind.ts';
 import { CliError, type DeviceArgs } from './args.ts';
 import { readFileBytes } from './files.ts';
 import { defaultModelDir, type ModelPaths, readModelDir } from './model_dir.ts';
-import { type CliIo, plural } from './progress.ts';
+import { type CliIo, CompileProgressLine, plural } from './progress.ts';
 
 /** A loaded pipeline and how to let go of it. */
 export interface OpenedPipeline {
@@ -28,8 +29,19 @@ export interface OpenedPipeline {
 /** Opens the GPU and compiles the model, read and checked once before (`readModel`). */
 export type OpenPipeline = (
   model: DdimModel,
-  /** softwareBatch: the batch to compile instead on a software adapter (see SOFTWARE_DEFAULT_IMAGES). */
-  options: { batch: number; backend: Backend; precision: Precision; softwareBatch?: number; height?: number; width?: number },
+  /**
+   * softwareBatch: the batch to compile instead on a software adapter (see SOFTWARE_DEFAULT_IMAGES);
+   * onCompileProgress: DdimPipeline.load's, for the line shown while the GPU programs compile.
+   */
+  options: {
+    batch: number;
+    backend: Backend;
+    precision: Precision;
+    softwareBatch?: number;
+    height?: number;
+    width?: number;
+    onCompileProgress?: CompileProgressCallback;
+  },
 ) => Promise<OpenedPipeline>;
 
 export interface RunDeps {
@@ -186,13 +198,20 @@ export async function withPipeline<T>(
   work: (pipeline: DdimPipeline) => Promise<T>,
   softwareBatch?: number,
 ): Promise<T> {
-  const opened = await deps.openPipeline(model.read, {
-    batch,
-    backend: device.backend,
-    precision: device.precision,
-    softwareBatch,
-    ...(model.autoencoder ? { height: model.shape[1], width: model.shape[2] } : {}),
-  });
+  const compiling = new CompileProgressLine(deps.io);
+  let opened: OpenedPipeline;
+  try {
+    opened = await deps.openPipeline(model.read, {
+      batch,
+      backend: device.backend,
+      precision: device.precision,
+      softwareBatch,
+      ...(model.autoencoder ? { height: model.shape[1], width: model.shape[2] } : {}),
+      onCompileProgress: compiling.onProgress,
+    });
+  } finally {
+    await compiling.stop();
+  }
   try {
     const [c, h, w] = opened.pipeline.imageShape;
     if (c !== model.shape[0] || h !== model.shape[1] || w !== model.shape[2]) {
