@@ -15,7 +15,9 @@ import { defaultModelDir, findModelFiles } from '../src/cli/model_dir.ts';
 import { type Gpu, requestGpu } from '../src/gpu/device.ts';
 import { decodePng, encodePng } from '../src/io/png.ts';
 import { parseSafetensors, serializeSafetensors, toFloat32 } from '../src/io/safetensors.ts';
+import { countPrograms } from '../src/gpu/kernel.ts';
 import { DdimPipeline, type ModelFiles } from '../src/pipeline.ts';
+import { DdimSampler } from '../src/sampler/ddim.ts';
 import { compare, goldenF32, goldenI32, readGolden } from './util/compare.ts';
 
 const IMAGE = 3 * 32 * 32;
@@ -314,6 +316,22 @@ gpuRuns('sample without --n: 16 images on a GPU; on a software adapter fewer, sa
   const png = await decodePng(new Uint8Array(readFileSync(out)));
   const side = Math.ceil(Math.sqrt(count));
   assert.equal([png.width, png.height], [2 * (side * 34 + 2), 2 * (Math.ceil(count / side) * 34 + 2)]);
+});
+
+gpuRuns('on a terminal, the GPU programs are counted as they compile, up to n/n, and the line is cleared before the steps', async () => {
+  // The command's own device, so that it compiles (from the driver's cache, after before()).
+  const result = await cli(['--n', '1', '--steps', '1', '--out', join(work, 'compiled.png')], { isTTY: true });
+  assert.is(result.code, 0, result.stderr);
+  // Each redraw starts by clearing the line; shown here as '|'.
+  const stderr = result.stderr.replaceAll('\r\x1b[K', '|');
+  const drawn = [...stderr.matchAll(/\|compiling GPU programs \[[#-]{24}\] (\d+)\/(\d+) /g)].map((m) => [+m[1], +m[2]]);
+  const programs = shared.unet.compiled.stats.programs + countPrograms(DdimSampler.shaders(shared.schedule));
+  console.log(`    compile line drawn at ${drawn.map(([k, n]) => `${k}/${n}`).join(' ')} (${programs} programs)`);
+  assert.ok(drawn.length >= 2, stderr);
+  assert.ok(drawn.every(([, n]) => n === programs), JSON.stringify(drawn));
+  assert.equal(drawn.at(-1), [programs, programs]);
+  // Cleared before the step bar starts on the same line.
+  assert.match(stderr.slice(stderr.lastIndexOf('compiling GPU programs')), /^compiling GPU programs [^|]*\|(note: [^\n]+\n)?\|sample \[/);
 });
 
 gpuRuns("--xT round trip: the seed's latents, passed back in, give the same image; the bar on a terminal", async () => {

@@ -1,7 +1,8 @@
 /**
  * A pipeline called as pages and servers call it: overlapping calls give what they give one after
- * another, an aborted call leaves the pipeline usable, a step creates nothing on the GPU, and a
- * batch the adapter cannot hold is split rather than refused.
+ * another, an aborted call leaves the pipeline usable, a step creates nothing on the GPU, a batch
+ * the adapter cannot hold is split rather than refused, and loading compiles every GPU program
+ * once, before the first step.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -10,7 +11,9 @@ import { byteSize } from '../src/graph/graph.ts';
 import { GraphLimitError } from '../src/graph/executor.ts';
 import { buildUNetGraph } from '../src/models/unet_2d.ts';
 import { WeightStore } from '../src/models/weights.ts';
+import { type CompileProgress, countPrograms } from '../src/gpu/kernel.ts';
 import { DdimPipeline, readModel } from '../src/pipeline.ts';
+import { DdimSampler } from '../src/sampler/ddim.ts';
 import { Profiler } from '../src/profile/profiler.ts';
 import { tinyModelFiles } from './util/tiny_model.ts';
 
@@ -226,6 +229,88 @@ calls('a model read once compiles for several batch sizes with its weights uploa
     delete device.createBuffer;
     one?.destroy();
     three?.destroy();
+  }
+});
+
+/** Records, on `device`, every pipeline made (by label, async or not) and every submit, in order. */
+function recordCompileCalls(device: GPUDevice): { events: string[]; restore(): void } {
+  const events: string[] = [];
+  const target = device as unknown as Record<string, unknown>;
+  const queue = device.queue as unknown as Record<string, unknown>;
+  const createAsync = device.createComputePipelineAsync.bind(device);
+  const create = device.createComputePipeline.bind(device);
+  const submit = device.queue.submit.bind(device.queue);
+  target.createComputePipelineAsync = (descriptor: GPUComputePipelineDescriptor) => {
+    events.push(`async ${descriptor.label}`);
+    return createAsync(descriptor);
+  };
+  target.createComputePipeline = (descriptor: GPUComputePipelineDescriptor) => {
+    events.push(`sync ${descriptor.label}`);
+    return create(descriptor);
+  };
+  queue.submit = (buffers: GPUCommandBuffer[]) => {
+    events.push('submit');
+    return submit(buffers);
+  };
+  return {
+    events,
+    restore() {
+      delete target.createComputePipelineAsync;
+      delete target.createComputePipeline;
+      delete queue.submit;
+    },
+  };
+}
+
+calls('loading compiles each distinct program once, asynchronously, all asked for at once, and runs it before the first step', async () => {
+  // A device of its own: nothing compiled on it yet.
+  const own = await requestGpu();
+  const { events, restore } = recordCompileCalls(own.device);
+  const model = readModel(tinyModelFiles(5));
+  const heard: CompileProgress[] = [];
+  let loaded: DdimPipeline | undefined;
+  let again: DdimPipeline | undefined;
+  try {
+    loaded = await DdimPipeline.load(own, model, { batch: 2, onCompileProgress: (p) => void heard.push({ ...p }) });
+    const graphShaders = loaded.unet.compiled.graph.nodes.map((node) => node.source);
+    const samplerShaders = DdimSampler.shaders(model.schedule);
+    const programs = countPrograms([...graphShaders, ...samplerShaders]);
+    const made = events.filter((e) => e !== 'submit');
+    const submits = events.filter((e) => e === 'submit').length;
+    console.log(
+      `    ${graphShaders.length} nodes, ${programs} programs (${loaded.unet.compiled.stats.programs} of the UNet's, ${samplerShaders.length} of the sampler's): ` +
+        `${made.length} pipelines made (${made.join(', ')}), ${submits} submits; progress ${
+          heard.map((p) => `${p.compiled}/${p.total}`).join(' ')
+        }`,
+    );
+    assert.is(loaded.unet.compiled.stats.programs, countPrograms(graphShaders));
+    assert.equal(made, [...new Set(made)], 'a program was made twice');
+    assert.ok(made.every((e) => e.startsWith('async ')), `made without createComputePipelineAsync: ${made.join(', ')}`);
+    assert.is(made.length, programs);
+    // The UNet's pipelines were all asked for before any ran (not one after another).
+    assert.ok(events.indexOf('submit') >= loaded.unet.compiled.stats.programs, events.join(', '));
+    // Each program ran once during the load (its first run, where a lazy driver compiles it); nothing else was submitted.
+    assert.is(submits, programs);
+    assert.equal(heard[0], { compiled: 0, total: programs });
+    assert.equal(heard.at(-1), { compiled: programs, total: programs });
+    assert.ok(heard.every((p, i) => p.total === programs && (i === 0 || p.compiled >= heard[i - 1].compiled)), 'progress went back');
+
+    // The first step compiles nothing more.
+    events.length = 0;
+    await loaded.sample({ steps: 2, count: 2, seed: 1, eta: 1 });
+    assert.equal(events.filter((e) => e !== 'submit'), [], 'sampling made a pipeline');
+
+    // Another batch size on the device: the same programs, neither made nor run again; progress still reaches n of n.
+    events.length = 0;
+    heard.length = 0;
+    again = await loaded.withBatch(3, { onCompileProgress: (p) => void heard.push({ ...p }) });
+    assert.equal(events, [], `compiling batch 3 made or ran: ${events.join(', ')}`);
+    assert.equal(heard.at(-1), { compiled: programs, total: programs });
+  } finally {
+    restore();
+    again?.destroy();
+    loaded?.destroy();
+    own.device.destroy();
   }
 });
 
