@@ -6,10 +6,10 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { requestGpu } from '../src/gpu/device.ts';
-import { Autoencoder, AutoencoderInputError, readAutoencoder } from '../src/models/autoencoder_model.ts';
+import { Autoencoder, AutoencoderInputError, blendTiles, readAutoencoder, type Tile } from '../src/models/autoencoder_model.ts';
 import { parseAutoencoderConfig } from '../src/models/autoencoder_config.ts';
 import { ModelConfigError } from '../src/models/unet_2d_config.ts';
-import { expectClose, goldenF32, goldenI32, readGolden } from './util/compare.ts';
+import { compare, expectClose, goldenF32, goldenI32, readGolden } from './util/compare.ts';
 
 /** A single pass (issue 21's bound for encode and decode). */
 const PASS_TOLERANCE = 1e-4;
@@ -94,6 +94,77 @@ test('a batch split to fit a binding limit decodes each image as alone', async (
   } finally {
     whole.destroy();
     split.destroy();
+  }
+});
+
+test('blendTiles: linear ramps over the overlap, each tile cut to the limit (diffusers tiled_decode)', () => {
+  const flat = (value: number, height: number, width: number): Tile => ({
+    data: new Float32Array(height * width).fill(value),
+    channels: 1,
+    height,
+    width,
+  });
+  // Two tiles side by side, 4 columns each, blended over 2 and kept to 3.
+  const row = blendTiles([[flat(1, 1, 4), flat(0, 1, 4)]], 2, 3);
+  assert.equal([row.height, row.width], [1, 6]);
+  // The right tile's columns 0 and 1 are 1·(1 - x/2) + 0·(x/2): 1 and 0.5.
+  assert.equal([...row.data], [1, 1, 1, 1, 0.5, 0]);
+  // Four tiles: the lower right one blends with the tile above first, then with its (blended) left neighbour.
+  const grid = blendTiles([[flat(0, 2, 2), flat(0, 2, 2)], [flat(4, 2, 2), flat(8, 2, 2)]], 1, 2);
+  assert.equal([grid.height, grid.width], [4, 4]);
+  // extent 1: a tile's first row (column) becomes its neighbour's last: the lower tiles' first rows are the
+  // upper tiles' zeros, and the lower right tile's first column then the lower left's (blended) last.
+  assert.equal([...grid.data], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 8]);
+});
+
+test('an image over the binding limit is split into blended tiles (tiny SD VAE at 64²; VQ codes unchanged)', async () => {
+  const gpu = await requestGpu();
+  const golden = readGolden('sd/sd.safetensors');
+  const model = readComponent(`${SD}/tiny-sd/vae`);
+  const whole = Autoencoder.load(gpu, model);
+  // The decoder's largest tensor at 64² is 64 channels x 64 x 64 x 4 bytes = 1 MiB; a 32² tile's, 256 KiB.
+  const limits = { maxStorageBufferBindingSize: 300 * 1024 };
+  const tiled = Autoencoder.load(gpu, model, { limits });
+  try {
+    assert.is(whole.tileSize('decoder', 8, 8), null);
+    assert.is(tiled.tileSize('decoder', 8, 8), 4);
+    assert.is(tiled.tileSize('encoder', 8, 8), 4);
+    const z = goldenF32(golden, 'vae.z');
+    const a = await whole.decode(z, [1, 4, 8, 8]);
+    const b = await tiled.decode(z, [1, 4, 8, 8]);
+    assert.equal(b.shape, [1, 3, 64, 64]);
+    assert.ok(b.image.every(Number.isFinite));
+    const decoded = compare(b.image, a.image);
+    console.log(
+      `    tiled decode (4-latent tiles) vs whole: rel L2 ${decoded.relL2.toExponential(2)}, max |diff| ${decoded.maxAbs.toExponential(2)}`,
+    );
+    // Not exact: GroupNorm's statistics and the attention are per tile (as in diffusers' tiled VAE).
+    const image = goldenF32(golden, 'vae.image');
+    const encodedWhole = await whole.encode(image, [1, 3, 64, 64]);
+    const encodedTiled = await tiled.encode(image, [1, 3, 64, 64]);
+    const encoded = compare(encodedTiled.latents, encodedWhole.latents);
+    console.log(`    tiled encode (32-pixel tiles) vs whole: mean rel L2 ${encoded.relL2.toExponential(2)}`);
+    assert.equal(encodedTiled.shape, [1, 4, 8, 8]);
+
+    // VQ: each code depends on its latent alone, so tiles give the same codes as one pass.
+    const ldm = readGolden('sd/ldm.safetensors');
+    const vqModel = readComponent(`${SD}/tiny-ldm/vqvae`);
+    const vqWhole = Autoencoder.load(gpu, vqModel);
+    const vqTiled = Autoencoder.load(gpu, vqModel, { limits: { maxStorageBufferBindingSize: 160 * 1024 } });
+    try {
+      const h = goldenF32(ldm, 'ldm.latent');
+      assert.is(vqTiled.tileSize('decoder', 8, 8), 4);
+      const [one, split] = [await vqWhole.decode(h, [2, 3, 8, 8]), await vqTiled.decode(h, [2, 3, 8, 8])];
+      assert.equal([...split.codeIndices!], [...goldenI32(ldm, 'ldm.code_indices')]);
+      const c = compare(split.image, one.image);
+      console.log(`    tiled VQ decode vs whole: rel L2 ${c.relL2.toExponential(2)}; code indices equal`);
+    } finally {
+      vqWhole.destroy();
+      vqTiled.destroy();
+    }
+  } finally {
+    whole.destroy();
+    tiled.destroy();
   }
 });
 

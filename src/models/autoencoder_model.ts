@@ -7,7 +7,7 @@
 import type { Gpu } from '../gpu/device.ts';
 import { type Precision, PRECISIONS } from '../gpu/shader_source.ts';
 import { CompiledGraph, type GraphLimits } from '../graph/executor.ts';
-import type { Graph } from '../graph/graph.ts';
+import { byteSize, type Graph } from '../graph/graph.ts';
 import type { SafetensorsFile } from '../io/safetensors.ts';
 import { parseWeightsFile } from '../io/weights_file.ts';
 import { type ConvKernels, kernelsMissingFeatures, preferredKernels } from '../ops/conv2d.ts';
@@ -22,7 +22,7 @@ import {
   MOMENTS_OUTPUT,
 } from './autoencoder.ts';
 import { type AutoencoderConfig, downscaleFactor, parseAutoencoderConfig } from './autoencoder_config.ts';
-import { graphLimits, largestFittingBatch, weightsOn } from './compile.ts';
+import { fitsLimits, graphLimits, largestFittingBatch, weightsOn } from './compile.ts';
 import { UnsupportedFeatureError, UnsupportedPrecisionError } from './unet_2d_model.ts';
 import { WeightStore } from './weights.ts';
 
@@ -84,6 +84,87 @@ export interface DecodeResult {
 interface Compiled {
   graph: CompiledGraph;
   batch: number;
+}
+
+/** diffusers' tile_overlap_factor: neighbouring tiles share a quarter of a tile, blended linearly. */
+const TILE_OVERLAP = 0.25;
+
+/** One image's part (or the whole), [channels, height, width]. */
+export interface Tile {
+  data: Float32Array;
+  channels: number;
+  height: number;
+  width: number;
+}
+
+/** Rows [top, top + height) and columns [left, left + width) of `image`. */
+function crop(image: Tile, top: number, left: number, height: number, width: number): Tile {
+  const data = new Float32Array(image.channels * height * width);
+  for (let c = 0; c < image.channels; c++) {
+    for (let y = 0; y < height; y++) {
+      const from = (c * image.height + top + y) * image.width + left;
+      data.set(image.data.subarray(from, from + width), (c * height + y) * width);
+    }
+  }
+  return { data, channels: image.channels, height, width };
+}
+
+/**
+ * diffusers' tiled VAE assembly (AutoencoderKL.tiled_decode / tiled_encode): each tile's first
+ * `extent` rows blend linearly with the last rows of the tile above (then its first columns with
+ * the tile to its left, already blended), in place, and each tile keeps its first `limit` rows and
+ * columns. The tiles are a grid, row by row.
+ */
+export function blendTiles(rows: Tile[][], extent: number, limit: number): Tile {
+  for (const [i, row] of rows.entries()) {
+    for (const [j, tile] of row.entries()) {
+      const { channels, height, width } = tile;
+      if (i > 0) {
+        const above = rows[i - 1][j];
+        const e = Math.min(above.height, height, extent);
+        for (let c = 0; c < channels; c++) {
+          for (let y = 0; y < e; y++) {
+            const t = y / e;
+            const a = (c * above.height + above.height - e + y) * above.width;
+            const b = (c * height + y) * width;
+            for (let x = 0; x < width; x++) tile.data[b + x] = above.data[a + x] * (1 - t) + tile.data[b + x] * t;
+          }
+        }
+      }
+      if (j > 0) {
+        const left = row[j - 1];
+        const e = Math.min(left.width, width, extent);
+        for (let c = 0; c < channels; c++) {
+          for (let y = 0; y < height; y++) {
+            const a = (c * left.height + y) * left.width + left.width - e;
+            const b = (c * height + y) * width;
+            for (let x = 0; x < e; x++) tile.data[b + x] = left.data[a + x] * (1 - x / e) + tile.data[b + x] * (x / e);
+          }
+        }
+      }
+    }
+  }
+  const channels = rows[0][0].channels;
+  const heights = rows.map((row) => Math.min(row[0].height, limit));
+  const widths = rows[0].map((tile) => Math.min(tile.width, limit));
+  const height = heights.reduce((a, b) => a + b, 0);
+  const width = widths.reduce((a, b) => a + b, 0);
+  const data = new Float32Array(channels * height * width);
+  let top = 0;
+  for (const [i, row] of rows.entries()) {
+    let left = 0;
+    for (const [j, tile] of row.entries()) {
+      for (let c = 0; c < channels; c++) {
+        for (let y = 0; y < heights[i]; y++) {
+          const from = (c * tile.height + y) * tile.width;
+          data.set(tile.data.subarray(from, from + widths[j]), (c * height + top + y) * width + left);
+        }
+      }
+      left += widths[j];
+    }
+    top += heights[i];
+  }
+  return { data, channels, height, width };
 }
 
 export class Autoencoder {
@@ -160,6 +241,28 @@ export class Autoencoder {
   }
 
   /**
+   * Whether one image of this size fits the limits in one pass; else the latent tile size to split
+   * it into: diffusers' tile_latent_min_size (the config's sample_size over the downscale factor),
+   * halved until a tile fits, a multiple of 4 so that the tiles meet exactly.
+   */
+  tileSize(part: 'encoder' | 'decoder', latentHeight: number, latentWidth: number): number | null {
+    const f = this.downscaleFactor;
+    const graphAt = (h: number, w: number) => {
+      const weights = new WeightStore(this.model.file, { check: false });
+      const options = { batch: 1, kernels: this.kernels, precision: this.precision };
+      return part === 'encoder'
+        ? buildEncoderGraph(this.model.config, weights, { ...options, height: h * f, width: w * f })
+        : buildDecoderGraph(this.model.config, weights, { ...options, height: h, width: w });
+    };
+    if (fitsLimits(graphAt(latentHeight, latentWidth), this.limits)) return null;
+    let size = Math.max(4, Math.floor(this.model.config.sampleSize / f / 4) * 4);
+    while (size > 4 && !fitsLimits(graphAt(size, size), this.limits)) size = Math.max(4, Math.floor(size / 8) * 4);
+    // Even the smallest tile may not fit: then the error names what one needs.
+    CompiledGraph.checkLimits(graphAt(size, size), this.limits);
+    return size;
+  }
+
+  /**
    * Runs `part` over `count` items of `perItem` values from `input`, `batch` at a time; returns
    * each named output's values for all items.
    */
@@ -204,8 +307,10 @@ export class Autoencoder {
       throw new AutoencoderInputError(`the images hold ${images.length} values, not ${shape.join('x')}`);
     }
     return this.exclusive(async () => {
-      const compiled = await this.compiled('encoder', n, height, width);
-      const [moments] = await this.runBatches(compiled, IMAGE_INPUT, images, n, [MOMENTS_OUTPUT]);
+      const tile = this.tileSize('encoder', height / f, width / f);
+      const moments = tile === null
+        ? (await this.runBatches(await this.compiled('encoder', n, height, width), IMAGE_INPUT, images, n, [MOMENTS_OUTPUT]))[0]
+        : await this.encodeTiled(images, shape, tile);
       const latentShapeOut: [number, number, number, number] = [n, this.latentChannels, height / f, width / f];
       if (config.className === 'VQModel') return { latents: moments, shape: latentShapeOut };
       // mean and log-variance are the two halves of each image's channels.
@@ -239,9 +344,11 @@ export class Autoencoder {
     }
     const quantize = this.model.config.className === 'VQModel' && !options.forceNotQuantize;
     return this.exclusive(async () => {
-      const compiled = await this.compiled('decoder', n, h, w, !quantize);
+      const tile = this.tileSize('decoder', h, w);
       const outputs = quantize ? [IMAGE_OUTPUT, CODE_INDICES_OUTPUT] : [IMAGE_OUTPUT];
-      const [image, indices] = await this.runBatches(compiled, LATENT_INPUT, latents, n, outputs);
+      const [image, indices] = tile === null
+        ? await this.runBatches(await this.compiled('decoder', n, h, w, !quantize), LATENT_INPUT, latents, n, outputs)
+        : await this.decodeTiled(latents, shape, tile, quantize);
       const f = this.downscaleFactor;
       return {
         image,
@@ -251,9 +358,112 @@ export class Autoencoder {
     });
   }
 
+  /** Each image in overlapping tiles of `tile` latents, blended as diffusers' tiled_encode does: the moments [N, C, h, w]. */
+  private async encodeTiled(images: Float32Array, shape: [number, number, number, number], tile: number): Promise<Float32Array> {
+    const [n, c, height, width] = shape;
+    const f = this.downscaleFactor;
+    const sampleTile = tile * f;
+    const step = Math.floor(sampleTile * (1 - TILE_OVERLAP));
+    const extent = Math.floor(tile * TILE_OVERLAP);
+    const parts: Float32Array[] = [];
+    for (let k = 0; k < n; k++) {
+      const image: Tile = { data: images.subarray(k * c * height * width, (k + 1) * c * height * width), channels: c, height, width };
+      const rows: Tile[][] = [];
+      for (let i = 0; i < height; i += step) {
+        const row: Tile[] = [];
+        for (let j = 0; j < width; j += step) {
+          const part = crop(image, i, j, Math.min(sampleTile, height - i), Math.min(sampleTile, width - j));
+          const compiled = await this.compiled('encoder', 1, part.height, part.width);
+          const [moments] = await this.runBatches(compiled, IMAGE_INPUT, part.data, 1, [MOMENTS_OUTPUT]);
+          row.push({
+            data: moments,
+            channels: moments.length / ((part.height / f) * (part.width / f)),
+            height: part.height / f,
+            width: part.width / f,
+          });
+        }
+        rows.push(row);
+      }
+      parts.push(blendTiles(rows, extent, tile - extent).data);
+    }
+    return concat(parts);
+  }
+
+  /** Each image's latents in overlapping tiles of `tile`, decoded and blended as diffusers' tiled_decode does. */
+  private async decodeTiled(
+    latents: Float32Array,
+    shape: [number, number, number, number],
+    tile: number,
+    quantize: boolean,
+  ): Promise<Float32Array[]> {
+    const [n, c, h, w] = shape;
+    const f = this.downscaleFactor;
+    const step = Math.floor(tile * (1 - TILE_OVERLAP));
+    const extent = Math.floor(tile * f * TILE_OVERLAP);
+    const outChannels = this.model.config.outChannels;
+    const images: Float32Array[] = [];
+    // Each position's code depends on its latent alone: tiles agree where they overlap.
+    const indices = new Float32Array(quantize ? n * h * w : 0);
+    const codes = new Int32Array(indices.buffer);
+    for (let k = 0; k < n; k++) {
+      const z: Tile = { data: latents.subarray(k * c * h * w, (k + 1) * c * h * w), channels: c, height: h, width: w };
+      const rows: Tile[][] = [];
+      for (let i = 0; i < h; i += step) {
+        const row: Tile[] = [];
+        for (let j = 0; j < w; j += step) {
+          const part = crop(z, i, j, Math.min(tile, h - i), Math.min(tile, w - j));
+          const compiled = await this.compiled('decoder', 1, part.height, part.width, !quantize);
+          const outputs = quantize ? [IMAGE_OUTPUT, CODE_INDICES_OUTPUT] : [IMAGE_OUTPUT];
+          const [image, tileIndices] = await this.runBatches(compiled, LATENT_INPUT, part.data, 1, outputs);
+          if (tileIndices) {
+            const tileCodes = new Int32Array(tileIndices.buffer, tileIndices.byteOffset, tileIndices.length);
+            for (let y = 0; y < part.height; y++) {
+              codes.set(tileCodes.subarray(y * part.width, (y + 1) * part.width), (k * h + i + y) * w + j);
+            }
+          }
+          row.push({ data: image, channels: outChannels, height: part.height * f, width: part.width * f });
+        }
+        rows.push(row);
+      }
+      const blended = blendTiles(rows, extent, tile * f - extent);
+      if (blended.height !== h * f || blended.width !== w * f) {
+        throw new Error(`tiles of ${tile} latents make ${blended.height}x${blended.width} pixels, not ${h * f}x${w * f}`);
+      }
+      images.push(blended.data);
+    }
+    return quantize ? [concat(images), indices] : [concat(images)];
+  }
+
+  /**
+   * GPU memory held now: the weights once, and the buffers of every graph compiled so far (each
+   * image size and tile size keeps its own, reused by later calls); and the largest tensor any of
+   * them binds.
+   */
+  memory(): { weightBytes: number; activationBytes: number; largestBindingBytes: number; graphs: number } {
+    let weightBytes = 0;
+    let activationBytes = 0;
+    let largestBindingBytes = 0;
+    for (const { graph } of this.graphs.values()) {
+      weightBytes = Math.max(weightBytes, graph.stats.weightBytes);
+      activationBytes += graph.stats.planned.bytes + graph.stats.planned.unplannedBytes;
+      for (const t of graph.graph.tensors) largestBindingBytes = Math.max(largestBindingBytes, byteSize(t));
+    }
+    return { weightBytes, activationBytes, largestBindingBytes, graphs: this.graphs.size };
+  }
+
   /** Frees every compiled graph and, once no other user holds them, the weights. */
   destroy(): void {
     for (const { graph } of this.graphs.values()) graph.destroy();
     this.graphs.clear();
   }
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((total, p) => total + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
 }
