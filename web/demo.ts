@@ -1,6 +1,8 @@
 /**
- * The demo page (web/index.html): loads a model (the default emoji model, or `?model=<folder URL>`),
- * then samples, interpolates between seeds, and encodes and decodes an image the user picks.
+ * The demo page (web/index.html): loads a model (the default emoji model, or `?model=<folder URL>`,
+ * which the page's model field sets), then samples, interpolates between seeds, and encodes and
+ * decodes an image the user picks. A pipeline folder with an autoencoder (an LDMPipeline's vqvae/,
+ * a vae/) is a latent model: DDIM runs on its latents and the page shows the decoded images.
  * Control values can be preset from the URL (`?n=4&steps=20&eta=0&spacing=quad&seed=7`, `sigmaHat=1`,
  * `class=3` for a class-conditional model, whose class picker shows only then); `run=1`
  * samples once the model is ready.
@@ -13,6 +15,7 @@ import {
   DdimPipeline,
   type Gpu,
   gridRgba,
+  LatentDiffusionPipeline,
   loadModel,
   type ModelFiles,
   readModel,
@@ -23,7 +26,8 @@ import {
 } from '../src/index.ts';
 
 const params = new URLSearchParams(location.search);
-const MODEL_URL = params.get('model') ?? 'weights/emoji32/';
+const DEFAULT_MODEL_URL = 'weights/emoji32/';
+const MODEL_URL = params.get('model')?.trim() || DEFAULT_MODEL_URL;
 /** Each image is drawn at least this many pixels wide (integer upscaling). */
 const IMAGE_PIXELS = 96;
 /** Pipelines compiled for different batch sizes that are kept; each holds a copy of the weights. */
@@ -81,17 +85,24 @@ let gpu: Gpu;
 let files: ModelFiles;
 /** Read once; its weights are uploaded once and shared by the pipelines of every batch size. */
 let model: DdimModel;
-const pipelines = new Map<number, DdimPipeline>();
+/** A pixel model's pipeline, or a latent model's: DDIM on the autoencoder's latents, then its decoder. */
+type Pipeline = DdimPipeline | LatentDiffusionPipeline;
+const pipelines = new Map<number, Pipeline>();
+
+const isLatent = (pipeline: Pipeline): pipeline is LatentDiffusionPipeline => pipeline instanceof LatentDiffusionPipeline;
+/** The DDIM pipeline of the UNet: its schedule and config. */
+const ddimOf = (pipeline: Pipeline): DdimPipeline => isLatent(pipeline) ? pipeline.ddim : pipeline;
 
 /** The model compiled for `batch` images per forward (compiling takes a moment; a few are kept). */
-async function pipelineFor(batch: number): Promise<DdimPipeline> {
+async function pipelineFor(batch: number): Promise<Pipeline> {
   let pipeline = pipelines.get(batch);
   if (pipeline) {
     pipelines.delete(batch); // re-inserted below as the most recently used
   } else {
     setStatus(`Compiling the UNet for ${batch} image${batch === 1 ? '' : 's'} at a time…`);
-    model ??= readModel(files);
-    pipeline = await DdimPipeline.load(gpu, model, { batch });
+    pipeline = model.autoencoder
+      ? await LatentDiffusionPipeline.load(gpu, model, { batch })
+      : await DdimPipeline.load(gpu, model, { batch });
   }
   pipelines.set(batch, pipeline);
   while (pipelines.size > KEPT_PIPELINES) {
@@ -134,6 +145,12 @@ async function start(): Promise<void> {
     fail('The model did not load', describeError(e));
     return;
   }
+  try {
+    model = readModel(files);
+  } catch (e) {
+    fail('The model cannot be read', describeError(e));
+    return;
+  }
   let firstBatch = 1;
   try {
     firstBatch = readInt('n', 1, 16);
@@ -148,20 +165,42 @@ async function start(): Promise<void> {
     return;
   }
   const pipeline = pipelines.values().next().value!;
+  const ddim = ddimOf(pipeline);
   const [c, h, w] = pipeline.imageShape;
-  let parameters = 0;
-  for (const entry of pipeline.model.unet.file.tensors.values()) parameters += entry.shape.reduce((a, b) => a * b, 1);
-  element('model-line').textContent =
-    `Model: ${new URL(MODEL_URL, location.href).href} · ${w}×${h}, ${c} channels · ${(parameters / 1e6).toFixed(2)} M parameters · ` +
-    `${megabytes(files.weights.length)} MB of weights. GPU: ${gpu.adapterName}.`;
-  setupClassPicker(pipeline);
-  if (params.get('spacing') === null && pipeline.schedule.timestepSpacing) {
-    element<HTMLSelectElement>('spacing').value = pipeline.schedule.timestepSpacing;
+  const modelUrl = new URL(MODEL_URL, location.href).href;
+  const unetParameters = parameterCount(model.unet.file.tensors.values());
+  const weightBytes = files.weights.length + (files.autoencoder?.weights.length ?? 0);
+  if (isLatent(pipeline)) {
+    const [lc, lh, lw] = pipeline.latentShape;
+    const autoencoder = pipeline.autoencoder.config.className;
+    element('model-line').textContent =
+      `Model: ${modelUrl} · latent: ${w}×${h} images, ${c} channels, from ${lc}×${lh}×${lw} latents of a ${autoencoder} · ` +
+      `${(unetParameters / 1e6).toFixed(2)} M UNet + ${(parameterCount(model.autoencoder!.file.tensors.values()) / 1e6).toFixed(2)} M ` +
+      `${autoencoder} parameters · ${megabytes(weightBytes)} MB of weights. GPU: ${gpu.adapterName}.`;
+    const note = element('latent-note');
+    note.textContent = `A latent model: DDIM runs on the ${autoencoder}'s ${lc}×${lh}×${lw} latents, and the images appear when the ` +
+      "last step's latents are decoded (the steps are counted, not previewed).";
+    note.hidden = false;
+    element('sample-about').hidden = true;
+  } else {
+    element('model-line').textContent =
+      `Model: ${modelUrl} · ${w}×${h}, ${c} channels · ${(unetParameters / 1e6).toFixed(2)} M parameters · ` +
+      `${megabytes(weightBytes)} MB of weights. GPU: ${gpu.adapterName}.`;
   }
-  drawPlaceholders(pipeline.imageShape);
+  setupClassPicker(ddim);
+  if (params.get('spacing') === null && ddim.schedule.timestepSpacing) {
+    element<HTMLSelectElement>('spacing').value = ddim.schedule.timestepSpacing;
+  }
+  drawPlaceholders(pipeline.imageShape, isLatent(pipeline) ? pipeline.latentShape : pipeline.imageShape);
   setStatus(`Ready on ${gpu.adapterName}.`);
   setState('ready');
   if (params.get('run') === '1') element<HTMLFormElement>('sample-form').requestSubmit();
+}
+
+function parameterCount(tensors: Iterable<{ shape: readonly number[] }>): number {
+  let count = 0;
+  for (const entry of tensors) count += entry.shape.reduce((a, b) => a * b, 1);
+  return count;
 }
 
 /** The class picker, shown only for a class-conditional model: its classes (or labels 0..999 for 'timestep' ones). */
@@ -177,8 +216,8 @@ function setupClassPicker(pipeline: DdimPipeline): void {
 }
 
 /** The picked class, for a class-conditional model; undefined for any other. */
-function classLabels(pipeline: DdimPipeline): number[] | undefined {
-  return pipeline.model.unet.config.classEmbedType ? [Number(element<HTMLSelectElement>('class').value)] : undefined;
+function classLabels(pipeline: Pipeline): number[] | undefined {
+  return ddimOf(pipeline).model.unet.config.classEmbedType ? [Number(element<HTMLSelectElement>('class').value)] : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -218,9 +257,13 @@ function presetControls(): void {
 // ---------------------------------------------------------------------------------------------
 // Drawing.
 
-/** Draws images [n, C, H, W] (model space) as a grid on a canvas. */
+/** Draws images [n, C, H, W] (model space) as a grid on a canvas; of more than 3 channels (latents), the first 3. */
 function drawImages(canvas: HTMLCanvasElement, x: Float32Array, n: number, columns: number, shape: [number, number, number]): void {
-  const [c, h, w] = shape;
+  let [c, h, w] = shape;
+  if (c > 3) {
+    x = firstChannels(x, n, c, 3, h * w);
+    c = 3;
+  }
   const scale = Math.max(1, Math.floor(IMAGE_PIXELS / w));
   const { rgba, width, height } = gridRgba(x, n, c, h, w, { columns, padding: 2, scale });
   if (canvas.width !== width || canvas.height !== height) {
@@ -234,14 +277,21 @@ function drawImages(canvas: HTMLCanvasElement, x: Float32Array, n: number, colum
   );
 }
 
-/** Light grey squares where each action's images will appear. */
-function drawPlaceholders(shape: [number, number, number]): void {
+function firstChannels(x: Float32Array, n: number, c: number, keep: number, plane: number): Float32Array {
+  const kept = new Float32Array(n * keep * plane);
+  for (let i = 0; i < n; i++) kept.set(x.subarray(i * c * plane, (i * c + keep) * plane), i * keep * plane);
+  return kept;
+}
+
+/** Light grey squares where each action's images will appear (`latentShape`: the round trip's x_T). */
+function drawPlaceholders(shape: [number, number, number], latentShape: [number, number, number]): void {
   const blank = (n: number) => new Float32Array(n * shape[0] * shape[1] * shape[2]).fill(0.85);
   const n = Math.max(1, Math.min(16, Number(element<HTMLInputElement>('n').value) || 1));
   const frames = Math.max(2, Math.min(16, Number(element<HTMLInputElement>('frames').value) || 2));
   drawImages(element('samples'), blank(n), n, Math.min(n, 8), shape);
   drawImages(element('strip'), blank(frames), frames, frames, shape);
-  for (const id of ['roundtrip-input', 'roundtrip-latent', 'roundtrip-output']) drawImages(element(id), blank(1), 1, 1, shape);
+  for (const id of ['roundtrip-input', 'roundtrip-output']) drawImages(element(id), blank(1), 1, 1, shape);
+  drawImages(element('roundtrip-latent'), new Float32Array(latentShape[0] * latentShape[1] * latentShape[2]).fill(0.85), 1, 1, latentShape);
 }
 
 function countRun(canvas: HTMLCanvasElement): void {
@@ -266,6 +316,34 @@ function previewer(
     info.textContent = `${label}: step ${progress.step} of ${progress.total}, t = ${progress.t}`;
   };
 }
+
+/**
+ * The step callback of a pipeline: a pixel model's draws each x0 prediction (see previewer); a
+ * latent model's predictions are latents, so its steps are only counted.
+ */
+function stepReporter(
+  pipeline: Pipeline,
+  canvas: HTMLCanvasElement,
+  images: Float32Array,
+  n: number,
+  columns: number,
+  info: HTMLElement,
+  label: string,
+): Pick<StepOptions, 'previewX0' | 'onStep'> {
+  if (!isLatent(pipeline)) return { previewX0: true, onStep: previewer(canvas, images, n, columns, pipeline.imageShape, info, label) };
+  return {
+    onStep: (progress: StepProgress) => {
+      canvas.dataset.step = `${progress.step}/${progress.total}`;
+      const decoding = progress.step === progress.total ? ', then decoding the latents' : '';
+      info.textContent = `${label}: step ${progress.step} of ${progress.total}, t = ${progress.t}${decoding}`;
+    },
+  };
+}
+
+type StepOptions = { previewX0?: boolean; onStep?: (progress: StepProgress) => void };
+
+/** The images of a result: a latent model's decoded images, a pixel model's x0. */
+const imagesOf = (result: { x0: Float32Array } | { images: Float32Array }) => 'images' in result ? result.images : result.x0;
 
 const seconds = (since: number) => ((performance.now() - since) / 1000).toFixed(1);
 
@@ -324,11 +402,10 @@ async function sample(signal: AbortSignal): Promise<string> {
     classLabels: labels,
     seed,
     count: n,
-    previewX0: true,
-    onStep: previewer(canvas, images, n, columns, shape, info, 'sampling'),
+    ...stepReporter(pipeline, canvas, images, n, columns, info, 'sampling'),
     signal,
   });
-  drawImages(canvas, result.x0, n, columns, shape);
+  drawImages(canvas, imagesOf(result), n, columns, shape);
   const took = seconds(started);
   info.textContent = `${n} image${n === 1 ? '' : 's'} · ${result.timesteps.length} steps (${spacing}) · ${sigmaHat ? 'σ̂' : `η = ${eta}`}${
     labels ? ` · class ${labels[0]}` : ''
@@ -356,11 +433,10 @@ async function interpolate(signal: AbortSignal): Promise<string> {
     frames,
     steps,
     classLabels: classLabels(pipeline),
-    previewX0: true,
-    onStep: previewer(canvas, images, frames, frames, shape, info, 'decoding'),
+    ...stepReporter(pipeline, canvas, images, frames, frames, info, 'decoding'),
     signal,
   });
-  drawImages(canvas, result.x0, frames, frames, shape);
+  drawImages(canvas, imagesOf(result), frames, frames, shape);
   const took = seconds(started);
   info.textContent = `seed ${seedA} → seed ${seedB} · ${frames} frames · ${result.timesteps.length} steps · ${took} s`;
   countRun(canvas);
@@ -406,23 +482,29 @@ async function roundtrip(signal: AbortSignal): Promise<string> {
   setStatus(`Encoding with ${steps} steps, then decoding…`);
   const started = performance.now();
   const labels = classLabels(pipeline);
-  const encoded = await pipeline.encode(image, {
+  const ddim = ddimOf(pipeline);
+  const encodeOptions = {
     steps,
     classLabels: labels,
-    onStep: (p) => void (info.textContent = `encoding: step ${p.step} of ${p.total}, t = ${p.t}`),
+    onStep: (p: StepProgress) => void (info.textContent = `encoding: step ${p.step} of ${p.total}, t = ${p.t}`),
     signal,
-  });
-  drawImages(element('roundtrip-latent'), encoded.x0, 1, 1, shape);
-  const decoded = await pipeline.decode(encoded.x0, {
+  };
+  // A latent model encodes the image with its autoencoder first, and decodes x_0's latents at the end.
+  const encoded = isLatent(pipeline)
+    ? await pipeline.encode({ images: image }, encodeOptions)
+    : await pipeline.encode(image, encodeOptions);
+  drawImages(element('roundtrip-latent'), encoded.x0, 1, 1, ddim.imageShape);
+  const decoded = await ddim.decode(encoded.x0, {
     steps,
     classLabels: labels,
-    previewX0: true,
-    onStep: previewer(output, new Float32Array(image.length), 1, 1, shape, info, 'decoding'),
+    ...stepReporter(pipeline, output, new Float32Array(image.length), 1, 1, info, 'decoding'),
     signal,
   });
-  drawImages(output, decoded.x0, 1, 1, shape);
+  signal.throwIfAborted();
+  const decodedImage = isLatent(pipeline) ? (await pipeline.decodeLatents(decoded.x0)).images : decoded.x0;
+  drawImages(output, decodedImage, 1, 1, shape);
   let squared = 0;
-  for (let i = 0; i < image.length; i++) squared += (decoded.x0[i] - image[i]) ** 2;
+  for (let i = 0; i < image.length; i++) squared += (decodedImage[i] - image[i]) ** 2;
   const mse = squared / image.length;
   // PSNR over model space, whose range [-1, 1] has width 2.
   const psnr = 10 * Math.log10(4 / mse);
@@ -435,6 +517,21 @@ async function roundtrip(signal: AbortSignal): Promise<string> {
 
 // ---------------------------------------------------------------------------------------------
 
+/** The model field: loading another folder reloads the page with ?model=<URL> (the other settings kept). */
+function setupModelPicker(): void {
+  const input = element<HTMLInputElement>('model-url');
+  input.value = MODEL_URL;
+  element<HTMLFormElement>('model-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const next = new URL(location.href);
+    const url = input.value.trim();
+    if (url === '' || url === DEFAULT_MODEL_URL) next.searchParams.delete('model');
+    else next.searchParams.set('model', url);
+    next.searchParams.delete('run');
+    location.assign(next.href);
+  });
+}
+
 function onSubmit(formId: string, name: string, action: (signal: AbortSignal) => Promise<string>): void {
   element<HTMLFormElement>(formId).addEventListener('submit', (event) => {
     event.preventDefault();
@@ -443,6 +540,7 @@ function onSubmit(formId: string, name: string, action: (signal: AbortSignal) =>
 }
 
 onSubmit('sample-form', 'Sampling', sample);
+setupModelPicker();
 onSubmit('interpolate-form', 'Interpolation', interpolate);
 onSubmit('roundtrip-form', 'Encoding', roundtrip);
 element('dice').addEventListener('click', () => {
