@@ -1,14 +1,29 @@
 /**
- * The browser test's numerical check (web/test.html): one UNet forward of the default model on
- * the golden input, compared with diffusers' float64 output. The result is written as JSON into
- * #result, with data-done set, for test/browser/run.mjs to read.
+ * The browser test's numerical checks (web/test.html), compared with diffusers' float64 outputs:
+ *   test.html              one UNet forward of the default model on the golden input
+ *   test.html?check=ldm    the tiny LDM folder, loaded by URL, sampled from the golden x_T (DDIM 10
+ *                          steps, then the VQ decoder): latents, code indices and images
+ * The result is written as JSON into #result, with data-done set, for test/browser/run.mjs to read.
  */
-import { DdimPipeline, loadModel, parseSafetensors, requestGpu, toFloat32, toInt32, UnsupportedPrecisionError } from '../src/index.ts';
+import {
+  DdimPipeline,
+  LatentDiffusionPipeline,
+  loadModel,
+  parseSafetensors,
+  requestGpu,
+  type SafetensorsFile,
+  toFloat32,
+  toInt32,
+  UnsupportedPrecisionError,
+} from '../src/index.ts';
 import { compare } from '../test/util/compare_values.ts';
 
 const TOLERANCE = 2e-4;
 /** precision 'f16' (issue 11's bound for eps). */
 const F16_TOLERANCE = 3e-3;
+/** Latent sampling: 10 DDIM steps, then the decoder (issue 21's bound). */
+const LDM_TOLERANCE = 2e-3;
+const LDM_STEPS = 10;
 
 interface GoldenResult {
   ok: boolean;
@@ -31,14 +46,16 @@ async function fetchBytes(url: string): Promise<Uint8Array> {
   return new Uint8Array(await response.arrayBuffer());
 }
 
+function goldenTensor(golden: SafetensorsFile, name: string) {
+  const entry = golden.tensors.get(name);
+  if (!entry) throw new Error(`golden tensor ${name} is missing`);
+  return entry;
+}
+
 async function run(): Promise<GoldenResult> {
   const gpu = await requestGpu();
   const golden = parseSafetensors(await fetchBytes('golden/emoji32_unet.safetensors'));
-  const tensor = (name: string) => {
-    const entry = golden.tensors.get(name);
-    if (!entry) throw new Error(`golden tensor ${name} is missing`);
-    return entry;
-  };
+  const tensor = (name: string) => goldenTensor(golden, name);
   const x = toFloat32(tensor('input.x'));
   const t = toInt32(tensor('input.t'));
   const expected = toFloat32(tensor('output.eps'));
@@ -81,12 +98,70 @@ async function run(): Promise<GoldenResult> {
   };
 }
 
+interface LatentGoldenResult {
+  ok: boolean;
+  adapter?: string;
+  tolerance: number;
+  /** The final latents against ldm.latent, the decoded images against ldm.image. */
+  latent?: { relL2: number; maxAbs: number };
+  image?: { relL2: number; maxAbs: number };
+  /** Positions whose codebook index equals ldm.code_indices, of all. */
+  codeIndices?: { equal: number; total: number };
+  timesteps?: { actual: number[]; expected: number[] };
+  imageShape?: number[];
+  loadMs?: number;
+  sampleMs?: number;
+  error?: string;
+}
+
+/** The tiny LDM folder, fetched by URL as the demo does, sampled from ldm.xT. */
+async function runLatent(): Promise<LatentGoldenResult> {
+  const gpu = await requestGpu();
+  const golden = parseSafetensors(await fetchBytes('golden/sd/ldm.safetensors'));
+  const xTEntry = goldenTensor(golden, 'ldm.xT');
+  const xT = toFloat32(xTEntry);
+  const loadStart = performance.now();
+  const files = await loadModel('golden/sd/tiny-ldm/');
+  if (!files.autoencoder) throw new Error('loadModel found no autoencoder in golden/sd/tiny-ldm/');
+  const pipeline = await LatentDiffusionPipeline.load(gpu, files, { batch: xTEntry.shape[0] });
+  const sampleStart = performance.now();
+  const result = await pipeline.sample({ steps: LDM_STEPS, xT });
+  const sampleMs = performance.now() - sampleStart;
+  pipeline.destroy();
+  if (gpu.uncapturedErrors.length > 0) throw new Error(`WebGPU errors: ${gpu.uncapturedErrors.join('; ')}`);
+
+  const latent = compare(result.x0, toFloat32(goldenTensor(golden, 'ldm.latent')));
+  const image = compare(result.images, toFloat32(goldenTensor(golden, 'ldm.image')));
+  const expectedCodes = toInt32(goldenTensor(golden, 'ldm.code_indices'));
+  const codes = result.codeIndices;
+  const equal = codes && codes.length === expectedCodes.length ? expectedCodes.filter((v, i) => codes[i] === v).length : 0;
+  // diffusers lists the timesteps from the noisiest down.
+  const actual = [...result.timesteps].sort((a, b) => b - a);
+  const expected = [...toInt32(goldenTensor(golden, 'ldm.timesteps'))];
+  return {
+    ok: latent.relL2 <= LDM_TOLERANCE && image.relL2 <= LDM_TOLERANCE && equal === expectedCodes.length &&
+      actual.join() === expected.join(),
+    adapter: gpu.adapterName,
+    tolerance: LDM_TOLERANCE,
+    latent: { relL2: latent.relL2, maxAbs: latent.maxAbs },
+    image: { relL2: image.relL2, maxAbs: image.maxAbs },
+    codeIndices: { equal, total: expectedCodes.length },
+    timesteps: { actual, expected },
+    imageShape: result.imageShape,
+    loadMs: sampleStart - loadStart,
+    sampleMs,
+  };
+}
+
 const out = document.getElementById('result')!;
-let result: GoldenResult;
+const which = new URLSearchParams(location.search).get('check') ?? 'unet';
+let result: GoldenResult | LatentGoldenResult;
 try {
-  result = await run();
+  if (which === 'ldm') result = await runLatent();
+  else if (which === 'unet') result = await run();
+  else throw new Error(`unknown check '${which}': test.html runs ?check=unet (the default) or ?check=ldm`);
 } catch (e) {
-  result = { ok: false, tolerance: TOLERANCE, error: `${(e as Error).name}: ${(e as Error).message}` };
+  result = { ok: false, tolerance: which === 'ldm' ? LDM_TOLERANCE : TOLERANCE, error: `${(e as Error).name}: ${(e as Error).message}` };
 }
 out.textContent = JSON.stringify(result, null, 2);
 out.dataset.done = result.ok ? 'ok' : 'failed';

@@ -69,7 +69,8 @@ export async function loadModelChecks(test, check, serverUrl, { loadModel, parse
       onProgress: (loaded, total, file) => progress.push({ loaded, total, file }),
     });
     check(
-      log.join(' ') === 'config.json unet/config.json unet/diffusion_pytorch_model.safetensors scheduler/scheduler_config.json',
+      log.join(' ') ===
+        'model_index.json config.json unet/config.json unet/diffusion_pytorch_model.safetensors scheduler/scheduler_config.json',
       `fetched ${log.join(' ')}`,
     );
     check(files.config.sample_size === 8 && files.schedulerConfig.beta_end === 0.01, 'wrong JSON');
@@ -123,9 +124,29 @@ export async function loadModelChecks(test, check, serverUrl, { loadModel, parse
           throw new TypeError('Failed to fetch');
         },
       }),
-      /could not fetch http:\/\/models\.test\/m\/config\.json: Failed to fetch/,
+      // A folder is first asked for the pipeline index it may have.
+      /could not fetch http:\/\/models\.test\/m\/model_index\.json: Failed to fetch/,
       'a network error',
     );
     await rejects(loadModel('relative/folder/'), /not a URL/, 'a relative URL outside a page');
+  });
+
+  await test("loadModel: the demo server's tiny LDM pipeline folder by its model_index.json (unet/, vqvae/, scheduler/)", async () => {
+    const fetched = [];
+    const files = await loadModel(`${serverUrl}golden/sd/tiny-ldm/`, {
+      onProgress: (loaded, _total, file) => loaded === 0 && fetched.push(file),
+    });
+    check(files.config?._class_name === 'UNet2DModel', `unet/config.json came back as ${JSON.stringify(files.config)?.slice(0, 80)}`);
+    check(files.schedulerConfig?._class_name === 'DDIMScheduler', 'scheduler/scheduler_config.json was not read');
+    check(
+      files.autoencoder?.config?._class_name === 'VQModel',
+      `the autoencoder is ${JSON.stringify(files.autoencoder?.config)?.slice(0, 80)}`,
+    );
+    check(files.folders?.autoencoder === 'vqvae', `the autoencoder's folder is ${files.folders?.autoencoder}`);
+    check(parseSafetensors(files.autoencoder.weights).tensors.size > 20, "the vqvae's weights do not parse as safetensors");
+    check(
+      fetched.includes('unet/diffusion_pytorch_model.safetensors') && fetched.includes('vqvae/diffusion_pytorch_model.safetensors'),
+      `progress named ${fetched.join(', ')}`,
+    );
   });
 }
