@@ -15,6 +15,7 @@ import { parseSafetensors } from '../src/io/safetensors.ts';
 import { Autoencoder } from '../src/models/autoencoder_model.ts';
 import { downscaleFactor, parseAutoencoderConfig } from '../src/models/autoencoder_config.ts';
 import { randomAutoencoderSafetensors } from '../src/models/random_weights.ts';
+import { compare } from '../test/util/compare_values.ts';
 
 const USAGE = `usage: bench-vae [--config DIR] [--sizes 256,512] [--repeats N] [--encode] [--device-limits] [--json FILE]
   --config DIR       a folder with an autoencoder's config.json (default ../shared/golden/sd/configs/sd15/vae)
@@ -22,6 +23,8 @@ const USAGE = `usage: bench-vae [--config DIR] [--sizes 256,512] [--repeats N] [
   --repeats N        timed passes per size after one untimed (default 1)
   --encode           time the encoder too
   --device-limits    the adapter's own limits instead of WebGPU's defaults
+  --compare-tiles M  also decode each size with a binding limit of M MiB (split into tiles) and print how far
+                     that is from the decode under the run's limits (relative L2)
   --json FILE        the results as JSON`;
 
 /** WebGPU's default limits: what a page gets without asking for more. */
@@ -95,6 +98,28 @@ for (const size of sizes) {
         largestBindingBytes: memory.largestBindingBytes,
         graphs: memory.graphs,
       };
+      const compareLimit = option('compare-tiles');
+      if (compareLimit !== undefined && part === 'decode') {
+        const tiled = Autoencoder.load(gpu, weights, {
+          limits: { ...limits, maxStorageBufferBindingSize: Number(compareLimit) * 2 ** 20 },
+        });
+        try {
+          const whole = await vae.decode(z, [1, config.latentChannels, latent, latent]);
+          const split = await tiled.decode(z, [1, config.latentChannels, latent, latent]);
+          const t = tiled.tileSize('decoder', latent, latent);
+          const c = compare(split.image, whole.image);
+          Object.assign(entry, {
+            tiledComparison: { bindingLimitMiB: Number(compareLimit), tile: t === null ? null : t * f, relL2: c.relL2, maxAbs: c.maxAbs },
+          });
+          console.log(
+            `  tiles of ${t === null ? 'none' : `${t * f}²`} under ${compareLimit} MiB vs this decode: rel L2 ${
+              c.relL2.toExponential(2)
+            }, max |diff| ${c.maxAbs.toExponential(2)}`,
+          );
+        } finally {
+          tiled.destroy();
+        }
+      }
       results.push(entry);
       console.log(
         `${part} ${size}²: ${(ms / 1000).toFixed(2)} s (first ${(firstMs / 1000).toFixed(2)} s with compiling); ${
