@@ -22,7 +22,7 @@ import {
   sigmaHatStepCoefficients,
 } from '../src/sampler/schedule.ts';
 import { loadModelDir } from '../src/fs/model_dir.ts';
-import { expectClose, goldenF32, goldenI32, readGolden } from './util/compare.ts';
+import { compare, expectClose, goldenF32, goldenI32, readGolden } from './util/compare.ts';
 import { TINY_CONFIG } from './util/tiny_model.ts';
 import { randomUNetSafetensors } from '../src/models/random_weights.ts';
 import { philoxNormals } from '../src/sampler/noise.ts';
@@ -367,5 +367,53 @@ async function assertRejects(call: () => Promise<unknown>, pattern: RegExp): Pro
   }
   assert.unreachable(`resolved; expected ${pattern}`);
 }
+
+gpuRuns("inversion: 'diffusers' follows DDIMInverseScheduler.step (ε at the target timestep), 'paper' does not", async () => {
+  const gpu = await requestGpu();
+  // SD's schedule: leading spacing with steps_offset 1, set_alpha_to_one false.
+  const schedulerConfig = {
+    beta_schedule: 'scaled_linear',
+    beta_start: 0.00085,
+    beta_end: 0.012,
+    clip_sample: false,
+    set_alpha_to_one: false,
+    steps_offset: 1,
+    timestep_spacing: 'leading',
+  };
+  const pipeline = await DdimPipeline.load(gpu, { config: TINY_CONFIG, weights: randomUNetSafetensors(TINY_CONFIG, 5), schedulerConfig }, {
+    batch: 2,
+  });
+  try {
+    const steps = 5;
+    const x0 = new Float32Array(2 * 3 * 8 * 8).map((_, i) => Math.sin(i * 0.7) * 0.8);
+    const encoded = await pipeline.encode(x0, { steps, inversion: 'diffusers' });
+    // DDIMInverseScheduler (set_timesteps, leading; step), written out in float64 from diffusers' source.
+    const T = 1000;
+    const ratio = Math.floor(T / steps);
+    const timesteps = Array.from({ length: steps }, (_, k) => k * ratio + 1);
+    assert.equal(encoded.timesteps, timesteps);
+    const alphas = pipeline.schedule.alphasCumprod;
+    const initialAlpha = alphas[0]; // set_alpha_to_one false
+    let x = Float64Array.from(x0);
+    for (const t of timesteps) {
+      const eps = await pipeline.eps(Float32Array.from(x), new Int32Array(2).fill(t));
+      const current = Math.min(t - ratio, T - 1);
+      const alphaT = current >= 0 ? alphas[current] : initialAlpha;
+      const alphaPrev = alphas[t];
+      x = x.map((v, i) => {
+        const predX0 = (v - Math.sqrt(1 - alphaT) * eps[i]) / Math.sqrt(alphaT);
+        return Math.sqrt(alphaPrev) * predX0 + Math.sqrt(1 - alphaPrev) * eps[i];
+      });
+    }
+    expectClose("encode, inversion 'diffusers' vs DDIMInverseScheduler", encoded.x0, Float32Array.from(x), 1e-5);
+    const paper = await pipeline.encode(x0, { steps });
+    const apart = compare(paper.x0, Float32Array.from(x));
+    console.log(`    the paper's inversion vs DDIMInverseScheduler's: rel L2 ${apart.relL2.toExponential(2)}`);
+    assert.ok(apart.relL2 > 1e-3, 'the two inversions differ');
+    await assertRejects(() => pipeline.encode(x0, { steps, inversion: 'forward' as never }), /inversion must be one of paper, diffusers/);
+  } finally {
+    pipeline.destroy();
+  }
+});
 
 gpuRuns.run();

@@ -7,7 +7,7 @@
 import { parseArgs } from 'node:util';
 import type { Backend } from '../gpu/device.ts';
 import { type Precision, PRECISIONS } from '../gpu/shader_source.ts';
-import type { TimestepSpacing } from '../sampler/schedule.ts';
+import { INVERSION_MODES, type InversionMode, type TimestepSpacing } from '../sampler/schedule.ts';
 import { UserError } from './errors.ts';
 
 /** A user error with an optional second line telling what to do about it. */
@@ -123,6 +123,8 @@ Encodes images into their DDIM latents x_T (the deterministic ODE run forward). 
 the model's size; transparent pixels are composited over white.
   --image FILE        a PNG to encode; repeat for more
   --out FILE          the latents: safetensors, key 'xT', f32 [N,C,H,W] (default: latent.safetensors)
+  --inversion MODE    paper (default: ε at each state's own timestep, as the DDIM paper encodes) or
+                      diffusers (as its DDIMInverseScheduler: ε at the timestep each step moves to)
 ${DDIM_HELP(50)}
 ${COMMON_HELP}
 Decode with the same --steps and --skip to get the images back.
@@ -245,6 +247,7 @@ export interface EncodeArgs extends CommonArgs, DdimArgs {
   command: 'encode';
   images: string[];
   out: string;
+  inversion: InversionMode;
 }
 
 export interface DecodeArgs extends CommonArgs, DdimArgs {
@@ -333,7 +336,13 @@ const OPTIONS: Record<CommandName, OptionTable> = {
     height: { type: 'string' },
     width: { type: 'string' },
   },
-  encode: { ...COMMON_OPTIONS, ...DDIM_OPTIONS, image: { type: 'string', multiple: true }, out: { type: 'string' } },
+  encode: {
+    ...COMMON_OPTIONS,
+    ...DDIM_OPTIONS,
+    image: { type: 'string', multiple: true },
+    out: { type: 'string' },
+    inversion: { type: 'string' },
+  },
   decode: {
     ...COMMON_OPTIONS,
     ...DDIM_OPTIONS,
@@ -474,7 +483,14 @@ export function parseCommandLine(argv: string[]): ParsedCommandLine {
     case 'encode': {
       const images = v.paths('image');
       if (images.length === 0) throw new CliError('encode needs at least one --image', usageLine(command));
-      return { command, ...common, ...ddim(), images, out: v.path('out') ?? 'latent.safetensors' };
+      return {
+        command,
+        ...common,
+        ...ddim(),
+        images,
+        out: v.path('out') ?? 'latent.safetensors',
+        inversion: v.choice('inversion', INVERSION_MODES) ?? 'paper',
+      };
     }
     case 'decode': {
       const latent = v.path('latent');

@@ -416,10 +416,14 @@ async function encode(args: EncodeArgs, deps: RunDeps): Promise<void> {
     'encode',
     count,
     timesteps.length,
-    (pipeline, { onStep }) => pipeline.encode(images, { steps, spacing, classLabels, onStep }),
+    (pipeline, { onStep }) => pipeline.encode(images, { steps, spacing, classLabels, onStep, inversion: args.inversion }),
   );
   // The steps and spacing go along, so that decode can undo the encoding with the same ones.
-  const file = serializeSafetensors({ xT: f32Tensor(result.x0, [count, c, h, w]) }, { ddim_steps: String(steps), ddim_spacing: spacing });
+  const file = serializeSafetensors({ xT: f32Tensor(result.x0, [count, c, h, w]) }, {
+    ddim_steps: String(steps),
+    ddim_spacing: spacing,
+    ddim_inversion: args.inversion,
+  });
   await writeFileAtomic(args.out, file);
   io.stdout(
     `encode: ${plural(timesteps.length, 'step')} x ${plural(count, 'image')} in ${rate(count, seconds)} on ${adapter} -> ${args.out}\n`,

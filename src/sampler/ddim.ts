@@ -23,6 +23,8 @@ import {
   type DdimStep,
   ddimStepCoefficients,
   ddimTimesteps,
+  INVERSION_MODES,
+  type InversionMode,
   type NoiseSchedule,
   quantileRanks,
   sigmaHatStepCoefficients,
@@ -100,6 +102,11 @@ export interface DdimEncodeOptions {
   spacing?: TimestepSpacing;
   /** Clip each x0 prediction, as DDIMInverseScheduler does with `clip_sample`; the config decides by default. */
   clip?: boolean;
+  /**
+   * 'paper' (the default): the DDIM paper's encoding, ε at the current state and timestep.
+   * 'diffusers': diffusers' DDIMInverseScheduler, ε at the timestep each step moves to (docs/samplers.md).
+   */
+  inversion?: InversionMode;
   classLabels?: DdimSampleOptions['classLabels'];
   /** Record every state and x0 prediction, as for sampling. */
   trajectory?: boolean;
@@ -280,11 +287,15 @@ export class DdimSampler {
     const count = this.countOf({ xT: x0, steps: options.steps });
     const labels = checkClassLabels(this.unet.config, options.classLabels, count);
     const clip = options.clip ?? this.schedule.clipSample;
+    const inversion = options.inversion ?? 'paper';
+    if (!INVERSION_MODES.includes(inversion)) {
+      throw new SamplerInputError(`inversion must be one of ${INVERSION_MODES.join(', ')}, got '${inversion}'`);
+    }
     return await this.unet.exclusive(async () => {
       const plan = await this.plan(
-        `encode ${spacing} ${options.steps} clip=${clip}`,
+        `encode ${spacing} ${options.steps} clip=${clip} ${inversion}`,
         timesteps,
-        ddimInversionSteps(this.schedule, timesteps),
+        ddimInversionSteps(this.schedule, timesteps, inversion),
         clip,
       );
       return await this.run(plan, count, { ...options, xT: x0, classLabels: labels }, { useNoise: false });

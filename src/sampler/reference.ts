@@ -6,6 +6,7 @@ import {
   ddimInversionSteps,
   type DdimStep,
   ddimStepCoefficients,
+  type InversionMode,
   type NoiseSchedule,
   quantileRanks,
   sigmaHatStepCoefficients,
@@ -62,10 +63,10 @@ export function ddimEncodeCpu(
   x0: Float32Array,
   timestepsAscending: number[],
   eps: EpsFunction,
-  options: { clip?: boolean } = {},
+  options: { clip?: boolean; inversion?: InversionMode } = {},
 ): CpuTrajectory {
   const clipRange = options.clip ? schedule.clipSampleRange : Infinity;
-  return runSteps(ddimInversionSteps(schedule, timestepsAscending), x0, eps, clipRange, undefined);
+  return runSteps(ddimInversionSteps(schedule, timestepsAscending, options.inversion), x0, eps, clipRange, undefined);
 }
 
 function runSteps(

@@ -431,14 +431,33 @@ export function sigmaHatStepCoefficients(schedule: NoiseSchedule, timestepsAscen
 }
 
 /**
+ * How inversion evaluates the model. 'paper': the DDIM paper's encoding, ε at the current state and
+ * its own timestep. 'diffusers': diffusers' DDIMInverseScheduler (its inversion-based pipelines), ε
+ * at the current state but the timestep the step moves to, and the current state's ᾱ taken at
+ * min(t − T/S, T − 1) (the initial ᾱ below 0), for S steps of a schedule of T.
+ */
+export type InversionMode = 'paper' | 'diffusers';
+export const INVERSION_MODES: readonly InversionMode[] = ['paper', 'diffusers'];
+
+/**
  * DDIM inversion (encoding an image into its x_T): the η = 0 ODE run forward from the image (t =
  * −1; ᾱ = 1, or ᾱ_0 without set_alpha_to_one, as DDIMInverseScheduler's initial ᾱ) up the same
- * timesteps, with the schedule's prediction type. Each step evaluates the model at the current
- * state with timestep max(t, 0), then moves to ᾱ of the next timestep: −1 → ts[0] → … → ts[last].
+ * timesteps, with the schedule's prediction type. 'paper': each step evaluates the model at the
+ * current state with timestep max(t, 0), then moves to ᾱ of the next timestep: −1 → ts[0] → … →
+ * ts[last]. 'diffusers': as DDIMInverseScheduler.step does (see InversionMode).
  */
-export function ddimInversionSteps(schedule: NoiseSchedule, timestepsAscending: number[]): DdimStep[] {
+export function ddimInversionSteps(schedule: NoiseSchedule, timestepsAscending: number[], mode: InversionMode = 'paper'): DdimStep[] {
   checkAscending(timestepsAscending);
   const steps: DdimStep[] = [];
+  if (mode === 'diffusers') {
+    const T = schedule.numTrainTimesteps;
+    const stride = Math.floor(T / timestepsAscending.length);
+    for (const tNext of timestepsAscending) {
+      const current = Math.min(tNext - stride, T - 1);
+      steps.push(makeStep(schedule, current >= 0 ? current : -1, tNext, tNext, 0));
+    }
+    return steps;
+  }
   let t = -1;
   for (const tNext of timestepsAscending) {
     steps.push(makeStep(schedule, t, tNext, Math.max(t, 0), 0));

@@ -54,28 +54,27 @@ export async function loadModel(url: string | URL, options: LoadModelOptions = {
   if (!fetchFn) throw new ModelLoadError('this runtime has no fetch(); pass one as options.fetch');
   const get = (file: string, optional = false) => download(fetchFn, folder, file, optional, options);
 
-  // A pipeline folder (LDMPipeline, ...) names its components in model_index.json.
-  const index = await get(MODEL_INDEX, true);
-  if (index) {
-    const reader = {
-      read: (path: string) => path === MODEL_INDEX ? Promise.resolve(index) : get(path, true),
-      where: (path: string) => new URL(path, folder).href,
-      fail: (message: string) => new ModelLoadError(message, folder.href),
-    };
-    return (await readPipelineFolder(reader)).files;
-  }
-
+  // A bare model's config.json first (the common case, and no 404 in the page's console for it),
+  // then a pipeline folder's model_index.json (LDMPipeline, ...), then a pipeline's unet/ alone.
+  const [flat, unetOnly] = MODEL_LAYOUTS;
   let layout: (typeof MODEL_LAYOUTS)[number] | undefined;
-  let configBytes: Uint8Array | undefined;
-  for (const candidate of MODEL_LAYOUTS) {
-    configBytes = await get(candidate.config, true);
-    if (configBytes) {
-      layout = candidate;
-      break;
+  let configBytes = await get(flat.config, true);
+  if (configBytes) layout = flat;
+  else {
+    const index = await get(MODEL_INDEX, true);
+    if (index) {
+      const reader = {
+        read: (path: string) => path === MODEL_INDEX ? Promise.resolve(index) : get(path, true),
+        where: (path: string) => new URL(path, folder).href,
+        fail: (message: string) => new ModelLoadError(message, folder.href),
+      };
+      return (await readPipelineFolder(reader)).files;
     }
+    configBytes = await get(unetOnly.config, true);
+    if (configBytes) layout = unetOnly;
   }
   if (!layout || !configBytes) {
-    const tried = MODEL_LAYOUTS.map((l) => new URL(l.config, folder).href).join(' nor ');
+    const tried = [flat.config, MODEL_INDEX, unetOnly.config].map((file) => new URL(file, folder).href).join(' nor ');
     throw new ModelLoadError(`no model at ${folder.href}: neither ${tried} exists (HTTP 404)`, folder.href, 404);
   }
   const config = parseJson(configBytes, new URL(layout.config, folder).href);

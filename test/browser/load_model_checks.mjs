@@ -70,7 +70,7 @@ export async function loadModelChecks(test, check, serverUrl, { loadModel, parse
     });
     check(
       log.join(' ') ===
-        'model_index.json config.json unet/config.json unet/diffusion_pytorch_model.safetensors scheduler/scheduler_config.json',
+        'config.json model_index.json unet/config.json unet/diffusion_pytorch_model.safetensors scheduler/scheduler_config.json',
       `fetched ${log.join(' ')}`,
     );
     check(files.config.sample_size === 8 && files.schedulerConfig.beta_end === 0.01, 'wrong JSON');
@@ -89,7 +89,7 @@ export async function loadModelChecks(test, check, serverUrl, { loadModel, parse
     check(files.schedulerConfig === undefined, 'a missing scheduler_config.json should give undefined');
     await rejects(
       loadModel('http://models.test/m/', { fetch: fakeFetch({}) }),
-      /no model at http:\/\/models\.test\/m\/.*config\.json.*unet\/config\.json.*404/,
+      /no model at http:\/\/models\.test\/m\/.*config\.json.*model_index\.json.*unet\/config\.json.*404/,
       'an empty folder',
     );
     await rejects(
@@ -124,8 +124,8 @@ export async function loadModelChecks(test, check, serverUrl, { loadModel, parse
           throw new TypeError('Failed to fetch');
         },
       }),
-      // A folder is first asked for the pipeline index it may have.
-      /could not fetch http:\/\/models\.test\/m\/model_index\.json: Failed to fetch/,
+      // A folder is first asked for a bare model's config.json.
+      /could not fetch http:\/\/models\.test\/m\/config\.json: Failed to fetch/,
       'a network error',
     );
     await rejects(loadModel('relative/folder/'), /not a URL/, 'a relative URL outside a page');

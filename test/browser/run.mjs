@@ -95,7 +95,7 @@ async function test(name, body) {
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(e.message));
   page.on('console', (m) => {
-    if (m.type() === 'error' && !isPipelineIndexProbe(m)) pageErrors.push(`console: ${m.text()}`);
+    if (m.type() === 'error' && !isPipelineConfigProbe(m)) pageErrors.push(`console: ${m.text()}`);
   });
   try {
     await body(page);
@@ -114,11 +114,11 @@ async function test(name, body) {
 }
 
 /**
- * loadModel asks every folder for a model_index.json first (a pipeline folder names its parts
- * there); a bare model folder has none, and Chromium logs that 404 as an error.
+ * loadModel asks a folder for a bare model's config.json first; a pipeline folder (the tiny LDM)
+ * has none, and Chromium logs that 404 as an error.
  */
-function isPipelineIndexProbe(message) {
-  return /status of 404/.test(message.text()) && /\/model_index\.json$/.test(message.location().url);
+function isPipelineConfigProbe(message) {
+  return /status of 404/.test(message.text()) && /\/golden\/sd\/[^/]+\/config\.json$/.test(message.location().url);
 }
 
 /** Waits until the demo's action drawing into `canvas` has finished, or has failed. */
