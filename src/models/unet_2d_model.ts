@@ -17,6 +17,7 @@ import { parseWeightsFile } from '../io/weights_file.ts';
 import { parseUNetConfig, type UNetConfig } from './unet_2d_config.ts';
 import { buildUNetGraph, CLASS_LABEL_INPUT, EPS_OUTPUT, SAMPLE_INPUT, TIMESTEP_INPUT, type UNetGraphOptions } from './unet_2d.ts';
 import { WeightStore } from './weights.ts';
+import type { Denoiser } from './denoiser.ts';
 import { kernelsMissingFeatures } from '../ops/conv2d.ts';
 
 export interface UNetFiles {
@@ -61,7 +62,7 @@ export interface UNetCompileOptions extends UNetGraphOptions {
   onCompileProgress?: CompileProgressCallback;
 }
 
-export class UNet {
+export class UNet implements Denoiser {
   private readonly readback: Readback;
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -158,6 +159,11 @@ export class UNet {
     const run = this.queue.then(work, work);
     this.queue = run.catch(() => {});
     return run;
+  }
+
+  /** Records one forward into `encoder` (the sampler's steps). */
+  record(encoder: GPUCommandEncoder, recorder: Recorder): void {
+    recorder.graph(encoder, this.compiled);
   }
 
   /** ε(x, t) for a whole batch: x is [N, C, H, W], t one timestep per image (and a class label each, when conditional). */

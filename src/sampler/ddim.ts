@@ -15,7 +15,7 @@ import type { Gpu } from '../gpu/device.ts';
 import { type CompileProgressCallback, type Kernel, loadKernels, ParamsBuffer } from '../gpu/kernel.ts';
 import type { ShaderSource } from '../gpu/shader_source.ts';
 import { Readback, Recorder, type RecordObserver } from '../gpu/recorder.ts';
-import type { UNet } from '../models/unet_2d_model.ts';
+import type { ClassConditioning, Denoiser } from '../models/denoiser.ts';
 import { SHADERS } from '../shaders.gen.ts';
 import { seedWords } from './noise.ts';
 import {
@@ -153,7 +153,7 @@ export class DdimSampler {
   private readonly plans = new Map<string, SamplingPlan>();
   private kernels?: Promise<SamplerKernels>;
 
-  constructor(readonly gpu: Gpu, readonly unet: UNet, readonly schedule: NoiseSchedule) {
+  constructor(readonly gpu: Gpu, readonly unet: Denoiser, readonly schedule: NoiseSchedule) {
     const [batch, c, h, w] = unet.sampleShape;
     this.perImage = c * h * w;
     const bytes = batch * this.perImage * 4;
@@ -487,6 +487,7 @@ export class DdimSampler {
           labels.set((options.classLabels as Int32Array).subarray(first, first + n));
           device.queue.writeBuffer(labelBuffer, 0, labels);
         }
+        this.unet.beginBatch?.(first, n);
         // Starting state: the given latents (or images, when encoding), else seeded noise.
         if (options.xT) {
           const start = new Float32Array(batchValues);
@@ -512,7 +513,7 @@ export class DdimSampler {
           await stopIfAborted();
           const encoder = recorder.encoder(`ddim step ${k + 1}/${steps.length}`);
           encoder.copyBufferToBuffer(plan.timestepTable, 4 * batch * k, this.unet.timestepBuffer, 0, 4 * batch);
-          recorder.graph(encoder, this.unet.compiled);
+          this.unet.record(encoder, recorder);
           if (mode.useNoise) {
             if (suppliedNoise) encoder.copyBufferToBuffer(suppliedNoise, 4 * k * batchValues, this.noiseBuffer, 0, 4 * batchValues);
             else await this.recordNoise(recorder, encoder, plan, k + 1);
@@ -568,7 +569,7 @@ function destroyPlan(plan: SamplingPlan): void {
  * A class-conditional model needs them; an unconditional one refuses them (as diffusers does).
  */
 export function checkClassLabels(
-  config: UNet['config'],
+  config: ClassConditioning,
   given: Int32Array | readonly number[] | undefined,
   count: number,
 ): Int32Array | undefined {
@@ -592,6 +593,6 @@ export function checkClassLabels(
   return given.length === count ? Int32Array.from(given) : new Int32Array(count).fill(given[0]);
 }
 
-function classRange(config: UNet['config']): string {
+function classRange(config: ClassConditioning): string {
   return config.classEmbedType === 'embedding' ? ` (${config.numClassEmbeds} classes: 0..${config.numClassEmbeds! - 1})` : '';
 }
