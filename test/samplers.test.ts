@@ -416,4 +416,23 @@ gpuRuns("inversion: 'diffusers' follows DDIMInverseScheduler.step (ε at the tar
   }
 });
 
+gpuRuns("startStep: a run from step k of the schedule, started at the full run's state there, ends where the full run ends", async () => {
+  const gpu = await requestGpu();
+  const pipeline = await DdimPipeline.load(gpu, { config: TINY_CONFIG, weights: randomUNetSafetensors(TINY_CONFIG, 7) }, { batch: 2 });
+  try {
+    const full = await pipeline.sample({ steps: 6, spacing: 'leading', seed: 4, count: 2, trajectory: true });
+    assert.is(full.timesteps.length, 6);
+    const later = await pipeline.sample({ steps: 6, spacing: 'leading', startStep: 4, xT: full.xs![4] });
+    assert.equal(later.timesteps, full.timesteps.slice(0, 2));
+    assert.equal([...later.x0], [...full.x0]);
+    await assertRejects(
+      () => pipeline.sample({ steps: 6, spacing: 'leading', startStep: 6, xT: full.xs![4] }),
+      /startStep must be an integer from 0 to 5/,
+    );
+    await assertRejects(() => pipeline.sample({ steps: 6, startStep: 2, count: 2 }), /startStep needs xT/);
+  } finally {
+    pipeline.destroy();
+  }
+});
+
 gpuRuns.run();

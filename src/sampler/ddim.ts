@@ -69,6 +69,12 @@ export interface DdimSampleOptions {
   firstImage?: number;
   /** Starting latents [count, C, H, W]; drawn from the seed when absent. */
   xT?: Float32Array;
+  /**
+   * Skip the first `startStep` steps of the `steps`-step schedule and start from `xT` at the
+   * timestep of the first step left (img2img/SDEdit: diffusers' timesteps[t_start:], each step
+   * as in the full schedule). 0 by default.
+   */
+  startStep?: number;
   /** The z of every step [steps, count, C, H, W] (first step first), instead of the seeded noise. */
   noise?: Float32Array;
   /** Hand each step's x0 prediction to onStep (a readback per step). */
@@ -247,7 +253,14 @@ export class DdimSampler {
     const sigmaHat = options.sigmaHat === true;
     if (sigmaHat && eta !== 0) throw new SamplerInputError('sigmaHat is its own sampler: give it without eta');
     const spacing = options.spacing ?? this.schedule.timestepSpacing ?? 'uniform';
-    const timesteps = this.timestepsFor(options.steps, spacing);
+    const allTimesteps = this.timestepsFor(options.steps, spacing);
+    const start = options.startStep ?? 0;
+    if (!Number.isInteger(start) || start < 0 || start >= allTimesteps.length) {
+      throw new SamplerInputError(`startStep must be an integer from 0 to ${allTimesteps.length - 1}, got ${start}`);
+    }
+    if (start > 0 && !options.xT) throw new SamplerInputError('startStep needs xT: the state at the timestep sampling starts from');
+    // Ascending: the steps left are those of the smallest timesteps.
+    const timesteps = allTimesteps.slice(0, allTimesteps.length - start);
     const count = this.countOf(options);
     const labels = checkClassLabels(this.unet.config, options.classLabels, count);
     const stepCount = timesteps.length;
@@ -264,11 +277,11 @@ export class DdimSampler {
     const threshold = this.schedule.thresholding !== undefined && options.clip !== false;
     return await this.unet.exclusive(async () => {
       const plan = await this.plan(
-        `sample ${spacing} ${options.steps} ${sigmaHat ? 'sigma-hat' : `eta=${eta}`} clip=${clip} threshold=${threshold}`,
+        `sample ${spacing} ${options.steps} from ${start} ${sigmaHat ? 'sigma-hat' : `eta=${eta}`} clip=${clip} threshold=${threshold}`,
         timesteps,
-        sigmaHat
-          ? sigmaHatStepCoefficients(this.schedule, timesteps, spacing)
-          : ddimStepCoefficients(this.schedule, timesteps, eta, spacing),
+        (sigmaHat
+          ? sigmaHatStepCoefficients(this.schedule, allTimesteps, spacing)
+          : ddimStepCoefficients(this.schedule, allTimesteps, eta, spacing)).slice(start),
         clip,
         threshold,
       );
