@@ -103,16 +103,21 @@ options("the paper's jsd schedule (last beta 1): read, and only a timestep with 
   assert.is(ddimStepCoefficients(v, ddimTimesteps(10, 'trailing'), 0, 'trailing')[0].x0FromOut, -1);
 });
 
-options('inversion starts where set_alpha_to_one says and follows steps_offset', () => {
+options("inversion follows steps_offset; the paper's starts at ᾱ = 1, diffusers' where set_alpha_to_one says", () => {
   const sd = scheduleFromConfig(schedulerConfig('sd_style'));
   const ts = ddimTimesteps(10, 'leading', 1000, sd.stepsOffset);
   const steps = ddimInversionSteps(sd, ts);
   assert.equal(steps.map((s) => s.tPrev), ts);
-  assert.is(steps[0].alphaT, sd.alphasCumprod[0], 'from ᾱ_0, as DDIMInverseScheduler with set_alpha_to_one false');
+  assert.is(steps[0].alphaT, 1, "the paper's code: ᾱ(−1) = 1");
   assert.is(steps[0].modelTimestep, 0);
-  assert.is(ddimInversionSteps(scheduleFromConfig(undefined), ts)[0].alphaT, 1);
+  const diffusers = ddimInversionSteps(sd, ts, 'diffusers');
+  assert.is(diffusers[0].alphaT, sd.alphasCumprod[0], 'from ᾱ_0, as DDIMInverseScheduler with set_alpha_to_one false');
+  assert.is(diffusers[0].modelTimestep, ts[0]);
+  assert.is(ddimInversionSteps(scheduleFromConfig(undefined), ts, 'diffusers')[0].alphaT, 1);
   // An x0 model has no ε at ᾱ = 1: refused by name rather than dividing by zero.
-  assert.throws(() => ddimInversionSteps(scheduleFromConfig({ prediction_type: 'sample' }), ts), /set_alpha_to_one/);
+  const x0Model = { prediction_type: 'sample', set_alpha_to_one: false };
+  assert.throws(() => ddimInversionSteps(scheduleFromConfig(x0Model), ts), /use inversion 'diffusers' with set_alpha_to_one false/);
+  assert.ok(ddimInversionSteps(scheduleFromConfig(x0Model), ts, 'diffusers')[0].x0FromOut === 1);
 });
 
 options("thresholding: torch.quantile's ranks; with sample_max_value 1 it is clipping to ±1", () => {
@@ -337,17 +342,20 @@ gpuRuns('v and x0 prediction on the GPU follow the CPU reference (a tiny model, 
           });
           expectClose(`${prediction} ${sigmaHat ? 'σ̂' : 'η = 1'} x0 vs CPU replay`, run.x0, cpu.x, 1e-5);
         }
-        // Inversion with the same options (DDIMInverseScheduler's): from ᾱ_0 (set_alpha_to_one false), x0 clipped.
+        // Inversion, x0 clipped: the paper's from ᾱ = 1 for v; an x0 model has no ε there, so it
+        // takes DDIMInverseScheduler's (from ᾱ_0 with set_alpha_to_one false, ε at the target timestep).
+        const inversion = prediction === 'sample' ? 'diffusers' : 'paper';
         const images = xT.map((v) => Math.tanh(v));
-        const encoded = await pipeline.encode(images, { steps: 4, clip: true, trajectory: true });
+        const encoded = await pipeline.encode(images, { steps: 4, clip: true, trajectory: true, inversion });
         const outputs: Float32Array[] = [];
         for (const [k, x] of encoded.xs!.slice(0, -1).entries()) {
-          outputs.push(await pipeline.eps(x, new Int32Array(2).fill(Math.max(0, k === 0 ? -1 : ts[k - 1]))));
+          const t = inversion === 'diffusers' ? ts[k] : Math.max(0, k === 0 ? -1 : ts[k - 1]);
+          outputs.push(await pipeline.eps(x, new Int32Array(2).fill(t)));
         }
         let call = 0;
-        const cpu = ddimEncodeCpu(pipeline.schedule, images, ts, () => outputs[call++], { clip: true });
+        const cpu = ddimEncodeCpu(pipeline.schedule, images, ts, () => outputs[call++], { clip: true, inversion });
         assert.is(cpu.xs.length, 5);
-        expectClose(`${prediction} encode vs CPU replay`, encoded.x0, cpu.x, 1e-5);
+        expectClose(`${prediction} encode (${inversion}) vs CPU replay`, encoded.x0, cpu.x, 1e-5);
       } finally {
         pipeline.destroy();
       }

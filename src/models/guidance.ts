@@ -55,17 +55,18 @@ export class GuidedDenoiser implements Denoiser {
     // The first run writes nothing of use: a zero count.
     const zeros = new ParamsBuffer(gpu.device, 'guidance.first_run', [shader], 1);
     zeros.upload();
-    const scratch = gpu.device.createBuffer({ label: 'guidance.first_run', size: 16, usage: GPUBufferUsage.STORAGE });
+    // Two buffers: one may not be bound read-only and read-write in one dispatch.
+    const scratch = [0, 1].map(() => gpu.device.createBuffer({ label: 'guidance.first_run', size: 16, usage: GPUBufferUsage.STORAGE }));
     try {
       const [kernel] = await loadKernels(
         gpu.device,
         [shader],
-        (k) => k.bind('guidance first run', { both: scratch, guided: scratch, params: zeros.binding(0, shader) }),
+        (k) => k.bind('guidance first run', { both: scratch[0], guided: scratch[1], params: zeros.binding(0, shader) }),
       );
       return new GuidedDenoiser(gpu, network, kernel, scale);
     } finally {
       zeros.destroy();
-      scratch.destroy();
+      for (const buffer of scratch) buffer.destroy();
     }
   }
 

@@ -289,7 +289,8 @@ export class DdimSampler {
     });
   }
 
-  private timestepsFor(steps: number, spacing: TimestepSpacing): number[] {
+  /** The ascending timesteps of a run of `steps` with `spacing`. */
+  timestepsFor(steps: number, spacing: TimestepSpacing): number[] {
     return ddimTimesteps(steps, spacing, this.schedule.numTrainTimesteps, this.schedule.stepsOffset);
   }
 

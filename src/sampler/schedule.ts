@@ -335,7 +335,11 @@ function predictionCoefficients(type: PredictionType, alphaT: number) {
       return { x0FromX: 1, x0FromOut: -sqrtBeta, x0Scale: 1 / sqrtAlpha, epsFromX: 0, epsFromOut: 1 };
     case 'sample':
       // ε = (x − √ᾱ·x0)/√(1−ᾱ): undefined at ᾱ = 1 (inversion from the clean image with set_alpha_to_one).
-      if (sqrtBeta === 0) throw new ScheduleError("prediction_type 'sample' gives no ε where ᾱ = 1: set set_alpha_to_one to false");
+      if (sqrtBeta === 0) {
+        throw new ScheduleError(
+          "prediction_type 'sample' gives no ε where ᾱ = 1, where the paper's inversion starts: use inversion 'diffusers' with set_alpha_to_one false",
+        );
+      }
       return { x0FromX: 0, x0FromOut: 1, x0Scale: 1, epsFromX: 1 / sqrtBeta, epsFromOut: -sqrtAlpha / sqrtBeta };
     case 'v_prediction':
       return { x0FromX: sqrtAlpha, x0FromOut: -sqrtBeta, x0Scale: 1, epsFromX: sqrtBeta, epsFromOut: sqrtAlpha };
@@ -348,8 +352,10 @@ function makeStep(
   tPrev: number,
   modelTimestep: number,
   eta: number,
+  /** ᾱ of the current state when it is not the schedule's at t (the paper's inversion starts at 1). */
+  alphaTGiven?: number,
 ): DdimStep {
-  const alphaT = alphaAt(schedule, t);
+  const alphaT = alphaTGiven ?? alphaAt(schedule, t);
   const alphaPrev = alphaAt(schedule, tPrev);
   // Equal ᾱ (a repeated quad timestep) or ᾱ' = 1 gives σ = 0 without dividing by zero.
   const sigma = eta === 0 || alphaPrev === alphaT || alphaT === 1
@@ -431,20 +437,21 @@ export function sigmaHatStepCoefficients(schedule: NoiseSchedule, timestepsAscen
 }
 
 /**
- * How inversion evaluates the model. 'paper': the DDIM paper's encoding, ε at the current state and
- * its own timestep. 'diffusers': diffusers' DDIMInverseScheduler (its inversion-based pipelines), ε
- * at the current state but the timestep the step moves to, and the current state's ᾱ taken at
- * min(t − T/S, T − 1) (the initial ᾱ below 0), for S steps of a schedule of T.
+ * How inversion evaluates the model. 'paper': the DDIM paper's code, from the clean image at ᾱ = 1
+ * (ᾱ(−1) = 1 whatever set_alpha_to_one says), ε at the current state and its own timestep.
+ * 'diffusers': diffusers' DDIMInverseScheduler (its inversion-based pipelines), from its initial ᾱ
+ * (1, or ᾱ_0 with set_alpha_to_one false), ε at the current state but the timestep the step moves
+ * to, the current state's ᾱ taken at min(t − T/S, T − 1), for S steps of a schedule of T.
  */
 export type InversionMode = 'paper' | 'diffusers';
 export const INVERSION_MODES: readonly InversionMode[] = ['paper', 'diffusers'];
 
 /**
  * DDIM inversion (encoding an image into its x_T): the η = 0 ODE run forward from the image (t =
- * −1; ᾱ = 1, or ᾱ_0 without set_alpha_to_one, as DDIMInverseScheduler's initial ᾱ) up the same
- * timesteps, with the schedule's prediction type. 'paper': each step evaluates the model at the
- * current state with timestep max(t, 0), then moves to ᾱ of the next timestep: −1 → ts[0] → … →
- * ts[last]. 'diffusers': as DDIMInverseScheduler.step does (see InversionMode).
+ * −1) up the same timesteps, with the schedule's prediction type. 'paper': from ᾱ = 1, each step
+ * evaluates the model at the current state with timestep max(t, 0), then moves to ᾱ of the next
+ * timestep: −1 → ts[0] → … → ts[last]. 'diffusers': as DDIMInverseScheduler.step does (see
+ * InversionMode).
  */
 export function ddimInversionSteps(schedule: NoiseSchedule, timestepsAscending: number[], mode: InversionMode = 'paper'): DdimStep[] {
   checkAscending(timestepsAscending);
@@ -460,7 +467,7 @@ export function ddimInversionSteps(schedule: NoiseSchedule, timestepsAscending: 
   }
   let t = -1;
   for (const tNext of timestepsAscending) {
-    steps.push(makeStep(schedule, t, tNext, Math.max(t, 0), 0));
+    steps.push(makeStep(schedule, t, tNext, Math.max(t, 0), 0, t < 0 ? 1 : undefined));
     t = tNext;
   }
   return steps;
