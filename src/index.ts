@@ -31,6 +31,18 @@ export {
   readModel,
 } from './pipeline.ts';
 export { LatentDiffusionPipeline, type LatentPipelineOptions, type LatentResult } from './latent_pipeline.ts';
+export {
+  NonFiniteOutputError,
+  type PromptOptions,
+  readTextToImageModel,
+  StableDiffusionPipeline,
+  type TextToImageModel,
+  type TextToImageOptions,
+  type TextToImageResult,
+  type TextToImageSampleOptions,
+} from './text_to_image_pipeline.ts';
+export { type ClipTokenizer, createClipTokenizer, TokenizerError } from './text/clip_tokenizer.ts';
+export { type InversionMode } from './sampler/schedule.ts';
 export { Autoencoder, AutoencoderInputError, type AutoencoderOptions, readAutoencoder } from './models/autoencoder_model.ts';
 export { type DdimEncodeOptions, type DdimResult, type DdimSampleOptions, SamplerInputError, type StepProgress } from './sampler/ddim.ts';
 export type { RecordObserver } from './gpu/recorder.ts';

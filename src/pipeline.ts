@@ -85,6 +85,13 @@ function inFolder<T>(folder: string | undefined, read: () => T): T {
 
 /** Parses and checks a model's config, weights and schedule, all on the CPU. */
 export function readModel(files: ModelFiles): DdimModel {
+  if (files.textEncoder) {
+    throw new ModelConfigError(
+      `${
+        files.folders?.unet ?? 'unet'
+      }/config.json: a text-conditioned model (it has a text encoder): load it with StableDiffusionPipeline`,
+    );
+  }
   const unet = inFolder(files.folders?.unet, () => readUNet(files));
   const autoencoder = files.autoencoder && inFolder(files.folders?.autoencoder ?? 'vae', () => readAutoencoder(files.autoencoder!));
   if (autoencoder) {

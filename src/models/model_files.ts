@@ -13,6 +13,7 @@
 import { parseWeightsFile, prepareWeights } from '../io/weights_file.ts';
 import { checkComponentClass, parseModelIndex, type PipelineComponent } from './model_index.ts';
 import { ModelConfigError } from './unet_2d_config.ts';
+import type { TokenizerFiles } from '../text/clip_tokenizer.ts';
 
 export interface ModelFiles {
   /** config.json of the UNet, parsed. */
@@ -23,22 +24,34 @@ export interface ModelFiles {
   schedulerConfig?: unknown;
   /** A latent model's autoencoder (a pipeline folder's vae/ or vqvae/): its config.json and weights. */
   autoencoder?: { config: unknown; weights: Uint8Array };
+  /** A text-to-image model's text encoder (text_encoder/: transformers' config.json and weights). */
+  textEncoder?: { config: unknown; weights: Uint8Array };
+  /** A text-to-image model's tokenizer files (tokenizer/), as text. */
+  tokenizer?: TokenizerFiles;
   /** A pipeline folder's component sub-folders, for messages that name a file ('unet', 'vqvae'). */
-  folders?: { unet: string; autoencoder?: string };
+  folders?: { unet: string; autoencoder?: string; textEncoder?: string; tokenizer?: string };
 }
 
 /** The model index of a diffusers pipeline folder (LDMPipeline, ...): its components in sub-folders. */
 export const MODEL_INDEX = 'model_index.json';
 
-/** A component's weights files, preferred first: safetensors, its fp16 variant, then the pickles. */
-export function componentWeights(folder: string): string[] {
-  return [
-    `${folder}/${SAFETENSORS_WEIGHTS}`,
-    `${folder}/diffusion_pytorch_model.fp16.safetensors`,
-    `${folder}/${PICKLE_WEIGHTS}`,
-    `${folder}/diffusion_pytorch_model.fp16.bin`,
-  ];
+/**
+ * A component's weights files, preferred first: safetensors, its fp16 variant, then the pickles;
+ * diffusers' names, or transformers' for a transformers component (the text encoder).
+ */
+export function componentWeights(folder: string, library = 'diffusers'): string[] {
+  const stem = library === 'transformers' ? 'model' : 'diffusion_pytorch_model';
+  const pickle = library === 'transformers' ? 'pytorch_model' : 'diffusion_pytorch_model';
+  return [`${stem}.safetensors`, `${stem}.fp16.safetensors`, `${pickle}.bin`, `${pickle}.fp16.bin`].map((file) => `${folder}/${file}`);
 }
+
+/** A tokenizer folder's files: the vocabulary and merges, and the optional configs. */
+const TOKENIZER_FILES = {
+  vocab: 'vocab.json',
+  merges: 'merges.txt',
+  tokenizerConfig: 'tokenizer_config.json',
+  specialTokensMap: 'special_tokens_map.json',
+};
 
 /** Where a folder's files come from: disk (src/fs/model_dir.ts) or HTTP (src/web/load_model.ts). */
 export interface FolderReader {
@@ -81,7 +94,7 @@ async function readComponent(reader: FolderReader, component: PipelineComponent)
   } catch (error) {
     throw reader.fail((error as Error).message);
   }
-  for (const path of componentWeights(component.name)) {
+  for (const path of componentWeights(component.name, component.library)) {
     const bytes = await reader.read(path);
     if (!bytes) continue;
     try {
@@ -96,6 +109,23 @@ async function readComponent(reader: FolderReader, component: PipelineComponent)
   throw reader.fail(
     `${reader.where(component.name)}/ has no weights (${componentWeights(component.name).map((p) => p.split('/')[1]).join(', ')})`,
   );
+}
+
+async function readTokenizer(reader: FolderReader, component: PipelineComponent): Promise<TokenizerFiles> {
+  const text = async (file: string, required: boolean) => {
+    const path = `${component.name}/${file}`;
+    const bytes = await reader.read(path);
+    if (!bytes && required) {
+      throw reader.fail(`${reader.where(path)} is missing (${MODEL_INDEX} lists '${component.name}', a ${component.className})`);
+    }
+    return bytes && new TextDecoder().decode(bytes);
+  };
+  return {
+    vocab: (await text(TOKENIZER_FILES.vocab, true))!,
+    merges: (await text(TOKENIZER_FILES.merges, true))!,
+    tokenizerConfig: await text(TOKENIZER_FILES.tokenizerConfig, false),
+    specialTokensMap: await text(TOKENIZER_FILES.specialTokensMap, false),
+  };
 }
 
 /**
@@ -113,6 +143,8 @@ export async function readPipelineFolder(reader: FolderReader): Promise<{ files:
   }
   const unet = await readComponent(reader, index.unet);
   const autoencoder = index.autoencoder ? await readComponent(reader, index.autoencoder) : undefined;
+  const textEncoder = index.textEncoder ? await readComponent(reader, index.textEncoder) : undefined;
+  const tokenizer = index.tokenizer ? await readTokenizer(reader, index.tokenizer) : undefined;
   let schedulerConfig: unknown;
   let scheduler: string | undefined;
   if (index.scheduler) {
@@ -125,7 +157,14 @@ export async function readPipelineFolder(reader: FolderReader): Promise<{ files:
       weights: unet.weights,
       schedulerConfig,
       ...(autoencoder ? { autoencoder: { config: autoencoder.config, weights: autoencoder.weights } } : {}),
-      folders: { unet: index.unet.name, autoencoder: index.autoencoder?.name },
+      ...(textEncoder ? { textEncoder: { config: textEncoder.config, weights: textEncoder.weights } } : {}),
+      ...(tokenizer ? { tokenizer } : {}),
+      folders: {
+        unet: index.unet.name,
+        autoencoder: index.autoencoder?.name,
+        textEncoder: index.textEncoder?.name,
+        tokenizer: index.tokenizer?.name,
+      },
     },
     paths: {
       config: unet.configPath,

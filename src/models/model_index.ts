@@ -7,11 +7,15 @@
 import { ModelConfigError } from './unet_2d_config.ts';
 
 /** What a component is to the engine, by its class. */
-export type ComponentRole = 'unet' | 'autoencoder' | 'scheduler';
+export type ComponentRole = 'unet' | 'autoencoder' | 'scheduler' | 'text_encoder' | 'tokenizer';
 
 /** The classes the engine builds, and the role each plays in a pipeline. */
 export const COMPONENT_CLASSES: Readonly<Record<string, ComponentRole>> = {
   UNet2DModel: 'unet',
+  UNet2DConditionModel: 'unet',
+  CLIPTextModel: 'text_encoder',
+  CLIPTokenizer: 'tokenizer',
+  CLIPTokenizerFast: 'tokenizer',
   AutoencoderKL: 'autoencoder',
   VQModel: 'autoencoder',
   // Every scheduler's config holds the β schedule the DDIM sampler takes (and only that is read).
@@ -28,13 +32,6 @@ export const COMPONENT_CLASSES: Readonly<Record<string, ComponentRole>> = {
 /** Components a pipeline may list that sampling does not use. */
 const UNUSED_COMPONENTS = new Set(['safety_checker', 'feature_extractor', 'image_encoder']);
 
-/** Classes the engine knows of but does not build yet, and what they need. */
-const NOT_YET: Readonly<Record<string, string>> = {
-  UNet2DConditionModel: 'text-conditioned UNets (Stable Diffusion) are not supported yet',
-  CLIPTextModel: 'text encoders (Stable Diffusion) are not supported yet',
-  CLIPTokenizer: 'tokenizers (Stable Diffusion) are not supported yet',
-};
-
 export interface PipelineComponent {
   /** The key in model_index.json, which is also the sub-folder's name. */
   name: string;
@@ -49,6 +46,8 @@ export interface ModelIndex {
   unet: PipelineComponent;
   autoencoder?: PipelineComponent;
   scheduler?: PipelineComponent;
+  textEncoder?: PipelineComponent;
+  tokenizer?: PipelineComponent;
 }
 
 /** Reads model_index.json (parsed): the components the engine builds, each with its role. */
@@ -64,7 +63,6 @@ export function parseModelIndex(raw: unknown, file = 'model_index.json'): ModelI
     if (typeof library !== 'string' || typeof className !== 'string') {
       throw new ModelConfigError(`${file}: '${name}' must be [library, class], got ${JSON.stringify(value)}`);
     }
-    if (className in NOT_YET) throw new ModelConfigError(`${file}: '${name}' is a ${className}: ${NOT_YET[className]}`);
     const role = COMPONENT_CLASSES[className];
     if (!role) {
       throw new ModelConfigError(
@@ -81,9 +79,18 @@ export function parseModelIndex(raw: unknown, file = 'model_index.json'): ModelI
     return found[0];
   };
   const unet = byRole('unet');
-  if (!unet) throw new ModelConfigError(`${file}: no UNet component (a 'unet' of class UNet2DModel)`);
+  if (!unet) throw new ModelConfigError(`${file}: no UNet component (a 'unet' of class UNet2DModel or UNet2DConditionModel)`);
   const className = typeof entries._class_name === 'string' ? entries._class_name : 'DiffusionPipeline';
-  return { className, unet, autoencoder: byRole('autoencoder'), scheduler: byRole('scheduler') };
+  const textEncoder = byRole('text_encoder');
+  const tokenizer = byRole('tokenizer');
+  if (unet.className === 'UNet2DConditionModel') {
+    for (
+      const [role, component] of [['text_encoder', textEncoder], ['tokenizer', tokenizer], ['autoencoder', byRole('autoencoder')]] as const
+    ) {
+      if (!component) throw new ModelConfigError(`${file}: a text-conditioned UNet needs a ${role} component, and none is listed`);
+    }
+  }
+  return { className, unet, autoencoder: byRole('autoencoder'), scheduler: byRole('scheduler'), textEncoder, tokenizer };
 }
 
 /** The class a component's own config.json names must be the one model_index.json gave it. */
