@@ -12,6 +12,7 @@
 import type { Gpu } from './gpu/device.ts';
 import type { Precision } from './gpu/shader_source.ts';
 import type { GraphLimits } from './graph/executor.ts';
+import type { CompileProgressCallback } from './gpu/kernel.ts';
 import { Autoencoder, type AutoencoderWeights, readAutoencoder } from './models/autoencoder_model.ts';
 import { downscaleFactor } from './models/autoencoder_config.ts';
 import { ClipTextEncoder, type ClipTextWeights, readClipTextModel } from './models/clip_text_encoder.ts';
@@ -92,6 +93,8 @@ export interface TextToImageOptions {
   width?: number;
   precision?: Precision;
   limits?: Partial<GraphLimits>;
+  /** Hears the GPU programs of the guided UNet compiled at load (k of n). */
+  onCompileProgress?: CompileProgressCallback;
 }
 
 export interface PromptOptions {
@@ -215,7 +218,7 @@ export class StableDiffusionPipeline {
     return run;
   }
 
-  private compileUNet(batch: number): Promise<ConditionalUNet> {
+  private compileUNet(batch: number, onCompileProgress?: CompileProgressCallback): Promise<ConditionalUNet> {
     const [, h, w] = this.latentShape;
     return ConditionalUNet.compile(this.gpu, this.model.unet, {
       batch,
@@ -224,12 +227,13 @@ export class StableDiffusionPipeline {
       contextLength: this.model.tokenizer.maxLength,
       precision: this.options.precision,
       limits: this.options.limits,
+      onCompileProgress,
     });
   }
 
   private async guidedSampler() {
     if (!this.guided) {
-      const network = await this.compileUNet(2 * this.options.batch);
+      const network = await this.compileUNet(2 * this.options.batch, this.options.onCompileProgress);
       if (network.batch % 2 !== 0) {
         network.destroy();
         throw new SamplerInputError(`guidance needs an even batch, and only ${network.batch} images fit the adapter's limits per forward`);

@@ -17,7 +17,17 @@ export class CliError extends UserError {
   }
 }
 
-export const COMMANDS = ['sample', 'encode', 'decode', 'interpolate', 'eps', 'convert', 'vae-encode', 'vae-decode'] as const;
+export const COMMANDS = [
+  'sample',
+  'encode',
+  'decode',
+  'interpolate',
+  'eps',
+  'convert',
+  'vae-encode',
+  'vae-decode',
+  'encode-prompt',
+] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 export const SPACINGS: readonly TimestepSpacing[] = ['uniform', 'quad', 'leading', 'trailing', 'linspace'];
@@ -57,6 +67,17 @@ ${CLASS_HELP}`;
 const SCALE_HELP = `  --scale K           integer upscaling of the PNG (default: 2 for images up to 64 px, else 1)`;
 
 export const USAGE: Record<CommandName, string> = {
+  'encode-prompt': `usage: ${PROGRAM} encode-prompt --model SD_DIR --prompt "..." [--prompt "..." ...] [--clip-skip N] [--out F]
+
+Runs a text-to-image model's tokenizer and text encoder on prompts.
+  --prompt TEXT       a prompt; repeat for more
+  --clip-skip N       the text encoder's output N layers before the last, through its final
+                      LayerNorm (diffusers' clip_skip; default 0)
+  --out FILE          safetensors (default: prompt.safetensors): 'input_ids' i32 [B, 77] and
+                      'prompt_embeds' f32 [B, 77, hidden]
+  --model DIR         a Stable Diffusion pipeline folder (model_index.json, text_encoder/, tokenizer/)
+  --backend B         auto | native | dawn (default: auto)
+  --precision P       f32 | f16 (default: f32)`,
   'vae-encode': `usage: ${PROGRAM} vae-encode --model DIR --in FILE [--out latents.safetensors] [options]
 
 Runs a latent model's autoencoder encoder (its vae/ or vqvae/ folder).
@@ -95,6 +116,15 @@ ${CLASS_HELP}
                       scheduler config says)
   --seed SEED         integer from 0 to 2^53-1 seeding the latents and the noise (default: 0)
   --out FILE          the PNG grid (default: samples.png)
+  --prompt TEXT       text-to-image models (Stable Diffusion folders): a prompt for every image, or
+                      repeated, one per image
+  --negative-prompt T one for all, or one per prompt (default: empty)
+  --guidance G        classifier-free guidance scale (default: 7.5; 1 or less runs the prompt alone)
+  --clip-skip N       the text encoder's output N layers before the last (default: 0)
+  --init-image F      img2img: a PNG, or safetensors 'image' [N, 3, H, W] in [-1, 1]; with
+  --strength S        the part of the schedule that runs, (0, 1] (default: 0.8); --xT gives its noise
+  --height H          latent models: the image size in pixels (default: the UNet's sample_size
+  --width W           times the autoencoder's downscale factor)
   --out-tensor FILE   also write the images as safetensors, key 'x0', f32 [N,C,H,W] in [-1, 1]
   --xT FILE           start from these latents: safetensors, key 'xT', f32 [N,C,H,W]
   --noise FILE        the noise of every step (with --eta > 0 or --sigma-hat): key 'noise', f32 [S,N,C,H,W]
@@ -241,6 +271,21 @@ export interface SampleArgs extends CommonArgs, DdimArgs {
   /** Latent models: the image size in pixels (default: the UNet's sample_size times the autoencoder's downscale factor). */
   height?: number;
   width?: number;
+  /** Text-to-image models: the prompts (one for all, or one per image), negative prompts, guidance. */
+  prompt: string[];
+  negativePrompt: string[];
+  guidance?: number;
+  clipSkip?: number;
+  initImage?: string;
+  strength?: number;
+}
+
+export interface EncodePromptArgs extends DeviceArgs {
+  command: 'encode-prompt';
+  model?: string;
+  prompt: string[];
+  clipSkip: number;
+  out: string;
 }
 
 export interface EncodeArgs extends CommonArgs, DdimArgs {
@@ -296,7 +341,7 @@ export interface VaeArgs {
   noQuantize: boolean;
 }
 
-export type CommandArgs = SampleArgs | EncodeArgs | DecodeArgs | InterpolateArgs | EpsArgs | ConvertArgs | VaeArgs;
+export type CommandArgs = SampleArgs | EncodeArgs | DecodeArgs | InterpolateArgs | EpsArgs | ConvertArgs | VaeArgs | EncodePromptArgs;
 
 export type ParsedCommandLine = CommandArgs | { command: CommandName; help: true };
 
@@ -335,6 +380,12 @@ const OPTIONS: Record<CommandName, OptionTable> = {
     trace: { type: 'string' },
     height: { type: 'string' },
     width: { type: 'string' },
+    prompt: { type: 'string', multiple: true },
+    'negative-prompt': { type: 'string', multiple: true },
+    guidance: { type: 'string' },
+    'clip-skip': { type: 'string' },
+    'init-image': { type: 'string' },
+    strength: { type: 'string' },
   },
   encode: {
     ...COMMON_OPTIONS,
@@ -362,6 +413,12 @@ const OPTIONS: Record<CommandName, OptionTable> = {
   },
   eps: { ...COMMON_OPTIONS, in: { type: 'string' }, out: { type: 'string' } },
   convert: { config: { type: 'string' }, 'no-ema': { type: 'boolean' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  'encode-prompt': {
+    ...COMMON_OPTIONS,
+    prompt: { type: 'string', multiple: true },
+    'clip-skip': { type: 'string' },
+    out: { type: 'string' },
+  },
   'vae-encode': {
     model: { type: 'string' },
     batch: { type: 'string' },
@@ -433,6 +490,20 @@ export function parseCommandLine(argv: string[]): ParsedCommandLine {
   if (values.help) return { command, help: true };
   if (command === 'convert') return convertArgs(new Values(values, command), positionals);
   if (command === 'vae-encode' || command === 'vae-decode') return vaeArgs(new Values(values, command), command);
+  if (command === 'encode-prompt') {
+    const v = new Values(values, command);
+    const prompt = v.texts('prompt');
+    if (prompt.length === 0) throw new CliError('encode-prompt needs at least one --prompt', usageLine(command));
+    return {
+      command,
+      model: v.path('model'),
+      backend: v.choice('backend', BACKENDS) ?? 'auto',
+      precision: v.choice('precision', PRECISIONS) ?? 'f32',
+      prompt,
+      clipSkip: v.count('clip-skip') ?? 0,
+      out: v.path('out') ?? 'prompt.safetensors',
+    };
+  }
   const v = new Values(values, command);
   const common: CommonArgs = {
     model: v.path('model'),
@@ -464,7 +535,24 @@ export function parseCommandLine(argv: string[]): ParsedCommandLine {
         saveLatents: v.flag('save-latents'),
         height: v.positiveInt('height'),
         width: v.positiveInt('width'),
+        prompt: v.texts('prompt'),
+        negativePrompt: v.texts('negative-prompt'),
+        guidance: v.number('guidance'),
+        clipSkip: v.count('clip-skip'),
+        initImage: v.path('init-image'),
+        strength: v.number('strength'),
       };
+      if (args.prompt.length === 0) {
+        for (const flag of ['negative-prompt', 'guidance', 'clip-skip', 'init-image', 'strength']) {
+          if (values[flag] !== undefined) throw new CliError(`--${flag} is for text-to-image: give --prompt too`, usageLine(command));
+        }
+      }
+      if (args.strength !== undefined && !(args.strength > 0 && args.strength <= 1)) {
+        throw new CliError(`--strength must be in (0, 1], got ${args.strength}`);
+      }
+      if (args.strength !== undefined && args.initImage === undefined) {
+        throw new CliError('--strength needs --init-image', usageLine(command));
+      }
       if (args.sigmaHat && values.eta !== undefined) {
         throw new CliError('--sigma-hat is its own sampler: give it without --eta', usageLine(command));
       }
@@ -661,6 +749,29 @@ class Values {
     if (raw === '' || !Number.isFinite(value) || value < 0 || value > 1) {
       throw new CliError(`--eta must be a number from 0 to 1, got '${raw}'`, '0 is deterministic DDIM, 1 is DDPM-like sampling');
     }
+    return value;
+  }
+
+  /** Texts given with a repeatable flag (prompts may be empty strings). */
+  texts(name: string): string[] {
+    return [...((this.values[name] as string[] | undefined) ?? [])];
+  }
+
+  /** A finite number. */
+  number(name: string): number | undefined {
+    const raw = this.string(name);
+    if (raw === undefined) return undefined;
+    const value = Number(raw);
+    if (raw === '' || !Number.isFinite(value)) throw new CliError(`--${name} must be a number, got '${raw}'`);
+    return value;
+  }
+
+  /** An integer ≥ 0. */
+  count(name: string): number | undefined {
+    const raw = this.string(name);
+    if (raw === undefined) return undefined;
+    const value = Number(raw);
+    if (!INTEGER.test(raw) || !Number.isSafeInteger(value)) throw new CliError(`--${name} must be an integer of 0 or more, got '${raw}'`);
     return value;
   }
 

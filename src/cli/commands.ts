@@ -29,6 +29,7 @@ import { convert } from './convert.ts';
 import { sampleToFolder } from './fid.ts';
 import { LatentDiffusionPipeline } from '../latent_pipeline.ts';
 import { vaeDecode, vaeEncode } from './vae.ts';
+import { encodePromptCommand, epsText, isTextToImageDir, sampleText } from './text_to_image.ts';
 import {
   batchFor,
   checkOutput,
@@ -80,6 +81,8 @@ export async function runCommand(args: CommandArgs, deps: RunDeps): Promise<void
       return await vaeEncode(args, deps.io);
     case 'vae-decode':
       return await vaeDecode(args, deps.io);
+    case 'encode-prompt':
+      return await encodePromptCommand(args, deps.io);
   }
 }
 
@@ -216,6 +219,7 @@ export async function gridPng(
 
 async function sample(args: SampleArgs, deps: RunDeps): Promise<void> {
   const { io } = deps;
+  if (args.prompt.length > 0 || isTextToImageDir(args.model)) return await sampleText(args, io);
   const model = await loadModel(args.model, io, { height: args.height, width: args.width });
   const spacing = spacingFor(model, args.spacing);
   const timesteps = timestepsFor(model, args.steps ?? DEFAULT_STEPS, spacing);
@@ -516,6 +520,7 @@ async function interpolate(args: InterpolateArgs, deps: RunDeps): Promise<void> 
 
 async function eps(args: EpsArgs, deps: RunDeps): Promise<void> {
   const { io } = deps;
+  if (isTextToImageDir(args.model)) return await epsText(args, io);
   const model = await loadModel(args.model, io);
   const file = await readSafetensorsFile(args.input, '--in');
   const meaning = `'x' f32 [N, ${model.shape.join(', ')}] and 't' i32 [N]`;

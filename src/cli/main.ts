@@ -6,7 +6,7 @@
  */
 import process from 'node:process';
 import { isSoftwareAdapter } from '../gpu/adapter.ts';
-import { type Backend, type Gpu, GpuUnavailableError, requestGpu } from '../gpu/device.ts';
+import { GpuUnavailableError } from '../gpu/device.ts';
 import { PngError } from '../io/png.ts';
 import { SafetensorsError } from '../io/safetensors.ts';
 import { TorchFileError } from '../io/torch.ts';
@@ -15,14 +15,16 @@ import { ModelLoadError } from '../web/load_model.ts';
 import { ModelConfigError } from '../models/unet_2d_config.ts';
 import { ModelWeightsError } from '../models/weights.ts';
 import { UnsupportedFeatureError } from '../models/unet_2d_model.ts';
-import type { Precision } from '../gpu/shader_source.ts';
 import { DdimPipeline } from '../pipeline.ts';
 import { SamplerInputError } from '../sampler/ddim.ts';
 import { ScheduleError } from '../sampler/schedule.ts';
 import { CliError, parseCommandLine, USAGE } from './args.ts';
 import { runCommand } from './commands.ts';
+import { fastestGpu } from './gpu.ts';
 import { GraphLimitError } from '../graph/executor.ts';
 import { AutoencoderInputError } from '../models/autoencoder_model.ts';
+import { NonFiniteOutputError } from '../text_to_image_pipeline.ts';
+import { TokenizerError } from '../text/clip_tokenizer.ts';
 import type { OpenPipeline } from './run.ts';
 import { UserError } from './errors.ts';
 import type { CliIo } from './progress.ts';
@@ -47,6 +49,9 @@ const USER_ERRORS = [
   // An image too large for the adapter's limits: the message gives what it needs and what is allowed.
   GraphLimitError,
   AutoencoderInputError,
+  // Latents or images that came out NaN or infinite (an f16 overflow): said in one line, nothing written.
+  NonFiniteOutputError,
+  TokenizerError,
 ];
 
 export interface MainOptions {
@@ -65,25 +70,6 @@ function processIo(): CliIo {
 }
 
 /** A fresh device per run, destroyed with the pipeline. */
-/**
- * Deno's own WebGPU (wgpu) on a software adapter ran emoji32 ~5x slower than Dawn on the same
- * CPU (docs/perf.md, issue 11), so with --backend auto a software adapter there is swapped for
- * Dawn's (npm:webgpu) when that loads; anything else keeps the first adapter.
- */
-async function fastestGpu(backend: Backend, precision: Precision): Promise<Gpu> {
-  const gpu = await requestGpu({ backend });
-  // Deno's wgpu has no shader-f16 (Dawn has, on lavapipe too): f16 is asked of Dawn there.
-  const wantsDawn = isSoftwareAdapter(gpu.adapter) || (precision === 'f16' && !gpu.device.features.has('shader-f16'));
-  if (backend !== 'auto' || gpu.implementation !== 'deno-wgpu' || !wantsDawn) return gpu;
-  try {
-    const dawn = await requestGpu({ backend: 'dawn' });
-    gpu.device.destroy();
-    return dawn;
-  } catch {
-    return gpu;
-  }
-}
-
 export const openGpuPipeline: OpenPipeline = async (
   model,
   { batch, backend, precision, softwareBatch, height, width, onCompileProgress },

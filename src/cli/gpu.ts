@@ -1,0 +1,25 @@
+/**
+ * The GPU a command runs on: the runtime's, or Dawn's where that is faster on this adapter.
+ */
+import { isSoftwareAdapter } from '../gpu/adapter.ts';
+import { type Backend, type Gpu, requestGpu } from '../gpu/device.ts';
+import type { Precision } from '../gpu/shader_source.ts';
+
+/**
+ * Deno's own WebGPU (wgpu) on a software adapter ran emoji32 ~5x slower than Dawn on the same
+ * CPU (docs/perf.md, issue 11), so with --backend auto a software adapter there is swapped for
+ * Dawn's (npm:webgpu) when that loads; anything else keeps the first adapter.
+ */
+export async function fastestGpu(backend: Backend, precision: Precision): Promise<Gpu> {
+  const gpu = await requestGpu({ backend });
+  // Deno's wgpu has no shader-f16 (Dawn has, on lavapipe too): f16 is asked of Dawn there.
+  const wantsDawn = isSoftwareAdapter(gpu.adapter) || (precision === 'f16' && !gpu.device.features.has('shader-f16'));
+  if (backend !== 'auto' || gpu.implementation !== 'deno-wgpu' || !wantsDawn) return gpu;
+  try {
+    const dawn = await requestGpu({ backend: 'dawn' });
+    gpu.device.destroy();
+    return dawn;
+  } catch {
+    return gpu;
+  }
+}
