@@ -169,7 +169,9 @@ export class StableDiffusionPipeline {
     /** [channels, height, width] of the latents. */
     readonly latentShape: [number, number, number],
   ) {
-    this.autoencoder = Autoencoder.load(gpu, model.autoencoder, { limits: options.limits });
+    // SD's VAE overflows in f16 (black images): it stays in f32 when its config says force_upcast.
+    const vaePrecision = model.autoencoder.config.forceUpcast ? 'f32' : options.precision;
+    this.autoencoder = Autoencoder.load(gpu, model.autoencoder, { limits: options.limits, precision: vaePrecision });
   }
 
   /** A Stable Diffusion folder's files (or a model read once) on `gpu`; each part compiles when first needed. */

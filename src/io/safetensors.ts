@@ -446,9 +446,9 @@ function float8E4M3Table(): Float32Array {
 // Writing.
 
 export interface TensorToWrite {
-  dtype: 'F32' | 'I32' | 'F16';
+  dtype: 'F32' | 'I32' | 'F16' | 'BF16';
   shape: number[];
-  /** Float32Array for F32, Int32Array for I32, Uint16Array of binary16 bit patterns for F16. */
+  /** Float32Array for F32, Int32Array for I32, Uint16Array of the bit patterns for F16 (binary16) and BF16. */
   data: Float32Array | Int32Array | Uint16Array;
 }
 
@@ -456,6 +456,7 @@ const ARRAY_TYPE_OF: Record<TensorToWrite['dtype'], { name: string }> = {
   F32: Float32Array,
   I32: Int32Array,
   F16: Uint16Array,
+  BF16: Uint16Array,
 };
 
 /**
