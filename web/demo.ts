@@ -2,13 +2,17 @@
  * The demo page (web/index.html): loads a model (the default emoji model, or `?model=<folder URL>`,
  * which the page's model field sets), then samples, interpolates between seeds, and encodes and
  * decodes an image the user picks. A pipeline folder with an autoencoder (an LDMPipeline's vqvae/,
- * a vae/) is a latent model: DDIM runs on its latents and the page shows the decoded images.
+ * a vae/) is a latent model: DDIM runs on its latents and the page shows the decoded images. A
+ * folder with a text encoder (a StableDiffusionPipeline's) is a text-to-image model: the page asks
+ * for a prompt, a negative prompt and the guidance scale, previews each step's x0 prediction with a
+ * linear map of the latents to RGB (web/latent_preview.ts) and shows the decoded images at the end.
  * Control values can be preset from the URL (`?n=4&steps=20&eta=0&spacing=quad&seed=7`, `sigmaHat=1`,
- * `class=3` for a class-conditional model, whose class picker shows only then); `run=1`
- * samples once the model is ready.
+ * `class=3` for a class-conditional model, whose class picker shows only then; `prompt=…`,
+ * `negative=…`, `guidance=5` for a text-to-image model); `run=1` samples once the model is ready.
  *
  * `document.body.dataset.state` says where the page is (loading, ready, busy, failed) and each
- * canvas counts its finished runs in `data-runs`: the browser test waits on these.
+ * canvas counts its finished runs in `data-runs`; `data-view` says what a canvas shows (`x0` a pixel
+ * model's prediction, `latent-preview`, `decoded`): the browser test waits on these.
  */
 import {
   type DdimModel,
@@ -19,11 +23,16 @@ import {
   loadModel,
   type ModelFiles,
   readModel,
+  readTextToImageModel,
   requestGpu,
   rgbaToTensor,
+  StableDiffusionPipeline,
   type StepProgress,
+  type TextToImageModel,
+  type TextToImageResult,
   type TimestepSpacing,
 } from '../src/index.ts';
+import { latentPreview } from './latent_preview.ts';
 
 const params = new URLSearchParams(location.search);
 const DEFAULT_MODEL_URL = 'weights/emoji32/';
@@ -84,25 +93,39 @@ const megabytes = (bytes: number) => (bytes / 1e6).toFixed(1);
 let gpu: Gpu;
 let files: ModelFiles;
 /** Read once; its weights are uploaded once and shared by the pipelines of every batch size. */
-let model: DdimModel;
-/** A pixel model's pipeline, or a latent model's: DDIM on the autoencoder's latents, then its decoder. */
-type Pipeline = DdimPipeline | LatentDiffusionPipeline;
+let model: { kind: 'unconditional'; read: DdimModel } | { kind: 'text-to-image'; read: TextToImageModel };
+/**
+ * A pixel model's pipeline, a latent model's (DDIM on the autoencoder's latents, then its decoder),
+ * or a text-to-image model's (prompts, DDIM under guidance on the VAE's latents, then the VAE).
+ */
+type Pipeline = DdimPipeline | LatentDiffusionPipeline | StableDiffusionPipeline;
+type UnconditionalPipeline = DdimPipeline | LatentDiffusionPipeline;
 const pipelines = new Map<number, Pipeline>();
 
 const isLatent = (pipeline: Pipeline): pipeline is LatentDiffusionPipeline => pipeline instanceof LatentDiffusionPipeline;
+const isTextToImage = (pipeline: Pipeline): pipeline is StableDiffusionPipeline => pipeline instanceof StableDiffusionPipeline;
 /** The DDIM pipeline of the UNet: its schedule and config. */
-const ddimOf = (pipeline: Pipeline): DdimPipeline => isLatent(pipeline) ? pipeline.ddim : pipeline;
+const ddimOf = (pipeline: UnconditionalPipeline): DdimPipeline => isLatent(pipeline) ? pipeline.ddim : pipeline;
+const scheduleOf = (pipeline: Pipeline): { timestepSpacing?: TimestepSpacing } =>
+  isTextToImage(pipeline) ? pipeline.schedule : ddimOf(pipeline).schedule;
 
-/** The model compiled for `batch` images per forward (compiling takes a moment; a few are kept). */
-async function pipelineFor(batch: number): Promise<Pipeline> {
+/**
+ * The model compiled for `batch` images per forward (compiling takes a moment; a few are kept).
+ * A text-to-image model makes its images one at a time: its UNet runs on [negative, positive]
+ * already, and a Stable Diffusion UNet's attention over 64×64 latents is large enough at batch 2.
+ */
+async function pipelineFor(wanted: number): Promise<Pipeline> {
+  const batch = model.kind === 'text-to-image' ? 1 : wanted;
   let pipeline = pipelines.get(batch);
   if (pipeline) {
     pipelines.delete(batch); // re-inserted below as the most recently used
+  } else if (model.kind === 'text-to-image') {
+    setStatus('Compiling the text encoder, the UNet and the VAE…');
+    pipeline = await StableDiffusionPipeline.load(gpu, model.read, { batch });
   } else {
     setStatus(`Compiling the UNet for ${batch} image${batch === 1 ? '' : 's'} at a time…`);
-    pipeline = model.autoencoder
-      ? await LatentDiffusionPipeline.load(gpu, model, { batch })
-      : await DdimPipeline.load(gpu, model, { batch });
+    const read = model.read;
+    pipeline = read.autoencoder ? await LatentDiffusionPipeline.load(gpu, read, { batch }) : await DdimPipeline.load(gpu, read, { batch });
   }
   pipelines.set(batch, pipeline);
   while (pipelines.size > KEPT_PIPELINES) {
@@ -146,7 +169,9 @@ async function start(): Promise<void> {
     return;
   }
   try {
-    model = readModel(files);
+    model = files.textEncoder
+      ? { kind: 'text-to-image', read: readTextToImageModel(files) }
+      : { kind: 'unconditional', read: readModel(files) };
   } catch (e) {
     fail('The model cannot be read', describeError(e));
     return;
@@ -165,17 +190,37 @@ async function start(): Promise<void> {
     return;
   }
   const pipeline = pipelines.values().next().value!;
-  const ddim = ddimOf(pipeline);
   const [c, h, w] = pipeline.imageShape;
   const modelUrl = new URL(MODEL_URL, location.href).href;
-  const unetParameters = parameterCount(model.unet.file.tensors.values());
-  const weightBytes = files.weights.length + (files.autoencoder?.weights.length ?? 0);
-  if (isLatent(pipeline)) {
+  const unetParameters = parameterCount(model.read.unet.file.tensors.values());
+  const weightBytes = files.weights.length + (files.autoencoder?.weights.length ?? 0) + (files.textEncoder?.weights.length ?? 0);
+  if (isTextToImage(pipeline)) {
+    const [lc, lh, lw] = pipeline.latentShape;
+    const { textEncoder, autoencoder } = pipeline.model;
+    const millions = (tensors: Iterable<{ shape: readonly number[] }>) => (parameterCount(tensors) / 1e6).toFixed(2);
+    element('model-line').textContent =
+      `Model: ${modelUrl} · text-to-image: ${w}×${h} images from ${lc}×${lh}×${lw} latents of an AutoencoderKL · ` +
+      `${millions(textEncoder.file.tensors.values())} M text encoder + ${(unetParameters / 1e6).toFixed(2)} M UNet + ` +
+      `${millions(autoencoder.file.tensors.values())} M VAE parameters · ${megabytes(weightBytes)} MB of weights. GPU: ${gpu.adapterName}.`;
+    const note = element('latent-note');
+    note.textContent = `A text-to-image model: DDIM runs on the VAE's ${lc}×${lh}×${lw} latents under classifier-free guidance, ` +
+      "one image after another. Each step's prediction is previewed from its latents mapped linearly to RGB (soft, colours " +
+      "approximate); the images appear when the last step's latents are decoded.";
+    note.hidden = false;
+    element('sample-about').hidden = true;
+    for (const id of ['prompt-label', 'negative-label', 'guidance-label', 'interpolate-prompt-note', 'roundtrip-prompt-note']) {
+      element(id).hidden = false;
+    }
+    // One image at a time (see pipelineFor): a single image unless the URL asks for more.
+    if (params.get('n') === null) element<HTMLInputElement>('n').value = '1';
+  } else if (isLatent(pipeline)) {
     const [lc, lh, lw] = pipeline.latentShape;
     const autoencoder = pipeline.autoencoder.config.className;
     element('model-line').textContent =
       `Model: ${modelUrl} · latent: ${w}×${h} images, ${c} channels, from ${lc}×${lh}×${lw} latents of a ${autoencoder} · ` +
-      `${(unetParameters / 1e6).toFixed(2)} M UNet + ${(parameterCount(model.autoencoder!.file.tensors.values()) / 1e6).toFixed(2)} M ` +
+      `${(unetParameters / 1e6).toFixed(2)} M UNet + ${
+        (parameterCount(pipeline.ddim.model.autoencoder!.file.tensors.values()) / 1e6).toFixed(2)
+      } M ` +
       `${autoencoder} parameters · ${megabytes(weightBytes)} MB of weights. GPU: ${gpu.adapterName}.`;
     const note = element('latent-note');
     note.textContent = `A latent model: DDIM runs on the ${autoencoder}'s ${lc}×${lh}×${lw} latents, and the images appear when the ` +
@@ -187,11 +232,10 @@ async function start(): Promise<void> {
       `Model: ${modelUrl} · ${w}×${h}, ${c} channels · ${(unetParameters / 1e6).toFixed(2)} M parameters · ` +
       `${megabytes(weightBytes)} MB of weights. GPU: ${gpu.adapterName}.`;
   }
-  setupClassPicker(ddim);
-  if (params.get('spacing') === null && ddim.schedule.timestepSpacing) {
-    element<HTMLSelectElement>('spacing').value = ddim.schedule.timestepSpacing;
-  }
-  drawPlaceholders(pipeline.imageShape, isLatent(pipeline) ? pipeline.latentShape : pipeline.imageShape);
+  if (!isTextToImage(pipeline)) setupClassPicker(ddimOf(pipeline));
+  const spacing = scheduleOf(pipeline).timestepSpacing;
+  if (params.get('spacing') === null && spacing) element<HTMLSelectElement>('spacing').value = spacing;
+  drawPlaceholders(pipeline.imageShape, isLatent(pipeline) || isTextToImage(pipeline) ? pipeline.latentShape : pipeline.imageShape);
   setStatus(`Ready on ${gpu.adapterName}.`);
   setState('ready');
   if (params.get('run') === '1') element<HTMLFormElement>('sample-form').requestSubmit();
@@ -216,7 +260,7 @@ function setupClassPicker(pipeline: DdimPipeline): void {
 }
 
 /** The picked class, for a class-conditional model; undefined for any other. */
-function classLabels(pipeline: Pipeline): number[] | undefined {
+function classLabels(pipeline: UnconditionalPipeline): number[] | undefined {
   return ddimOf(pipeline).model.unet.config.classEmbedType ? [Number(element<HTMLSelectElement>('class').value)] : undefined;
 }
 
@@ -246,7 +290,16 @@ function readNumber(id: string, min: number, max: number): number {
 
 /** Presets controls from the page's URL (?n=4&steps=20&...). */
 function presetControls(): void {
-  const names: Record<string, string> = { n: 'n', steps: 'steps', eta: 'eta', spacing: 'spacing', seed: 'seed' };
+  const names: Record<string, string> = {
+    n: 'n',
+    steps: 'steps',
+    eta: 'eta',
+    spacing: 'spacing',
+    seed: 'seed',
+    prompt: 'prompt',
+    negative: 'negative-prompt',
+    guidance: 'guidance',
+  };
   if (params.get('sigmaHat') === '1') element<HTMLInputElement>('sigma-hat').checked = true;
   for (const [param, id] of Object.entries(names)) {
     const value = params.get(param);
@@ -318,8 +371,38 @@ function previewer(
 }
 
 /**
+ * A text-to-image model's step callback: each x0 prediction (latents) mapped to RGB on the CPU and
+ * upsampled to the image's size (web/latent_preview.ts), drawn into `images` and the canvas.
+ * Images are made one at a time, so the step count names the image too.
+ */
+function latentPreviewer(
+  pipeline: StableDiffusionPipeline,
+  canvas: HTMLCanvasElement,
+  images: Float32Array,
+  n: number,
+  columns: number,
+  info: HTMLElement,
+  label: string,
+) {
+  const [, height, width] = pipeline.imageShape;
+  const [c, h, w] = pipeline.latentShape;
+  return (progress: StepProgress) => {
+    const x0 = progress.x0!;
+    const preview = latentPreview(x0, x0.length / (c * h * w), pipeline.latentShape, [height, width]);
+    images.set(preview, progress.firstImage * 3 * height * width);
+    drawImages(canvas, images, n, columns, pipeline.imageShape);
+    canvas.dataset.view = 'latent-preview';
+    canvas.dataset.step = `${progress.step}/${progress.total}`;
+    const image = n > 1 ? ` image ${progress.firstImage + 1} of ${n},` : '';
+    const decoding = progress.step === progress.total && progress.firstImage + 1 >= n ? ', then decoding the latents' : '';
+    info.textContent = `${label}:${image} step ${progress.step} of ${progress.total}, t = ${progress.t} (latent preview)${decoding}`;
+  };
+}
+
+/**
  * The step callback of a pipeline: a pixel model's draws each x0 prediction (see previewer); a
- * latent model's predictions are latents, so its steps are only counted.
+ * text-to-image model's previews its latent x0 predictions (see latentPreviewer); a latent
+ * model's predictions are latents, so its steps are only counted.
  */
 function stepReporter(
   pipeline: Pipeline,
@@ -330,6 +413,7 @@ function stepReporter(
   info: HTMLElement,
   label: string,
 ): Pick<StepOptions, 'previewX0' | 'onStep'> {
+  if (isTextToImage(pipeline)) return { previewX0: true, onStep: latentPreviewer(pipeline, canvas, images, n, columns, info, label) };
   if (!isLatent(pipeline)) return { previewX0: true, onStep: previewer(canvas, images, n, columns, pipeline.imageShape, info, label) };
   return {
     onStep: (progress: StepProgress) => {
@@ -352,6 +436,8 @@ const seconds = (since: number) => ((performance.now() - since) / 1000).toFixed(
 // running one between two steps. An error is shown and the page stays usable.
 
 let running: { controller: AbortController; finished: Promise<void> } | undefined;
+
+type Truncation = TextToImageResult['truncations'][number];
 
 const isAbort = (e: unknown) => e instanceof Error && e.name === 'AbortError';
 
@@ -384,6 +470,7 @@ async function sample(signal: AbortSignal): Promise<string> {
   const eta = sigmaHat ? 0 : readNumber('eta', 0, 1);
   const spacing = element<HTMLSelectElement>('spacing').value as TimestepSpacing;
   const seed = readInt('seed', 0, 2 ** 53 - 1);
+  const prompts = model.kind === 'text-to-image' ? readPrompts() : undefined;
   const pipeline = await pipelineFor(n);
   const shape = pipeline.imageShape;
   const canvas = element<HTMLCanvasElement>('samples');
@@ -393,6 +480,30 @@ async function sample(signal: AbortSignal): Promise<string> {
   drawImages(canvas, images, n, columns, shape);
   setStatus(`Sampling ${n} image${n === 1 ? '' : 's'}…`);
   const started = performance.now();
+  if (isTextToImage(pipeline)) {
+    delete canvas.dataset.view;
+    element('truncation-note').hidden = true;
+    const result = await pipeline.sample({
+      ...prompts!,
+      steps,
+      eta,
+      sigmaHat,
+      spacing,
+      seed,
+      count: n,
+      ...stepReporter(pipeline, canvas, images, n, columns, info, 'sampling'),
+      signal,
+    });
+    drawImages(canvas, result.images, n, columns, shape);
+    canvas.dataset.view = 'decoded';
+    showTruncations(pipeline, result, prompts!.negativePrompt);
+    const took = seconds(started);
+    info.textContent = `${n} image${n === 1 ? '' : 's'} · ${result.timesteps.length} steps (${spacing}) · ${
+      sigmaHat ? 'σ̂' : `η = ${eta}`
+    } · guidance ${prompts!.guidance} · seed ${seed} · ${took} s`;
+    countRun(canvas);
+    return `Sampled ${n} image${n === 1 ? '' : 's'} from the prompt in ${took} s on ${gpu.adapterName}.`;
+  }
   const labels = classLabels(pipeline);
   const result = await pipeline.sample({
     steps,
@@ -419,6 +530,7 @@ async function interpolate(signal: AbortSignal): Promise<string> {
   const seedB = readInt('seed-b', 0, 2 ** 53 - 1);
   const frames = readInt('frames', 2, 16);
   const steps = readInt('interpolate-steps', 1, 1000);
+  const prompts = model.kind === 'text-to-image' ? readPrompts() : undefined;
   const pipeline = await pipelineFor(frames);
   const shape = pipeline.imageShape;
   const canvas = element<HTMLCanvasElement>('strip');
@@ -427,15 +539,10 @@ async function interpolate(signal: AbortSignal): Promise<string> {
   drawImages(canvas, images, frames, frames, shape);
   setStatus(`Interpolating from seed ${seedA} to seed ${seedB}…`);
   const started = performance.now();
-  const result = await pipeline.interpolate({
-    seedA,
-    seedB,
-    frames,
-    steps,
-    classLabels: classLabels(pipeline),
-    ...stepReporter(pipeline, canvas, images, frames, frames, info, 'decoding'),
-    signal,
-  });
+  const reporter = stepReporter(pipeline, canvas, images, frames, frames, info, 'decoding');
+  const result = isTextToImage(pipeline)
+    ? await pipeline.interpolate({ ...prompts!, seedA, seedB, frames, steps, ...reporter, signal })
+    : await pipeline.interpolate({ seedA, seedB, frames, steps, classLabels: classLabels(pipeline), ...reporter, signal });
   drawImages(canvas, imagesOf(result), frames, frames, shape);
   const took = seconds(started);
   info.textContent = `seed ${seedA} → seed ${seedB} · ${frames} frames · ${result.timesteps.length} steps · ${took} s`;
@@ -481,12 +588,43 @@ async function roundtrip(signal: AbortSignal): Promise<string> {
   drawImages(element('roundtrip-input'), image, 1, 1, shape);
   setStatus(`Encoding with ${steps} steps, then decoding…`);
   const started = performance.now();
+  let decodedImage: Float32Array;
+  if (isTextToImage(pipeline)) {
+    decodedImage = await textToImageRoundtrip(pipeline, image, steps, element<HTMLTextAreaElement>('prompt').value, signal);
+  } else {
+    decodedImage = await unconditionalRoundtrip(pipeline, image, steps, signal);
+  }
+  drawImages(output, decodedImage, 1, 1, shape);
+  let squared = 0;
+  for (let i = 0; i < image.length; i++) squared += (decodedImage[i] - image[i]) ** 2;
+  const mse = squared / image.length;
+  // PSNR over model space, whose range [-1, 1] has width 2.
+  const psnr = 10 * Math.log10(4 / mse);
+  const took = seconds(started);
+  info.textContent = `${steps} steps each way · reconstruction MSE ${mse.toExponential(2)} (PSNR ${psnr.toFixed(1)} dB) · ${took} s`;
+  output.dataset.mse = String(mse);
+  countRun(output);
+  return `Encoded and decoded in ${took} s.`;
+}
+
+const encodingReporter = (info: HTMLElement) => (p: StepProgress) =>
+  void (info.textContent = `encoding: step ${p.step} of ${p.total}, t = ${p.t}`);
+
+/** A pixel or latent model's round trip: DDIM run forward to x_T, then back; a latent model's through its autoencoder. */
+async function unconditionalRoundtrip(
+  pipeline: UnconditionalPipeline,
+  image: Float32Array,
+  steps: number,
+  signal: AbortSignal,
+): Promise<Float32Array> {
+  const info = element('roundtrip-info');
+  const output = element<HTMLCanvasElement>('roundtrip-output');
   const labels = classLabels(pipeline);
   const ddim = ddimOf(pipeline);
   const encodeOptions = {
     steps,
     classLabels: labels,
-    onStep: (p: StepProgress) => void (info.textContent = `encoding: step ${p.step} of ${p.total}, t = ${p.t}`),
+    onStep: encodingReporter(info),
     signal,
   };
   // A latent model encodes the image with its autoencoder first, and decodes x_0's latents at the end.
@@ -501,18 +639,64 @@ async function roundtrip(signal: AbortSignal): Promise<string> {
     signal,
   });
   signal.throwIfAborted();
-  const decodedImage = isLatent(pipeline) ? (await pipeline.decodeLatents(decoded.x0)).images : decoded.x0;
-  drawImages(output, decodedImage, 1, 1, shape);
-  let squared = 0;
-  for (let i = 0; i < image.length; i++) squared += (decodedImage[i] - image[i]) ** 2;
-  const mse = squared / image.length;
-  // PSNR over model space, whose range [-1, 1] has width 2.
-  const psnr = 10 * Math.log10(4 / mse);
-  const took = seconds(started);
-  info.textContent = `${steps} steps each way · reconstruction MSE ${mse.toExponential(2)} (PSNR ${psnr.toFixed(1)} dB) · ${took} s`;
-  output.dataset.mse = String(mse);
-  countRun(output);
-  return `Encoded and decoded in ${took} s.`;
+  return isLatent(pipeline) ? (await pipeline.decodeLatents(decoded.x0)).images : decoded.x0;
+}
+
+/**
+ * A text-to-image model's round trip: the VAE encodes the image, DDIM inverts its latents under
+ * the prompt without guidance (the ODE the inversion follows), then samples them back under the
+ * same prompt, still without guidance, and the VAE decodes.
+ */
+async function textToImageRoundtrip(
+  pipeline: StableDiffusionPipeline,
+  image: Float32Array,
+  steps: number,
+  prompt: string,
+  signal: AbortSignal,
+): Promise<Float32Array> {
+  const info = element('roundtrip-info');
+  const output = element<HTMLCanvasElement>('roundtrip-output');
+  const encoded = await pipeline.encode({ images: image }, { prompt, steps, onStep: encodingReporter(info), signal });
+  drawImages(element('roundtrip-latent'), encoded.x0, 1, 1, pipeline.latentShape);
+  const decoded = await pipeline.sample({
+    prompt,
+    guidance: 1,
+    xT: encoded.x0,
+    steps,
+    ...stepReporter(pipeline, output, new Float32Array(image.length), 1, 1, info, 'decoding'),
+    signal,
+  });
+  return decoded.images;
+}
+
+/** The prompt, the negative prompt and the guidance scale of a text-to-image model. */
+function readPrompts(): { prompt: string; negativePrompt: string; guidance: number } {
+  return {
+    prompt: element<HTMLTextAreaElement>('prompt').value,
+    negativePrompt: element<HTMLInputElement>('negative-prompt').value,
+    guidance: readNumber('guidance', 0, 100),
+  };
+}
+
+/**
+ * A note when a prompt was longer than the text encoder reads (77 tokens, the start and end tokens
+ * included): the prompt's cut from the result; the negative prompt's from the tokenizer here, as
+ * the result reports the prompts' only.
+ */
+function showTruncations(pipeline: StableDiffusionPipeline, result: TextToImageResult, negativePrompt: string): void {
+  const tokenizer = pipeline.model.tokenizer;
+  const cuts: [string, Truncation | undefined][] = [
+    ['prompt', result.truncations[0]],
+    ['negative prompt', tokenizer.encodeBatch([negativePrompt]).truncations[0]],
+  ];
+  const parts = cuts.filter((cut): cut is [string, Truncation] => cut[1] !== undefined).map(([which, { tokens, text }]) =>
+    `the ${which} lost its last ${tokens} token${tokens === 1 ? '' : 's'} ("${text}")`
+  );
+  const note = element('truncation-note');
+  note.textContent = parts.length > 0
+    ? `The text encoder reads ${tokenizer.maxLength} tokens, start and end included: ${parts.join('; ')}.`
+    : '';
+  note.hidden = parts.length === 0;
 }
 
 // ---------------------------------------------------------------------------------------------
