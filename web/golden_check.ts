@@ -3,6 +3,9 @@
  *   test.html              one UNet forward of the default model on the golden input
  *   test.html?check=ldm    the tiny LDM folder, loaded by URL, sampled from the golden x_T (DDIM 10
  *                          steps, then the VQ decoder): latents, code indices and images
+ *   test.html?check=sd     the tiny Stable Diffusion folder, loaded by URL, sampled from the golden
+ *                          x_T with the reference's prompt, negative prompt and guidance (DDIM 10
+ *                          steps, then the VAE): prompt embeddings, latents and image
  * The result is written as JSON into #result, with data-done set, for test/browser/run.mjs to read.
  */
 import {
@@ -12,6 +15,7 @@ import {
   parseSafetensors,
   requestGpu,
   type SafetensorsFile,
+  StableDiffusionPipeline,
   toFloat32,
   toInt32,
   UnsupportedPrecisionError,
@@ -24,6 +28,10 @@ const F16_TOLERANCE = 3e-3;
 /** Latent sampling: 10 DDIM steps, then the decoder (issue 21's bound). */
 const LDM_TOLERANCE = 2e-3;
 const LDM_STEPS = 10;
+/** Text-to-image: 10 DDIM steps under guidance 7.5, then the VAE (issue 22's bound). */
+const T2I_TOLERANCE = 2e-3;
+/** The prompt embeddings: one pass of the text encoder (the Node test's bound). */
+const EMBEDS_TOLERANCE = 1e-4;
 
 interface GoldenResult {
   ok: boolean;
@@ -153,15 +161,96 @@ async function runLatent(): Promise<LatentGoldenResult> {
   };
 }
 
+interface TextToImageGoldenResult {
+  ok: boolean;
+  adapter?: string;
+  tolerance: number;
+  embedsTolerance?: number;
+  /** The reference's settings (the t2i metadata of sd.safetensors). */
+  settings?: { prompt: string; negative: string; guidance: number; steps: number };
+  /** The prompt's and the negative prompt's embeddings against t2i.prompt_embeds / t2i.negative_prompt_embeds. */
+  promptEmbeds?: { relL2: number; maxAbs: number };
+  negativePromptEmbeds?: { relL2: number; maxAbs: number };
+  /** The final latents against t2i.latent, the decoded image against t2i.image. */
+  latent?: { relL2: number; maxAbs: number };
+  image?: { relL2: number; maxAbs: number };
+  timesteps?: { actual: number[]; expected: number[] };
+  imageShape?: number[];
+  truncations?: number;
+  loadMs?: number;
+  sampleMs?: number;
+  error?: string;
+}
+
+/** The tiny Stable Diffusion folder, fetched by URL as the demo does, sampled from t2i.xT with the reference's settings. */
+async function runTextToImage(): Promise<TextToImageGoldenResult> {
+  const gpu = await requestGpu();
+  const golden = parseSafetensors(await fetchBytes('golden/sd/sd.safetensors'));
+  if (!golden.metadata.t2i) throw new Error('golden/sd/sd.safetensors has no t2i settings in its metadata');
+  const settings = JSON.parse(golden.metadata.t2i) as { prompt: string; negative: string; guidance: number; steps: number };
+  const loadStart = performance.now();
+  const files = await loadModel('golden/sd/tiny-sd/');
+  if (!files.textEncoder || !files.tokenizer) throw new Error('loadModel found no text encoder or tokenizer in golden/sd/tiny-sd/');
+  const pipeline = await StableDiffusionPipeline.load(gpu, files, { batch: 1 });
+  const sampleStart = performance.now();
+  const result = await pipeline.sample({
+    prompt: settings.prompt,
+    negativePrompt: settings.negative,
+    guidance: settings.guidance,
+    steps: settings.steps,
+    xT: toFloat32(goldenTensor(golden, 't2i.xT')),
+  });
+  const sampleMs = performance.now() - sampleStart;
+  // One after the other: the text encoder runs one prompt at a time in its own buffers.
+  const positive = await pipeline.encodePrompt([settings.prompt]);
+  const negative = await pipeline.encodePrompt([settings.negative]);
+  pipeline.destroy();
+  if (gpu.uncapturedErrors.length > 0) throw new Error(`WebGPU errors: ${gpu.uncapturedErrors.join('; ')}`);
+
+  const measured = (actual: Float32Array, name: string) => {
+    const { relL2, maxAbs } = compare(actual, toFloat32(goldenTensor(golden, name)));
+    return { relL2, maxAbs };
+  };
+  const latent = measured(result.x0, 't2i.latent');
+  const image = measured(result.images, 't2i.image');
+  const promptEmbeds = measured(positive.embeds, 't2i.prompt_embeds');
+  const negativePromptEmbeds = measured(negative.embeds, 't2i.negative_prompt_embeds');
+  // diffusers lists the timesteps from the noisiest down.
+  const actual = [...result.timesteps].sort((a, b) => b - a);
+  const expected = [...toInt32(goldenTensor(golden, 't2i.timesteps'))];
+  return {
+    ok: latent.relL2 <= T2I_TOLERANCE && image.relL2 <= T2I_TOLERANCE && promptEmbeds.relL2 <= EMBEDS_TOLERANCE &&
+      negativePromptEmbeds.relL2 <= EMBEDS_TOLERANCE && actual.join() === expected.join(),
+    adapter: gpu.adapterName,
+    tolerance: T2I_TOLERANCE,
+    embedsTolerance: EMBEDS_TOLERANCE,
+    settings,
+    promptEmbeds,
+    negativePromptEmbeds,
+    latent,
+    image,
+    timesteps: { actual, expected },
+    imageShape: result.imageShape,
+    truncations: result.truncations.length,
+    loadMs: sampleStart - loadStart,
+    sampleMs,
+  };
+}
+
+const CHECKS = {
+  unet: { run, tolerance: TOLERANCE },
+  ldm: { run: runLatent, tolerance: LDM_TOLERANCE },
+  sd: { run: runTextToImage, tolerance: T2I_TOLERANCE },
+};
 const out = document.getElementById('result')!;
 const which = new URLSearchParams(location.search).get('check') ?? 'unet';
-let result: GoldenResult | LatentGoldenResult;
+let result: GoldenResult | LatentGoldenResult | TextToImageGoldenResult;
+const check = CHECKS[which as keyof typeof CHECKS];
 try {
-  if (which === 'ldm') result = await runLatent();
-  else if (which === 'unet') result = await run();
-  else throw new Error(`unknown check '${which}': test.html runs ?check=unet (the default) or ?check=ldm`);
+  if (!check) throw new Error(`unknown check '${which}': test.html runs ?check=unet (the default), ?check=ldm or ?check=sd`);
+  result = await check.run();
 } catch (e) {
-  result = { ok: false, tolerance: which === 'ldm' ? LDM_TOLERANCE : TOLERANCE, error: `${(e as Error).name}: ${(e as Error).message}` };
+  result = { ok: false, tolerance: check?.tolerance ?? TOLERANCE, error: `${(e as Error).name}: ${(e as Error).message}` };
 }
 out.textContent = JSON.stringify(result, null, 2);
 out.dataset.done = result.ok ? 'ok' : 'failed';

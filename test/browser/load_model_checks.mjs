@@ -149,4 +149,32 @@ export async function loadModelChecks(test, check, serverUrl, { loadModel, parse
       `progress named ${fetched.join(', ')}`,
     );
   });
+
+  await test("loadModel: the demo server's tiny Stable Diffusion folder (unet/, text_encoder/, tokenizer/, vae/, scheduler/)", async () => {
+    const fetched = [];
+    const files = await loadModel(`${serverUrl}golden/sd/tiny-sd/`, {
+      onProgress: (loaded, _total, file) => loaded === 0 && fetched.push(file),
+    });
+    check(
+      files.config?._class_name === 'UNet2DConditionModel',
+      `unet/config.json came back as ${JSON.stringify(files.config)?.slice(0, 80)}`,
+    );
+    check(
+      files.autoencoder?.config?._class_name === 'AutoencoderKL',
+      `the autoencoder is ${JSON.stringify(files.autoencoder?.config)?.slice(0, 80)}`,
+    );
+    check(
+      files.textEncoder?.config?.hidden_size === 32,
+      `the text encoder's config is ${JSON.stringify(files.textEncoder?.config)?.slice(0, 80)}`,
+    );
+    check(parseSafetensors(files.textEncoder.weights).tensors.size > 20, "the text encoder's weights do not parse as safetensors");
+    check(
+      files.tokenizer?.vocab && files.tokenizer?.merges && files.tokenizer?.tokenizerConfig,
+      `the tokenizer's files came back as ${Object.keys(files.tokenizer ?? {}).join(', ')}`,
+    );
+    check(
+      ['text_encoder/model.safetensors', 'tokenizer/vocab.json', 'tokenizer/merges.txt'].every((f) => fetched.includes(f)),
+      `progress named ${fetched.join(', ')}`,
+    );
+  });
 }

@@ -12,12 +12,19 @@
 //      code indices equal
 //   7. the demo loads the tiny LDM folder by URL (?model=) and draws decoded samples; its round trip
 //      runs through the autoencoder
+//   8. golden: the tiny Stable Diffusion folder (../shared/golden/sd/tiny-sd), loaded by URL and
+//      sampled from t2i.xT with the reference's prompt, negative prompt and guidance
+//      (web/test.html?check=sd): latents and image rel. L2 ≤ 2e-3, prompt embeddings ≤ 1e-4
+//   9. the demo loads the tiny SD folder by URL, samples from a prompt too long for CLIP (the page
+//      notes the cut), previews every step from its latents, draws the decoded images; then an
+//      interpolation and a round trip under the prompt
 // Before the browser: loadModel in Node (it only needs fetch), against the same server and a fake
 // fetch for the pipeline layout and the failures.
 // Ends with "N passed, N failed"; exits non-zero on any failure.
 //
 //   node test/browser/run.mjs [--screenshot PATH]   (also writes the page's screenshot to PATH,
 //                                                     e.g. docs/screenshot.png for the README)
+//   node test/browser/run.mjs --only WORDS          (only the tests whose name holds WORDS)
 // Environment: CHROMIUM (default /usr/bin/chromium), BROWSER_TEST_TIMEOUT_S (default 1500).
 import { build } from 'esbuild';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -33,6 +40,9 @@ const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const overallTimeoutS = Number(process.env.BROWSER_TEST_TIMEOUT_S ?? 1500);
 const screenshotArg = process.argv.indexOf('--screenshot');
 const extraScreenshot = screenshotArg >= 0 ? resolve(process.argv[screenshotArg + 1] ?? '') : undefined;
+const onlyArg = process.argv.indexOf('--only');
+const only = onlyArg >= 0 ? process.argv[onlyArg + 1] : undefined;
+if (onlyArg >= 0 && !only) fatal('--only needs the words a test name must hold');
 const GOLDEN_TOLERANCE = 2e-4;
 const SAMPLE_STEPS = 4;
 const ROUNDTRIP_STEPS = 2;
@@ -42,6 +52,15 @@ const LDM_SAMPLE_STEPS = 4;
 const LDM_SAMPLE_COUNT = 2;
 /** The tiny LDM folder as the demo server serves it (../shared/golden/sd/tiny-ldm). */
 const LDM_URL = 'golden/sd/tiny-ldm/';
+const T2I_TOLERANCE = 2e-3;
+const EMBEDS_TOLERANCE = 1e-4;
+/** The tiny Stable Diffusion folder as the demo server serves it (../shared/golden/sd/tiny-sd). */
+const SD_URL = 'golden/sd/tiny-sd/';
+const SD_SAMPLE_STEPS = 4;
+const SD_SAMPLE_COUNT = 2;
+// Past CLIP's 75 tokens: the page must note that its end was cut.
+const SD_PROMPT = 'a photograph of an astronaut riding a horse' +
+  ', in the style of an old oil painting with soft golden light and long shadows'.repeat(5) + ', under a violet sky';
 // SwiftShader on two busy cores: each of the page's actions took 30-40 s alone, 180 s beside
 // other test runs.
 const ACTION_TIMEOUT_MS = 600_000;
@@ -70,7 +89,7 @@ if (!existsSync(executablePath)) {
 }
 const goldenFile = resolve(root, '..', 'shared', 'golden', 'emoji32_unet.safetensors');
 if (!existsSync(goldenFile)) fatal(`${goldenFile} is missing: the golden check needs ../shared/golden`);
-for (const needed of ['tiny-ldm/model_index.json', 'ldm.safetensors']) {
+for (const needed of ['tiny-ldm/model_index.json', 'ldm.safetensors', 'tiny-sd/model_index.json', 'sd.safetensors']) {
   const file = resolve(root, '..', 'shared', 'golden', 'sd', needed);
   if (!existsSync(file)) fatal(`${file} is missing: the latent diffusion checks need ../shared/golden/sd`);
 }
@@ -89,6 +108,7 @@ console.log(`browser test: ${browser.version()} (${executablePath}), serving ${s
 const results = [];
 /** Runs one test with a fresh page (a Node-only test simply ignores it); records and prints the outcome. */
 async function test(name, body) {
+  if (only && !name.includes(only)) return;
   const testStart = performance.now();
   const context = await browser.newContext({ viewport: { width: 1000, height: 1100 }, deviceScaleFactor: 1 });
   const page = await context.newPage();
@@ -315,6 +335,122 @@ try {
     check(Number.isFinite(mse), `the reconstruction error is ${mse}`);
     console.log(`      ${await page.textContent('#roundtrip-info')}`);
     await page.screenshot({ path: resolve(outDir, 'demo-ldm.png'), fullPage: true });
+  });
+
+  await test(`golden: the tiny SD folder loaded by URL in Chromium, t2i from t2i.xT (the reference's prompt, guidance, DDIM-10) and decoded, matches diffusers (rel. L2 ≤ ${T2I_TOLERANCE})`, async (page) => {
+    await page.goto(`${server.url}test.html?check=sd`);
+    await page.waitForSelector('#result[data-done]', { timeout: ACTION_TIMEOUT_MS });
+    const result = JSON.parse(await page.textContent('#result'));
+    check(!result.error, result.error);
+    const { prompt, negative, guidance, steps } = result.settings;
+    console.log(
+      `      adapter: ${result.adapter}; images ${result.imageShape.join('x')}; prompt '${prompt}', negative '${negative}', ` +
+        `guidance ${guidance}, ${steps} steps`,
+    );
+    for (
+      const [name, measured, limit] of [
+        ['t2i.prompt_embeds', result.promptEmbeds, EMBEDS_TOLERANCE],
+        ['t2i.negative_prompt_embeds', result.negativePromptEmbeds, EMBEDS_TOLERANCE],
+        ['t2i.latent', result.latent, T2I_TOLERANCE],
+        ['t2i.image', result.image, T2I_TOLERANCE],
+      ]
+    ) {
+      console.log(
+        `      ${name} rel L2 ${measured.relL2.toExponential(2)} (limit ${limit})  max |diff| ${measured.maxAbs.toExponential(2)}`,
+      );
+      check(measured.relL2 <= limit, `${name}: rel L2 ${measured.relL2} > ${limit}`);
+    }
+    console.log(`      load+compile ${(result.loadMs / 1000).toFixed(1)} s, sample+decode ${(result.sampleMs / 1000).toFixed(1)} s`);
+    check(
+      result.timesteps.actual.join() === result.timesteps.expected.join(),
+      `timesteps ${result.timesteps.actual.join(' ')}, not ${result.timesteps.expected.join(' ')}`,
+    );
+    check(result.truncations === 0, `the reference prompt was reported cut ${result.truncations} times`);
+    check(result.ok, 'the page judged its result a failure');
+  });
+
+  await test(`the demo loads the tiny SD folder by URL and samples ${SD_SAMPLE_COUNT} images from a prompt, previewing each of ${SD_SAMPLE_STEPS} steps from its latents; then an interpolation and a round trip under the prompt`, async (page) => {
+    const query = new URLSearchParams({ model: SD_URL, n: String(SD_SAMPLE_COUNT), steps: String(SD_SAMPLE_STEPS), seed: '5' });
+    await page.goto(`${server.url}?${query}`);
+    await page.waitForSelector('body[data-state="ready"], body[data-state="failed"]', { timeout: ACTION_TIMEOUT_MS });
+    check(await page.getAttribute('body', 'data-state') === 'ready', `the page failed: ${await page.textContent('#fatal')}`);
+    const modelLine = await page.textContent('#model-line');
+    console.log(`      ${modelLine}`);
+    check(
+      /text-to-image: 64×64 images from 4×8×8 latents of an AutoencoderKL/.test(modelLine ?? ''),
+      'the model line does not describe the SD model',
+    );
+    for (const id of ['#prompt', '#negative-prompt', '#guidance', '#latent-note', '#interpolate-prompt-note', '#roundtrip-prompt-note']) {
+      check(await page.isVisible(id), `${id} is not shown for a text-to-image model`);
+    }
+    check(!(await page.isVisible('#class-label')), 'the class picker is shown for a model without classes');
+    check(await page.inputValue('#guidance') === '7.5', `the guidance field holds '${await page.inputValue('#guidance')}', not 7.5`);
+    check(await page.inputValue('#spacing') === 'leading', "the timestep spacing is not the scheduler config's 'leading'");
+    await page.fill('#prompt', SD_PROMPT);
+    await page.fill('#negative-prompt', 'blurry');
+
+    // Every step's preview, taken from inside the page as it is drawn (the observer runs right after
+    // the step's callback, before the next step can draw).
+    await page.evaluate(() => {
+      const canvas = document.querySelector('#samples');
+      globalThis.previews = [];
+      new MutationObserver(() => {
+        if (canvas.dataset.view === 'latent-preview') globalThis.previews.push({ step: canvas.dataset.step, png: canvas.toDataURL() });
+      }).observe(canvas, { attributes: true, attributeFilter: ['data-step'] });
+    });
+    await page.click('#sample');
+    await finished(page, '#samples');
+    console.log(`      ${await page.textContent('#sample-info')}`);
+    check(await page.getAttribute('#samples', 'data-view') === 'decoded', 'the sample canvas does not show the decoded images');
+    const previews = await page.evaluate(() => globalThis.previews);
+    const expectedSteps = Array.from(
+      { length: SD_SAMPLE_COUNT },
+      () => Array.from({ length: SD_SAMPLE_STEPS }, (_, k) => `${k + 1}/${SD_SAMPLE_STEPS}`),
+    )
+      .flat();
+    check(
+      previews.map((p) => p.step).join() === expectedSteps.join(),
+      `the latent previews drawn were of steps ${previews.map((p) => p.step).join(' ')}, not ${expectedSteps.join(' ')}`,
+    );
+    const lastPreview = Buffer.from(previews.at(-1).png.replace(/^data:image\/png;base64,/, ''), 'base64');
+    writeFileSync(resolve(outDir, 'sd-preview.png'), lastPreview);
+    const decoded = new Uint8Array(await page.locator('#samples').screenshot({ path: resolve(outDir, 'sd-sample.png') }));
+    const [width, height] = await page.$eval('#samples', (c) => [c.width, c.height]);
+    check(
+      width >= SD_SAMPLE_COUNT * 64 && width > height,
+      `the sample canvas is ${width}x${height}, not ${SD_SAMPLE_COUNT} images of 64x64 in a row`,
+    );
+    for (const [what, png] of [['the last latent preview', new Uint8Array(lastPreview)], ['the decoded samples', decoded]]) {
+      // Random weights: noise-like pictures, but of many colours, not blank.
+      const stats = pixelStats((await decodePng(png)).rgba);
+      console.log(`      ${what}: ${stats.colours} colours, luminance σ ${stats.deviation.toFixed(1)}`);
+      check(stats.colours >= 30 && stats.deviation >= 5, `${what} are blank or flat`);
+    }
+    const finalPng = await page.$eval('#samples', (c) => c.toDataURL());
+    check(finalPng !== previews.at(-1).png, 'the decoded images are the last preview');
+    check(await page.isVisible('#truncation-note'), 'no note says the long prompt was cut');
+    const note = await page.textContent('#truncation-note');
+    console.log(`      ${note}`);
+    check(
+      /the prompt lost its last \d+ tokens .*under a violet sky/.test(note ?? ''),
+      `the note does not name the cut end of the prompt: ${note}`,
+    );
+    check(!/negative prompt/.test(note ?? ''), 'the short negative prompt is reported cut');
+
+    await page.fill('#frames', '2');
+    await page.fill('#interpolate-steps', '2');
+    await page.click('#interpolate');
+    await finished(page, '#strip');
+    console.log(`      ${await page.textContent('#interpolate-info')}`);
+
+    await page.setInputFiles('#image-file', resolve(root, '..', 'shared', 'golden', 'images', 'emoji0.png'));
+    await page.fill('#roundtrip-steps', String(ROUNDTRIP_STEPS));
+    await page.click('#roundtrip');
+    await finished(page, '#roundtrip-output');
+    const mse = Number(await page.getAttribute('#roundtrip-output', 'data-mse'));
+    check(Number.isFinite(mse), `the reconstruction error is ${mse}`);
+    console.log(`      ${await page.textContent('#roundtrip-info')}`);
+    await page.screenshot({ path: resolve(outDir, 'demo-sd.png'), fullPage: true });
   });
 } finally {
   await browser.close();

@@ -9,6 +9,8 @@ import {
   loadModel,
   type ModelFiles,
   requestGpu,
+  StableDiffusionPipeline,
+  type TextToImageResult,
   type TimestepSpacing,
 } from '../../dist/ddim-webgpu.js';
 
@@ -25,4 +27,20 @@ export async function typedUse(): Promise<DdimResult> {
   await pipeline.sample({ steps: 10, spacing: 'cosine' });
   if (!(new GpuUnavailableError('x') instanceof Error)) throw new Error('unreachable');
   return pipeline.sample({ steps: 10, spacing, seed: 3, count: 2 });
+}
+
+export async function typedTextToImage(): Promise<TextToImageResult> {
+  const gpu = await requestGpu();
+  const sd = await StableDiffusionPipeline.load(gpu, await loadModel('/sd15/'), { batch: 1 });
+  // @ts-expect-error: a prompt is text (or one text per image)
+  await sd.sample({ prompt: 3, steps: 10 });
+  const [channels, height, width] = sd.latentShape;
+  return sd.sample({
+    prompt: 'a fox',
+    negativePrompt: 'blurry',
+    guidance: 7.5,
+    steps: 10,
+    previewX0: true,
+    onStep: (progress) => void (progress.x0?.length === channels * height * width),
+  });
 }
