@@ -41,8 +41,8 @@ export {
   type TextToImageResult,
   type TextToImageSampleOptions,
 } from './text_to_image_pipeline.ts';
-export { type ClipTokenizer, createClipTokenizer, TokenizerError } from './text/clip_tokenizer.ts';
-export { type InversionMode } from './sampler/schedule.ts';
+export { type ClipTokenizer, createClipTokenizer, TokenizerError, type Truncation, truncationMessage } from './text/clip_tokenizer.ts';
+export type { InversionMode, NoiseSchedule } from './sampler/schedule.ts';
 export { Autoencoder, AutoencoderInputError, type AutoencoderOptions, readAutoencoder } from './models/autoencoder_model.ts';
 export { type DdimEncodeOptions, type DdimResult, type DdimSampleOptions, SamplerInputError, type StepProgress } from './sampler/ddim.ts';
 export type { RecordObserver } from './gpu/recorder.ts';

@@ -122,6 +122,8 @@ export interface TextToImageResult extends DdimResult {
   imageShape: [number, number, number];
   /** The prompts whose tokens past 75 were cut (diffusers warns of the same). */
   truncations: Truncation[];
+  /** The same for the negative prompts (under guidance). */
+  negativeTruncations: Truncation[];
 }
 
 /** The conditional UNet alone as a Denoiser: its own embeddings, written per batch of images. */
@@ -347,11 +349,14 @@ export class StableDiffusionPipeline {
       const hidden = encoded.embeds.length / (count * this.model.tokenizer.maxLength);
       const perImage = this.model.tokenizer.maxLength * hidden;
       let run: DdimResult;
+      let negativeTruncations: Truncation[] = [];
       const sampleOptions: DdimSampleOptions = { ...options, count };
       if (init) Object.assign(sampleOptions, await this.img2imgStart(init, count, options));
       if (guidance > 1) {
         const { network, denoiser, sampler } = await this.guidedSampler();
-        const negativeEmbeds = (await this.encodePrompt(negative, options.clipSkip ?? 0)).embeds;
+        const encodedNegative = await this.encodePrompt(negative, options.clipSkip ?? 0);
+        const negativeEmbeds = encodedNegative.embeds;
+        negativeTruncations = encodedNegative.truncations;
         denoiser.setScale(guidance);
         denoiser.beginBatch = this.conditioning(network, [negativeEmbeds, encoded.embeds], perImage);
         run = await sampler.sample(sampleOptions);
@@ -363,7 +368,7 @@ export class StableDiffusionPipeline {
       options.signal?.throwIfAborted();
       checkFinite(run.x0, 'the final latents');
       const decoded = await this.decodeLatents(run.x0);
-      return { ...run, ...decoded, truncations: encoded.truncations };
+      return { ...run, ...decoded, truncations: encoded.truncations, negativeTruncations };
     });
   }
 

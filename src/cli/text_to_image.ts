@@ -61,8 +61,8 @@ function timesteps(model: TextToImageModel, steps: number, spacing: TimestepSpac
   }
 }
 
-function noteTruncations(io: CliIo, truncations: Truncation[], maxLength: number): void {
-  for (const t of truncations) io.stderr(`note: prompt ${t.index + 1}: ${truncationMessage(t, maxLength)}\n`);
+function noteTruncations(io: CliIo, truncations: Truncation[], maxLength: number, what = 'prompt'): void {
+  for (const t of truncations) io.stderr(`note: ${what} ${t.index + 1}: ${truncationMessage(t, maxLength)}\n`);
 }
 
 /** --init-image: a PNG (one image, to [-1, 1]) or safetensors with 'image' [N, 3, H, W] of the image size. */
@@ -204,6 +204,7 @@ export async function sampleText(args: SampleArgs, io: CliIo): Promise<void> {
     }
     const seconds = (performance.now() - start) / 1000;
     noteTruncations(io, result.truncations, model.tokenizer.maxLength);
+    noteTruncations(io, result.negativeTruncations, model.tokenizer.maxLength, 'negative prompt');
     const png = gridRgba(result.images, count, imageShape[0], height, width, { scale });
     const outputs: [string, Uint8Array][] = [[args.out, await encodePng(png.rgba, png.width, png.height)]];
     if (args.outTensor) {
