@@ -151,6 +151,7 @@ class ConditionalUNetBuilder {
       heads: settings.heads,
       residual: x,
       outputName: `${attn1}.to_out.0`,
+      kernels: this.ctx.kernels,
     });
     const attn2 = `${prefix}.attn2`;
     x = multiHeadAttention(
@@ -163,6 +164,7 @@ class ConditionalUNetBuilder {
         heads: settings.heads,
         residual: x,
         outputName: `${attn2}.to_out.0`,
+        kernels: this.ctx.kernels,
       },
     );
     const ffInner = FEED_FORWARD_MULT * dim;

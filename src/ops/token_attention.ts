@@ -1,4 +1,5 @@
 import { byteSize, type Graph, type Tensor } from '../graph/graph.ts';
+import { type ConvKernels, isTiled } from './conv2d.ts';
 import { tokenLinear } from './token_linear.ts';
 import { concatenated, type WeightArray } from './weights.ts';
 
@@ -20,8 +21,14 @@ export function tokenColumns(tensor: Tensor, offset = 0, width = tensor.shape[te
 /**
  * softmax(q k^T / sqrt(head_dim)) v for every image and head, queries and keys/values from
  * token-major tensors of possibly different lengths (cross-attention); `causal`: query i sees keys
- * 0 ..= i (same lengths only). One dispatch with an online softmax, no score matrix stored
- * (token_attention.wgsl). The output is [batch, queries, width], head h in columns h * head_dim ..
+ * 0 ..= i (same lengths only). One dispatch with an online softmax, no score matrix stored. The
+ * output is [batch, queries, width], head h in columns h * head_dim ..
+ *
+ * The kernel follows the conv family (`kernels`, as conv2d takes it; see preferredKernels): the
+ * tiled families (GPUs) run token_attention_tiled.wgsl, FlashAttention-style (64 queries per
+ * workgroup, keys 32 at a time staged in workgroup memory) for head dims up to 160; the register
+ * families (software drivers, where a workgroup is a loop on one core and its barriers cost) and
+ * wider heads run token_attention.wgsl, one invocation per query and 16 output columns.
  */
 export function tokenAttentionCore(
   g: Graph,
@@ -29,7 +36,7 @@ export function tokenAttentionCore(
   q: TokenColumns,
   k: TokenColumns,
   v: TokenColumns,
-  options: { heads: number; causal?: boolean },
+  options: { heads: number; causal?: boolean; kernels?: ConvKernels },
 ): Tensor {
   for (const [part, c] of [['q', q], ['k', k], ['v', v]] as const) {
     const shape = c.tensor.shape;
@@ -54,40 +61,90 @@ export function tokenAttentionCore(
     throw new Error(`${name}: a causal mask needs as many queries as keys (${queryLength}, ${keyLength})`);
   }
   const headDim = width / heads;
-  const chunks = Math.ceil(headDim / ATTENTION_CHUNK);
-  const invocations = batch * heads * queryLength * chunks;
   const out = g.intermediate(name, [batch, queryLength, width]);
-  g.addNode({
+  const common = {
     name,
     kind: 'token_attention',
-    shader: 'token_attention',
     inputs: [q.tensor, k.tensor, v.tensor],
     outputs: [out],
-    params: {
-      heads,
-      head_dim: headDim,
-      query_length: queryLength,
-      key_length: keyLength,
-      q_stride: q.tensor.shape[2],
-      q_offset: q.offset,
-      k_stride: k.tensor.shape[2],
-      k_offset: k.offset,
-      v_stride: v.tensor.shape[2],
-      v_offset: v.offset,
-      chunks,
-      invocations,
-      scale: 1 / Math.sqrt(headDim),
-      causal: causal ? 1 : 0,
-    },
+    bytes: byteSize(q.tensor) + byteSize(k.tensor) + byteSize(v.tensor) + byteSize(out),
+  };
+  const layout = {
+    heads,
+    head_dim: headDim,
+    query_length: queryLength,
+    key_length: keyLength,
+    q_stride: q.tensor.shape[2],
+    q_offset: q.offset,
+    k_stride: k.tensor.shape[2],
+    k_offset: k.offset,
+    v_stride: v.tensor.shape[2],
+    v_offset: v.offset,
+    scale: 1 / Math.sqrt(headDim),
+    causal: causal ? 1 : 0,
+  };
+  const shader = tiledAttentionShader(options.kernels, headDim);
+  if (shader) {
+    const queryBlocks = Math.ceil(queryLength / TILED_QUERIES);
+    const workgroups = batch * heads * queryBlocks;
+    // Keys of v per staged chunk: the largest power of 2 up to the key tile whose chunk (and the
+    // last column block's overreach) fits the shader's stage.
+    let valueKeys = TILED_KEYS;
+    while (valueKeys * headDim + TILED_COLUMNS > TILED_STAGE_FLOATS) valueKeys /= 2;
+    g.addNode({
+      ...common,
+      shader,
+      params: {
+        ...layout,
+        query_blocks: queryBlocks,
+        workgroups,
+        value_keys: valueKeys,
+        column_blocks: Math.ceil(headDim / TILED_COLUMNS),
+      },
+      dispatch: { invocations: [workgroups * TILED_INVOCATIONS], flat: true },
+      // q k^T and p v, and per score its scale, mask, exp and sum.
+      flops: batch * heads * queryLength * keyLength * (4 * headDim + 6),
+    });
+    return out;
+  }
+  const chunks = Math.ceil(headDim / ATTENTION_CHUNK);
+  const invocations = batch * heads * queryLength * chunks;
+  g.addNode({
+    ...common,
+    shader: 'token_attention',
+    params: { ...layout, chunks, invocations },
     dispatch: { invocations: [invocations], flat: true },
     flops: batch * heads * queryLength * keyLength * (2 * headDim * chunks + 2 * headDim + 6),
-    bytes: byteSize(q.tensor) + byteSize(k.tensor) + byteSize(v.tensor) + byteSize(out),
   });
   return out;
 }
 
 /** token_attention.wgsl's CHUNK: the output columns of one invocation. */
 const ATTENTION_CHUNK = 16;
+
+/**
+ * shaders/include/token_attention_tiled.wgsl's shape: queries per workgroup (BLOCK_QUERIES), keys
+ * per tile (TILE_KEYS), invocations, the columns of one column block, and its `stage` (STAGE_FLOATS).
+ */
+const TILED_QUERIES = 64;
+const TILED_KEYS = 32;
+const TILED_INVOCATIONS = 256;
+const TILED_COLUMNS = 16;
+const TILED_STAGE_FLOATS = 1984;
+/** The tiled variants by the widest head each holds (COLUMN_BLOCKS x 16 output columns per invocation). */
+const TILED_VARIANTS = [
+  { maxHeadDim: 80, shader: 'token_attention_tiled' },
+  { maxHeadDim: 160, shader: 'token_attention_tiled_wide' },
+] as const;
+
+/** The tiled attention shader for `kernels` and `headDim`, or null where token_attention.wgsl runs it. */
+export function tiledAttentionShader(
+  kernels: ConvKernels | undefined,
+  headDim: number,
+): 'token_attention_tiled' | 'token_attention_tiled_wide' | null {
+  if (!isTiled(kernels)) return null;
+  return TILED_VARIANTS.find((variant) => headDim <= variant.maxHeadDim)?.shader ?? null;
+}
 
 export interface Projection {
   weight: WeightArray;
@@ -109,7 +166,8 @@ export interface AttentionWeights {
  * without one, from x itself. The projections of x are one linear node (q, k and v side by side;
  * q alone with a context, and k and v then one node over the context), which the attention reads in
  * place. Nodes: `${name}.qkv_proj` (or `.q_proj` and `.kv_proj`), `${name}.attention`, and the
- * output projection, `${name}.out_proj` unless `outputName` says (diffusers' `to_out.0`).
+ * output projection, `${name}.out_proj` unless `outputName` says (diffusers' `to_out.0`). `kernels`
+ * picks the attention kernel as it picks the convs' (tokenAttentionCore).
  */
 export function multiHeadAttention(
   g: Graph,
@@ -117,7 +175,7 @@ export function multiHeadAttention(
   x: Tensor,
   context: Tensor | null,
   w: AttentionWeights,
-  options: { heads: number; causal?: boolean; residual?: Tensor; outputName?: string },
+  options: { heads: number; causal?: boolean; residual?: Tensor; outputName?: string; kernels?: ConvKernels },
 ): Tensor {
   const width = w.q.weight.shape[0];
   const fused = (suffix: string, parts: Projection[]): Projection => {
@@ -146,7 +204,11 @@ export function multiHeadAttention(
     const kv = tokenLinear(g, `${name}.kv_proj`, context, kvWeights.weight, kvWeights.bias);
     [k, v] = [0, 1].map((i) => tokenColumns(kv, i * width, width));
   }
-  const attended = tokenAttentionCore(g, `${name}.attention`, q, k, v, { heads: options.heads, causal: options.causal });
+  const attended = tokenAttentionCore(g, `${name}.attention`, q, k, v, {
+    heads: options.heads,
+    causal: options.causal,
+    kernels: options.kernels,
+  });
   return tokenLinear(g, options.outputName ?? `${name}.out_proj`, attended, w.out.weight, w.out.bias, { residual: options.residual });
 }
 
