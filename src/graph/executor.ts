@@ -76,9 +76,36 @@ interface CompiledNode {
 export interface CompileStats {
   weightBytes: number;
   planned: { slots: number; bytes: number; unplannedBytes: number };
+  /** Every buffer the graph owns, as allocated: the planned slots, inputs, outputs and the params. */
+  bufferBytes: number;
+  /** The largest tensor a node binds as storage (weights included): what the binding limit must hold. */
+  largestBindingBytes: number;
   nodes: number;
   /** Distinct programs (pipelines) among the nodes. */
   programs: number;
+}
+
+/** What a model holds on the GPU, in bytes. */
+export interface GpuMemory {
+  /** The weights, each uploaded once however many graphs share them. */
+  weightBytes: number;
+  /** The graphs' own buffers: activations (planned slots), inputs, outputs and params. */
+  activationBytes: number;
+  /** The largest tensor any of the graphs binds as storage. */
+  largestBindingBytes: number;
+}
+
+/** The GPU memory of these graphs together: shared weights counted once. */
+export function graphsMemory(graphs: Iterable<CompiledGraph>): GpuMemory {
+  const weights = new Set<DeviceWeights>();
+  let activationBytes = 0;
+  let largestBindingBytes = 0;
+  for (const graph of graphs) {
+    weights.add(graph.deviceWeights);
+    activationBytes += graph.stats.bufferBytes;
+    largestBindingBytes = Math.max(largestBindingBytes, graph.stats.largestBindingBytes);
+  }
+  return { weightBytes: [...weights].reduce((n, w) => n + w.bytes, 0), activationBytes, largestBindingBytes };
 }
 
 export interface CompileOptions {
@@ -91,6 +118,9 @@ export interface CompileOptions {
   onProgress?: CompileProgressCallback;
 }
 
+/** Weights uploaded between waits for the queue (see CompiledGraph.compile). */
+const UPLOAD_BYTES_PER_WAIT = 128 * 2 ** 20;
+
 export type GraphLimits = Pick<GPUSupportedLimits, 'maxStorageBufferBindingSize' | 'maxBufferSize' | 'maxComputeWorkgroupsPerDimension'>;
 
 /**
@@ -100,6 +130,8 @@ export type GraphLimits = Pick<GPUSupportedLimits, 'maxStorageBufferBindingSize'
 export class DeviceWeights {
   private readonly buffers = new Map<string, GPUBuffer>();
   private users = 0;
+  /** Bytes written to the device so far (a counter: it does not fall when the weights are freed). */
+  uploadedBytes = 0;
 
   constructor(readonly device: GPUDevice, private readonly onFreed?: () => void) {}
 
@@ -119,6 +151,7 @@ export class DeviceWeights {
     else new Float32Array(buffer.getMappedRange()).set(values);
     buffer.unmap();
     this.buffers.set(t.name, buffer);
+    this.uploadedBytes += size;
     return buffer;
   }
 
@@ -196,9 +229,11 @@ export class CompiledGraph implements RecordableGraph {
     const weights = (options.weights ?? new DeviceWeights(device)).retain();
     const owned: { destroy(): void }[] = [];
     const tensorBuffers = new Map<number, GPUBuffer>();
+    let ownedBytes = 0;
     const createBuffer = (descriptor: GPUBufferDescriptor): GPUBuffer => {
       const buffer = device.createBuffer(descriptor);
       owned.push(buffer);
+      ownedBytes += buffer.size;
       return buffer;
     };
     device.pushErrorScope('validation');
@@ -207,10 +242,20 @@ export class CompiledGraph implements RecordableGraph {
     try {
       let weightBytes = 0;
       let unplannedBytes = 0;
+      let uploadedAtLastWait = weights.uploadedBytes;
       for (const t of graph.tensors) {
         if (t.role === 'weight') {
           tensorBuffers.set(t.id, weights.buffer(t));
+          // On the GPU now: the graph keeps no host copy, nor the f32 values its layout was made from,
+          // so that a model streams to the device tensor by tensor.
+          delete t.values;
           weightBytes += byteSize(t);
+          // The driver stages each upload in host memory until the queue has copied it: waiting
+          // now and then keeps those copies to a bounded amount rather than the whole model.
+          if (weights.uploadedBytes - uploadedAtLastWait >= UPLOAD_BYTES_PER_WAIT) {
+            await device.queue.onSubmittedWorkDone();
+            uploadedAtLastWait = weights.uploadedBytes;
+          }
         } else if (t.role === 'input' || t.role === 'output') {
           tensorBuffers.set(
             t.id,
@@ -256,18 +301,23 @@ export class CompiledGraph implements RecordableGraph {
         kernel: kernels[index],
         bindGroup: bind(kernels[index], index),
       }));
-      // The values are on the GPU now: the graph keeps no second copy.
-      for (const t of graph.tensors) if (t.role === 'weight') delete t.values;
-
       scopesOpen = false;
       const oom = await device.popErrorScope();
       const invalid = await device.popErrorScope();
       if (oom) throw new GraphLimitError(`compiling ${label}: the GPU ran out of memory (${oom.message}); use a smaller batch`);
       if (invalid) throw new Error(`compiling ${label}: ${invalid.message}`);
       const plannedBytes = plan.slotSizes.reduce((a, b) => a + b, 0);
+      let largestBindingBytes = 0;
+      for (const node of graph.nodes) {
+        [...node.inputs, ...node.outputs].forEach((t, i) => {
+          if (t && node.source.bindings[i].kind !== 'read_uniform') largestBindingBytes = Math.max(largestBindingBytes, byteSize(t));
+        });
+      }
       return new CompiledGraph(gpu, graph, label, compiled, tensorBuffers, owned, weights, {
         weightBytes,
         planned: { slots: plan.slotSizes.length, bytes: plannedBytes, unplannedBytes },
+        bufferBytes: ownedBytes + params.buffer.size,
+        largestBindingBytes,
         nodes: compiled.length,
         programs: countPrograms(graph.nodes.map((node) => node.source)),
       });
@@ -280,6 +330,16 @@ export class CompiledGraph implements RecordableGraph {
       weights.release();
       throw error;
     }
+  }
+
+  /** The weights this graph reads, shared with the other graphs of its model on this device. */
+  get deviceWeights(): DeviceWeights {
+    return this.weights;
+  }
+
+  /** This graph's GPU memory: its weights (shared with its model's other graphs) and its own buffers. */
+  get memory(): GpuMemory {
+    return graphsMemory([this]);
   }
 
   /** The buffer behind an input or output tensor. */

@@ -6,8 +6,8 @@
  */
 import type { Gpu } from '../gpu/device.ts';
 import { type Precision, PRECISIONS } from '../gpu/shader_source.ts';
-import { CompiledGraph, type GraphLimits } from '../graph/executor.ts';
-import { byteSize, type Graph } from '../graph/graph.ts';
+import { CompiledGraph, type GpuMemory, type GraphLimits, graphsMemory } from '../graph/executor.ts';
+import type { Graph } from '../graph/graph.ts';
 import type { SafetensorsFile } from '../io/safetensors.ts';
 import { parseWeightsFile } from '../io/weights_file.ts';
 import { type ConvKernels, kernelsMissingFeatures, preferredKernels } from '../ops/conv2d.ts';
@@ -439,16 +439,9 @@ export class Autoencoder {
    * image size and tile size keeps its own, reused by later calls); and the largest tensor any of
    * them binds.
    */
-  memory(): { weightBytes: number; activationBytes: number; largestBindingBytes: number; graphs: number } {
-    let weightBytes = 0;
-    let activationBytes = 0;
-    let largestBindingBytes = 0;
-    for (const { graph } of this.graphs.values()) {
-      weightBytes = Math.max(weightBytes, graph.stats.weightBytes);
-      activationBytes += graph.stats.planned.bytes + graph.stats.planned.unplannedBytes;
-      for (const t of graph.graph.tensors) largestBindingBytes = Math.max(largestBindingBytes, byteSize(t));
-    }
-    return { weightBytes, activationBytes, largestBindingBytes, graphs: this.graphs.size };
+  memory(): GpuMemory & { graphs: number } {
+    // The encoder's and the decoder's weights are counted once each, whatever the graphs sharing them.
+    return { ...graphsMemory([...this.graphs.values()].map((compiled) => compiled.graph)), graphs: this.graphs.size };
   }
 
   /** Frees every compiled graph and, once no other user holds them, the weights. */

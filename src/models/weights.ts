@@ -2,7 +2,8 @@
  * Hands out a model's weights by their PyTorch names, checking each shape, and gathers every
  * problem (missing, unexpected, mis-shaped, non-finite) into one error that names them all.
  */
-import { type SafetensorsFile, toFloat32 } from '../io/safetensors.ts';
+import { float16ToFloat32 } from '../io/half.ts';
+import { type SafetensorsFile, type TensorEntry, toFloat32 } from '../io/safetensors.ts';
 import { lazyWeight, type WeightArray } from '../ops/weights.ts';
 
 export class ModelWeightsError extends Error {
@@ -63,17 +64,12 @@ export class WeightStore implements WeightSource {
       this.misShaped.push(`${stored}: [${entry.shape}], expected [${shapes[0]}]`);
       return { name, shape: shapes[0], data: new Float32Array(shapes[0].reduce((a, b) => a * b, 1)) };
     }
-    const weight = lazyWeight(name, shape, () => toFloat32(entry));
     if (this.options.check) {
-      const data = weight.data;
-      for (let i = 0; i < data.length; i++) {
-        if (!Number.isFinite(data[i])) {
-          this.nonFinite.push(`${stored} (element ${i} is ${data[i]})`);
-          break;
-        }
-      }
+      const bad = firstNonFinite(entry);
+      if (bad) this.nonFinite.push(`${stored} (element ${bad.index} is ${bad.value})`);
     }
-    return weight;
+    // Converted each time a graph uploads it and not kept: the f32 copy lives while its layout is made.
+    return lazyWeight(name, shape, () => toFloat32(entry));
   }
 
   /** Throws if anything was missing, mis-shaped or non-finite, or if weights were left unused. */
@@ -95,4 +91,33 @@ export class WeightStore implements WeightSource {
     list('weights holding NaN or Inf', this.nonFinite);
     if (problems.length) throw new ModelWeightsError(`the weights do not match config.json:\n${problems.join('\n')}`);
   }
+}
+
+/**
+ * The first NaN or ±Inf of a tensor, read in place where the file's bytes are aligned (f32, f16
+ * and bf16 by their exponent bits), so that checking a model of gigabytes allocates nothing.
+ */
+export function firstNonFinite(entry: TensorEntry): { index: number; value: number } | undefined {
+  const { bytes, dtype } = entry;
+  if (dtype === 'F32' && bytes.byteOffset % 4 === 0) {
+    const values = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+    for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return { index: i, value: values[i] };
+    return undefined;
+  }
+  if ((dtype === 'F16' || dtype === 'BF16') && bytes.byteOffset % 2 === 0) {
+    const halves = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
+    // All exponent bits set: Inf or NaN.
+    const exponent = dtype === 'F16' ? 0x7c00 : 0x7f80;
+    for (let i = 0; i < halves.length; i++) {
+      if ((halves[i] & exponent) === exponent) {
+        const value = dtype === 'F16' ? float16ToFloat32(halves[i]) : new Float32Array(new Uint32Array([halves[i] << 16]).buffer)[0];
+        return { index: i, value };
+      }
+    }
+    return undefined;
+  }
+  // Other dtypes and unaligned views: one tensor converted, then dropped.
+  const values = toFloat32(entry);
+  const index = values.findIndex((v) => !Number.isFinite(v));
+  return index === -1 ? undefined : { index, value: values[index] };
 }

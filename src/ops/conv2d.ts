@@ -4,7 +4,7 @@ import { missingFeatures } from '../gpu/kernel.ts';
 import { type ShaderName, SHADERS } from '../shaders.gen.ts';
 import { concatChannels } from './concat.ts';
 import { groupNorm } from './group_norm.ts';
-import type { WeightArray } from './weights.ts';
+import { lazyWeight, type WeightArray } from './weights.ts';
 
 /**
  * The convolution kernel families. The best shape differs by adapter: on a software driver
@@ -521,11 +521,13 @@ function weightOnce(g: Graph, name: string, shape: number[], data: () => Float32
 function sliceInputChannels(weight: WeightArray, shape: number[], c0: number, c1: number): WeightArray {
   const [cout, cin, kh, kw] = shape;
   const taps = kh * kw;
-  const data = new Float32Array(cout * (c1 - c0) * taps);
-  for (let o = 0; o < cout; o++) {
-    data.set(weight.data.subarray((o * cin + c0) * taps, (o * cin + c1) * taps), o * (c1 - c0) * taps);
-  }
-  return { name: `${weight.name}[:, ${c0}:${c1}]`, shape: [cout, c1 - c0, kh, kw], data };
+  // Sliced when uploaded, not when the graph is built: a graph holds no weight values of its own.
+  return lazyWeight(`${weight.name}[:, ${c0}:${c1}]`, [cout, c1 - c0, kh, kw], () => {
+    const all = weight.data;
+    const data = new Float32Array(cout * (c1 - c0) * taps);
+    for (let o = 0; o < cout; o++) data.set(all.subarray((o * cin + c0) * taps, (o * cin + c1) * taps), o * (c1 - c0) * taps);
+    return data;
+  });
 }
 
 /**
