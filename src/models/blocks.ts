@@ -7,6 +7,9 @@
 import type { Graph, Tensor } from '../graph/graph.ts';
 import { spatialAttention } from '../ops/attention.ts';
 import { conv2d, type Conv2dOptions, type ConvGroupNorm, type ConvKernels } from '../ops/conv2d.ts';
+import { linear } from '../ops/linear.ts';
+import { timestepEmbedding } from '../ops/timestep_embedding.ts';
+import { concatenated } from '../ops/weights.ts';
 import type { WeightSource } from './weights.ts';
 
 /** What a block builds into: the graph, where its weights come from, and the device's kernel choice. */
@@ -137,4 +140,59 @@ export function downsample(ctx: BlockContext, prefix: string, x: Tensor, padding
 /** Upsample2D with a conv: nearest-neighbour x2, then a 3x3 conv (read through the upsampling, not stored). */
 export function upsample(ctx: BlockContext, prefix: string, x: Tensor, name: string): Tensor {
   return conv(ctx, `${prefix}.upsamplers.0.conv`, x, x.shape[1], 3, { upsample: true }, name);
+}
+
+/**
+ * diffusers' TimestepEmbedding over a sinusoidal projection: `projectionPrefix` (time_proj, the
+ * sinusoids of `timesteps` over `dim` channels), then `${prefix}.linear_1`, SiLU, `${prefix}.linear_2`
+ * to `embeddingDim` (the UNets' time embedding, and a class embedding of type 'timestep').
+ */
+export function timestepMlp(
+  ctx: BlockContext,
+  prefix: string,
+  projectionPrefix: string,
+  timesteps: Tensor,
+  options: { dim: number; embeddingDim: number; flipSinToCos: boolean; freqShift: number; name?: string },
+): Tensor {
+  const proj = timestepEmbedding(ctx.g, projectionPrefix, timesteps, options);
+  const take = (name: string, cin: number) => ({
+    weight: ctx.weights.take(`${prefix}.${name}.weight`, [options.embeddingDim, cin]),
+    bias: ctx.weights.take(`${prefix}.${name}.bias`, [options.embeddingDim]),
+  });
+  const l1 = take('linear_1', options.dim);
+  const l2 = take('linear_2', options.embeddingDim);
+  const hidden = linear(ctx.g, `${prefix}.linear_1`, proj, l1.weight, l1.bias, { siluOutput: true });
+  return linear(ctx.g, options.name ?? `${prefix}.linear_2`, hidden, l2.weight, l2.bias);
+}
+
+/**
+ * Every resnet's time_emb_proj(silu(temb)) depends only on the time embedding, so all of them are
+ * one linear node (one dispatch, not one per resnet) over their weights stacked; each resnet's
+ * conv1 reads its own slice. Each output is the same dot product as a separate projection's.
+ */
+export class ProjectedTimeEmbedding {
+  private constructor(private readonly tensor: Tensor, private readonly offsets: ReadonlyMap<string, number>) {}
+
+  /** The projections of `resnets` ([module name, output channels], in any order) of `temb`. */
+  static build(ctx: BlockContext, temb: Tensor, resnets: [prefix: string, channels: number][]): ProjectedTimeEmbedding {
+    const tembDim = temb.shape[1];
+    const weights = resnets.map(([prefix, cout]) => ctx.weights.take(`${prefix}.time_emb_proj.weight`, [cout, tembDim]));
+    const biases = resnets.map(([prefix, cout]) => ctx.weights.take(`${prefix}.time_emb_proj.bias`, [cout]));
+    const offsets = new Map<string, number>();
+    let total = 0;
+    for (const [prefix, cout] of resnets) {
+      offsets.set(prefix, total);
+      total += cout;
+    }
+    const weight = concatenated('time_emb_proj.weight', weights, [total, tembDim]);
+    const bias = concatenated('time_emb_proj.bias', biases, [total]);
+    return new ProjectedTimeEmbedding(linear(ctx.g, 'time_emb_proj', temb, weight, bias, { siluInput: true }), offsets);
+  }
+
+  /** ResnetBlock2D `prefix` with its slice of the projected time embedding. */
+  resnet(ctx: BlockContext, prefix: string, x: Tensor, cout: number, options: Omit<ResnetOptions, 'timeEmbedding'>): Tensor {
+    const offset = this.offsets.get(prefix);
+    if (offset === undefined) throw new Error(`${prefix}: not in the list of resnets whose time embeddings are projected`);
+    return resnet(ctx, prefix, x, cout, { ...options, timeEmbedding: { tensor: this.tensor, offset } });
+  }
 }

@@ -8,10 +8,17 @@ import { Graph, type Tensor } from '../graph/graph.ts';
 import { fromActivations, toActivations } from '../ops/cast.ts';
 import { addClassEmbedding } from '../ops/class_embedding.ts';
 import type { ConvKernels } from '../ops/conv2d.ts';
-import { linear } from '../ops/linear.ts';
-import { concatenated } from '../ops/weights.ts';
-import { timestepEmbedding } from '../ops/timestep_embedding.ts';
-import { attention, type BlockContext, conv, downsample, norm, type NormSettings, resnet, upsample } from './blocks.ts';
+import {
+  attention,
+  type BlockContext,
+  conv,
+  downsample,
+  norm,
+  type NormSettings,
+  ProjectedTimeEmbedding,
+  timestepMlp,
+  upsample,
+} from './blocks.ts';
 import type { UNetConfig } from './unet_2d_config.ts';
 import type { WeightSource } from './weights.ts';
 
@@ -43,9 +50,7 @@ class UNetBuilder {
   private readonly g: Graph;
   private ctx!: BlockContext;
   private temb!: Tensor;
-  /** Every resnet's time_emb_proj(silu(temb)), side by side, and where each resnet's starts. */
-  private tembProj!: Tensor;
-  private readonly tembOffsets = new Map<string, number>();
+  private timeEmbedding!: ProjectedTimeEmbedding;
 
   constructor(private readonly config: UNetConfig, private readonly weights: WeightSource, precision: Precision) {
     this.g = new Graph(precision);
@@ -57,9 +62,7 @@ class UNetBuilder {
 
   /** ResnetBlock2D with this resnet's slice of the projected time embedding. */
   private resnet(prefix: string, x: Tensor, cout: number, outputScale = 1, skip?: Tensor): Tensor {
-    const offset = this.tembOffsets.get(prefix);
-    if (offset === undefined) throw new Error(`${prefix}: not in the list of resnets whose time embeddings are projected`);
-    return resnet(this.ctx, prefix, x, cout, { norm: this.norm, outputScale, skip, timeEmbedding: { tensor: this.tembProj, offset } });
+    return this.timeEmbedding.resnet(this.ctx, prefix, x, cout, { norm: this.norm, outputScale, skip });
   }
 
   private attention(prefix: string, x: Tensor, outputScale = 1): Tensor {
@@ -80,24 +83,11 @@ class UNetBuilder {
     const sample = g.input(SAMPLE_INPUT, [options.batch, config.inChannels, height, width]);
     const timesteps = g.input(TIMESTEP_INPUT, [options.batch], 'i32');
 
-    const tproj = timestepEmbedding(g, 'time_proj', timesteps, {
-      dim: boc[0],
-      flipSinToCos: config.flipSinToCos,
-      freqShift: config.freqShift,
-    });
     const tembDim = config.timeEmbeddingDim ?? boc[0] * 4;
-    const l1 = {
-      weight: this.weights.take('time_embedding.linear_1.weight', [tembDim, boc[0]]),
-      bias: this.weights.take('time_embedding.linear_1.bias', [tembDim]),
-    };
-    const l2 = {
-      weight: this.weights.take('time_embedding.linear_2.weight', [tembDim, tembDim]),
-      bias: this.weights.take('time_embedding.linear_2.bias', [tembDim]),
-    };
-    const hidden = linear(g, 'time_embedding.linear_1', tproj, l1.weight, l1.bias, { siluOutput: true });
-    this.temb = linear(g, 'time_embedding', hidden, l2.weight, l2.bias);
+    const sinusoids = { dim: boc[0], embeddingDim: tembDim, flipSinToCos: config.flipSinToCos, freqShift: config.freqShift };
+    this.temb = timestepMlp(this.ctx, 'time_embedding', 'time_proj', timesteps, { ...sinusoids, name: 'time_embedding' });
     if (config.classEmbedType) this.temb = this.classEmbedding(g.input(CLASS_LABEL_INPUT, [options.batch], 'i32'), tembDim);
-    this.projectTimeEmbedding(resnetChannels(config));
+    this.timeEmbedding = ProjectedTimeEmbedding.build(this.ctx, this.temb, resnetChannels(config));
 
     if (config.centerInputSample) throw new Error('center_input_sample is not supported');
     let x = conv(this.ctx, 'conv_in', toActivations(g, `${SAMPLE_INPUT}:${g.precision}`, sample), boc[0], 3);
@@ -159,42 +149,13 @@ class UNetBuilder {
       return addClassEmbedding(g, 'class_embedding', this.temb, table, labels);
     }
     // 'timestep': TimestepEmbedding(time_proj(labels)), with the model's own time_proj.
-    const boc0 = config.blockOutChannels[0];
-    const proj = timestepEmbedding(g, 'class_embedding.time_proj', labels, {
-      dim: boc0,
+    const emb = timestepMlp(this.ctx, 'class_embedding', 'class_embedding.time_proj', labels, {
+      dim: config.blockOutChannels[0],
+      embeddingDim: tembDim,
       flipSinToCos: config.flipSinToCos,
       freqShift: config.freqShift,
     });
-    const l1 = {
-      weight: this.weights.take('class_embedding.linear_1.weight', [tembDim, boc0]),
-      bias: this.weights.take('class_embedding.linear_1.bias', [tembDim]),
-    };
-    const l2 = {
-      weight: this.weights.take('class_embedding.linear_2.weight', [tembDim, tembDim]),
-      bias: this.weights.take('class_embedding.linear_2.bias', [tembDim]),
-    };
-    const hidden = linear(g, 'class_embedding.linear_1', proj, l1.weight, l1.bias, { siluOutput: true });
-    const emb = linear(g, 'class_embedding.linear_2', hidden, l2.weight, l2.bias);
     return addClassEmbedding(g, 'class_embedding', this.temb, emb, labels);
-  }
-
-  /**
-   * Every resnet's time_emb_proj depends only on the time embedding, so all of them are one
-   * linear node (one dispatch, not one per resnet) over their weights stacked; each conv1 reads
-   * its own slice. Each output is the same dot product as a separate projection's.
-   */
-  private projectTimeEmbedding(resnets: [prefix: string, channels: number][]) {
-    const tembDim = this.temb.shape[1];
-    const weights = resnets.map(([prefix, cout]) => this.weights.take(`${prefix}.time_emb_proj.weight`, [cout, tembDim]));
-    const biases = resnets.map(([prefix, cout]) => this.weights.take(`${prefix}.time_emb_proj.bias`, [cout]));
-    let total = 0;
-    for (const [prefix, cout] of resnets) {
-      this.tembOffsets.set(prefix, total);
-      total += cout;
-    }
-    const weight = concatenated('time_emb_proj.weight', weights, [total, tembDim]);
-    const bias = concatenated('time_emb_proj.bias', biases, [total]);
-    this.tembProj = linear(this.g, 'time_emb_proj', this.temb, weight, bias, { siluInput: true });
   }
 
   /** Gives a block's output its module name when the block's last module made it. */

@@ -10,14 +10,22 @@ import { Graph, type Tensor } from '../graph/graph.ts';
 import { fromActivations, toActivations } from '../ops/cast.ts';
 import { conv2d, type ConvKernels } from '../ops/conv2d.ts';
 import { layerNorm } from '../ops/layer_norm.ts';
-import { linear } from '../ops/linear.ts';
-import { timestepEmbedding } from '../ops/timestep_embedding.ts';
 import { multiHeadAttention, type Projection } from '../ops/token_attention.ts';
 import { tokenGeglu } from '../ops/token_geglu.ts';
 import { tokenLinear } from '../ops/token_linear.ts';
 import { channelsToTokens, tokensToChannels } from '../ops/transpose.ts';
-import { concatenated, type WeightArray } from '../ops/weights.ts';
-import { type BlockContext, conv, downsample, norm, type NormSettings, normWeights, resnet, upsample } from './blocks.ts';
+import type { WeightArray } from '../ops/weights.ts';
+import {
+  type BlockContext,
+  conv,
+  downsample,
+  norm,
+  type NormSettings,
+  normWeights,
+  ProjectedTimeEmbedding,
+  timestepMlp,
+  upsample,
+} from './blocks.ts';
 import type { ConditionalUNetConfig } from './unet_2d_condition_config.ts';
 import { EPS_OUTPUT, SAMPLE_INPUT, TIMESTEP_INPUT } from './unet_2d.ts';
 import type { WeightSource } from './weights.ts';
@@ -69,9 +77,7 @@ class ConditionalUNetBuilder {
   private ctx!: BlockContext;
   /** encoder_hidden_states as the graph's activations. */
   private context!: Tensor;
-  /** Every resnet's time_emb_proj(silu(temb)), side by side, and where each resnet's starts. */
-  private tembProj!: Tensor;
-  private readonly tembOffsets = new Map<string, number>();
+  private timeEmbedding!: ProjectedTimeEmbedding;
 
   constructor(private readonly config: ConditionalUNetConfig, private readonly weights: WeightSource, precision: Precision) {
     this.g = new Graph(precision);
@@ -82,9 +88,7 @@ class ConditionalUNetBuilder {
   }
 
   private resnet(prefix: string, x: Tensor, cout: number, outputScale = 1, skip?: Tensor): Tensor {
-    const offset = this.tembOffsets.get(prefix);
-    if (offset === undefined) throw new Error(`${prefix}: not in the list of resnets whose time embeddings are projected`);
-    return resnet(this.ctx, prefix, x, cout, { norm: this.norm, outputScale, skip, timeEmbedding: { tensor: this.tembProj, offset } });
+    return this.timeEmbedding.resnet(this.ctx, prefix, x, cout, { norm: this.norm, outputScale, skip });
   }
 
   private linearWeights(prefix: string, outFeatures: number, inFeatures: number, bias: boolean): Projection {
@@ -193,17 +197,14 @@ class ConditionalUNetBuilder {
     this.context = toActivations(g, `${ENCODER_HIDDEN_STATES_INPUT}:${g.precision}`, encoderHiddenStates);
 
     // time_proj, then TimestepEmbedding: linear_1, SiLU, linear_2.
-    const tproj = timestepEmbedding(g, 'time_proj', timesteps, {
+    const temb = timestepMlp(this.ctx, 'time_embedding', 'time_proj', timesteps, {
       dim: boc[0],
+      embeddingDim: config.timeEmbeddingDim,
       flipSinToCos: config.flipSinToCos,
       freqShift: config.freqShift,
+      name: 'time_embedding',
     });
-    const tembDim = config.timeEmbeddingDim;
-    const l1 = this.linearWeights('time_embedding.linear_1', tembDim, boc[0], true);
-    const l2 = this.linearWeights('time_embedding.linear_2', tembDim, tembDim, true);
-    const hidden = linear(g, 'time_embedding.linear_1', tproj, l1.weight, l1.bias!, { siluOutput: true });
-    const temb = linear(g, 'time_embedding', hidden, l2.weight, l2.bias!);
-    this.projectTimeEmbedding(temb, conditionalResnetChannels(config));
+    this.timeEmbedding = ProjectedTimeEmbedding.build(this.ctx, temb, conditionalResnetChannels(config));
 
     let x = conv(this.ctx, 'conv_in', toActivations(g, `${SAMPLE_INPUT}:${g.precision}`, sample), boc[0], 3);
     const skips: Tensor[] = [x];
@@ -262,24 +263,6 @@ class ConditionalUNetBuilder {
       crossAttentionDim: config.crossAttentionDim[block],
       layers: config.transformerLayersPerBlock[block],
     };
-  }
-
-  /**
-   * Every resnet's time_emb_proj depends only on the time embedding, so all of them are one linear
-   * node over their weights stacked (as in UNet2DModel's builder); each conv1 reads its own slice.
-   */
-  private projectTimeEmbedding(temb: Tensor, resnets: [prefix: string, channels: number][]) {
-    const tembDim = temb.shape[1];
-    const weights = resnets.map(([prefix, cout]) => this.weights.take(`${prefix}.time_emb_proj.weight`, [cout, tembDim]));
-    const biases = resnets.map(([prefix, cout]) => this.weights.take(`${prefix}.time_emb_proj.bias`, [cout]));
-    let total = 0;
-    for (const [prefix, cout] of resnets) {
-      this.tembOffsets.set(prefix, total);
-      total += cout;
-    }
-    const weight = concatenated('time_emb_proj.weight', weights, [total, tembDim]);
-    const bias = concatenated('time_emb_proj.bias', biases, [total]);
-    this.tembProj = linear(this.g, 'time_emb_proj', temb, weight, bias, { siluInput: true });
   }
 
   /** Gives a block's output its module name when the block's last module made it. */
