@@ -403,7 +403,7 @@ gpuRuns('encode a PNG, then decode the latent into a PNG', async () => {
   console.log(`    ${encoded.stdout.trim()}`);
   const file = parseSafetensors(new Uint8Array(readFileSync(latent)));
   assert.equal(file.tensors.get('xT')!.shape, [1, 3, 32, 32]);
-  assert.equal(file.metadata, { ddim_spacing: 'uniform', ddim_steps: '2' });
+  assert.equal(file.metadata, { ddim_inversion: 'paper', ddim_spacing: 'uniform', ddim_steps: '2' });
   // The PNG, composited over white, is exactly the golden's first image: encoding that directly
   // gives the same latent, bit for bit.
   const goldenImage = goldenF32(readGolden('emoji32_ddim.safetensors'), 'invert10.x0').slice(0, IMAGE);
