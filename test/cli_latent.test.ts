@@ -8,9 +8,9 @@ import * as assert from 'uvu/assert';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main } from '../src/cli/main.ts';
 import { decodePng } from '../src/io/png.ts';
-import { parseSafetensors, serializeSafetensors, toFloat32, toInt32 } from '../src/io/safetensors.ts';
+import { parseSafetensors } from '../src/io/safetensors.ts';
+import { cli, tensor, writeTensors } from './util/cli_run.ts';
 import { randomUNetSafetensors } from '../src/models/random_weights.ts';
 import { expectClose, goldenF32, readGolden } from './util/compare.ts';
 
@@ -18,41 +18,16 @@ const LDM = '../shared/golden/sd/tiny-ldm';
 const SAMPLING_TOLERANCE = 2e-3;
 const PASS_TOLERANCE = 1e-4;
 
-async function cli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const io = {
-    stdout: (t: string) => void (stdout += t),
-    stderr: (t: string) => void (stderr += t),
-    isTTY: false,
-    plainProgressMs: 3_600_000,
-  };
-  const code = await main(argv, io);
-  return { code, stdout, stderr };
-}
-
-function tensor(path: string, key: string): Float32Array {
-  const entry = parseSafetensors(new Uint8Array(readFileSync(path))).tensors.get(key);
-  if (!entry) throw new Error(`${path} has no ${key}`);
-  return entry.dtype === 'I32' ? Float32Array.from(toInt32(entry)) : toFloat32(entry);
-}
-
-function write(path: string, tensors: Record<string, { data: Float32Array; shape: number[] }>): void {
-  const out: Parameters<typeof serializeSafetensors>[0] = {};
-  for (const [key, t] of Object.entries(tensors)) out[key] = { dtype: 'F32', shape: t.shape, data: t.data };
-  writeFileSync(path, serializeSafetensors(out));
-}
-
 let folder = '';
 const test = suite('cli on latent models');
 test.before(() => {
   folder = mkdtempSync(join(tmpdir(), 'cli-latent-'));
   const ldm = readGolden('sd/ldm.safetensors');
   const sd = readGolden('sd/sd.safetensors');
-  write(join(folder, 'xT.safetensors'), { xT: { data: goldenF32(ldm, 'ldm.xT'), shape: [2, 3, 8, 8] } });
-  write(join(folder, 'vq-h.safetensors'), { z: { data: goldenF32(ldm, 'vq.h'), shape: [1, 3, 8, 8] } });
-  write(join(folder, 'vq-image.safetensors'), { image: { data: goldenF32(ldm, 'vq.image'), shape: [1, 3, 32, 32] } });
-  write(join(folder, 'vae-image.safetensors'), { image: { data: goldenF32(sd, 'vae.image'), shape: [1, 3, 64, 64] } });
+  writeTensors(join(folder, 'xT.safetensors'), { xT: { data: goldenF32(ldm, 'ldm.xT'), shape: [2, 3, 8, 8] } });
+  writeTensors(join(folder, 'vq-h.safetensors'), { z: { data: goldenF32(ldm, 'vq.h'), shape: [1, 3, 8, 8] } });
+  writeTensors(join(folder, 'vq-image.safetensors'), { image: { data: goldenF32(ldm, 'vq.image'), shape: [1, 3, 32, 32] } });
+  writeTensors(join(folder, 'vae-image.safetensors'), { image: { data: goldenF32(sd, 'vae.image'), shape: [1, 3, 64, 64] } });
 });
 test.after(() => rmSync(folder, { recursive: true, force: true }));
 
@@ -151,7 +126,7 @@ test('vae-encode and vae-decode: VQ (latents before quantization; decode with an
   assert.is(r.code, 0, r.stderr);
   expectClose('cli vae.mean', tensor(encoded, 'mean'), goldenF32(sd, 'vae.mean'), PASS_TOLERANCE);
   expectClose('cli vae.logvar', tensor(encoded, 'logvar'), goldenF32(sd, 'vae.logvar'), PASS_TOLERANCE);
-  write(join(folder, 'vae-z.safetensors'), { z: { data: goldenF32(sd, 'vae.z'), shape: [1, 4, 8, 8] } });
+  writeTensors(join(folder, 'vae-z.safetensors'), { z: { data: goldenF32(sd, 'vae.z'), shape: [1, 4, 8, 8] } });
   r = await cli(['vae-decode', '--model', kl, '--in', join(folder, 'vae-z.safetensors'), '--out', decoded]);
   assert.is(r.code, 0, r.stderr);
   expectClose('cli vae.decoded', tensor(decoded, 'image'), goldenF32(sd, 'vae.decoded'), PASS_TOLERANCE);

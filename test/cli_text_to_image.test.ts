@@ -5,54 +5,26 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main } from '../src/cli/main.ts';
 import { decodePng } from '../src/io/png.ts';
-import { parseSafetensors, serializeSafetensors, toFloat32, toInt32 } from '../src/io/safetensors.ts';
+import { cli, tensor, writeTensors } from './util/cli_run.ts';
 import { expectClose, goldenF32, goldenI32, readGolden } from './util/compare.ts';
 
 const SD = '../shared/golden/sd/tiny-sd';
 const SAMPLING_TOLERANCE = 2e-3;
 const PASS_TOLERANCE = 1e-4;
 
-async function cli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const io = {
-    stdout: (t: string) => void (stdout += t),
-    stderr: (t: string) => void (stderr += t),
-    isTTY: false,
-    plainProgressMs: 3_600_000,
-  };
-  const code = await main(argv, io);
-  return { code, stdout, stderr };
-}
-
-function tensor(path: string, key: string): Float32Array {
-  const entry = parseSafetensors(new Uint8Array(readFileSync(path))).tensors.get(key);
-  if (!entry) throw new Error(`${path} has no ${key}`);
-  return entry.dtype === 'I32' ? Float32Array.from(toInt32(entry)) : toFloat32(entry);
-}
-
-function write(path: string, tensors: Record<string, { data: Float32Array | Int32Array; shape: number[] }>): void {
-  const out: Parameters<typeof serializeSafetensors>[0] = {};
-  for (const [key, t] of Object.entries(tensors)) {
-    out[key] = { dtype: t.data instanceof Int32Array ? 'I32' : 'F32', shape: t.shape, data: t.data };
-  }
-  writeFileSync(path, serializeSafetensors(out));
-}
-
 let folder = '';
 const test = suite('cli on text-to-image models');
 test.before(() => {
   folder = mkdtempSync(join(tmpdir(), 'cli-sd-'));
   const sd = readGolden('sd/sd.safetensors');
-  write(join(folder, 't2i-xT.safetensors'), { xT: { data: goldenF32(sd, 't2i.xT'), shape: [1, 4, 8, 8] } });
-  write(join(folder, 'i2i-noise.safetensors'), { xT: { data: goldenF32(sd, 'i2i.noise'), shape: [1, 4, 8, 8] } });
-  write(join(folder, 'i2i-image.safetensors'), { image: { data: goldenF32(sd, 'i2i.image'), shape: [1, 3, 64, 64] } });
-  write(join(folder, 'unet-in.safetensors'), {
+  writeTensors(join(folder, 't2i-xT.safetensors'), { xT: { data: goldenF32(sd, 't2i.xT'), shape: [1, 4, 8, 8] } });
+  writeTensors(join(folder, 'i2i-noise.safetensors'), { xT: { data: goldenF32(sd, 'i2i.noise'), shape: [1, 4, 8, 8] } });
+  writeTensors(join(folder, 'i2i-image.safetensors'), { image: { data: goldenF32(sd, 'i2i.image'), shape: [1, 3, 64, 64] } });
+  writeTensors(join(folder, 'unet-in.safetensors'), {
     x: { data: goldenF32(sd, 'unet.x'), shape: [2, 4, 8, 8] },
     t: { data: goldenI32(sd, 'unet.t'), shape: [2] },
     encoder_hidden_states: { data: goldenF32(sd, 'unet.encoder_hidden_states'), shape: [2, 77, 32] },
