@@ -3,7 +3,7 @@
  * diffusers' defaults for what a file leaves out, every option the engine does not implement refused
  * by name.
  */
-import { ModelConfigError } from './unet_2d_config.ts';
+import { flag, ModelConfigError, positiveInt } from './config_values.ts';
 
 export type AutoencoderClass = 'AutoencoderKL' | 'VQModel';
 
@@ -61,20 +61,6 @@ const KNOWN = new Set([
   ...Object.keys(FIXED),
   ...IGNORED,
 ]);
-
-function positiveInt(c: Record<string, unknown>, key: string, fallback: number): number {
-  const value = c[key] ?? fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
-    throw new ModelConfigError(`config.json: '${key}' must be a positive integer, got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
-
-function flag(c: Record<string, unknown>, key: string, fallback: boolean): boolean {
-  const value = c[key] ?? fallback;
-  if (typeof value !== 'boolean') throw new ModelConfigError(`config.json: '${key}' must be true or false, got ${JSON.stringify(value)}`);
-  return value;
-}
 
 export function parseAutoencoderConfig(raw: unknown): AutoencoderConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ModelConfigError('config.json: expected a JSON object');

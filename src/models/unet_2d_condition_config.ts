@@ -3,7 +3,7 @@
  * reads it: what a file leaves out takes diffusers' default, per-block options may be one value
  * or one per block, and every option the engine does not implement is refused by name.
  */
-import { ModelConfigError } from './unet_2d_config.ts';
+import { flag, isPositiveInt, ModelConfigError, positiveInt } from './config_values.ts';
 
 export type CrossAttnDownBlockType = 'CrossAttnDownBlock2D' | 'DownBlock2D';
 export type CrossAttnUpBlockType = 'CrossAttnUpBlock2D' | 'UpBlock2D';
@@ -116,22 +116,6 @@ const KNOWN = new Set([
 
 const DOWN_TYPES: CrossAttnDownBlockType[] = ['CrossAttnDownBlock2D', 'DownBlock2D'];
 const UP_TYPES: CrossAttnUpBlockType[] = ['CrossAttnUpBlock2D', 'UpBlock2D'];
-
-function isPositiveInt(value: unknown): value is number {
-  return typeof value === 'number' && Number.isInteger(value) && value > 0;
-}
-
-function positiveInt(c: Record<string, unknown>, key: string, fallback: number): number {
-  const value = c[key] ?? fallback;
-  if (!isPositiveInt(value)) throw new ModelConfigError(`${WHERE}: '${key}' must be a positive integer, got ${JSON.stringify(value)}`);
-  return value;
-}
-
-function bool(c: Record<string, unknown>, key: string, fallback: boolean): boolean {
-  const value = c[key] ?? fallback;
-  if (typeof value !== 'boolean') throw new ModelConfigError(`${WHERE}: '${key}' must be true or false, got ${JSON.stringify(value)}`);
-  return value;
-}
 
 function number(c: Record<string, unknown>, key: string, fallback: number, positive: boolean): number {
   const value = c[key] ?? fallback;
@@ -292,9 +276,9 @@ export function parseConditionalUNetConfig(raw: unknown): ConditionalUNetConfig 
     numAttentionHeads,
     crossAttentionDim,
     transformerLayersPerBlock,
-    useLinearProjection: bool(c, 'use_linear_projection', false),
-    upcastAttention: bool(c, 'upcast_attention', false),
-    flipSinToCos: bool(c, 'flip_sin_to_cos', true),
+    useLinearProjection: flag(c, 'use_linear_projection', false),
+    upcastAttention: flag(c, 'upcast_attention', false),
+    flipSinToCos: flag(c, 'flip_sin_to_cos', true),
     freqShift: number(c, 'freq_shift', 0, false),
     downsamplePadding,
     midBlockScaleFactor: number(c, 'mid_block_scale_factor', 1, true),

@@ -2,6 +2,7 @@
  * diffusers' UNet2DModel config.json, validated: every option the engine does not implement is
  * refused by name rather than silently ignored.
  */
+import { ModelConfigError, positiveInt } from './config_values.ts';
 
 export type DownBlockType = 'DownBlock2D' | 'AttnDownBlock2D';
 export type UpBlockType = 'UpBlock2D' | 'AttnUpBlock2D';
@@ -36,9 +37,7 @@ export interface UNetConfig {
   numClassEmbeds: number | null;
 }
 
-export class ModelConfigError extends Error {
-  override name = 'ModelConfigError';
-}
+export { ModelConfigError };
 
 /** Options read for information only: they change nothing at inference. */
 const IGNORED = new Set(['_class_name', '_diffusers_version', '_name_or_path', 'dropout', 'num_train_timesteps', 'attn_norm_num_groups']);
@@ -76,14 +75,6 @@ const KNOWN = new Set([
   ...Object.keys(FIXED),
   ...IGNORED,
 ]);
-
-function positiveInt(raw: Record<string, unknown>, key: string, fallback?: number): number {
-  const value = raw[key] ?? fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
-    throw new ModelConfigError(`config.json: '${key}' must be a positive integer, got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
 
 export function parseUNetConfig(raw: unknown): UNetConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ModelConfigError('config.json: expected a JSON object');
