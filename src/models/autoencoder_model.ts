@@ -5,12 +5,12 @@
  * tensors fit the device's limits; an image never depends on the batch it runs in.
  */
 import type { Gpu } from '../gpu/device.ts';
-import { type Precision, PRECISIONS } from '../gpu/shader_source.ts';
+import type { Precision } from '../gpu/shader_source.ts';
 import { CompiledGraph, type GpuMemory, type GraphLimits, graphsMemory } from '../graph/executor.ts';
 import type { Graph } from '../graph/graph.ts';
 import type { SafetensorsFile } from '../io/safetensors.ts';
 import { parseWeightsFile } from '../io/weights_file.ts';
-import { type ConvKernels, kernelsMissingFeatures, preferredKernels } from '../ops/conv2d.ts';
+import type { ConvKernels } from '../ops/conv2d.ts';
 import {
   type AutoencoderGraphOptions,
   buildDecoderGraph,
@@ -22,8 +22,7 @@ import {
   MOMENTS_OUTPUT,
 } from './autoencoder.ts';
 import { type AutoencoderConfig, downscaleFactor, parseAutoencoderConfig } from './autoencoder_config.ts';
-import { fitsLimits, graphLimits, largestFittingBatch, weightsOn } from './compile.ts';
-import { UnsupportedFeatureError, UnsupportedPrecisionError } from './unet_2d_model.ts';
+import { CallQueue, deviceKernels, devicePrecision, fitsLimits, graphLimits, largestFittingBatch, weightsOn } from './compile.ts';
 import { WeightStore } from './weights.ts';
 
 export interface AutoencoderFiles {
@@ -169,20 +168,14 @@ export function blendTiles(rows: Tile[][], extent: number, limit: number): Tile 
 
 export class Autoencoder {
   private readonly graphs = new Map<string, Compiled>();
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly calls = new CallQueue();
   readonly precision: Precision;
   private readonly kernels: ConvKernels;
   private readonly limits: GraphLimits;
 
   private constructor(readonly gpu: Gpu, readonly model: AutoencoderWeights, private readonly options: AutoencoderOptions) {
-    this.precision = options.precision ?? 'f32';
-    if (!PRECISIONS.includes(this.precision)) throw new Error(`precision must be one of ${PRECISIONS.join(', ')}, got '${this.precision}'`);
-    if (this.precision === 'f16' && !gpu.device.features.has('shader-f16')) {
-      throw new UnsupportedPrecisionError(`precision 'f16' needs an adapter with the shader-f16 feature, and ${gpu.adapterName} has none`);
-    }
-    this.kernels = options.kernels ?? preferredKernels(gpu.adapter);
-    const missing = kernelsMissingFeatures(this.kernels, gpu.device);
-    if (missing.length) throw new UnsupportedFeatureError(`kernels '${this.kernels}' need the adapter feature '${missing[0]}'`);
+    this.precision = devicePrecision(gpu, options.precision);
+    this.kernels = deviceKernels(gpu, options.kernels);
     this.limits = graphLimits(gpu, options.limits);
   }
 
@@ -206,9 +199,7 @@ export class Autoencoder {
   }
 
   private exclusive<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(work, work);
-    this.queue = run.catch(() => {});
-    return run;
+    return this.calls.run(work);
   }
 
   private async compiled(part: 'encoder' | 'decoder', count: number, height: number, width: number, forceNotQuantize = false) {

@@ -5,14 +5,13 @@
  */
 import type { Gpu } from '../gpu/device.ts';
 import { Readback } from '../gpu/recorder.ts';
-import { type Precision, PRECISIONS } from '../gpu/shader_source.ts';
+import type { Precision } from '../gpu/shader_source.ts';
 import { CompiledGraph, type GraphLimits } from '../graph/executor.ts';
 import type { SafetensorsFile } from '../io/safetensors.ts';
 import { parseWeightsFile } from '../io/weights_file.ts';
 import { type ClipTextConfig, parseClipTextConfig } from './clip_text_config.ts';
-import { graphLimits, weightsOn } from './compile.ts';
+import { CallQueue, devicePrecision, graphLimits, weightsOn } from './compile.ts';
 import { buildClipTextGraph, INPUT_IDS, LAST_HIDDEN_STATE, TextEncoderInputError } from './clip_text_model.ts';
-import { UnsupportedPrecisionError } from './unet_2d_model.ts';
 import { WeightStore } from './weights.ts';
 
 export interface ClipTextFiles {
@@ -68,7 +67,7 @@ export interface ClipTextCompileOptions {
 
 export class ClipTextEncoder {
   private readonly readback: Readback;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly calls = new CallQueue();
 
   private constructor(
     readonly config: ClipTextConfig,
@@ -81,13 +80,7 @@ export class ClipTextEncoder {
 
   static async compile(gpu: Gpu, model: ClipTextWeights, options: ClipTextCompileOptions): Promise<ClipTextEncoder> {
     if (!Number.isInteger(options.batch) || options.batch < 1) throw new Error(`batch must be a positive integer, got ${options.batch}`);
-    const precision = options.precision ?? 'f32';
-    if (!PRECISIONS.includes(precision)) throw new Error(`precision must be one of ${PRECISIONS.join(', ')}, got '${precision}'`);
-    if (precision === 'f16' && !gpu.device.features.has('shader-f16')) {
-      throw new UnsupportedPrecisionError(
-        `precision 'f16' needs an adapter with the shader-f16 feature, and ${gpu.adapterName} has none: use 'f32'`,
-      );
-    }
+    const precision = devicePrecision(gpu, options.precision);
     const limits = graphLimits(gpu, options.limits);
     const graph = buildClipTextGraph(model.config, new WeightStore(model.file, { check: false }), { ...options, precision });
     const compiled = await CompiledGraph.compile(gpu, graph, {
@@ -114,9 +107,7 @@ export class ClipTextEncoder {
 
   /** Runs `work` alone on this encoder's buffers: overlapping calls run one after another. */
   private exclusive<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(work, work);
-    this.queue = run.catch(() => {});
-    return run;
+    return this.calls.run(work);
   }
 
   /**

@@ -4,9 +4,63 @@
  * device and precision, shared by every graph compiled from it.
  */
 import type { Gpu } from '../gpu/device.ts';
-import type { Precision } from '../gpu/shader_source.ts';
+import { type Precision, PRECISIONS } from '../gpu/shader_source.ts';
+import { type ConvKernels, kernelsMissingFeatures, preferredKernels } from '../ops/conv2d.ts';
 import { CompiledGraph, DeviceWeights, GraphLimitError, type GraphLimits } from '../graph/executor.ts';
 import type { Graph } from '../graph/graph.ts';
+
+/** Raised for what the adapter lacks a feature for: f16 without shader-f16, subgroup kernels without subgroups. */
+export class UnsupportedFeatureError extends Error {
+  override name = 'UnsupportedFeatureError';
+}
+
+/** f16 on an adapter without shader-f16. */
+export class UnsupportedPrecisionError extends UnsupportedFeatureError {
+  override name = 'UnsupportedPrecisionError';
+}
+
+/** `precision` (f32 by default), refused where the adapter cannot store f16. */
+export function devicePrecision(gpu: Gpu, precision: Precision = 'f32'): Precision {
+  if (!PRECISIONS.includes(precision)) throw new Error(`precision must be one of ${PRECISIONS.join(', ')}, got '${precision}'`);
+  if (precision === 'f16' && !gpu.device.features.has('shader-f16')) {
+    throw new UnsupportedPrecisionError(
+      `precision 'f16' needs an adapter with the shader-f16 feature, and ${gpu.adapterName} has none: use 'f32'`,
+    );
+  }
+  return precision;
+}
+
+/**
+ * The kernel family asked for, or the adapter's own (register-blocked kernels on software
+ * adapters, workgroup tiles on GPUs), refused where the adapter lacks a feature it needs.
+ */
+export function deviceKernels(gpu: Gpu, kernels?: ConvKernels): ConvKernels {
+  const chosen = kernels ?? preferredKernels(gpu.adapter);
+  const missing = kernelsMissingFeatures(chosen, gpu.device);
+  if (missing.length) {
+    // Only the subgroup family needs a feature; tiled-wide is the same tiles without it.
+    throw new UnsupportedFeatureError(
+      `kernels '${chosen}' need the adapter feature ${
+        missing.map((f) => `'${f}'`).join(', ')
+      }, and ${gpu.adapterName} has none: use 'tiled-wide'`,
+    );
+  }
+  return chosen;
+}
+
+/**
+ * Calls that overlap in time, run one after another in the order they were made, each on its own
+ * (a failed one does not stop the next).
+ */
+export class CallQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(work, work);
+    this.tail = run.catch(() => {});
+    return run;
+  }
+}
 
 /** The device's limits, lowered where `stricter` asks (to leave headroom, or to test a split). */
 export function graphLimits(gpu: Gpu, stricter: Partial<GraphLimits> = {}): GraphLimits {

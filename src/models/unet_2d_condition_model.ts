@@ -14,13 +14,12 @@
 import type { Gpu } from '../gpu/device.ts';
 import type { CompileProgressCallback } from '../gpu/kernel.ts';
 import { Readback, Recorder } from '../gpu/recorder.ts';
-import { type Precision, PRECISIONS } from '../gpu/shader_source.ts';
+import type { Precision } from '../gpu/shader_source.ts';
 import { CompiledGraph, type GraphLimits } from '../graph/executor.ts';
 import type { Graph } from '../graph/graph.ts';
 import type { SafetensorsFile } from '../io/safetensors.ts';
 import { parseWeightsFile } from '../io/weights_file.ts';
-import { kernelsMissingFeatures, preferredKernels } from '../ops/conv2d.ts';
-import { graphLimits, largestFittingBatch, weightsOn } from './compile.ts';
+import { CallQueue, deviceKernels, devicePrecision, graphLimits, largestFittingBatch, weightsOn } from './compile.ts';
 import {
   buildConditionalUNetGraph,
   type ConditionalUNetGraphOptions,
@@ -33,7 +32,6 @@ import {
   TIMESTEP_INPUT,
 } from './unet_2d_condition.ts';
 import { type ConditionalUNetConfig, parseConditionalUNetConfig } from './unet_2d_condition_config.ts';
-import { UnsupportedFeatureError, UnsupportedPrecisionError } from './unet_2d_model.ts';
 import { WeightStore } from './weights.ts';
 import type { ConditionalNetwork } from './guidance.ts';
 
@@ -72,7 +70,7 @@ export interface ConditionalUNetCompileOptions extends ConditionalUNetGraphOptio
 
 export class ConditionalUNet implements ConditionalNetwork {
   private readonly readback: Readback;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly calls = new CallQueue();
 
   private constructor(
     readonly config: ConditionalUNetConfig,
@@ -99,23 +97,9 @@ export class ConditionalUNet implements ConditionalNetwork {
     if (!Number.isInteger(options.batch) || options.batch < 1) {
       throw new ConditionalUNetInputError(`batch must be a positive integer, got ${options.batch}`);
     }
-    const precision = options.precision ?? 'f32';
-    if (!PRECISIONS.includes(precision)) throw new Error(`precision must be one of ${PRECISIONS.join(', ')}, got '${precision}'`);
-    if (precision === 'f16' && !gpu.device.features.has('shader-f16')) {
-      throw new UnsupportedPrecisionError(
-        `precision 'f16' needs an adapter with the shader-f16 feature, and ${gpu.adapterName} has none: use 'f32'`,
-      );
-    }
+    const precision = devicePrecision(gpu, options.precision);
     const { height, width } = conditionalUNetSize(model.config, options);
-    const kernels = options.kernels ?? preferredKernels(gpu.adapter);
-    const missing = kernelsMissingFeatures(kernels, gpu.device);
-    if (missing.length) {
-      throw new UnsupportedFeatureError(
-        `kernels '${kernels}' need the adapter feature ${
-          missing.map((f) => `'${f}'`).join(', ')
-        }, and ${gpu.adapterName} has none: use 'tiled-wide'`,
-      );
-    }
+    const kernels = deviceKernels(gpu, options.kernels);
     const limits = graphLimits(gpu, options.limits);
     const contextLength = options.contextLength ?? DEFAULT_CONTEXT_LENGTH;
     const graphOptions = {
@@ -175,9 +159,7 @@ export class ConditionalUNet implements ConditionalNetwork {
    * in the order they were made.
    */
   exclusive<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(work, work);
-    this.queue = run.catch(() => {});
-    return run;
+    return this.calls.run(work);
   }
 
   /** Records one forward into `encoder` (a sampler's steps). */

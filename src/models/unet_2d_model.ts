@@ -4,13 +4,21 @@
  * sizes share the weights). `forward` is the plain epsilon prediction; samplers record
  * `compiled` into their own command encoders.
  */
-import { preferredKernels } from '../ops/conv2d.ts';
 import type { Gpu } from '../gpu/device.ts';
 import type { CompileProgressCallback } from '../gpu/kernel.ts';
 import { Readback, Recorder } from '../gpu/recorder.ts';
-import { type Precision, PRECISIONS } from '../gpu/shader_source.ts';
+import type { Precision } from '../gpu/shader_source.ts';
 import { CompiledGraph, type GraphLimits } from '../graph/executor.ts';
-import { graphLimits, largestFittingBatch, weightsOn } from './compile.ts';
+import {
+  CallQueue,
+  deviceKernels,
+  devicePrecision,
+  graphLimits,
+  largestFittingBatch,
+  UnsupportedFeatureError,
+  UnsupportedPrecisionError,
+  weightsOn,
+} from './compile.ts';
 import type { Graph } from '../graph/graph.ts';
 import type { SafetensorsFile } from '../io/safetensors.ts';
 import { parseWeightsFile } from '../io/weights_file.ts';
@@ -18,7 +26,6 @@ import { parseUNetConfig, type UNetConfig } from './unet_2d_config.ts';
 import { buildUNetGraph, CLASS_LABEL_INPUT, EPS_OUTPUT, SAMPLE_INPUT, TIMESTEP_INPUT, type UNetGraphOptions } from './unet_2d.ts';
 import { WeightStore } from './weights.ts';
 import type { Denoiser } from './denoiser.ts';
-import { kernelsMissingFeatures } from '../ops/conv2d.ts';
 
 export interface UNetFiles {
   /** config.json, parsed. */
@@ -45,15 +52,7 @@ export function readUNet(files: UNetFiles): UNetWeights {
   return { config, file };
 }
 
-/** Raised for what the adapter lacks a feature for: f16 without shader-f16, subgroup kernels without subgroups. */
-export class UnsupportedFeatureError extends Error {
-  override name = 'UnsupportedFeatureError';
-}
-
-/** f16 on an adapter without shader-f16. */
-export class UnsupportedPrecisionError extends UnsupportedFeatureError {
-  override name = 'UnsupportedPrecisionError';
-}
+export { UnsupportedFeatureError, UnsupportedPrecisionError };
 
 export interface UNetCompileOptions extends UNetGraphOptions {
   /** Limits stricter than the device's (to leave headroom, or to test the batch split). */
@@ -64,7 +63,7 @@ export interface UNetCompileOptions extends UNetGraphOptions {
 
 export class UNet implements Denoiser {
   private readonly readback: Readback;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly calls = new CallQueue();
 
   private constructor(
     readonly config: UNetConfig,
@@ -87,24 +86,8 @@ export class UNet implements Denoiser {
    */
   static async compile(gpu: Gpu, model: UNetWeights, options: UNetCompileOptions): Promise<UNet> {
     if (!Number.isInteger(options.batch) || options.batch < 1) throw new Error(`batch must be a positive integer, got ${options.batch}`);
-    const precision = options.precision ?? 'f32';
-    if (!PRECISIONS.includes(precision)) throw new Error(`precision must be one of ${PRECISIONS.join(', ')}, got '${precision}'`);
-    if (precision === 'f16' && !gpu.device.features.has('shader-f16')) {
-      throw new UnsupportedPrecisionError(
-        `precision 'f16' needs an adapter with the shader-f16 feature, and ${gpu.adapterName} has none: use 'f32'`,
-      );
-    }
-    // Register-blocked kernels on software adapters, workgroup tiles on GPUs, unless asked.
-    const kernels = options.kernels ?? preferredKernels(gpu.adapter);
-    const missing = kernelsMissingFeatures(kernels, gpu.device);
-    if (missing.length) {
-      // Only the subgroup family needs a feature; tiled-wide is the same tiles without it.
-      throw new UnsupportedFeatureError(
-        `kernels '${kernels}' need the adapter feature ${
-          missing.map((f) => `'${f}'`).join(', ')
-        }, and ${gpu.adapterName} has none: use 'tiled-wide'`,
-      );
-    }
+    const precision = devicePrecision(gpu, options.precision);
+    const kernels = deviceKernels(gpu, options.kernels);
     const limits = graphLimits(gpu, options.limits);
     const graphOptions = {
       ...options,
@@ -156,9 +139,7 @@ export class UNet implements Denoiser {
    * together, an eps during a sample) run one after another, in the order they were made.
    */
   exclusive<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(work, work);
-    this.queue = run.catch(() => {});
-    return run;
+    return this.calls.run(work);
   }
 
   /** Records one forward into `encoder` (the sampler's steps). */
