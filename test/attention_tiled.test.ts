@@ -18,7 +18,7 @@ import type { WeightSource } from '../src/models/weights.ts';
 import { fromActivations, toActivations } from '../src/ops/cast.ts';
 import type { ConvKernels } from '../src/ops/conv2d.ts';
 import { tiledAttentionShader, tokenAttentionCore, type TokenColumns, tokenColumns } from '../src/ops/token_attention.ts';
-import { compare, expectClose } from './util/compare.ts';
+import { expectClose } from './util/compare.ts';
 import { mulberry32 } from './util/random.ts';
 
 /** The brief's bound for f32 against float64 and between the two kernels. */
@@ -244,10 +244,8 @@ attention('4096 tokens, head dims 40, 64, 80, 160 and 4096 x 77 cross-attention:
     // Queries in every block, the first and the last included, of every image and head.
     const rows = allRows(p).filter(([, , query]) => query % 61 === 0 || query === p.queries - 1);
     const expected = Float32Array.from(reference(p, layout, rows));
-    const agreement = compare(tiled, simple);
     console.log(`    ${p.label}: both kernels in ${seconds.toFixed(1)} s; tiled vs token_attention, all outputs:`);
     expectClose(`${p.label}: tiled vs token_attention`, tiled, simple, TOLERANCE);
-    assert.ok(agreement.relL2 <= TOLERANCE);
     expectClose(`${p.label}: tiled, ${rows.length} queries`, pickRows(p, tiled, rows), expected, TOLERANCE);
     expectClose(`${p.label}: token_attention, ${rows.length} queries`, pickRows(p, simple, rows), expected, TOLERANCE);
   }
