@@ -11,7 +11,7 @@
  */
 import type { Gpu } from './gpu/device.ts';
 import type { Precision } from './gpu/shader_source.ts';
-import type { GraphLimits } from './graph/executor.ts';
+import { type GpuMemory, type GraphLimits, graphsMemory } from './graph/executor.ts';
 import type { CompileProgressCallback } from './gpu/kernel.ts';
 import { Autoencoder, type AutoencoderWeights, readAutoencoder } from './models/autoencoder_model.ts';
 import { downscaleFactor } from './models/autoencoder_config.ts';
@@ -95,7 +95,32 @@ export interface TextToImageOptions {
   limits?: Partial<GraphLimits>;
   /** Hears the GPU programs of the guided UNet compiled at load (k of n). */
   onCompileProgress?: CompileProgressCallback;
+  /**
+   * Free the text encoder's GPU memory (weights and buffers) once a call's prompts are encoded; it
+   * is uploaded again for the next call's. A lower peak (the text encoder is never held beside the
+   * VAE), for a slower encode.
+   */
+  releaseTextEncoder?: boolean;
 }
+
+/**
+ * What a pipeline holds on the GPU, in bytes: each component at its largest since load (they grow
+ * only when one compiles, and shrink when the text encoder is released), all of them now, and the
+ * most they held at once.
+ */
+export interface TextToImageMemory {
+  textEncoder: GpuMemory;
+  unet: GpuMemory;
+  vae: GpuMemory;
+  /** Every component's weights and buffers now. */
+  totalBytes: number;
+  /** The most the components held at once since load. */
+  peakBytes: number;
+  /** The largest tensor any component has bound as storage: what the adapter's binding limit must hold. */
+  largestBindingBytes: number;
+}
+
+const NO_MEMORY: GpuMemory = { weightBytes: 0, activationBytes: 0, largestBindingBytes: 0 };
 
 export interface PromptOptions {
   /** One prompt for every image, or one per image. */
@@ -160,6 +185,9 @@ class ConditionedDenoiser implements Denoiser {
 export class StableDiffusionPipeline {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly encoders = new Map<number, Promise<ClipTextEncoder>>();
+  private readonly liveEncoders = new Set<ClipTextEncoder>();
+  private peakBytes = 0;
+  private readonly peaks = { textEncoder: NO_MEMORY, unet: NO_MEMORY, vae: NO_MEMORY };
   private guided?: { network: ConditionalUNet; denoiser: GuidedDenoiser; sampler: DdimSampler };
   private conditional?: { network: ConditionalUNet; denoiser: ConditionedDenoiser; sampler: DdimSampler };
   readonly autoencoder: Autoencoder;
@@ -244,6 +272,7 @@ export class StableDiffusionPipeline {
       }
       const denoiser = await GuidedDenoiser.create(this.gpu, network, 7.5);
       this.guided = { network, denoiser, sampler: new DdimSampler(this.gpu, denoiser, this.model.schedule) };
+      this.notePeak();
     }
     return this.guided;
   }
@@ -253,6 +282,7 @@ export class StableDiffusionPipeline {
       const network = await this.compileUNet(this.options.batch);
       const denoiser = new ConditionedDenoiser(network);
       this.conditional = { network, denoiser, sampler: new DdimSampler(this.gpu, denoiser, this.model.schedule) };
+      this.notePeak();
     }
     return this.conditional;
   }
@@ -267,10 +297,53 @@ export class StableDiffusionPipeline {
         length: this.model.tokenizer.maxLength,
         limits: this.options.limits,
       });
-      encoder.catch(() => this.encoders.delete(clipSkip));
+      encoder.then((compiled) => {
+        this.liveEncoders.add(compiled);
+        this.notePeak();
+      }, () => this.encoders.delete(clipSkip));
       this.encoders.set(clipSkip, encoder);
     }
     return encoder;
+  }
+
+  /** Frees the text encoder's GPU memory now; the next encoding compiles and uploads it again. */
+  releaseTextEncoder(): void {
+    for (const encoder of this.encoders.values()) {
+      encoder.then((compiled) => {
+        this.liveEncoders.delete(compiled);
+        compiled.destroy();
+      }, () => {});
+    }
+    this.encoders.clear();
+  }
+
+  /** Each component's GPU memory at its largest since load, all of it now, and the most held at once. */
+  memory(): TextToImageMemory {
+    const totalBytes = this.notePeak();
+    const largestBindingBytes = Math.max(...Object.values(this.peaks).map((m) => m.largestBindingBytes));
+    return { ...this.peaks, totalBytes, peakBytes: this.peakBytes, largestBindingBytes };
+  }
+
+  /** Takes each component's memory now into the peaks; returns all of it now. */
+  private notePeak(): number {
+    const vae = this.autoencoder.memory();
+    const now = {
+      textEncoder: graphsMemory([...this.liveEncoders].map((encoder) => encoder.compiled)),
+      unet: graphsMemory([this.guided, this.conditional].flatMap((part) => (part ? [part.network.compiled] : []))),
+      vae: { weightBytes: vae.weightBytes, activationBytes: vae.activationBytes, largestBindingBytes: vae.largestBindingBytes },
+    };
+    let totalBytes = 0;
+    for (const key of ['textEncoder', 'unet', 'vae'] as const) {
+      const [was, is] = [this.peaks[key], now[key]];
+      this.peaks[key] = {
+        weightBytes: Math.max(was.weightBytes, is.weightBytes),
+        activationBytes: Math.max(was.activationBytes, is.activationBytes),
+        largestBindingBytes: Math.max(was.largestBindingBytes, is.largestBindingBytes),
+      };
+      totalBytes += is.weightBytes + is.activationBytes;
+    }
+    this.peakBytes = Math.max(this.peakBytes, totalBytes);
+    return totalBytes;
   }
 
   /**
@@ -365,6 +438,7 @@ export class StableDiffusionPipeline {
         denoiser.beginBatch = this.conditioning(network, [encoded.embeds], perImage);
         run = await sampler.sample(sampleOptions);
       }
+      if (this.options.releaseTextEncoder) this.releaseTextEncoder();
       options.signal?.throwIfAborted();
       checkFinite(run.x0, 'the final latents');
       const decoded = await this.decodeLatents(run.x0);
@@ -411,6 +485,7 @@ export class StableDiffusionPipeline {
       throw new SamplerInputError(`images hold ${images.length} values, not a whole number of ${c}x${h}x${w}`);
     }
     const { latents } = await this.autoencoder.encode(images, [count, this.autoencoder.config.inChannels, h, w]);
+    this.notePeak();
     const scale = this.autoencoder.config.scalingFactor;
     return latents.map((v) => v * scale);
   }
@@ -421,6 +496,7 @@ export class StableDiffusionPipeline {
     const count = this.checkedCount(latents.length, c * h * w, 'latents');
     const scale = this.autoencoder.config.scalingFactor;
     const { image } = await this.autoencoder.decode(latents.map((v) => v / scale), [count, c, h, w]);
+    this.notePeak();
     checkFinite(image, 'the decoded images');
     return { images: image, imageShape: this.imageShape };
   }
@@ -445,7 +521,9 @@ export class StableDiffusionPipeline {
         [encoded.embeds],
         this.model.tokenizer.maxLength * this.model.textEncoder.config.hiddenSize,
       );
-      return await sampler.encode(latents, options);
+      const result = await sampler.encode(latents, options);
+      if (this.options.releaseTextEncoder) this.releaseTextEncoder();
+      return result;
     });
   }
 
@@ -470,8 +548,7 @@ export class StableDiffusionPipeline {
   }
 
   destroy(): void {
-    for (const encoder of this.encoders.values()) encoder.then((e) => e.destroy(), () => {});
-    this.encoders.clear();
+    this.releaseTextEncoder();
     for (const part of [this.guided, this.conditional]) {
       part?.sampler.destroy();
       part?.network.destroy();
