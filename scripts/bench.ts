@@ -15,7 +15,8 @@ import { requestGpu } from '../src/gpu/device.ts';
 import type { ModelFiles } from '../src/pipeline.ts';
 import { type BenchOptions, type BenchResult, formatBenchmark, runBenchmark } from '../src/profile/bench.ts';
 import { chromeTrace } from '../src/profile/profiler.ts';
-import { isLayoutName, layoutModel, LAYOUTS } from './layouts.ts';
+import { formatTextToImageBenchmark, runTextToImageBenchmark, type TextToImageBenchResult } from '../src/profile/bench_text_to_image.ts';
+import { isLayoutName, isSdLayoutName, layoutModel, LAYOUTS, SD_LAYOUTS, sdLayoutModel } from './layouts.ts';
 import { findPeerModel, formatPeers, type PeersResult, runPeers } from './peers/bench_peers.ts';
 import { PEER_NAMES, type PeerName } from './peers/peers.ts';
 
@@ -24,6 +25,14 @@ export interface BenchCliResult extends BenchResult {
   /** With --peers: the same model through ONNX Runtime, and the engine timed the same way. */
   peers?: PeersResult;
 }
+
+/** A Stable Diffusion layout's benchmark (--layout sd15|sd21), with the host it ran on. */
+export interface TextToImageBenchCliResult extends TextToImageBenchResult {
+  host: { runtime: string; cpus: number; loadAverageBefore: number[]; loadAverageAfter: number[] };
+}
+
+/** WebGPU's guaranteed limits: what every adapter offers a page. */
+const WEBGPU_DEFAULT_LIMITS = { maxStorageBufferBindingSize: 128 * 2 ** 20, maxBufferSize: 256 * 2 ** 20 };
 
 class UsageError extends Error {}
 
@@ -35,7 +44,17 @@ plain f32 matmul measured in the same run (kernel quality) and, with --peers, ON
 
 Options:
   --model DIR        a diffusers UNet2DModel folder (config.json + safetensors); default weights/emoji32
-  --layout NAME      cifar10 | celebahq: that checkpoint's layout with random weights
+  --layout NAME      cifar10 | celebahq: that checkpoint's layout with random weights;
+                     sd15 | sd21: Stable Diffusion 1.5 / 2.1 (../shared/golden/sd/configs) with
+                     random F16 weights, the whole text-to-image pipeline: one prompt's encoding,
+                     one UNet forward at batch 2 (guidance's), a VAE decode, a guided sample
+                     (--steps, default 2), and the GPU memory per component, at the peak and the
+                     largest binding; --repeats (3) and --warmup (1) apply, --quick is 1 and 0
+  --height H, --width W
+                     sd15 | sd21: the image in pixels, a multiple of 8 (the UNet's sample_size x 8:
+                     512 for sd15, 768 for sd21)
+  --default-limits   sd15 | sd21: hold every graph to WebGPU's guaranteed limits (128 MiB bindings,
+                     256 MiB buffers), what any page gets, instead of the adapter's
   --batch N          images per forward (1)
   --kernels FAMILY   the conv kernels: registers (weights in uniform windows), registers-storage
                      (the same kernels reading one storage buffer), tiled (GPUs: 64 x 64 tiles),
@@ -66,6 +85,9 @@ Prints a table to stdout and progress to stderr; both name the adapter.`;
 interface Args {
   model?: string;
   layout?: string;
+  height?: number;
+  width?: number;
+  defaultLimits?: boolean;
   batch: number;
   kernels?: ConvKernels;
   precision?: Precision;
@@ -105,6 +127,15 @@ export function parseArgs(argv: string[]): Args {
         break;
       case '--batch':
         args.batch = positive(flag, value());
+        break;
+      case '--height':
+        args.height = positive(flag, value());
+        break;
+      case '--width':
+        args.width = positive(flag, value());
+        break;
+      case '--default-limits':
+        args.defaultLimits = true;
         break;
       case '--kernels': {
         const family = value();
@@ -168,9 +199,18 @@ export function parseArgs(argv: string[]): Args {
     }
   }
   if (args.model && args.layout) throw new UsageError('give --model or --layout, not both');
-  if (args.layout && !isLayoutName(args.layout)) {
-    throw new UsageError(`--layout takes ${Object.keys(LAYOUTS).join(' or ')}, got ${args.layout}`);
+  if (args.layout && !isLayoutName(args.layout) && !isSdLayoutName(args.layout)) {
+    throw new UsageError(
+      `--layout takes ${Object.keys(LAYOUTS).join(' or ')} (UNet2DModel) or ${Object.keys(SD_LAYOUTS).join(' or ')} ` +
+        `(Stable Diffusion), got ${args.layout}`,
+    );
   }
+  const textToImage = args.layout !== undefined && isSdLayoutName(args.layout);
+  for (const [flag, given] of [['--height', args.height], ['--width', args.width], ['--default-limits', args.defaultLimits]] as const) {
+    if (given !== undefined && !textToImage) throw new UsageError(`${flag} goes with --layout sd15 or sd21`);
+  }
+  if (textToImage && args.peers) throw new UsageError('--peers times UNet2DModel layouts only');
+  if (textToImage && args.batch !== 1) throw new UsageError('--layout sd15/sd21 times batch 2 (guidance), not --batch');
   if (args.peerOnnx && !args.peers) throw new UsageError('--peer-onnx goes with --peers');
   if (args.warmup !== undefined && !(Number.isInteger(args.warmup) && args.warmup >= 0)) {
     throw new UsageError(`--warmup takes a whole number, got ${args.warmup}`);
@@ -196,10 +236,11 @@ function readModelDir(dir: string): ModelFiles {
 export async function main(
   argv: string[],
   io: { out?: (s: string) => void; err?: (s: string) => void; gpu?: BenchOptions['gpu'] } = {},
-): Promise<BenchCliResult> {
+): Promise<BenchCliResult | TextToImageBenchCliResult> {
   const out = io.out ?? ((s: string) => console.log(s));
   const err = io.err ?? ((s: string) => console.error(s));
   const args = parseArgs(argv);
+  if (args.layout && isSdLayoutName(args.layout)) return await mainTextToImage(args, args.layout, { out, err, gpu: io.gpu });
   let modelName: string;
   let modelSource: string;
   let files: ModelFiles;
@@ -286,6 +327,55 @@ export async function main(
     } after`,
   );
   if (args.json) writeJson(args.json, full, err);
+  return full;
+}
+
+function runtimeName(): string {
+  return 'Deno' in globalThis
+    ? `deno ${(globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno}`
+    : `node ${process.version}`;
+}
+
+/** --layout sd15 | sd21: the text-to-image pipeline, component by component. */
+async function mainTextToImage(
+  args: Args,
+  layout: keyof typeof SD_LAYOUTS,
+  io: { out: (s: string) => void; err: (s: string) => void; gpu?: BenchOptions['gpu'] },
+): Promise<TextToImageBenchCliResult> {
+  const { repo, configs } = SD_LAYOUTS[layout];
+  io.err(`generating random F16 weights for ${repo} (../shared/golden/sd/configs/${configs}) ...`);
+  const start = performance.now();
+  const files = sdLayoutModel(layout, { dtype: 'F16' });
+  const filesMs = performance.now() - start;
+  const sampleSize = (files.config as { sample_size?: number }).sample_size ?? 64;
+  const loadAverageBefore = loadavg();
+  const gpu = io.gpu ?? await requestGpu();
+  const result = await runTextToImageBenchmark({
+    modelName: `${layout} layout`,
+    modelSource: `${repo} configs, random weights`,
+    files,
+    gpu,
+    height: args.height ?? args.width ?? sampleSize * 8,
+    width: args.width ?? args.height ?? sampleSize * 8,
+    precision: args.precision,
+    limits: args.defaultLimits ? WEBGPU_DEFAULT_LIMITS : undefined,
+    repeats: args.repeats ?? (args.quick ? 1 : 3),
+    warmup: args.warmup ?? (args.quick ? 0 : 1),
+    steps: args.steps ?? (args.quick ? 1 : 2),
+    filesMs,
+    log: io.err,
+  });
+  const full: TextToImageBenchCliResult = {
+    ...result,
+    host: { runtime: runtimeName(), cpus: cpus().length, loadAverageBefore, loadAverageAfter: loadavg() },
+  };
+  io.out(formatTextToImageBenchmark(result));
+  io.out(
+    `host: ${full.host.runtime}, ${full.host.cpus} CPUs, load average ${loadAverageBefore.map((v) => v.toFixed(1)).join(' ')} before, ${
+      full.host.loadAverageAfter.map((v) => v.toFixed(1)).join(' ')
+    } after`,
+  );
+  if (args.json) writeJson(args.json, full, io.err);
   return full;
 }
 

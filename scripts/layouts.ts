@@ -1,11 +1,15 @@
 /**
  * The layouts of two public DDPM checkpoints, as diffusers' config.json gives them, for timing
- * those architectures with random weights (speed does not depend on the values):
+ * those architectures with random weights (speed does not depend on the values), and of Stable
+ * Diffusion 1.5 and 2.1 (SD_LAYOUTS, below):
  * - google/ddpm-cifar10-32: 35.7M parameters, 32x32;
  * - google/ddpm-celebahq-256: 113.7M parameters, 256x256.
  * Both use DDPM's linear betas (1e-4 to 0.02 over 1000 steps), the default schedule.
  */
-import { randomUNetSafetensors } from '../src/models/random_weights.ts';
+import { join } from 'node:path';
+import { readStableDiffusionConfigs, readTokenizerDir } from '../src/fs/config_dir.ts';
+import { randomStableDiffusionFiles } from '../src/models/random_pipeline.ts';
+import { randomUNetSafetensors, type RandomWeightsDtype } from '../src/models/random_weights.ts';
 import type { ModelFiles } from '../src/pipeline.ts';
 
 const COMMON = {
@@ -62,4 +66,35 @@ export function isLayoutName(name: string): name is LayoutName {
 export function layoutModel(name: LayoutName, seed = 1): ModelFiles {
   const { config } = LAYOUTS[name];
   return { config, weights: randomUNetSafetensors(config, seed) };
+}
+
+/**
+ * Stable Diffusion layouts: the published component configs in ../shared/golden/sd/configs (UNet,
+ * VAE, CLIP text encoder, scheduler) with random weights, and the real CLIP tokenizer files of the
+ * tiny SD folder. SD 2.x pads prompts with '!' where SD 1.x pads with <|endoftext|>.
+ */
+export const SD_LAYOUTS = {
+  sd15: { repo: 'stable-diffusion-v1-5/stable-diffusion-v1-5', configs: 'sd15', padToken: undefined },
+  sd21: { repo: 'stabilityai/stable-diffusion-2-1', configs: 'sd21', padToken: '!' },
+} as const;
+
+export type SdLayoutName = keyof typeof SD_LAYOUTS;
+
+export function isSdLayoutName(name: string): name is SdLayoutName {
+  return Object.hasOwn(SD_LAYOUTS, name);
+}
+
+/** A Stable Diffusion layout's files, every weight random ('F16' as the Hub's fp16 variants: half the memory). */
+export function sdLayoutModel(
+  name: SdLayoutName,
+  options: { goldenDir?: string; dtype?: RandomWeightsDtype; seed?: number } = {},
+): ModelFiles {
+  const golden = options.goldenDir ?? '../shared/golden/sd';
+  const layout = SD_LAYOUTS[name];
+  return randomStableDiffusionFiles(readStableDiffusionConfigs(join(golden, 'configs', layout.configs)), {
+    tokenizer: readTokenizerDir(join(golden, 'tiny-sd', 'tokenizer')),
+    padToken: layout.padToken,
+    dtype: options.dtype,
+    seed: options.seed,
+  });
 }
