@@ -17,7 +17,13 @@ import {
   requiredClipTextWeights,
   requiredConditionalUNetWeights,
 } from '../src/models/random_weights.ts';
-import { firstNonFinite } from '../src/models/weights.ts';
+import { firstNonFinite, type WeightSource } from '../src/models/weights.ts';
+import { CompiledGraph } from '../src/graph/executor.ts';
+import { byteSize, type Graph } from '../src/graph/graph.ts';
+import { buildClipTextGraph } from '../src/models/clip_text_model.ts';
+import { parseClipTextConfig } from '../src/models/clip_text_config.ts';
+import { buildConditionalUNetGraph } from '../src/models/unet_2d_condition.ts';
+import { parseConditionalUNetConfig } from '../src/models/unet_2d_condition_config.ts';
 import { readTextToImageModel } from '../src/text_to_image_pipeline.ts';
 
 const test = suite('random pipeline');
@@ -67,6 +73,43 @@ test('a random Stable Diffusion folder reads as a downloaded one; a pad token ov
   assert.is(sd2.tokenizer.padToken, '!');
   assert.is(sd2.tokenizer.padId, 0);
   assert.is(sd2.textEncoder.file.tensors.values().next().value!.dtype, 'F32');
+});
+
+test('SD 1.5 at 512x512 and SD 2.1 at 768x768, batch 2, f16 and f32: the UNet and text encoder fit WebGPU default limits', () => {
+  // Shapes only: values are never asked for (each weight would be zeros).
+  const shapes: WeightSource = {
+    take: (name, ...s) => ({
+      name,
+      shape: s[0],
+      get data() {
+        return new Float32Array(s[0].reduce((a, b) => a * b, 1));
+      },
+    }),
+  };
+  const limits = { maxStorageBufferBindingSize: 128 * 2 ** 20, maxBufferSize: 256 * 2 ** 20, maxComputeWorkgroupsPerDimension: 65535 };
+  const largest = (graph: Graph) =>
+    graph.nodes.reduce((most, n) => [...n.inputs, ...n.outputs].reduce((m, t) => Math.max(m, t ? byteSize(t) : 0), most), 0);
+  for (const [name, pixels] of [['sd15', 512], ['sd21', 768]] as const) {
+    const configs = readStableDiffusionConfigs(`../shared/golden/sd/configs/${name}`);
+    for (const precision of ['f16', 'f32'] as const) {
+      const sizes: string[] = [];
+      for (const kernels of ['registers', 'tiled'] as const) {
+        const unet = buildConditionalUNetGraph(parseConditionalUNetConfig(configs.unet), shapes, {
+          batch: 2,
+          height: pixels / 8,
+          width: pixels / 8,
+          precision,
+          kernels,
+        });
+        CompiledGraph.checkLimits(unet, limits);
+        sizes.push(`unet (${kernels}) ${(largest(unet) / 2 ** 20).toFixed(1)} MiB`);
+      }
+      const text = buildClipTextGraph(parseClipTextConfig(configs.textEncoder), shapes, { batch: 1, precision });
+      CompiledGraph.checkLimits(text, limits);
+      sizes.push(`text encoder ${(largest(text) / 2 ** 20).toFixed(1)} MiB`);
+      console.log(`    ${name} ${pixels}x${pixels} ${precision}, largest tensor: ${sizes.join(', ')}`);
+    }
+  }
 });
 
 test('firstNonFinite finds NaN and Inf in place (f32, f16, bf16) and in unaligned views', () => {
