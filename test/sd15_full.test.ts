@@ -128,7 +128,8 @@ async function fullSizeRun(precision: Precision) {
   );
   // Streaming: at most a few tensors' f32 values at once, never the model's (3.4 GB).
   assert.ok(peakGrowth < f32Unet / 4, `loading held ${mib(peakGrowth)} of host arrays beyond the files`);
-  assert.ok(after.external - before.external < 64 * MiB, `loading kept ${mib(after.external - before.external)} of host arrays`);
+  // What stays after loading: a few tensors' worth, not the model (Deno's collector lets ~100 MiB linger).
+  assert.ok(after.external - before.external < 256 * MiB, `loading kept ${mib(after.external - before.external)} of host arrays`);
 
   const prompt = 'a photograph of an astronaut riding a horse';
   start = performance.now();
