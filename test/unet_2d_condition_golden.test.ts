@@ -590,7 +590,7 @@ model('configs: diffusers defaults, and unsupported options refused by name', ()
     [{ ...base, attention_type: 'gated' }, 'attention_type'],
     [{ ...base, act_fn: 'gelu' }, 'act_fn'],
     [{ ...base, center_input_sample: true }, 'center_input_sample'],
-    [{ ...base, num_attention_heads: 8 }, 'num_attention_heads'],
+    [{ ...base, num_attention_heads: [8, 8] }, 'num_attention_heads'],
     [{ ...base, down_block_types: ['SimpleCrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'DownBlock2D'] }, 'SimpleCrossAttnDownBlock2D'],
     [{ ...base, up_block_types: ['UpBlock2D', 'AttnUpBlock2D', 'CrossAttnUpBlock2D'] }, 'AttnUpBlock2D'],
     [{ ...base, down_block_types: ['CrossAttnDownBlock2D', 'DownBlock2D'] }, 'down_block_types'],
@@ -629,6 +629,17 @@ function refusedNow(run: () => unknown, key: string) {
   }
   assert.unreachable(`a config with ${key} changed was accepted`);
 }
+
+model('num_attention_heads, where a config names it, is the head count (diffusers: num_attention_heads or attention_head_dim)', () => {
+  const base = tinyFiles().config as Record<string, unknown>;
+  assert.equal(parseConditionalUNetConfig({ ...base, num_attention_heads: 4, attention_head_dim: 8 }).numAttentionHeads, [4, 4, 4]);
+  assert.equal(parseConditionalUNetConfig({ ...base, num_attention_heads: [2, 4, 4], attention_head_dim: null }).numAttentionHeads, [
+    2,
+    4,
+    4,
+  ]);
+  assert.equal(parseConditionalUNetConfig(base).numAttentionHeads, [8, 8, 8]);
+});
 
 model('bad inputs: a latent size the down and up paths cannot meet, wrong lengths to forward, a bad batch', async () => {
   const tiny = readConditionalUNet(tinyFiles());

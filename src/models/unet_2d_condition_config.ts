@@ -160,14 +160,6 @@ export function parseConditionalUNetConfig(raw: unknown): ConditionalUNetConfig 
   }
   const unknown = Object.keys(c).filter((k) => !KNOWN.has(k));
   if (unknown.length) throw new ModelConfigError(`${WHERE}: unsupported option(s): ${unknown.join(', ')}`);
-  if (c.num_attention_heads != null) {
-    // diffusers v0.21.4 raises here too: attention_head_dim is what its configs use for the head count.
-    throw new ModelConfigError(
-      `${WHERE}: num_attention_heads = ${
-        JSON.stringify(c.num_attention_heads)
-      } is not supported (diffusers refuses it for UNet2DConditionModel; its configs give the number of heads as attention_head_dim)`,
-    );
-  }
   for (const [key, allowed] of Object.entries(FIXED)) {
     if (key in c && !allowed.includes(c[key])) {
       throw new ModelConfigError(
@@ -220,11 +212,15 @@ export function parseConditionalUNetConfig(raw: unknown): ConditionalUNetConfig 
       throw new ModelConfigError(`${WHERE}: block_out_channels ${ch} is not divisible by norm_num_groups ${normNumGroups}`);
     }
   }
-  if (c.attention_head_dim === null) {
-    throw new ModelConfigError(`${WHERE}: attention_head_dim = null leaves the transformers without a head count`);
+  // diffusers: num_attention_heads = num_attention_heads or attention_head_dim, one per block (SD
+  // configs give the head count as attention_head_dim; newer configs may name it properly).
+  const headsKey = c.num_attention_heads != null ? 'num_attention_heads' : 'attention_head_dim';
+  if (c[headsKey] === null) {
+    throw new ModelConfigError(
+      `${WHERE}: attention_head_dim = null (and no num_attention_heads) leaves the transformers without a head count`,
+    );
   }
-  // diffusers: num_attention_heads = num_attention_heads or attention_head_dim, one per block.
-  const numAttentionHeads = perBlock(c, 'attention_head_dim', 8, blocks);
+  const numAttentionHeads = perBlock(c, headsKey, 8, blocks);
   const crossAttentionDim = perBlock(c, 'cross_attention_dim', 1280, blocks);
   const transformerLayersPerBlock = perBlock(c, 'transformer_layers_per_block', 1, blocks);
   const layersPerBlock = perBlock(c, 'layers_per_block', 2, blocks);
@@ -248,7 +244,7 @@ export function parseConditionalUNetConfig(raw: unknown): ConditionalUNetConfig 
   for (const [channels, heads, block] of transformerChannels) {
     if (heads > channels) {
       throw new ModelConfigError(
-        `${WHERE}: attention_head_dim gives block ${block} ${heads} heads (diffusers reads it as the number of heads), more than its ${channels} channels`,
+        `${WHERE}: ${headsKey} gives block ${block} ${heads} heads (diffusers reads it as the number of heads), more than its ${channels} channels`,
       );
     }
   }
