@@ -6,6 +6,7 @@
 // (torch's exact form). One invocation per output element; speed is for later.
 
 #include "activation.wgsl"
+#include "gelu.wgsl"
 
 struct Params {
   rows: u32,
@@ -23,31 +24,13 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> output: array<act>;
 @group(0) @binding(5) var<uniform> params: Params;
 
-// erf to within a few f32 ulps: Eigen's rational approximation on [-4, 4] (erf is +-1 in f32
-// beyond), odd numerator over even denominator in x^2. WGSL has no erf.
-fn erf(v: f32) -> f32 {
-  let x = clamp(v, -4.0, 4.0);
-  let x2 = x * x;
-  var p = fma(x2, -2.72614225801306e-10, 2.77068142495902e-08);
-  p = fma(x2, p, -2.10102402082508e-06);
-  p = fma(x2, p, -5.69250639462346e-05);
-  p = fma(x2, p, -7.34990630326855e-04);
-  p = fma(x2, p, -2.95459980854025e-03);
-  p = fma(x2, p, -1.60960333262415e-02);
-  var q = fma(x2, -1.45660718464996e-05, -2.13374055278905e-04);
-  q = fma(x2, q, -1.68282697438203e-03);
-  q = fma(x2, q, -7.37332916720468e-03);
-  q = fma(x2, q, -1.42647390514189e-02);
-  return x * p / q;
-}
-
 fn activate(x: f32) -> f32 {
   if (params.activation == 1u) {
     // x / (1 + exp(-1.702 x)): exp overflows to inf for very negative x, giving the right 0.
     return x / (1.0 + exp(-1.702 * x));
   }
   if (params.activation == 2u) {
-    return 0.5 * x * (1.0 + erf(x * 0.7071067811865476));
+    return gelu(x);
   }
   return x;
 }
