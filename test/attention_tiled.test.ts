@@ -8,7 +8,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
-import { type Gpu, requestGpu } from '../src/gpu/device.ts';
 import type { Precision } from '../src/gpu/shader_source.ts';
 import { CompiledGraph } from '../src/graph/executor.ts';
 import { Graph, type Tensor } from '../src/graph/graph.ts';
@@ -20,21 +19,13 @@ import type { ConvKernels } from '../src/ops/conv2d.ts';
 import { tiledAttentionShader, tokenAttentionCore, type TokenColumns, tokenColumns } from '../src/ops/token_attention.ts';
 import { expectClose } from './util/compare.ts';
 import { mulberry32 } from './util/random.ts';
+import { gpu } from './util/shared_gpu.ts';
 
 /** The brief's bound for f32 against float64 and between the two kernels. */
 const TOLERANCE = 1e-5;
 /** f16 storage of q, k, v and the output (11-bit significands), arithmetic in f32. */
 const F16_TOLERANCE = 2e-3;
 const SD_CONFIGS = '../shared/golden/sd/configs';
-
-let gpuPromise: Promise<Gpu> | undefined;
-function gpu(): Promise<Gpu> {
-  gpuPromise ??= requestGpu().then((g) => {
-    console.log(`    adapter: ${g.adapterName}, shader-f16: ${g.device.features.has('shader-f16')}`);
-    return g;
-  });
-  return gpuPromise;
-}
 
 /**
  * Uniform values in [-scale/2, scale/2). q and k at scale 5 give scores of standard deviation ~2

@@ -7,7 +7,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
-import { type Gpu, requestGpu } from '../src/gpu/device.ts';
 import type { Precision } from '../src/gpu/shader_source.ts';
 import { CompiledGraph } from '../src/graph/executor.ts';
 import { byteSize, Graph, type Tensor } from '../src/graph/graph.ts';
@@ -25,6 +24,7 @@ import { type TokenActivation, tokenLinear } from '../src/ops/token_linear.ts';
 import type { WeightArray } from '../src/ops/weights.ts';
 import { expectClose, goldenF32, goldenI32, readGolden } from './util/compare.ts';
 import { mulberry32 } from './util/random.ts';
+import { erf, gpu, refused } from './util/shared_gpu.ts';
 
 const TEXT_ENCODER_DIR = '../shared/golden/sd/tiny-sd/text_encoder';
 const SD_CONFIGS = '../shared/golden/sd/configs';
@@ -34,15 +34,6 @@ const TOLERANCE = 1e-4;
 const F16_TOLERANCE = 2e-3;
 /** One op in f32 against float64: sums of at most a few hundred terms. */
 const OP_TOLERANCE = 2e-6;
-
-let gpuPromise: Promise<Gpu> | undefined;
-function gpu(): Promise<Gpu> {
-  gpuPromise ??= requestGpu().then((g) => {
-    console.log(`    adapter: ${g.adapterName}, shader-f16: ${g.device.features.has('shader-f16')}`);
-    return g;
-  });
-  return gpuPromise;
-}
 
 function random(seed: number): () => number {
   const uniform = mulberry32(seed);
@@ -57,45 +48,10 @@ function weight(name: string, shape: number[], rand: () => number, scale = 1): W
   return { name, shape, data: filled(shape.reduce((a, b) => a * b, 1), rand, scale) };
 }
 
-// deno-lint-ignore no-explicit-any
-type ErrorClass = new (...args: any[]) => Error;
-
-/** Asserts that `run` throws (or rejects with) an error of `type` whose message contains `text`. */
-async function refused(run: () => unknown, type: ErrorClass, text: string): Promise<void> {
-  let error: unknown;
-  try {
-    await run();
-  } catch (e) {
-    error = e;
-  }
-  assert.ok(error !== undefined, `expected a ${type.name} naming '${text}', nothing was thrown`);
-  assert.instance(error, type);
-  const message = (error as Error).message;
-  assert.ok(message.includes(text), `'${message.split('\n').slice(0, 3).join(' | ')}' should name '${text}'`);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Float64 references.
 
 type Vector = ArrayLike<number>;
-
-/** erf in float64: its series below 3, the continued fraction of erfc above (both to ~1e-13). */
-function erf(x: number): number {
-  const a = Math.abs(x);
-  if (a < 3) {
-    let term = a;
-    let sum = a;
-    for (let n = 1; n < 200 && Math.abs(term) > 1e-17 * Math.abs(sum); n++) {
-      term *= (-a * a) / n;
-      sum += term / (2 * n + 1);
-    }
-    return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
-  }
-  // erfc(a) = exp(-a^2) / sqrt(pi) / (a + (1/2) / (a + 1 / (a + (3/2) / (a + ...)))).
-  let t = a;
-  for (let k = 80; k >= 1; k--) t = a + k / 2 / t;
-  return Math.sign(x) * (1 - Math.exp(-a * a) / Math.sqrt(Math.PI) / t);
-}
 
 function activate(x: number, activation: TokenActivation): number {
   if (activation === 'quick_gelu') return x / (1 + Math.exp(-1.702 * x));
