@@ -18,6 +18,7 @@ import { downscaleFactor } from './models/autoencoder_config.ts';
 import { ClipTextEncoder, type ClipTextWeights, readClipTextModel } from './models/clip_text_encoder.ts';
 import type { ClassConditioning, Denoiser } from './models/denoiser.ts';
 import { GuidedDenoiser } from './models/guidance.ts';
+import { CallQueue } from './models/compile.ts';
 import type { ModelFiles } from './models/model_files.ts';
 import { ConditionalUNet, type ConditionalUNetWeights, readConditionalUNet } from './models/unet_2d_condition_model.ts';
 import { ModelConfigError } from './models/unet_2d_config.ts';
@@ -183,7 +184,7 @@ class ConditionedDenoiser implements Denoiser {
 }
 
 export class StableDiffusionPipeline {
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly calls = new CallQueue();
   private readonly encoders = new Map<number, Promise<ClipTextEncoder>>();
   private readonly liveEncoders = new Set<ClipTextEncoder>();
   private peakBytes = 0;
@@ -245,9 +246,7 @@ export class StableDiffusionPipeline {
   }
 
   private exclusive<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(work, work);
-    this.queue = run.catch(() => {});
-    return run;
+    return this.calls.run(work);
   }
 
   private compileUNet(batch: number, onCompileProgress?: CompileProgressCallback): Promise<ConditionalUNet> {
