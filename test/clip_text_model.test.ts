@@ -24,7 +24,7 @@ import { type TokenActivation, tokenLinear } from '../src/ops/token_linear.ts';
 import type { WeightArray } from '../src/ops/weights.ts';
 import { expectClose, goldenF32, goldenI32, readGolden } from './util/compare.ts';
 import { mulberry32 } from './util/random.ts';
-import { erf, gpu, refused } from './util/shared_gpu.ts';
+import { attention64, erf, gpu, refused } from './util/shared_gpu.ts';
 
 const TEXT_ENCODER_DIR = '../shared/golden/sd/tiny-sd/text_encoder';
 const SD_CONFIGS = '../shared/golden/sd/configs';
@@ -96,45 +96,6 @@ function layerNormReference(x: Vector, dim: number, gamma: Vector, beta: Vector,
   return out;
 }
 
-/** softmax(q k^T / sqrt(d)) v per image and head; q [b, lq, c], k and v [b, lk, c]. */
-function attentionReference(
-  q: Vector,
-  k: Vector,
-  v: Vector,
-  batch: number,
-  lq: number,
-  lk: number,
-  c: number,
-  heads: number,
-  causal: boolean,
-) {
-  const d = c / heads;
-  const out = new Float64Array(batch * lq * c);
-  const scores = new Float64Array(lk);
-  for (let b = 0; b < batch; b++) {
-    for (let h = 0; h < heads; h++) {
-      for (let i = 0; i < lq; i++) {
-        const keys = causal ? i + 1 : lk;
-        let peak = -Infinity;
-        for (let j = 0; j < keys; j++) {
-          let s = 0;
-          for (let e = 0; e < d; e++) s += q[(b * lq + i) * c + h * d + e] * k[(b * lk + j) * c + h * d + e];
-          scores[j] = s / Math.sqrt(d);
-          peak = Math.max(peak, scores[j]);
-        }
-        let total = 0;
-        for (let j = 0; j < keys; j++) total += scores[j] = Math.exp(scores[j] - peak);
-        for (let e = 0; e < d; e++) {
-          let acc = 0;
-          for (let j = 0; j < keys; j++) acc += scores[j] * v[(b * lk + j) * c + h * d + e];
-          out[(b * lq + i) * c + h * d + e] = acc / total;
-        }
-      }
-    }
-  }
-  return out;
-}
-
 /** CLIPTextModel in float64: last_hidden_state, or with clip skip the final LayerNorm of an earlier hidden state. */
 function clipReference(config: ClipTextConfig, w: (name: string) => Float32Array, ids: Int32Array, batch: number, clipSkip = 0) {
   const { hiddenSize: d, intermediateSize, numAttentionHeads: heads, layerNormEps: eps } = config;
@@ -153,7 +114,7 @@ function clipReference(config: ClipTextConfig, w: (name: string) => Float32Array
       linearReference(input, rows, w(`${p}.${name}.weight`), w(`${p}.${name}.bias`), out, activation, residual);
     const h = norm('layer_norm1', x);
     const [q, k, v] = ['q', 'k', 'v'].map((n) => proj(`self_attn.${n}_proj`, h, d));
-    const attended = attentionReference(q, k, v, batch, length, length, d, heads, true);
+    const attended = attention64(q, k, v, batch, length, length, d, heads, true);
     x = proj('self_attn.out_proj', attended, d, 'none', x);
     const inner = proj('mlp.fc1', norm('layer_norm2', x), intermediateSize, config.hiddenAct);
     x = proj('mlp.fc2', inner, d, 'none', x);
@@ -319,7 +280,7 @@ ops('multi-head attention: causal self-attention and cross-attention (other leng
     const q = linearReference(x, batch * lq, w.q.weight.data, w.q.bias?.data ?? null, inner);
     const k = linearReference(keysFrom, keyRows, w.k.weight.data, w.k.bias?.data ?? null, inner);
     const v = linearReference(keysFrom, keyRows, w.v.weight.data, w.v.bias?.data ?? null, inner);
-    const attended = attentionReference(q, k, v, batch, lq, cross ? lk : lq, inner, heads, !cross);
+    const attended = attention64(q, k, v, batch, lq, cross ? lk : lq, inner, heads, !cross);
     const reference = linearReference(attended, batch * lq, w.out.weight.data, w.out.bias!.data, dim, 'none', residual);
     expectClose(
       cross ? `cross-attention ${lq} queries over ${lk} keys` : `causal self-attention over ${lq} tokens`,

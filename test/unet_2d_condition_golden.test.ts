@@ -30,7 +30,7 @@ import { tokenGeglu } from '../src/ops/token_geglu.ts';
 import { channelsToTokens, tokensToChannels } from '../src/ops/transpose.ts';
 import { expectClose, goldenF32, goldenI32, readGolden } from './util/compare.ts';
 import { mulberry32 } from './util/random.ts';
-import { erf, gpu, refused } from './util/shared_gpu.ts';
+import { attention64, erf, gpu, refused } from './util/shared_gpu.ts';
 
 const UNET_DIR = '../shared/golden/sd/tiny-sd/unet';
 const SD_CONFIGS = '../shared/golden/sd/configs';
@@ -104,34 +104,6 @@ function groupNorm64(x: Vector, n: number, c: number, pixels: number, groups: nu
       for (let i = 0; i < per; i++) {
         const ch = gr * (c / groups) + Math.floor(i / pixels);
         out[start + i] = (x[start + i] - mean) * inv * gamma[ch] + beta[ch];
-      }
-    }
-  }
-  return out;
-}
-
-/** softmax(q k^T / sqrt(d)) v per image and head; q [b, lq, c], k and v [b, lk, c]. */
-function attention64(q: Vector, k: Vector, v: Vector, batch: number, lq: number, lk: number, c: number, heads: number) {
-  const d = c / heads;
-  const out = new Float64Array(batch * lq * c);
-  const scores = new Float64Array(lk);
-  for (let b = 0; b < batch; b++) {
-    for (let h = 0; h < heads; h++) {
-      for (let i = 0; i < lq; i++) {
-        let peak = -Infinity;
-        for (let j = 0; j < lk; j++) {
-          let s = 0;
-          for (let e = 0; e < d; e++) s += q[(b * lq + i) * c + h * d + e] * k[(b * lk + j) * c + h * d + e];
-          scores[j] = s / Math.sqrt(d);
-          peak = Math.max(peak, scores[j]);
-        }
-        let total = 0;
-        for (let j = 0; j < lk; j++) total += scores[j] = Math.exp(scores[j] - peak);
-        for (let e = 0; e < d; e++) {
-          let acc = 0;
-          for (let j = 0; j < lk; j++) acc += scores[j] * v[(b * lk + j) * c + h * d + e];
-          out[(b * lq + i) * c + h * d + e] = acc / total;
-        }
       }
     }
   }

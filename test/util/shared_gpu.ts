@@ -1,4 +1,4 @@
-/** What several suites share: one device per file (its adapter printed once), and a refusal check. */
+/** What several suites share: one device per file (its adapter printed once), a refusal check, float64 references. */
 import * as assert from 'uvu/assert';
 import { type Gpu, requestGpu } from '../../src/gpu/device.ts';
 
@@ -46,4 +46,45 @@ export function erf(x: number): number {
   let t = a;
   for (let k = 80; k >= 1; k--) t = a + k / 2 / t;
   return Math.sign(x) * (1 - Math.exp(-a * a) / Math.sqrt(Math.PI) / t);
+}
+
+type Vector = ArrayLike<number>;
+
+/** softmax(q k^T / sqrt(d)) v per image and head in float64 (with `causal`, each query sees the keys up to its own); q [b, lq, c], k and v [b, lk, c]. */
+export function attention64(
+  q: Vector,
+  k: Vector,
+  v: Vector,
+  batch: number,
+  lq: number,
+  lk: number,
+  c: number,
+  heads: number,
+  causal = false,
+) {
+  const d = c / heads;
+  const out = new Float64Array(batch * lq * c);
+  const scores = new Float64Array(lk);
+  for (let b = 0; b < batch; b++) {
+    for (let h = 0; h < heads; h++) {
+      for (let i = 0; i < lq; i++) {
+        const keys = causal ? i + 1 : lk;
+        let peak = -Infinity;
+        for (let j = 0; j < keys; j++) {
+          let s = 0;
+          for (let e = 0; e < d; e++) s += q[(b * lq + i) * c + h * d + e] * k[(b * lk + j) * c + h * d + e];
+          scores[j] = s / Math.sqrt(d);
+          peak = Math.max(peak, scores[j]);
+        }
+        let total = 0;
+        for (let j = 0; j < keys; j++) total += scores[j] = Math.exp(scores[j] - peak);
+        for (let e = 0; e < d; e++) {
+          let acc = 0;
+          for (let j = 0; j < keys; j++) acc += scores[j] * v[(b * lk + j) * c + h * d + e];
+          out[(b * lq + i) * c + h * d + e] = acc / total;
+        }
+      }
+    }
+  }
+  return out;
 }
