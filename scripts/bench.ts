@@ -16,9 +16,11 @@ import type { ModelFiles } from '../src/pipeline.ts';
 import { type BenchOptions, type BenchResult, formatBenchmark, runBenchmark } from '../src/profile/bench.ts';
 import { chromeTrace } from '../src/profile/profiler.ts';
 import { formatTextToImageBenchmark, runTextToImageBenchmark, type TextToImageBenchResult } from '../src/profile/bench_text_to_image.ts';
+import { readStableDiffusionConfigs } from '../src/fs/config_dir.ts';
 import { isLayoutName, isSdLayoutName, layoutModel, LAYOUTS, SD_LAYOUTS, sdLayoutModel } from './layouts.ts';
 import { findPeerModel, formatPeers, type PeersResult, runPeers } from './peers/bench_peers.ts';
 import { PEER_NAMES, type PeerName } from './peers/peers.ts';
+import { formatSdPeers, runSdPeers, SD_COMPONENTS, type SdComponent, sdPeerModelName, type SdPeersResult } from './peers/sd_peers.ts';
 
 export interface BenchCliResult extends BenchResult {
   host: { runtime: string; cpus: number; loadAverageBefore: number[]; loadAverageAfter: number[]; settings: Record<string, unknown> };
@@ -28,6 +30,11 @@ export interface BenchCliResult extends BenchResult {
 
 /** A Stable Diffusion layout's benchmark (--layout sd15|sd21), with the host it ran on. */
 export interface TextToImageBenchCliResult extends TextToImageBenchResult {
+  host: { runtime: string; cpus: number; loadAverageBefore: number[]; loadAverageAfter: number[] };
+}
+
+/** --layout sd15 --peers: one component beside ONNX Runtime, with the host it ran on. */
+export interface SdPeersCliResult extends SdPeersResult {
   host: { runtime: string; cpus: number; loadAverageBefore: number[]; loadAverageAfter: number[] };
 }
 
@@ -73,10 +80,18 @@ Options:
   --quick            a tiny setting for CI: 1 warm-up, 1 timed forward, a 1-step sample, 128^3 matmuls
   --peers[=LIST]     then the same model through ONNX Runtime in this process: ort-webgpu
                      (onnxruntime-web's WebGPU EP on this adapter) and ort-cpu (onnxruntime-node,
-                     Node only); LIST picks some, e.g. --peers=ort-cpu. Same batch, steps, repeats
+                     Node only); LIST picks some, e.g. --peers=ort-cpu. Same batch, steps, repeats.
+                     With --layout sd15: instead of the pipeline's figures, one component (below)
+                     in the engine and each peer on the same inputs, --batch images (the UNet sees
+                     twice that), forwards only (--repeats 3, --warmup 1), a guided DDIM step
+                     and a 50-step image at full size projected from them
+  --component C      with --layout sd15 --peers: unet (default; sd15_unet.onnx) or vae-decoder
+                     (sd15_vae_decoder.onnx); their graph-only weights are made up once into
+                     --peers-cache and reused
   --peer-onnx FILE   the model as ONNX (x f32 [b,3,s,s], t int64 [b] -> eps); by default
                      emoji32.onnx or <layout>.onnx from --peers-dir
   --peers-dir DIR    where those are (../shared/peers)
+  --peers-cache DIR  where made-up external data is written once and reused (build/peers)
   --list-kernels     print the kernel families, one a line, and exit (the GPU kit times each tiled one)
   -h, --help
 
@@ -102,6 +117,8 @@ interface Args {
   peers?: PeerName[];
   peerOnnx?: string;
   peersDir: string;
+  peersCache?: string;
+  component?: SdComponent;
 }
 
 export function parseArgs(argv: string[]): Args {
@@ -181,6 +198,16 @@ export function parseArgs(argv: string[]): Args {
       case '--peers-dir':
         args.peersDir = value();
         break;
+      case '--peers-cache':
+        args.peersCache = value();
+        break;
+      case '--component': {
+        const component = value();
+        const known = SD_COMPONENTS.find((c) => c === component);
+        if (!known) throw new UsageError(`--component takes ${SD_COMPONENTS.join(' or ')}; got ${component}`);
+        args.component = known;
+        break;
+      }
       case '-h':
       case '--help':
         args.help = true;
@@ -209,8 +236,10 @@ export function parseArgs(argv: string[]): Args {
   for (const [flag, given] of [['--height', args.height], ['--width', args.width], ['--default-limits', args.defaultLimits]] as const) {
     if (given !== undefined && !textToImage) throw new UsageError(`${flag} goes with --layout sd15 or sd21`);
   }
-  if (textToImage && args.peers) throw new UsageError('--peers times UNet2DModel layouts only');
-  if (textToImage && args.batch !== 1) throw new UsageError('--layout sd15/sd21 times batch 2 (guidance), not --batch');
+  if (textToImage && args.batch !== 1 && !args.peers) {
+    throw new UsageError('--layout sd15/sd21 times batch 2 (guidance), not --batch (with --peers, --batch is the images)');
+  }
+  if (args.component && !(textToImage && args.peers)) throw new UsageError('--component goes with --layout sd15 or sd21 and --peers');
   if (args.peerOnnx && !args.peers) throw new UsageError('--peer-onnx goes with --peers');
   if (args.warmup !== undefined && !(Number.isInteger(args.warmup) && args.warmup >= 0)) {
     throw new UsageError(`--warmup takes a whole number, got ${args.warmup}`);
@@ -236,11 +265,14 @@ function readModelDir(dir: string): ModelFiles {
 export async function main(
   argv: string[],
   io: { out?: (s: string) => void; err?: (s: string) => void; gpu?: BenchOptions['gpu'] } = {},
-): Promise<BenchCliResult | TextToImageBenchCliResult> {
+): Promise<BenchCliResult | TextToImageBenchCliResult | SdPeersCliResult> {
   const out = io.out ?? ((s: string) => console.log(s));
   const err = io.err ?? ((s: string) => console.error(s));
   const args = parseArgs(argv);
-  if (args.layout && isSdLayoutName(args.layout)) return await mainTextToImage(args, args.layout, { out, err, gpu: io.gpu });
+  if (args.layout && isSdLayoutName(args.layout)) {
+    if (args.peers) return await mainSdPeers(args, args.layout, args.peers, { out, err, gpu: io.gpu });
+    return await mainTextToImage(args, args.layout, { out, err, gpu: io.gpu });
+  }
   let modelName: string;
   let modelSource: string;
   let files: ModelFiles;
@@ -300,6 +332,7 @@ export async function main(
       repeats: settings.repeats!,
       warmup: settings.warmup!,
       log: err,
+      cacheDir: args.peersCache,
     })
     : undefined;
   const host = {
@@ -370,6 +403,65 @@ async function mainTextToImage(
     host: { runtime: runtimeName(), cpus: cpus().length, loadAverageBefore, loadAverageAfter: loadavg() },
   };
   io.out(formatTextToImageBenchmark(result));
+  io.out(
+    `host: ${full.host.runtime}, ${full.host.cpus} CPUs, load average ${loadAverageBefore.map((v) => v.toFixed(1)).join(' ')} before, ${
+      full.host.loadAverageAfter.map((v) => v.toFixed(1)).join(' ')
+    } after`,
+  );
+  if (args.json) writeJson(args.json, full, io.err);
+  return full;
+}
+
+/** --layout sd15 --peers: one component in the engine and in each peer, on the same inputs. */
+async function mainSdPeers(
+  args: Args,
+  layout: keyof typeof SD_LAYOUTS,
+  which: PeerName[],
+  io: { out: (s: string) => void; err: (s: string) => void; gpu?: BenchOptions['gpu'] },
+): Promise<SdPeersCliResult> {
+  const component = args.component ?? 'unet';
+  const { configs } = SD_LAYOUTS[layout];
+  const sd = readStableDiffusionConfigs(join('../shared/golden/sd/configs', configs));
+  // The peers' model is found before the long engine run, so a missing file costs nothing.
+  const model = findPeerModel({
+    onnx: args.peerOnnx,
+    peersDir: args.peersDir,
+    layout: sdPeerModelName(layout, component),
+    modelName: `${layout} ${component}`,
+  });
+  if ('missing' in model) throw new UsageError(model.missing);
+  const config = (component === 'unet' ? sd.unet : sd.vae) as Record<string, unknown>;
+  const fullSize = ((sd.unet as { sample_size?: number }).sample_size ?? 64) * 8;
+  const height = args.height ?? args.width ?? fullSize;
+  const width = args.width ?? args.height ?? fullSize;
+  if (height % 8 || width % 8) throw new UsageError(`--height and --width are pixels, multiples of 8; got ${height}x${width}`);
+  const loadAverageBefore = loadavg();
+  const gpu = io.gpu ?? await requestGpu();
+  const repeats = args.repeats ?? (args.quick ? 1 : 3);
+  const result = await runSdPeers({
+    gpu,
+    component,
+    config,
+    schedulerConfig: sd.scheduler as Record<string, unknown> | undefined,
+    model,
+    images: args.batch,
+    height,
+    width,
+    precision: args.precision,
+    kernels: args.kernels,
+    limits: args.defaultLimits ? WEBGPU_DEFAULT_LIMITS : undefined,
+    repeats,
+    // The first forward is always untimed (it compiles shaders); --warmup counts it.
+    warmup: Math.max(0, (args.warmup ?? 1) - 1),
+    which,
+    cacheDir: args.peersCache,
+    log: io.err,
+  });
+  const full: SdPeersCliResult = {
+    ...result,
+    host: { runtime: runtimeName(), cpus: cpus().length, loadAverageBefore, loadAverageAfter: loadavg() },
+  };
+  io.out(formatSdPeers(result));
   io.out(
     `host: ${full.host.runtime}, ${full.host.cpus} CPUs, load average ${loadAverageBefore.map((v) => v.toFixed(1)).join(' ')} before, ${
       full.host.loadAverageAfter.map((v) => v.toFixed(1)).join(' ')

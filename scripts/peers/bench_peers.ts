@@ -118,7 +118,7 @@ export async function runPeers(options: {
     log(`peers: ${name} with ${options.model.name} at batch ${batch} ...`);
     let peer;
     try {
-      peer = await openPeer(name, { gpu, model: options.model, imageShape, cacheDir: options.cacheDir });
+      peer = await openPeer(name, { gpu, model: options.model, imageShape, cacheDir: options.cacheDir, log });
     } catch (e) {
       const message = e instanceof PeerUnavailableError ? e.message : `${(e as Error).name}: ${(e as Error).message}`;
       log(`  ${name}: not run: ${message}`);

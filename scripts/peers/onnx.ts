@@ -24,16 +24,33 @@ export interface PeerModel {
  * not depend on the values; random bytes would hold NaNs).
  */
 export function randomExternalData(bytes: number, seed = 1): Uint8Array {
-  if (bytes % 4 !== 0) throw new Error(`external data of ${bytes} bytes is not whole float32 values`);
-  const values = new Float32Array(bytes / 4);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < values.length; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    values[i] = ((s >>> 0) / 4294967296 - 0.5) * 0.05;
+  const out = new Uint8Array(bytes);
+  let offset = 0;
+  for (const chunk of randomExternalDataChunks(bytes, seed)) {
+    out.set(chunk, offset);
+    offset += chunk.length;
   }
-  return new Uint8Array(values.buffer);
+  return out;
+}
+
+/**
+ * The same values as `randomExternalData`, `chunkBytes` at a time (the last chunk shorter), so a
+ * file of gigabytes is written without holding it whole; each chunk is a fresh array.
+ */
+export function* randomExternalDataChunks(bytes: number, seed = 1, chunkBytes = 64 * 2 ** 20): Generator<Uint8Array> {
+  if (bytes % 4 !== 0) throw new Error(`external data of ${bytes} bytes is not whole float32 values`);
+  if (chunkBytes % 4 !== 0 || chunkBytes <= 0) throw new Error(`chunks of ${chunkBytes} bytes are not whole float32 values`);
+  let s = seed >>> 0 || 1;
+  for (let done = 0; done < bytes; done += chunkBytes) {
+    const values = new Float32Array(Math.min(chunkBytes, bytes - done) / 4);
+    for (let i = 0; i < values.length; i++) {
+      s ^= s << 13;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      values[i] = ((s >>> 0) / 4294967296 - 0.5) * 0.05;
+    }
+    yield new Uint8Array(values.buffer);
+  }
 }
 
 // --- protobuf, the little of it ONNX needs -------------------------------------------------------

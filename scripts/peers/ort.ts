@@ -5,12 +5,12 @@
  * - 'ort-cpu': onnxruntime-node's CPU EP (Node only: a native addon).
  * Both are dev dependencies, loaded here by variable specifiers so no bundle follows them.
  */
-import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { Gpu } from '../../src/gpu/device.ts';
-import { type PeerModel, randomExternalData } from './onnx.ts';
-import { type OrtLike, ortPeer, type PeerName, type PeerSession } from './peers.ts';
+import { type PeerModel, randomExternalDataChunks } from './onnx.ts';
+import { type OrtLike, ortPeer, type OrtSessionLike, type PeerName, type PeerSession } from './peers.ts';
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -71,37 +71,86 @@ function describeDevice(device: GPUDevice | undefined, implementation: string): 
   return `${name || 'unknown adapter'} [${implementation}]`;
 }
 
+/** Where a graph-only model's files go by default: the graph and its made-up external data, kept between runs. */
+export const DEFAULT_PEER_CACHE = 'build/peers';
+
+/**
+ * The made-up external data of a graph-only model as a file in the cache, written once (64 MiB at
+ * a time, never whole in memory: SD 1.5's UNet has 3.44 GB) and reused while its size is right.
+ * It is written under a temporary name and renamed, so an interrupted fill is never taken for one.
+ */
+export function externalDataFile(model: PeerModel, cacheDir: string, log?: (line: string) => void): string {
+  if (!model.externalData) throw new Error(`${model.name} has its weights inside: no external data to fill`);
+  const { path, bytes } = model.externalData;
+  const file = join(cacheDir, model.name.replace(/[^\w.-]/g, '_'), path);
+  let size = -1;
+  try {
+    size = statSync(file).size;
+  } catch { /* not made yet */ }
+  if (size === bytes) return file;
+  mkdirSync(dirname(file), { recursive: true });
+  log?.(`  filling ${file} with ${(bytes / 1e9).toFixed(2)} GB of random float32 weights (once; reused by later runs) ...`);
+  const partial = `${file}.partial`;
+  const fd = openSync(partial, 'w');
+  try {
+    for (const chunk of randomExternalDataChunks(bytes)) {
+      for (let written = 0; written < chunk.length;) written += writeSync(fd, chunk, written);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(partial, file);
+  return file;
+}
+
+/** A whole file in one array, read in pieces (readFileSync stops at 2 GiB; streams would be concatenated, a second copy). */
+function readWhole(file: string): Uint8Array {
+  const data = new Uint8Array(statSync(file).size);
+  const fd = openSync(file, 'r');
+  try {
+    for (let offset = 0; offset < data.length;) {
+      const read = readSync(fd, data, offset, Math.min(64 * 2 ** 20, data.length - offset), offset);
+      if (read <= 0) throw new Error(`${file} ended after ${offset} of ${data.length} bytes`);
+      offset += read;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return data;
+}
+
 /** The graph and its external data as files, for onnxruntime-node (which reads external data beside the graph). */
-function onDisk(model: PeerModel, cacheDir: string): string {
+function onDisk(model: PeerModel, cacheDir: string, log?: (line: string) => void): string {
   const dir = resolve(cacheDir, model.name.replace(/[^\w.-]/g, '_'));
   mkdirSync(dir, { recursive: true });
   const graph = join(dir, 'model.onnx');
   writeFileSync(graph, model.graph);
-  if (model.externalData) {
-    const data = join(dir, model.externalData.path);
-    let size = -1;
-    try {
-      size = statSync(data).size;
-    } catch { /* not made yet */ }
-    if (size !== model.externalData.bytes) {
-      mkdirSync(dirname(data), { recursive: true });
-      writeFileSync(data, randomExternalData(model.externalData.bytes));
-    }
-  }
+  if (model.externalData) externalDataFile(model, cacheDir, log);
   return graph;
 }
 
 export interface OpenPeerOptions {
   gpu: Gpu;
   model: PeerModel;
-  imageShape: [number, number, number];
-  /** Where onnxruntime-node's copy of a graph with made-up external data goes (build/peers). */
+  /** Where a graph-only model's made-up external data is written once and reused (DEFAULT_PEER_CACHE). */
   cacheDir?: string;
+  log?: (line: string) => void;
 }
 
-/** Loads one peer with the model; throws PeerUnavailableError when it cannot run in this runtime. */
-export async function openPeer(name: PeerName, options: OpenPeerOptions): Promise<PeerSession> {
-  const { model, imageShape } = options;
+/** One peer's ONNX Runtime with the model in a session, before any inputs are decided. */
+export interface OrtPeerSession {
+  ort: OrtLike;
+  session: OrtSessionLike;
+  runtime: string;
+  adapter: string;
+  /** ms to create the session (model parsed, graph optimised, weights uploaded). */
+  sessionMs: number;
+}
+
+/** Creates the model's session in one peer; throws PeerUnavailableError when the peer cannot run in this runtime. */
+export async function openOrtSession(name: PeerName, options: OpenPeerOptions): Promise<OrtPeerSession> {
+  const { model } = options;
+  const cacheDir = options.cacheDir ?? DEFAULT_PEER_CACHE;
   if (name === 'ort-webgpu') {
     let ort: OrtLike;
     try {
@@ -109,20 +158,27 @@ export async function openPeer(name: PeerName, options: OpenPeerOptions): Promis
     } catch (e) {
       throw new PeerUnavailableError(`onnxruntime-web could not be loaded: ${(e as Error).message} (npm install)`);
     }
-    const externalData = model.externalData
-      ? [{ path: model.externalData.path, data: randomExternalData(model.externalData.bytes) }]
+    // ORT-web takes external data as bytes: the cached file read once into one array (its own
+    // reading of a path would concatenate chunks, a second copy), dropped once the session holds it.
+    let externalData = model.externalData
+      ? [{ path: model.externalData.path, data: readWhole(externalDataFile(model, cacheDir, options.log)) }]
       : undefined;
     const start = performance.now();
-    const session = await ort.InferenceSession.create(model.graph, { executionProviders: ['webgpu'], externalData });
+    let session: OrtSessionLike;
+    try {
+      session = await ort.InferenceSession.create(model.graph, { executionProviders: ['webgpu'], externalData, logSeverityLevel: 3 });
+    } finally {
+      externalData = undefined;
+    }
     const sessionMs = performance.now() - start;
     const device = await (ort.env as { webgpu?: { device?: Promise<GPUDevice> } }).webgpu?.device;
-    return ortPeer(ort, session, {
-      name,
+    return {
+      ort,
+      session,
       runtime: `onnxruntime-web ${ort.env.versions?.web ?? '?'} (WebGPU EP)`,
       adapter: describeDevice(device, options.gpu.implementation),
       sessionMs,
-      imageShape,
-    });
+    };
   }
   if (isDeno) throw new PeerUnavailableError('onnxruntime-node is a Node addon: run the benchmark under Node for the CPU peer');
   let ort: OrtLike;
@@ -133,17 +189,26 @@ export async function openPeer(name: PeerName, options: OpenPeerOptions): Promis
   } catch (e) {
     throw new PeerUnavailableError(`onnxruntime-node could not be loaded: ${(e as Error).message} (npm install)`);
   }
-  const file = onDisk(model, options.cacheDir ?? 'build/peers');
+  const file = onDisk(model, cacheDir, options.log);
   const threads = cpus().length;
   const start = performance.now();
   const session = await ort.InferenceSession.create(file, { executionProviders: ['cpu'], intraOpNumThreads: threads, logSeverityLevel: 3 });
   const sessionMs = performance.now() - start;
   const version = ort.env.versions?.node ?? ort.env.versions?.common ?? '?';
-  return ortPeer(ort, session, {
-    name,
+  return {
+    ort,
+    session,
     runtime: `onnxruntime-node ${version} (CPU EP, ${threads} threads)`,
     adapter: `${cpus()[0]?.model.trim() ?? 'CPU'} x ${threads}`,
     sessionMs,
-    imageShape,
-  });
+  };
+}
+
+/** Loads one peer with a UNet2DModel-signature model (x, t -> eps); throws PeerUnavailableError when it cannot run here. */
+export async function openPeer(
+  name: PeerName,
+  options: OpenPeerOptions & { imageShape: [number, number, number] },
+): Promise<PeerSession> {
+  const { ort, session, ...info } = await openOrtSession(name, options);
+  return ortPeer(ort, session, { name, ...info, imageShape: options.imageShape });
 }
