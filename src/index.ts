@@ -52,6 +52,8 @@ export { ModelWeightsError } from './models/weights.ts';
 // A PyTorch .bin that cannot be read, or asks to run code (refused by the global's name).
 export { TorchFileError } from './io/torch.ts';
 export { GraphLimitError } from './graph/executor.ts';
+// A model over the GPU memory budget (GpuOptions.maxMemoryBytes) or the device's memory, with the numbers.
+export { ModelTooLargeError } from './gpu/memory_budget.ts';
 // f16 storage (PipelineOptions.precision), refused on adapters without shader-f16.
 export { type Precision, PRECISIONS } from './gpu/shader_source.ts';
 export { UnsupportedFeatureError, UnsupportedPrecisionError } from './models/unet_2d_model.ts';

@@ -6,6 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { Backend } from '../gpu/device.ts';
+import { parseByteSize } from '../gpu/memory_budget.ts';
 import { type Precision, PRECISIONS } from '../gpu/shader_source.ts';
 import { INVERSION_MODES, type InversionMode, type TimestepSpacing } from '../sampler/schedule.ts';
 import { UserError } from './errors.ts';
@@ -45,12 +46,16 @@ const RUN_FORMS = `run it as: npm run sample -- [COMMAND] [options]     (Node, i
            deno run -P sample.ts [COMMAND] [options]  (Deno; -P: the permissions in deno.json)
            npx ddim-webgpu [COMMAND] [options]        (the installed npm package)`;
 
+const GPU_MEMORY_HELP = `  --gpu-memory SIZE   the GPU memory the model may take, e.g. 6G or 512M (WebGPU reports none): a
+                      model needing more is refused before it is uploaded (default: no budget)`;
+
 const COMMON_HELP = `  --model DIR         diffusers UNet2DModel folder: config.json + diffusion_pytorch_model.safetensors or .bin
                       (+ scheduler_config.json), or unet/ + scheduler/ (default: the bundled weights/emoji32)
   --batch B           images per UNet forward (default: min(number of images, 16))
   --backend B         auto | native | dawn: navigator.gpu or Dawn's 'webgpu' package (default: auto)
   --precision P       f32 | f16: how the UNet's weights and activations are stored on the GPU; f16
                       halves its memory and needs an adapter with shader-f16 (default: f32)
+${GPU_MEMORY_HELP}
   -h, --help          this help`;
 
 const SKIP_HELP = `  --skip SPACING      timestep spacing: uniform | quad | leading | trailing | linspace (default: the
@@ -77,7 +82,8 @@ Runs a text-to-image model's tokenizer and text encoder on prompts.
                       'prompt_embeds' f32 [B, 77, hidden]
   --model DIR         a Stable Diffusion pipeline folder (model_index.json, text_encoder/, tokenizer/)
   --backend B         auto | native | dawn (default: auto)
-  --precision P       f32 | f16 (default: f32)`,
+  --precision P       f32 | f16 (default: f32)
+${GPU_MEMORY_HELP}`,
   'vae-encode': `usage: ${PROGRAM} vae-encode --model DIR --in FILE [--out latents.safetensors] [options]
 
 Runs a latent model's autoencoder encoder (its vae/ or vqvae/ folder).
@@ -88,7 +94,8 @@ Runs a latent model's autoencoder encoder (its vae/ or vqvae/ folder).
                       quantization)
   --model DIR         a pipeline folder with model_index.json and a vae/ or vqvae/
   --batch B           images per pass (default: all that fit the adapter's limits)
-  --backend B         auto | native | dawn (default: auto)`,
+  --backend B         auto | native | dawn (default: auto)
+${GPU_MEMORY_HELP}`,
   'vae-decode': `usage: ${PROGRAM} vae-decode --model DIR --in FILE [--out image.safetensors] [--png FILE] [options]
 
 Runs a latent model's autoencoder decoder (its vae/ or vqvae/ folder).
@@ -99,7 +106,8 @@ Runs a latent model's autoencoder decoder (its vae/ or vqvae/ folder).
   --no-quantize       VQModel: decode without snapping to the codebook (diffusers' force_not_quantize)
   --model DIR         a pipeline folder with model_index.json and a vae/ or vqvae/
   --batch B           images per pass (default: all that fit the adapter's limits)
-  --backend B         auto | native | dawn (default: auto)`,
+  --backend B         auto | native | dawn (default: auto)
+${GPU_MEMORY_HELP}`,
   sample: `usage: ${PROGRAM} [sample] [--n N] [--steps S] [--eta E] [--seed SEED] [--out grid.png] [options]
        ${PROGRAM} [sample] --n 50000 --out-dir DIR [--shard K/N] [options]   (numbered PNGs, e.g. for FID)
        ${PROGRAM} encode|decode|interpolate|eps|convert [options]   (${PROGRAM} COMMAND --help for each)
@@ -222,6 +230,8 @@ export function usageLine(command: CommandName): string {
 export interface DeviceArgs {
   backend: Backend;
   precision: Precision;
+  /** --gpu-memory in bytes: the budget the engine's buffers must fit (src/gpu/memory_budget.ts). */
+  gpuMemory?: number;
 }
 
 export interface CommonArgs extends DeviceArgs {
@@ -335,6 +345,7 @@ export interface VaeArgs {
   model?: string;
   batch?: number;
   backend: Backend;
+  gpuMemory?: number;
   input: string;
   out: string;
   png?: string;
@@ -355,6 +366,7 @@ const COMMON_OPTIONS: OptionTable = {
   batch: { type: 'string' },
   backend: { type: 'string' },
   precision: { type: 'string' },
+  'gpu-memory': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 };
 const DDIM_OPTIONS: OptionTable = { steps: { type: 'string' }, skip: { type: 'string' }, class: { type: 'string' } };
@@ -423,6 +435,7 @@ const OPTIONS: Record<CommandName, OptionTable> = {
     model: { type: 'string' },
     batch: { type: 'string' },
     backend: { type: 'string' },
+    'gpu-memory': { type: 'string' },
     in: { type: 'string' },
     out: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -431,6 +444,7 @@ const OPTIONS: Record<CommandName, OptionTable> = {
     model: { type: 'string' },
     batch: { type: 'string' },
     backend: { type: 'string' },
+    'gpu-memory': { type: 'string' },
     in: { type: 'string' },
     out: { type: 'string' },
     png: { type: 'string' },
@@ -457,6 +471,7 @@ function vaeArgs(v: Values, command: 'vae-encode' | 'vae-decode'): VaeArgs {
     model: v.path('model'),
     batch: v.positiveInt('batch'),
     backend: v.choice('backend', BACKENDS) ?? 'auto',
+    gpuMemory: v.byteSize('gpu-memory'),
     input,
     out: v.path('out') ?? (command === 'vae-encode' ? 'latents.safetensors' : 'image.safetensors'),
     png: command === 'vae-decode' ? v.pngPath('png') : undefined,
@@ -499,6 +514,7 @@ export function parseCommandLine(argv: string[]): ParsedCommandLine {
       model: v.path('model'),
       backend: v.choice('backend', BACKENDS) ?? 'auto',
       precision: v.choice('precision', PRECISIONS) ?? 'f32',
+      gpuMemory: v.byteSize('gpu-memory'),
       prompt,
       clipSkip: v.count('clip-skip') ?? 0,
       out: v.path('out') ?? 'prompt.safetensors',
@@ -509,6 +525,7 @@ export function parseCommandLine(argv: string[]): ParsedCommandLine {
     model: v.path('model'),
     backend: v.choice('backend', BACKENDS) ?? 'auto',
     precision: v.choice('precision', PRECISIONS) ?? 'f32',
+    gpuMemory: v.byteSize('gpu-memory'),
     batch: v.positiveInt('batch'),
   };
   const ddim = (): DdimArgs => ({ steps: v.positiveInt('steps'), spacing: v.choice('skip', SPACINGS), classLabels: v.classLabels() });
@@ -703,6 +720,15 @@ class Values {
     if (!INTEGER.test(raw) || !Number.isSafeInteger(value) || value < 1) {
       throw new CliError(`--${name} must be a positive integer, got '${raw}'`);
     }
+    return value;
+  }
+
+  /** A size in bytes: 6G, 512MiB, 1.5GB (powers of 1024), or a plain byte count. */
+  byteSize(name: string): number | undefined {
+    const raw = this.string(name);
+    if (raw === undefined) return undefined;
+    const value = parseByteSize(raw);
+    if (value === undefined) throw new CliError(`--${name} must be a size such as 6G, 512M or 1.5GiB, got '${raw}'`);
     return value;
   }
 

@@ -10,13 +10,13 @@ import type { Precision } from '../gpu/shader_source.ts';
  * CPU (docs/perf.md, issue 11), so with --backend auto a software adapter there is swapped for
  * Dawn's (npm:webgpu) when that loads; anything else keeps the first adapter.
  */
-export async function fastestGpu(backend: Backend, precision: Precision): Promise<Gpu> {
-  const gpu = await requestGpu({ backend });
+export async function fastestGpu(backend: Backend, precision: Precision, maxMemoryBytes?: number): Promise<Gpu> {
+  const gpu = await requestGpu({ backend, maxMemoryBytes });
   // Deno's wgpu has no shader-f16 (Dawn has, on lavapipe too): f16 is asked of Dawn there.
   const wantsDawn = isSoftwareAdapter(gpu.adapter) || (precision === 'f16' && !gpu.device.features.has('shader-f16'));
   if (backend !== 'auto' || gpu.implementation !== 'deno-wgpu' || !wantsDawn) return gpu;
   try {
-    const dawn = await requestGpu({ backend: 'dawn' });
+    const dawn = await requestGpu({ backend: 'dawn', maxMemoryBytes });
     gpu.device.destroy();
     return dawn;
   } catch {

@@ -22,6 +22,7 @@ import { CliError, parseCommandLine, USAGE } from './args.ts';
 import { runCommand } from './commands.ts';
 import { fastestGpu } from './gpu.ts';
 import { GraphLimitError } from '../graph/executor.ts';
+import { ModelTooLargeError } from '../gpu/memory_budget.ts';
 import { AutoencoderInputError } from '../models/autoencoder_model.ts';
 import { NonFiniteOutputError } from '../text_to_image_pipeline.ts';
 import { TokenizerError } from '../text/clip_tokenizer.ts';
@@ -48,6 +49,8 @@ const USER_ERRORS = [
   UnsupportedFeatureError,
   // An image too large for the adapter's limits: the message gives what it needs and what is allowed.
   GraphLimitError,
+  // A model over the GPU memory budget or the adapter's memory: what it needs and what is allowed.
+  ModelTooLargeError,
   AutoencoderInputError,
   // Latents or images that came out NaN or infinite (an f16 overflow): said in one line, nothing written.
   NonFiniteOutputError,
@@ -72,9 +75,9 @@ function processIo(): CliIo {
 /** A fresh device per run, destroyed with the pipeline. */
 export const openGpuPipeline: OpenPipeline = async (
   model,
-  { batch, backend, precision, softwareBatch, height, width, onCompileProgress },
+  { batch, backend, precision, gpuMemory, softwareBatch, height, width, onCompileProgress },
 ) => {
-  const gpu = await fastestGpu(backend, precision);
+  const gpu = await fastestGpu(backend, precision, gpuMemory);
   try {
     const software = isSoftwareAdapter(gpu.adapter);
     const pipeline = await DdimPipeline.load(gpu, model, {

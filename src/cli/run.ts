@@ -37,6 +37,8 @@ export type OpenPipeline = (
     batch: number;
     backend: Backend;
     precision: Precision;
+    /** --gpu-memory: the budget in bytes. */
+    gpuMemory?: number;
     softwareBatch?: number;
     height?: number;
     width?: number;
@@ -205,6 +207,7 @@ export async function withPipeline<T>(
       batch,
       backend: device.backend,
       precision: device.precision,
+      gpuMemory: device.gpuMemory,
       softwareBatch,
       ...(model.autoencoder ? { height: model.shape[1], width: model.shape[2] } : {}),
       onCompileProgress: compiling.onProgress,

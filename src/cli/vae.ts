@@ -32,7 +32,7 @@ async function onGpu<T>(
   weights: AutoencoderWeights,
   work: (vae: Autoencoder) => Promise<T>,
 ): Promise<{ result: T; adapter: string }> {
-  const gpu = await requestGpu({ backend: args.backend });
+  const gpu = await requestGpu({ backend: args.backend, maxMemoryBytes: args.gpuMemory });
   const vae = Autoencoder.load(gpu, weights, { batch: args.batch });
   try {
     const errorsBefore = gpu.uncapturedErrors.length;

@@ -29,6 +29,11 @@ export interface GpuOptions {
    * src/gpu/dawn_ticks.ts). 1 by default; 0 leaves Dawn's own loop. Real GPUs keep Dawn's loop.
    */
   softwarePollMs?: number;
+  /**
+   * A GPU memory budget in bytes (WebGPU reports no total): a graph that would take the engine's
+   * buffers past it is refused with a ModelTooLargeError before anything is uploaded.
+   */
+  maxMemoryBytes?: number;
 }
 
 export interface Gpu {
@@ -50,6 +55,8 @@ export interface Gpu {
   lost: Promise<string>;
   /** The GPU instance: Dawn destroys its instance when this is collected, so it is kept here. */
   instance: GPU;
+  /** The budget of GpuOptions.maxMemoryBytes, if one was given (src/gpu/memory_budget.ts). */
+  maxMemoryBytes?: number;
 }
 
 /** Raised when the device is lost (driver reset, destroy()) while work was waited for. */
@@ -182,6 +189,9 @@ const WANTED_LIMITS = [
 
 export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
   const backend = options.backend ?? 'auto';
+  if (options.maxMemoryBytes !== undefined && !(options.maxMemoryBytes > 0)) {
+    throw new RangeError(`maxMemoryBytes must be a positive number of bytes, got ${options.maxMemoryBytes}`);
+  }
   const useDawn = backend === 'dawn' || (backend === 'auto' && isNode);
   if (!useDawn && !g.navigator?.gpu) {
     throw new GpuUnavailableError(
@@ -228,5 +238,6 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
     adapterNotes,
     lost,
     instance: gpu,
+    maxMemoryBytes: options.maxMemoryBytes,
   };
 }

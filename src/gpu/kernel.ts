@@ -284,11 +284,19 @@ export class ParamsBuffer {
   private readonly staging: DataView;
 
   constructor(private readonly device: GPUDevice, label: string, shaders: ShaderSource[], readonly count: number) {
-    const largest = Math.max(16, ...shaders.map((s) => s.params?.size ?? 0));
-    this.stride = alignTo(largest, device.limits.minUniformBufferOffsetAlignment);
-    const size = Math.max(this.stride * count, 16);
+    this.stride = ParamsBuffer.strideFor(device, shaders);
+    const size = ParamsBuffer.bytesFor(device, shaders, count);
     this.buffer = device.createBuffer({ label, size, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     this.staging = new DataView(new ArrayBuffer(size));
+  }
+
+  private static strideFor(device: GPUDevice, shaders: ShaderSource[]): number {
+    return alignTo(Math.max(16, ...shaders.map((s) => s.params?.size ?? 0)), device.limits.minUniformBufferOffsetAlignment);
+  }
+
+  /** The size of the buffer that `count` records of these shaders' params take (for memory checks before it is made). */
+  static bytesFor(device: GPUDevice, shaders: ShaderSource[], count: number): number {
+    return Math.max(ParamsBuffer.strideFor(device, shaders) * count, 16);
   }
 
   set(index: number, shader: ShaderSource, values: ParamValues, label = shader.name): void {

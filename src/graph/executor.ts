@@ -8,6 +8,15 @@ import type { Gpu } from '../gpu/device.ts';
 import { alignTo, type CompileProgressCallback, countPrograms, type Kernel, loadKernels, ParamsBuffer } from '../gpu/kernel.ts';
 import { Readback, type RecordableGraph, Recorder } from '../gpu/recorder.ts';
 import { SHADERS } from '../shaders.gen.ts';
+import {
+  checkMemoryBudget,
+  countHeld,
+  GpuAllocationError,
+  heldMemory,
+  type MemoryNeed,
+  ModelTooLargeError,
+  outOfMemoryError,
+} from '../gpu/memory_budget.ts';
 import { float16ArrayToFloat32, float32ArrayToFloat16 } from '../io/half.ts';
 import { byteSize, elementCount, type Graph, type GraphNode, type Tensor } from './graph.ts';
 
@@ -132,6 +141,8 @@ export class DeviceWeights {
   private users = 0;
   /** Bytes written to the device so far (a counter: it does not fall when the weights are freed). */
   uploadedBytes = 0;
+  /** Of the buffers held, those of weights stored as f32 (what precision f16 would halve). */
+  private f32Bytes = 0;
 
   constructor(readonly device: GPUDevice, private readonly onFreed?: () => void) {}
 
@@ -145,7 +156,14 @@ export class DeviceWeights {
     const size = alignTo(byteSize(t), 4);
     // Uniform too: the register convs bind 64 KiB windows of their weights as uniform buffers.
     const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.UNIFORM;
-    buffer = this.device.createBuffer({ label: t.name, size, usage, mappedAtCreation: true });
+    try {
+      buffer = this.device.createBuffer({ label: t.name, size, usage, mappedAtCreation: true });
+    } catch (error) {
+      if (error instanceof RangeError) throw new GpuAllocationError(`weight '${t.name}' (${size} bytes): ${error.message}`);
+      throw error;
+    }
+    if (t.dtype === 'f32') this.f32Bytes += size;
+    countHeld(this.device, size, t.dtype === 'f32' ? size : 0);
     const values = t.values!();
     if (t.dtype === 'f16') new Uint16Array(buffer.getMappedRange(), 0, values.length).set(float32ArrayToFloat16(values));
     else new Float32Array(buffer.getMappedRange()).set(values);
@@ -153,6 +171,11 @@ export class DeviceWeights {
     this.buffers.set(t.name, buffer);
     this.uploadedBytes += size;
     return buffer;
+  }
+
+  /** Whether weight `name` is on the device already. */
+  has(name: string): boolean {
+    return this.buffers.has(name);
   }
 
   get bytes(): number {
@@ -169,6 +192,8 @@ export class DeviceWeights {
   release(): void {
     if (--this.users > 0) return;
     for (const b of this.buffers.values()) b.destroy();
+    countHeld(this.device, -this.bytes, -this.f32Bytes);
+    this.f32Bytes = 0;
     this.buffers.clear();
     this.onFreed?.();
   }
@@ -204,6 +229,16 @@ export class CompiledGraph implements RecordableGraph {
         }
       }
     }
+    // A weight bound only in uniform windows is still one buffer, which maxBufferSize bounds.
+    for (const t of graph.tensors) {
+      if (byteSize(t) > limits.maxBufferSize) {
+        throw new GraphLimitError(
+          `tensor '${t.name}' [${t.shape}] needs ${
+            byteSize(t)
+          } bytes, more than this adapter's buffer size limit of ${limits.maxBufferSize} bytes`,
+        );
+      }
+    }
     const maxGroups = limits.maxComputeWorkgroupsPerDimension;
     for (const node of graph.nodes) {
       if (node.workgroups.some((n) => n > maxGroups)) {
@@ -226,14 +261,26 @@ export class CompiledGraph implements RecordableGraph {
     const { device } = gpu;
     const label = options.label ?? 'graph';
     CompiledGraph.checkLimits(graph, options.limits ?? device.limits);
-    const weights = (options.weights ?? new DeviceWeights(device)).retain();
+    const weights = options.weights ?? new DeviceWeights(device);
+    const plan = planBuffers(graph);
+    const need = memoryNeed(device, label, graph, plan, weights);
+    const heldBefore = { ...heldMemory(device) };
+    checkMemoryBudget(gpu, need, heldBefore);
+    weights.retain();
     const owned: { destroy(): void }[] = [];
     const tensorBuffers = new Map<number, GPUBuffer>();
     let ownedBytes = 0;
+    // What this graph's buffers add to the device's count (src/gpu/memory_budget.ts), params included.
+    let heldBytes = 0;
+    const hold = (bytes: number) => {
+      heldBytes += bytes;
+      countHeld(device, bytes);
+    };
     const createBuffer = (descriptor: GPUBufferDescriptor): GPUBuffer => {
       const buffer = device.createBuffer(descriptor);
       owned.push(buffer);
       ownedBytes += buffer.size;
+      hold(buffer.size);
       return buffer;
     };
     device.pushErrorScope('validation');
@@ -268,7 +315,6 @@ export class CompiledGraph implements RecordableGraph {
           unplannedBytes += byteSize(t);
         }
       }
-      const plan = planBuffers(graph);
       const slots = plan.slotSizes.map((size, i) =>
         createBuffer({ label: `${label}.slot${i}`, size: alignTo(size, 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC })
       );
@@ -278,6 +324,7 @@ export class CompiledGraph implements RecordableGraph {
 
       const params = new ParamsBuffer(device, `${label}.params`, Object.values(SHADERS), graph.nodes.length);
       owned.push(params);
+      hold(params.buffer.size);
       graph.nodes.forEach((node, index) => params.set(index, node.source, node.params, node.name));
       // Uploaded before the kernels' first runs, which read them.
       params.upload();
@@ -304,7 +351,7 @@ export class CompiledGraph implements RecordableGraph {
       scopesOpen = false;
       const oom = await device.popErrorScope();
       const invalid = await device.popErrorScope();
-      if (oom) throw new GraphLimitError(`compiling ${label}: the GPU ran out of memory (${oom.message}); use a smaller batch`);
+      if (oom) throw outOfMemoryError(gpu, need, heldBefore, oom.message);
       if (invalid) throw new Error(`compiling ${label}: ${invalid.message}`);
       const plannedBytes = plan.slotSizes.reduce((a, b) => a + b, 0);
       let largestBindingBytes = 0;
@@ -322,13 +369,17 @@ export class CompiledGraph implements RecordableGraph {
         programs: countPrograms(graph.nodes.map((node) => node.source)),
       });
     } catch (error) {
+      let thrown = error;
       if (scopesOpen) {
+        const oom = await device.popErrorScope();
         await device.popErrorScope();
-        await device.popErrorScope();
+        if (oom && !(error instanceof ModelTooLargeError)) thrown = outOfMemoryError(gpu, need, heldBefore, oom.message);
       }
+      if (error instanceof GpuAllocationError) thrown = outOfMemoryError(gpu, need, heldBefore, error.message);
       for (const b of owned) b.destroy();
+      countHeld(device, -heldBytes);
       weights.release();
-      throw error;
+      throw thrown;
     }
   }
 
@@ -416,8 +467,25 @@ export class CompiledGraph implements RecordableGraph {
     this.released = true;
     for (const b of this.ownedBuffers) b.destroy();
     this.ownedBuffers.length = 0;
+    countHeld(this.gpu.device, -this.stats.bufferBytes);
     this.weights.release();
   }
+}
+
+/** What compiling `graph` will allocate: the weights `weights` lacks, and the graph's own buffers. */
+function memoryNeed(device: GPUDevice, label: string, graph: Graph, plan: BufferPlan, weights: DeviceWeights): MemoryNeed {
+  // The params records and the 16 bytes bound for unused inputs are the graph's too.
+  const paramsBytes = ParamsBuffer.bytesFor(device, Object.values(SHADERS), graph.nodes.length);
+  const need: MemoryNeed = { label, weightBytes: 0, f32WeightBytes: 0, activationBytes: paramsBytes + 16 };
+  for (const t of graph.tensors) {
+    const size = alignTo(byteSize(t), 4);
+    if (t.role === 'weight' && !weights.has(t.name)) {
+      need.weightBytes += size;
+      if (t.dtype === 'f32') need.f32WeightBytes += size;
+    } else if (t.role === 'input' || t.role === 'output') need.activationBytes += size;
+  }
+  for (const size of plan.slotSizes) need.activationBytes += alignTo(size, 4);
+  return need;
 }
 
 /** A one-off read of `bytes` of `buffer` through a staging buffer made for it. */
