@@ -37,13 +37,14 @@ export function expandIncludes(name, code, root = projectRoot, seen = []) {
 
 /**
  * The scalar type of a buffer binding's elements as the WGSL spells it ('act' for activation.wgsl's
- * alias, which reflection resolves to f32): the graph checks each tensor's dtype against it.
+ * alias, which reflection resolves to f32; 'weight' for its `weight_t`, a large weight): the graph
+ * checks each tensor's dtype against it.
  */
 export function elementType(shader, binding, code) {
   const declaration = new RegExp(`var<[^>]*>\\s+${binding}\\s*:\\s*([^;]+);`).exec(code);
-  const scalar = declaration && /\b(act|f32|f16|i32|u32)\b/.exec(declaration[1]);
+  const scalar = declaration && /\b(act|weight_t|f32|f16|i32|u32)\b/.exec(declaration[1]);
   if (!scalar) throw new Error(`${shader}.wgsl: cannot tell the element type of binding ${binding}`);
-  return scalar[1];
+  return scalar[1] === 'weight_t' ? 'weight' : scalar[1];
 }
 
 export function describeShader(name, code) {

@@ -54,7 +54,7 @@ export { TorchFileError } from './io/torch.ts';
 export { GraphLimitError } from './graph/executor.ts';
 // A model over the GPU memory budget (GpuOptions.maxMemoryBytes) or the device's memory, with the numbers.
 export { ModelTooLargeError } from './gpu/memory_budget.ts';
-// f16 storage (PipelineOptions.precision), refused on adapters without shader-f16.
+// f16 storage (PipelineOptions.precision): f16 with shader-f16, else f16-packed weights; an unknown precision is an UnsupportedPrecisionError.
 export { type Precision, PRECISIONS } from './gpu/shader_source.ts';
 export { UnsupportedFeatureError, UnsupportedPrecisionError } from './models/unet_2d_model.ts';
 

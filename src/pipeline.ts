@@ -42,8 +42,9 @@ export interface PipelineOptions {
   limits?: Partial<GraphLimits>;
   /**
    * How the UNet's weights and activations are stored on the GPU: 'f32' (the default), or 'f16'
-   * on adapters with `shader-f16` (half the memory; arithmetic and the sampler stay f32). Refused
-   * with an UnsupportedPrecisionError where the adapter lacks it.
+   * on adapters with `shader-f16` (half the memory; arithmetic and the sampler stay f32). Where the
+   * adapter lacks it, 'f16' runs as 'f16-packed': f16 weights in u32 words, f32 activations (half
+   * the weight memory on any adapter); `precision` says which ran.
    */
   precision?: Precision;
   /** The UNet's input size (a latent model's latents), when not its config's sample_size; may differ in height and width. */

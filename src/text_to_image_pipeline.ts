@@ -18,7 +18,7 @@ import { downscaleFactor } from './models/autoencoder_config.ts';
 import { ClipTextEncoder, type ClipTextWeights, readClipTextModel } from './models/clip_text_encoder.ts';
 import type { ClassConditioning, Denoiser } from './models/denoiser.ts';
 import { GuidedDenoiser } from './models/guidance.ts';
-import { CallQueue } from './models/compile.ts';
+import { CallQueue, devicePrecision } from './models/compile.ts';
 import type { ModelFiles } from './models/model_files.ts';
 import { ConditionalUNet, type ConditionalUNetWeights, readConditionalUNet } from './models/unet_2d_condition_model.ts';
 import { ModelConfigError } from './models/unet_2d_config.ts';
@@ -200,8 +200,9 @@ export class StableDiffusionPipeline {
     /** [channels, height, width] of the latents. */
     readonly latentShape: [number, number, number],
   ) {
-    // SD's VAE overflows in f16 (black images): it stays in f32 when its config says force_upcast.
-    const vaePrecision = model.autoencoder.config.forceUpcast ? 'f32' : options.precision;
+    // SD's VAE overflows in f16 activations (black images): at 'f16' it stays in f32 when its config
+    // says force_upcast. 'f16-packed' computes in f32 already, so its VAE keeps the f16 weights.
+    const vaePrecision = model.autoencoder.config.forceUpcast && options.precision === 'f16' ? 'f32' : options.precision;
     this.autoencoder = Autoencoder.load(gpu, model.autoencoder, { limits: options.limits, precision: vaePrecision });
   }
 
@@ -223,7 +224,7 @@ export class StableDiffusionPipeline {
     const pipeline = new StableDiffusionPipeline(gpu, model, {
       ...options,
       batch: options.batch ?? 1,
-      precision: options.precision ?? 'f32',
+      precision: devicePrecision(gpu, options.precision),
     }, [
       model.unet.config.inChannels,
       height / factor,
@@ -236,6 +237,11 @@ export class StableDiffusionPipeline {
 
   get schedule(): NoiseSchedule {
     return this.model.schedule;
+  }
+
+  /** The precision of the UNet and text encoder as this adapter runs them ('f16' asked for may be 'f16-packed'); the VAE's is autoencoder.precision. */
+  get precision(): Precision {
+    return this.options.precision;
   }
 
   /** [channels, height, width] of one decoded image. */

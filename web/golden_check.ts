@@ -18,7 +18,6 @@ import {
   StableDiffusionPipeline,
   toFloat32,
   toInt32,
-  UnsupportedPrecisionError,
 } from '../src/index.ts';
 import { compare } from '../test/util/compare_values.ts';
 
@@ -43,8 +42,8 @@ interface GoldenResult {
   /** Wall time of the load, compile and forward, in milliseconds. */
   loadMs?: number;
   forwardMs?: number;
-  /** The same forward at precision 'f16' where the adapter has shader-f16; else its refusal. */
-  f16?: { relL2: number; maxAbs: number; tolerance: number; forwardMs: number } | { refused: string };
+  /** The same forward at precision 'f16': f16 where the adapter has shader-f16, else f16-packed (`precision` says which). */
+  f16?: { precision: string; relL2: number; maxAbs: number; tolerance: number; forwardMs: number };
   error?: string;
 }
 
@@ -76,23 +75,17 @@ async function run(): Promise<GoldenResult> {
   const forwardMs = performance.now() - forwardStart;
   pipeline.destroy();
 
-  let f16: GoldenResult['f16'];
-  try {
-    const half = await DdimPipeline.load(gpu, files, { batch: t.length, precision: 'f16' });
-    const start = performance.now();
-    const halfEps = await half.eps(x, t);
-    const ms = performance.now() - start;
-    half.destroy();
-    const c = compare(halfEps, expected);
-    f16 = { relL2: c.relL2, maxAbs: c.maxAbs, tolerance: F16_TOLERANCE, forwardMs: ms };
-  } catch (e) {
-    if (!(e instanceof UnsupportedPrecisionError) || gpu.device.features.has('shader-f16')) throw e;
-    f16 = { refused: e.message };
-  }
+  const half = await DdimPipeline.load(gpu, files, { batch: t.length, precision: 'f16' });
+  const start = performance.now();
+  const halfEps = await half.eps(x, t);
+  const ms = performance.now() - start;
+  half.destroy();
+  const c = compare(halfEps, expected);
+  const f16: GoldenResult['f16'] = { precision: half.precision, relL2: c.relL2, maxAbs: c.maxAbs, tolerance: F16_TOLERANCE, forwardMs: ms };
   if (gpu.uncapturedErrors.length > 0) throw new Error(`WebGPU errors: ${gpu.uncapturedErrors.join('; ')}`);
 
   const { relL2, maxAbs, worstIndex } = compare(eps, expected);
-  const f16Ok = !f16 || 'refused' in f16 || f16.relL2 <= F16_TOLERANCE;
+  const f16Ok = f16.relL2 <= F16_TOLERANCE;
   return {
     f16,
     ok: relL2 <= TOLERANCE && f16Ok,

@@ -6,3 +6,9 @@
 // (a uniform window of weights) either way; its other branch is compiled out.
 alias act = f32;
 const ACT_F16 = false;
+// The element type of the large weights (conv, linear and embedding tables): `act` here and in
+// the f16 variant. The f16-packed variant (f32 activations, f16 weights on adapters without
+// shader-f16) rebinds every `array<weight_t>` as f16 pairs in u32 words and reads them through
+// unpack2x16float (shaderFor); WEIGHT_F16 says a window of raw weight words holds f16.
+alias weight_t = act;
+const WEIGHT_F16 = false;

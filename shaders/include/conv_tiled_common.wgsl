@@ -49,7 +49,7 @@ struct Params {
 @group(0) @binding(0) var<storage, read> input: array<act>;
 @group(0) @binding(1) var<storage, read> input_b: array<act>;
 @group(0) @binding(2) var<storage, read> gamma_beta: array<act>;
-@group(0) @binding(3) var<storage, read> weight: array<act>;
+@group(0) @binding(3) var<storage, read> weight: array<weight_t>;
 @group(0) @binding(4) var<storage, read> bias: array<act>;
 @group(0) @binding(5) var<storage, read> channel_add: array<act>;
 @group(0) @binding(6) var<storage, read> residual: array<act>;

@@ -1,6 +1,6 @@
 // The register convs' weights as one storage buffer, [in_channels * kh * kw, oc_stride]: one
 // tap's 8 output channels are two vec4s.
-@group(0) @binding(2) var<storage, read> weight: array<vec4<act>>;
+@group(0) @binding(2) var<storage, read> weight: array<vec4<weight_t>>;
 
 fn load_weights(row: u32, oc8: u32) -> Pixel {
   let i = row * (params.oc_stride / 4u) + 2u * oc8;

@@ -13,7 +13,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> input: array<act>;
-@group(0) @binding(1) var<storage, read> weight: array<act>;
+@group(0) @binding(1) var<storage, read> weight: array<weight_t>;
 @group(0) @binding(2) var<storage, read> bias: array<act>;
 @group(0) @binding(3) var<storage, read_write> output: array<act>;
 @group(0) @binding(4) var<uniform> params: Params;

@@ -18,11 +18,11 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> ids: array<i32>;
-@group(0) @binding(1) var<storage, read> token_table0: array<act>;
-@group(0) @binding(2) var<storage, read> token_table1: array<act>;
-@group(0) @binding(3) var<storage, read> token_table2: array<act>;
-@group(0) @binding(4) var<storage, read> token_table3: array<act>;
-@group(0) @binding(5) var<storage, read> position_table: array<act>;
+@group(0) @binding(1) var<storage, read> token_table0: array<weight_t>;
+@group(0) @binding(2) var<storage, read> token_table1: array<weight_t>;
+@group(0) @binding(3) var<storage, read> token_table2: array<weight_t>;
+@group(0) @binding(4) var<storage, read> token_table3: array<weight_t>;
+@group(0) @binding(5) var<storage, read> position_table: array<weight_t>;
 @group(0) @binding(6) var<storage, read_write> output: array<act>;
 @group(0) @binding(7) var<uniform> params: Params;
 

@@ -63,8 +63,18 @@ export class Graph {
   readonly nodes: GraphNode[] = [];
   private readonly byName = new Map<string, Tensor>();
 
-  /** `precision`: the dtype of the weights and of every intermediate unless told otherwise. */
-  constructor(readonly precision: Precision = 'f32') {}
+  /** The dtype of every intermediate unless told otherwise, and of the small weights (biases, norms). */
+  readonly activationType: 'f32' | 'f16';
+  /**
+   * The dtype of the large weights, those the shaders bind as `weight_t` (conv, linear, embedding
+   * tables): f16 at 'f16' and 'f16-packed' (where the shaders read them as f16 pairs in u32 words).
+   */
+  readonly weightType: 'f32' | 'f16';
+
+  constructor(readonly precision: Precision = 'f32') {
+    this.activationType = precision === 'f16' ? 'f16' : 'f32';
+    this.weightType = precision === 'f32' ? 'f32' : 'f16';
+  }
 
   private add(name: string, shape: number[], dtype: DataType, role: TensorRole, values?: () => Float32Array): Tensor {
     if (this.byName.has(name)) throw new Error(`graph: tensor name '${name}' is used twice`);
@@ -80,10 +90,11 @@ export class Graph {
   }
 
   /**
-   * A weight; `data` may be a function, called only when the weight is uploaded. Stored at the
-   * graph's precision unless `dtype` says f32 (values a shader needs exact, whatever the precision).
+   * A weight; `data` may be a function, called only when the weight is uploaded. Stored as the
+   * activations are unless `dtype` says otherwise: the graph's `weightType` for a large weight,
+   * f32 for values a shader needs exact, whatever the precision.
    */
-  weight(name: string, shape: number[], data: Float32Array | (() => Float32Array), dtype: 'f32' | Precision = this.precision): Tensor {
+  weight(name: string, shape: number[], data: Float32Array | (() => Float32Array), dtype: DataType = this.activationType): Tensor {
     return this.add(name, shape, dtype, 'weight', typeof data === 'function' ? data : () => data);
   }
 
@@ -92,7 +103,7 @@ export class Graph {
     return this.add(name, shape, dtype, 'input');
   }
 
-  intermediate(name: string, shape: number[], dtype: DataType = this.precision): Tensor {
+  intermediate(name: string, shape: number[], dtype: DataType = this.activationType): Tensor {
     return this.add(name, shape, dtype, 'intermediate');
   }
 
@@ -135,7 +146,7 @@ export class Graph {
     }
     [...node.inputs, ...node.outputs].forEach((t, i) => {
       const binding = shader.bindings[i];
-      const holds = binding.element === 'act' ? this.precision : binding.element;
+      const holds = binding.element === 'act' ? this.activationType : binding.element === 'weight' ? this.weightType : binding.element;
       if (t && binding.element !== 'u32' && t.dtype !== holds) {
         throw new Error(
           `graph: node '${node.name}' binds ${t.dtype} tensor '${t.name}' to ${shader.name}'s '${binding.name}', which holds ${holds}`,

@@ -34,7 +34,7 @@ export interface ClipTextGraphOptions {
    * before the last (hidden_states[-(N + 1)], the last N layers not run), then the final LayerNorm.
    */
   clipSkip?: number;
-  /** How weights and activations are stored on the GPU: 'f32' (the default) or 'f16'. */
+  /** How weights and activations are stored on the GPU: 'f32' (the default), 'f16' or 'f16-packed' (Precision). */
   precision?: Precision;
   /** Tensor names to keep readable after a run (e.g. 'text_model.encoder.layers.0'). */
   capture?: string[];

@@ -14,20 +14,20 @@ export class UnsupportedFeatureError extends Error {
   override name = 'UnsupportedFeatureError';
 }
 
-/** f16 on an adapter without shader-f16. */
+/** A precision the engine does not know. */
 export class UnsupportedPrecisionError extends UnsupportedFeatureError {
   override name = 'UnsupportedPrecisionError';
 }
 
-/** `precision` (f32 by default), refused where the adapter cannot store f16. */
+/**
+ * `precision` (f32 by default) as this adapter runs it: 'f16' where the adapter has shader-f16,
+ * else 'f16-packed' (the same f16 weights, computed with f32 activations, on any adapter).
+ */
 export function devicePrecision(gpu: Gpu, precision: Precision = 'f32'): Precision {
-  if (!PRECISIONS.includes(precision)) throw new Error(`precision must be one of ${PRECISIONS.join(', ')}, got '${precision}'`);
-  if (precision === 'f16' && !gpu.device.features.has('shader-f16')) {
-    throw new UnsupportedPrecisionError(
-      `precision 'f16' needs an adapter with the shader-f16 feature, and ${gpu.adapterName} has none: use 'f32'`,
-    );
+  if (!PRECISIONS.includes(precision)) {
+    throw new UnsupportedPrecisionError(`precision must be one of ${PRECISIONS.join(', ')}, got '${precision}'`);
   }
-  return precision;
+  return precision === 'f16' && !gpu.device.features.has('shader-f16') ? 'f16-packed' : precision;
 }
 
 /**

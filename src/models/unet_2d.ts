@@ -42,7 +42,7 @@ export interface UNetGraphOptions {
   kernels?: ConvKernels;
   /** The device's maxStorageBuffersPerShaderStage (the tiled kernels fold conv_shortcut in with 10). */
   maxStorageBuffers?: number;
-  /** How weights and activations are stored on the GPU: 'f32' (the default) or 'f16'. */
+  /** How weights and activations are stored on the GPU: 'f32' (the default), 'f16' or 'f16-packed' (Precision). */
   precision?: Precision;
 }
 

@@ -2,18 +2,18 @@ import { byteSize, elementCount, type Graph, type Tensor } from '../graph/graph.
 
 /**
  * The conversions at the edges of an f16 graph: its f32 input as the graph's activations, and an
- * activation tensor back as f32 for whoever reads it (the sampler). An f32 graph needs neither:
- * each returns its input there, with no node.
+ * activation tensor back as f32 for whoever reads it (the sampler). A graph of f32 activations
+ * (f32, f16-packed) needs neither: each returns its input there, with no node.
  */
 export function toActivations(g: Graph, name: string, x: Tensor): Tensor {
-  if (x.dtype === g.precision) return x;
-  if (x.dtype !== 'f32') throw new Error(`${name}: cannot convert ${x.dtype} to ${g.precision}`);
+  if (x.dtype === g.activationType) return x;
+  if (x.dtype !== 'f32') throw new Error(`${name}: cannot convert ${x.dtype} to ${g.activationType}`);
   return cast(g, name, 'to_activations', x, g.intermediate(name, x.shape));
 }
 
 export function fromActivations(g: Graph, name: string, x: Tensor): Tensor {
   if (x.dtype === 'f32') return x;
-  if (x.dtype !== g.precision) throw new Error(`${name}: ${x.dtype} is not this graph's activation type`);
+  if (x.dtype !== g.activationType) throw new Error(`${name}: ${x.dtype} is not this graph's activation type`);
   return cast(g, name, 'from_activations', x, g.intermediate(name, x.shape, 'f32'));
 }
 

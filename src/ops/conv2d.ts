@@ -1,4 +1,4 @@
-import { byteSize, bytesPerElement, elementCount, type Graph, type Tensor } from '../graph/graph.ts';
+import { byteSize, bytesPerElement, type DataType, elementCount, type Graph, type Tensor } from '../graph/graph.ts';
 import { adapterText, isSoftwareAdapter } from '../gpu/adapter.ts';
 import { missingFeatures } from '../gpu/kernel.ts';
 import { type ShaderName, SHADERS } from '../shaders.gen.ts';
@@ -308,7 +308,13 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
   const ocStride = Math.ceil(cout / OC_BLOCK) * OC_BLOCK;
   // Made only for the kernels that read it (the uniform windows are their own weights).
   const storageWeight = () =>
-    weightOnce(g, `${weight.name}:transposed`, [cin * kh * kw, ocStride], () => transposeConvWeight({ ...weight, shape }, ocStride));
+    weightOnce(
+      g,
+      `${weight.name}:transposed`,
+      [cin * kh * kw, ocStride],
+      () => transposeConvWeight({ ...weight, shape }, ocStride),
+      g.weightType,
+    );
   // Shared with the parts of a conv split over its input channels.
   const paddedBiasTensor = () => weightOnce(g, `${bias.name}:padded`, [ocStride], () => padded(bias.data, ocStride));
   // The params both families take alike (the register kernels see other sizes on their 1x1 path).
@@ -333,8 +339,9 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
     channel_add_stride: add ? add.shape[1] : 0,
   };
   const flops = 2 * n * cout * outH * outW * cin * kh * kw;
-  const element = bytesPerElement(g.precision);
-  const bytes = byteSize(x) + (b2 ? byteSize(b2) : 0) + element * elementCount(weight.shape) +
+  const element = bytesPerElement(g.activationType);
+  const weightElement = bytesPerElement(g.weightType);
+  const bytes = byteSize(x) + (b2 ? byteSize(b2) : 0) + weightElement * elementCount(weight.shape) +
     element * elementCount(outShape) * (options.residual ? 2 : 1);
   const kind = kh === 1 && kw === 1 ? 'conv1x1' : 'conv3x3';
   if (tiled) {
@@ -347,7 +354,7 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
         stacked.set(transposeConvWeight({ ...weight, shape }, ocStride));
         stacked.set(transposeConvWeight({ ...sc.weight, shape: [cout, shortcutChannels, 1, 1] }, ocStride), cin * kh * kw * ocStride);
         return stacked;
-      })
+      }, g.weightType)
       : storageWeight();
     const bTiled = sc
       ? g.weight(`${bias.name}:padded+${sc.bias.name}`, [ocStride], () => padded(bias.data.map((v, i) => v + sc.bias.data[i]), ocStride))
@@ -398,7 +405,7 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
         invocations: [Math.ceil((n * outH * outW) / tile.pixels) * tileWidth, Math.ceil(cout / tile.channels) * tileHeight],
       },
       flops: flops + (sc ? 2 * n * cout * outH * outW * shortcutChannels : 0),
-      bytes: bytes + (sc ? byteSize(sc.input) + (sc.concat ? byteSize(sc.concat) : 0) + element * elementCount(sc.weight.shape) : 0),
+      bytes: bytes + (sc ? byteSize(sc.input) + (sc.concat ? byteSize(sc.concat) : 0) + weightElement * elementCount(sc.weight.shape) : 0),
     });
     return out;
   }
@@ -428,8 +435,8 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
   // conv whose one block of weights is over 64 KiB (more than 2048 input channels x taps).
   const rows = cin * kh * kw;
   // A row of a block is 8 channels: two 16-byte words of f32, one of f16.
-  const blockVec4s = (g.precision === 'f16' ? 1 : 2) * rows;
-  const windowValues = (16 / bytesPerElement(g.precision)) * WINDOW_VEC4S;
+  const blockVec4s = (weightElement / 2) * rows;
+  const windowValues = (16 / weightElement) * WINDOW_VEC4S;
   // Counted for one image, so that every batch size takes the same windows (the same weights,
   // uploaded once for all of a model's graphs, and the same sums).
   const workgroupsPerImage = Math.ceil(blocks / n / SHADERS.conv2d_uniform_weights.workgroupSize[0]);
@@ -471,6 +478,7 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
         `${weight.name}:window${window}of${windows}`,
         [windowValues],
         () => weightWindow(transposedWeight(), rows, ocStride, block0, count, windowValues),
+        g.weightType,
       )
       : storageWeight();
     const shaderName = small
@@ -513,8 +521,8 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
 }
 
 /** Weight `name` of the graph, made by `data` the first time it is asked for. */
-function weightOnce(g: Graph, name: string, shape: number[], data: () => Float32Array): Tensor {
-  return g.has(name) ? g.tensor(name) : g.weight(name, shape, data);
+function weightOnce(g: Graph, name: string, shape: number[], data: () => Float32Array, dtype?: DataType): Tensor {
+  return g.has(name) ? g.tensor(name) : g.weight(name, shape, data, dtype);
 }
 
 /** Input channels [c0, c1) of conv weights [Cout, Cin, kh, kw]. */

@@ -17,7 +17,7 @@ export function linear(
     name,
     kind: 'linear',
     shader: 'linear',
-    inputs: [x, g.weight(weight.name, weight.shape, () => weight.data), g.weight(bias.name, bias.shape, () => bias.data)],
+    inputs: [x, g.weight(weight.name, weight.shape, () => weight.data, g.weightType), g.weight(bias.name, bias.shape, () => bias.data)],
     outputs: [out],
     params: {
       batch: n,
@@ -29,7 +29,7 @@ export function linear(
     // One invocation per output feature of each image.
     dispatch: { invocations: [outFeatures, n] },
     flops: 2 * n * inFeatures * outFeatures,
-    bytes: byteSize(x) + bytesPerElement(g.precision) * elementCount(weight.shape) + byteSize(out),
+    bytes: byteSize(x) + bytesPerElement(g.weightType) * elementCount(weight.shape) + byteSize(out),
   });
   return out;
 }

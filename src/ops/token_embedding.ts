@@ -31,7 +31,7 @@ export function tokenEmbedding(
   if (positionDim !== dim) throw new Error(`${name}: the position table has ${positionDim} features, the token table ${dim}`);
   if (length > positions) throw new Error(`${name}: ${length} tokens, but the position table has ${positions} positions`);
   const partBytes = options.partBytes ?? GUARANTEED_BINDING_BYTES;
-  const partRows = Math.min(vocab, Math.floor(partBytes / (dim * bytesPerElement(g.precision))));
+  const partRows = Math.min(vocab, Math.floor(partBytes / (dim * bytesPerElement(g.weightType))));
   const parts = Math.ceil(vocab / partRows);
   if (partRows < 1 || parts > TABLE_PARTS) {
     throw new Error(`${name}: the token table [${vocab}, ${dim}] needs more than ${TABLE_PARTS} bindings of ${partBytes} bytes`);
@@ -47,14 +47,14 @@ export function tokenEmbedding(
     const slice = parts === 1
       ? tokenTable
       : lazyWeight(`${tokenTable.name}[${start}:${end}]`, [end - start, dim], () => tokenTable.data.subarray(start * dim, end * dim));
-    tables.push(g.weight(slice.name, slice.shape, () => slice.data));
+    tables.push(g.weight(slice.name, slice.shape, () => slice.data, g.weightType));
   }
   const out = g.intermediate(name, [batch, length, dim]);
   g.addNode({
     name,
     kind: 'token_embedding',
     shader: 'token_embedding',
-    inputs: [ids, ...tables, g.weight(positionTable.name, positionTable.shape, () => positionTable.data)],
+    inputs: [ids, ...tables, g.weight(positionTable.name, positionTable.shape, () => positionTable.data, g.weightType)],
     outputs: [out],
     params: { tokens: batch * length, length, dim, vocab, part_rows: partRows },
     dispatch: { invocations: [batch * length * dim], flat: true },

@@ -24,12 +24,12 @@ export function tokenGeglu(g: Graph, name: string, x: Tensor, weight: WeightArra
     name,
     kind: 'token_geglu',
     shader: 'token_geglu',
-    inputs: [x, g.weight(weight.name, weight.shape, () => weight.data), g.weight(bias.name, bias.shape, () => bias.data)],
+    inputs: [x, g.weight(weight.name, weight.shape, () => weight.data, g.weightType), g.weight(bias.name, bias.shape, () => bias.data)],
     outputs: [out],
     params: { rows, in_features: inFeatures, out_features: outFeatures },
     dispatch: { invocations: [rows * outFeatures], flat: true },
     flops: 2 * rows * inFeatures * projected + 20 * rows * outFeatures,
-    bytes: byteSize(x) + bytesPerElement(g.precision) * elementCount(weight.shape) + byteSize(out),
+    bytes: byteSize(x) + bytesPerElement(g.weightType) * elementCount(weight.shape) + byteSize(out),
   });
   return out;
 }

@@ -47,7 +47,7 @@ export function tokenLinear(
     shader: 'token_linear',
     inputs: [
       x,
-      g.weight(weight.name, weight.shape, () => weight.data),
+      g.weight(weight.name, weight.shape, () => weight.data, g.weightType),
       bias ? g.weight(bias.name, bias.shape, () => bias.data) : null,
       residual ?? null,
     ],
@@ -62,7 +62,7 @@ export function tokenLinear(
     },
     dispatch: { invocations: [rows * outFeatures], flat: true },
     flops: 2 * rows * inFeatures * outFeatures,
-    bytes: byteSize(x) + bytesPerElement(g.precision) * elementCount(weight.shape) + (residual ? 2 : 1) * byteSize(out),
+    bytes: byteSize(x) + bytesPerElement(g.weightType) * elementCount(weight.shape) + (residual ? 2 : 1) * byteSize(out),
   });
   return out;
 }
