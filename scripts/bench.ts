@@ -68,8 +68,9 @@ Options:
                      tiled-wide (64 channels x 128 pixels) or tiled-wide-subgroups (the same,
                      weights by subgroupShuffle; needs subgroups); by default the adapter's
                      (registers on a software adapter, tiled otherwise)
-  --precision P      f32 | f16: how the UNet's weights and activations are stored (f32; f16 needs
-                     shader-f16)
+  --precision P      f32 | f16 | f16-packed: how the UNet's weights and activations are stored (f32;
+                     f16 without shader-f16, and f16-packed, keep f16 weights and f32 activations;
+                     the JSON's precision says which ran)
   --steps S          DDIM steps of the timed sample (50)
   --repeats R        timed forwards, after the warm-up (10)
   --warmup W         untimed forwards first (3); with 0, no warm-up sample before the DDIM run either

@@ -53,8 +53,9 @@ const COMMON_HELP = `  --model DIR         diffusers UNet2DModel folder: config.
                       (+ scheduler_config.json), or unet/ + scheduler/ (default: the bundled weights/emoji32)
   --batch B           images per UNet forward (default: min(number of images, 16))
   --backend B         auto | native | dawn: navigator.gpu or Dawn's 'webgpu' package (default: auto)
-  --precision P       f32 | f16: how the UNet's weights and activations are stored on the GPU; f16
-                      halves its memory and needs an adapter with shader-f16 (default: f32)
+  --precision P       f32 | f16 | f16-packed: how the UNet's weights and activations are stored on the
+                      GPU; f16 halves its memory where the adapter has shader-f16, and is f16-packed
+                      elsewhere: f16 weights, f32 activations, half the weight memory (default: f32)
 ${GPU_MEMORY_HELP}
   -h, --help          this help`;
 
@@ -82,7 +83,7 @@ Runs a text-to-image model's tokenizer and text encoder on prompts.
                       'prompt_embeds' f32 [B, 77, hidden]
   --model DIR         a Stable Diffusion pipeline folder (model_index.json, text_encoder/, tokenizer/)
   --backend B         auto | native | dawn (default: auto)
-  --precision P       f32 | f16 (default: f32)
+  --precision P       f32 | f16 | f16-packed (default: f32)
 ${GPU_MEMORY_HELP}`,
   'vae-encode': `usage: ${PROGRAM} vae-encode --model DIR --in FILE [--out latents.safetensors] [options]
 

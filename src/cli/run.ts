@@ -215,6 +215,8 @@ export async function withPipeline<T>(
   } finally {
     await compiling.stop();
   }
+  const fallback = precisionNote(device.precision, opened.pipeline.precision, opened.pipeline.gpu.adapterName);
+  if (fallback) deps.io.stderr(fallback);
   try {
     const [c, h, w] = opened.pipeline.imageShape;
     if (c !== model.shape[0] || h !== model.shape[1] || w !== model.shape[2]) {
@@ -229,6 +231,12 @@ export async function withPipeline<T>(
   } finally {
     opened.close();
   }
+}
+
+/** The note that `asked` runs as `ran` on this adapter ('f16' as 'f16-packed' without shader-f16), or null. */
+export function precisionNote(asked: Precision, ran: Precision, adapterName: string): string | null {
+  if (asked === ran) return null;
+  return `note: ${adapterName} has no shader-f16: precision ${asked} runs as ${ran} (f16 weights, f32 activations: half the weight memory)\n`;
 }
 
 /** The adapter a summary names, and the precision when it is not the default f32. */

@@ -19,7 +19,7 @@ import { readFileBytes, writeFileAtomic } from './files.ts';
 import { fastestGpu } from './gpu.ts';
 import { defaultModelDir, readModelDir } from './model_dir.ts';
 import { type CliIo, CompileProgressLine, plural, ProgressBar, rate } from './progress.ts';
-import { checkOutput, f32Tensor, floatTensor, INT_TYPES, readSafetensorsFile } from './run.ts';
+import { checkOutput, f32Tensor, floatTensor, INT_TYPES, precisionNote, readSafetensorsFile } from './run.ts';
 
 const DEFAULT_STEPS = 50;
 /** The largest PNG written (decodePng's default limit). */
@@ -174,6 +174,8 @@ export async function sampleText(args: SampleArgs, io: CliIo): Promise<void> {
     } finally {
       await compiling.stop();
     }
+    const fallback = precisionNote(args.precision, pipeline.precision, gpu.adapterName);
+    if (fallback) io.stderr(fallback);
     const bar = new ProgressBar(io, args.initImage ? 'img2img' : 'sample', count, batch, ts.length);
     const start = performance.now();
     let result;
@@ -220,9 +222,9 @@ export async function sampleText(args: SampleArgs, io: CliIo): Promise<void> {
     if (errors.length) throw new Error(`the GPU reported ${plural(errors.length, 'error')}; nothing was written:\n${errors.join('\n')}`);
     for (const [path, bytes] of outputs) await writeFileAtomic(path, bytes);
     io.stdout(
-      `${plural(result.timesteps.length, 'step')} x ${plural(count, 'image')} in ${rate(count, seconds)} on ${gpu.adapterName} -> ${
-        outputs.map(([p]) => p).join(', ')
-      }\n`,
+      `${plural(result.timesteps.length, 'step')} x ${plural(count, 'image')} in ${rate(count, seconds)} on ${gpu.adapterName}${
+        pipeline.precision === 'f32' ? '' : `, ${pipeline.precision}`
+      } -> ${outputs.map(([p]) => p).join(', ')}\n`,
     );
   } finally {
     pipeline?.destroy();
