@@ -1,11 +1,12 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main, parseArgs } from '../scripts/bench.ts';
 import { findPeerModel } from '../scripts/peers/bench_peers.ts';
-import { randomExternalData, tinyOnnxModel } from '../scripts/peers/onnx.ts';
+import { randomExternalData, randomExternalDataChunks, tinyOnnxModel } from '../scripts/peers/onnx.ts';
+import { externalDataFile } from '../scripts/peers/ort.ts';
 import { ddimWithPeer } from '../scripts/peers/peers.ts';
 import { requestGpu } from '../src/gpu/device.ts';
 import { ddimSampleCpu } from '../src/sampler/reference.ts';
@@ -96,6 +97,10 @@ peers("the peers' options and models: clear refusals, external data of the state
   assert.equal(parseArgs(['--peers=ort-cpu']).peers, ['ort-cpu']);
   assert.throws(() => parseArgs(['--peers=tensorflow']), /--peers= takes ort-webgpu and\/or ort-cpu/);
   assert.throws(() => parseArgs(['--peer-onnx', 'x.onnx']), /goes with --peers/);
+  assert.is(parseArgs(['--layout', 'sd15', '--peers', '--component', 'vae-decoder', '--batch', '2']).component, 'vae-decoder');
+  assert.throws(() => parseArgs(['--layout', 'sd15', '--peers', '--component', 'text-encoder']), /--component takes unet or vae-decoder/);
+  assert.throws(() => parseArgs(['--layout', 'sd15', '--component', 'unet']), /--component goes with --layout sd15 or sd21 and --peers/);
+  assert.throws(() => parseArgs(['--layout', 'sd15', '--batch', '2']), /not --batch/);
   const missing = findPeerModel({ peersDir: '/nonexistent', modelName: 'emoji32' });
   assert.match((missing as { missing: string }).missing, /emoji32\.onnx is missing/);
   assert.match((findPeerModel({ peersDir: '.', modelName: 'mine' }) as { missing: string }).missing, /--peer-onnx FILE/);
@@ -113,6 +118,73 @@ peers("the peers' options and models: clear refusals, external data of the state
   const data = new Float32Array(randomExternalData(4096).buffer);
   assert.ok(data.every((v) => Number.isFinite(v) && Math.abs(v) <= 0.025) && new Set(data).size > 1000);
   assert.throws(() => randomExternalData(6), /whole float32/);
+});
+
+peers('--layout sd15 --peers --component vae-decoder: the engine and both peers on the same latents, the data file made once', async () => {
+  // The SD UNet's ONNX graph needs all 3.44 GB of weights at any latent size, so the plumbing is
+  // checked on the VAE decoder's 198 MB (the UNet takes the same path with three named inputs).
+  const gpu = await requestGpu();
+  const dir = mkdtempSync(join(tmpdir(), 'ddim-sd-peers-'));
+  try {
+    const file = join(dir, 'sd.json');
+    let printed = '';
+    const argv = [
+      '--layout',
+      'sd15',
+      '--peers',
+      '--component',
+      'vae-decoder',
+      '--height',
+      '16',
+      '--width',
+      '16',
+      '--quick',
+      '--json',
+      file,
+    ];
+    await main(argv, { out: (s) => (printed += s + '\n'), err: () => {}, gpu });
+    const r = JSON.parse(readFileSync(file, 'utf8'));
+    assert.is(r.component, 'vae-decoder');
+    assert.equal(r.forward.inputs, { z: [1, 4, 2, 2] });
+    assert.ok(r.forward.wallMs > 0 && r.forward.wallMs === r.peers.engine.forwardMs);
+    assert.is(r.model.params, 83653863, "the engine's decoder has the ONNX graph's parameter count (sd15_vae_decoder.json)");
+    assert.is(r.guidedUpdateMs, null);
+    const web = r.peers.peers['ort-webgpu'];
+    console.log(`    ort-webgpu: ${web.error ?? `${web.adapter}, forward ${web.forwardMs.toFixed(1)} ms`}`);
+    assert.ok(!web.error, `ort-webgpu ran: ${web.error}`);
+    assert.is(web.sameAdapter, true);
+    const cpu = r.peers.peers['ort-cpu'];
+    if (isDeno) assert.match(cpu.error, /Node addon/);
+    else console.log(`    ort-cpu: ${cpu.runtime}, forward ${cpu.forwardMs.toFixed(1)} ms`);
+    for (const entry of isDeno ? [web] : [web, cpu]) {
+      assert.ok(entry.forwardMs > 0 && entry.sessionMs > 0 && entry.firstForwardMs > 0);
+      assert.ok(Math.abs(entry.timesEngine - entry.forwardMs / r.forward.wallMs) < 1e-9);
+    }
+    assert.ok(printed.includes('this engine') && printed.includes('sd15_vae_decoder.onnx'), 'the table names the engine and the graph');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+peers("external data: written in chunks with the whole array's values, once, and reused while its size is right", () => {
+  const whole = randomExternalData(40, 5);
+  const pieces = [...randomExternalDataChunks(40, 5, 12)];
+  assert.equal(pieces.map((p) => p.length), [12, 12, 12, 4]);
+  assert.equal(Uint8Array.from(pieces.flatMap((p) => [...p])), whole);
+  assert.throws(() => [...randomExternalDataChunks(8, 1, 6)], /chunks of 6 bytes/);
+  const dir = mkdtempSync(join(tmpdir(), 'ddim-peers-cache-'));
+  try {
+    const model = { name: 'm.onnx', graph: new Uint8Array(), externalData: { path: 'm.onnx.data', bytes: 4096 }, sameWeights: false };
+    const file = externalDataFile(model, dir);
+    assert.equal(new Uint8Array(readFileSync(file)), randomExternalData(4096));
+    writeFileSync(file, 'marker, not 4096 bytes');
+    assert.equal(new Uint8Array(readFileSync(externalDataFile(model, dir))), randomExternalData(4096), 'a wrong size is made again');
+    const before = statSync(file).mtimeMs;
+    externalDataFile(model, dir);
+    assert.is(statSync(file).mtimeMs, before, 'the right size is reused');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 peers.run();
