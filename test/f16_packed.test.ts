@@ -19,7 +19,10 @@ import { loadModelDir } from '../src/fs/model_dir.ts';
 import { Autoencoder, readAutoencoder } from '../src/models/autoencoder_model.ts';
 import { ClipTextEncoder, readClipTextModel } from '../src/models/clip_text_encoder.ts';
 import { devicePrecision } from '../src/models/compile.ts';
+import { buildConditionalUNetGraph } from '../src/models/unet_2d_condition.ts';
+import { parseConditionalUNetConfig } from '../src/models/unet_2d_condition_config.ts';
 import { ConditionalUNet, readConditionalUNet } from '../src/models/unet_2d_condition_model.ts';
+import type { WeightSource } from '../src/models/weights.ts';
 import { readUNet, UNet } from '../src/models/unet_2d_model.ts';
 import { conv2d, type ConvKernels, KERNEL_FAMILIES, kernelsRunOn } from '../src/ops/conv2d.ts';
 import { DdimPipeline } from '../src/pipeline.ts';
@@ -256,6 +259,32 @@ test('the weights take half the bytes of f32: emoji32 UNet and the tiny SD compo
   e.destroy();
   f.destroy();
   for (const row of rows) console.log(`    ${row}`);
+});
+
+test("SD 1.5's UNet from its published config (no weights, no GPU): the weights each kernel family uploads, f32 and f16-packed", () => {
+  const config = parseConditionalUNetConfig(JSON.parse(readFileSync(`${SD}/configs/sd15/unet/config.json`, 'utf8')));
+  // Shapes only: a weight's values are made when it is uploaded, which this never does.
+  const shapes: WeightSource = {
+    take: (name: string, ...accepted: number[][]) => ({ name, shape: accepted[0], data: new Float32Array(0) }),
+  };
+  const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+  for (const kernels of ['tiled', 'registers-storage', 'registers'] as const) {
+    const [f32, packed] = (['f32', 'f16-packed'] as const).map((precision) =>
+      buildConditionalUNetGraph(config, shapes, { batch: 2, kernels, precision })
+    );
+    // What DeviceWeights uploads: one buffer per weight, each rounded up to 4 bytes.
+    const uploaded = (graph: Graph) =>
+      graph.tensors.filter((t) => t.role === 'weight').reduce((sum, t) => sum + Math.ceil(byteSize(t) / 4) * 4, 0);
+    const [total32, total16] = [uploaded(f32), uploaded(packed)];
+    const [large32, large16] = [largeWeightBytes(f32), largeWeightBytes(packed)];
+    console.log(
+      `    SD 1.5 UNet [${kernels}]: weights f32 ${mib(total32)}, f16-packed ${mib(total16)} (x${
+        (total16 / total32).toFixed(3)
+      }); large ones ${mib(large32)} -> ${mib(large16)}`,
+    );
+    if (kernels !== 'registers') assert.is(large16 * 2, large32, 'the large weights in exactly half the bytes');
+    assert.ok(total16 < 0.51 * total32, `${total16} B packed against ${total32} B f32`);
+  }
 });
 
 function sdFiles(component: string, weights: string) {

@@ -40,9 +40,9 @@ shaders('src/shaders.gen.ts matches the .wgsl files and their reflection', () =>
     );
     for (const b of shader.bindings) {
       if (b.kind === 'uniform') continue;
-      // The declared element type, 'act' kept (reflection resolves the alias to f32).
+      // The declared element type, 'act' and 'weight' (weight_t) kept (reflection resolves the aliases to f32).
       assert.is(b.element, elementType(shader.name, b.name, code!), `${shader.name}.${b.name}: element type`);
-      assert.ok(['act', 'f32', 'i32', 'u32'].includes(b.element!), `${shader.name}.${b.name}: element ${b.element}`);
+      assert.ok(['act', 'weight', 'f32', 'i32', 'u32'].includes(b.element!), `${shader.name}.${b.name}: element ${b.element}`);
     }
     assert.is(shader.activations, /^alias act = f32;$/m.test(shader.code), `${shader.name}: activations`);
     if (!shader.activations) {
@@ -129,12 +129,40 @@ shaders('f16 variants: the alias replaced and f16 enabled first, nothing else ch
     assert.is(variant.name, `${shader.name}_f16`);
     assert.ok(variant.code.startsWith('enable f16;\n'), `${shader.name}: enable f16 first`);
     assert.is(
-      variant.code.replace('enable f16;\n', '').replace('alias act = f16;', 'alias act = f32;').replace(
-        'const ACT_F16 = true;',
-        'const ACT_F16 = false;',
-      ),
+      variant.code.replace('enable f16;\n', '').replace('alias act = f16;', 'alias act = f32;')
+        .replace('const ACT_F16 = true;', 'const ACT_F16 = false;').replace('const WEIGHT_F16 = true;', 'const WEIGHT_F16 = false;'),
       shader.code,
     );
+    assert.equal(variant.bindings, shader.bindings);
+    assert.equal(variant.params, shader.params);
+  }
+});
+
+shaders('f16-packed variants: only the large weights change, each read through its unpacking loader', () => {
+  for (const shader of Object.values(SHADERS)) {
+    const variant = shaderFor(shader, 'f16-packed');
+    const weights = shader.bindings.filter((b) => b.element === 'weight').map((b) => b.name);
+    if (variant === shader) {
+      assert.equal(weights, [], `${shader.name}: binds weight_t arrays, yet runs as at f32`);
+      continue;
+    }
+    assert.is(variant.name, `${shader.name}_f16_packed`);
+    assert.ok(variant.code.includes('const WEIGHT_F16 = true;'), `${shader.name}: WEIGHT_F16`);
+    let code = variant.code.replace('const WEIGHT_F16 = true;', 'const WEIGHT_F16 = false;');
+    for (const name of weights) {
+      // Every read of the binding goes through its loader, and the loader is the one place that indexes it.
+      const loader = new RegExp(`\\nfn ${name}_at\\(i: u32\\) -> (f32|vec4<f32>) \\{\\n[^}]*\\n\\}`);
+      assert.match(code, loader, `${shader.name}: ${name}_at`);
+      code = code.replace(loader, '');
+      assert.not.match(code.replace(/\/\/.*$/gm, ''), new RegExp(`\\b${name}\\[`), `${shader.name}: ${name} read without unpacking`);
+      code = code.replace(
+        new RegExp(`(var<storage, read> ${name}: )array<(vec2<)?u32>?>;`),
+        (_, head, vector) => `${head}array<${vector ? 'vec4<' : ''}weight_t${vector ? '>' : ''}>;`,
+      )
+        .replaceAll(`${name}_at(`, `${name}[`);
+    }
+    // What is left is the f32 shader, but for the loaders' calls (their closing brackets, and a trailing newline).
+    assert.is(code.replace(/\]/g, ')').trimEnd(), shader.code.replace(/\]/g, ')').trimEnd(), `${shader.name}: nothing else changed`);
     assert.equal(variant.bindings, shader.bindings);
     assert.equal(variant.params, shader.params);
   }

@@ -56,15 +56,17 @@ export function shaderFor(shader: ShaderSource, precision: Precision): ShaderSou
   let variant = variants[precision].get(shader);
   if (!variant) {
     variant = precision === 'f16'
-      ? {
-        ...shader,
-        name: `${shader.name}_f16`,
-        code: `enable f16;\n${shader.code.replace(ACTIVATION_ALIAS, 'alias act = f16;').replace(ACT_F16, 'const ACT_F16 = true;')}`,
-      }
+      ? { ...shader, name: `${shader.name}_f16`, code: f16Activations(shader) }
       : { ...shader, name: `${shader.name}_f16_packed`, code: packedWeights(shader) };
     variants[precision].set(shader, variant);
   }
   return variant;
+}
+
+/** `shader`'s code with `act` = f16 (its weights too: weight_t is act, and a window of raw weight words holds f16). */
+function f16Activations(shader: ShaderSource): string {
+  const code = shader.code.replace(ACTIVATION_ALIAS, 'alias act = f16;').replace(ACT_F16, 'const ACT_F16 = true;');
+  return `enable f16;\n${code.replace(WEIGHT_F16, 'const WEIGHT_F16 = true;')}`;
 }
 
 /** Whether `shader` binds a `weight_t` array or reads a window of raw weight words (uses WEIGHT_F16, not only declares it). */
