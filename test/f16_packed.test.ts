@@ -268,7 +268,7 @@ test("SD 1.5's UNet from its published config (no weights, no GPU): the weights 
     take: (name: string, ...accepted: number[][]) => ({ name, shape: accepted[0], data: new Float32Array(0) }),
   };
   const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
-  for (const kernels of ['tiled', 'registers-storage', 'registers'] as const) {
+  for (const kernels of ['tiled', 'registers'] as const) {
     const [f32, packed] = (['f32', 'f16-packed'] as const).map((precision) =>
       buildConditionalUNetGraph(config, shapes, { batch: 2, kernels, precision })
     );
@@ -283,7 +283,8 @@ test("SD 1.5's UNet from its published config (no weights, no GPU): the weights 
       }); large ones ${mib(large32)} -> ${mib(large16)}`,
     );
     if (kernels !== 'registers') assert.is(large16 * 2, large32, 'the large weights in exactly half the bytes');
-    assert.ok(total16 < 0.51 * total32, `${total16} B packed against ${total32} B f32`);
+    // The uniform windows are 64 KiB each, the last of a conv partly empty.
+    assert.ok(total16 < (kernels === 'registers' ? 0.52 : 0.501) * total32, `${total16} B packed against ${total32} B f32`);
   }
 });
 
