@@ -72,14 +72,15 @@ function describeNeed(need: MemoryNeed, held: HeldMemory): string {
 }
 
 /**
- * Where weights stored as f32 are a good part of what is needed, storing them at f16 halves
- * them: said where the adapter can (shader-f16).
+ * Where weights stored as f32 are a good part of what is needed, precision f16 halves them on any
+ * adapter: as f16 where it has shader-f16, else as f16-packed (f16 pairs in u32 words).
  */
 function precisionRemedy(gpu: Gpu, need: MemoryNeed, held: HeldMemory): string {
   const f32 = need.f32WeightBytes + held.f32WeightBytes;
   const total = need.weightBytes + need.activationBytes + held.bytes;
-  if (f32 < total / 4 || !gpu.device.features.has('shader-f16')) return '';
-  return `; precision 'f16' (--precision f16) stores the weights in half the memory (saves about ${formatBytes(f32 / 2)})`;
+  if (f32 < total / 4) return '';
+  const how = gpu.device.features.has('shader-f16') ? '' : ', run as f16-packed on this adapter (no shader-f16),';
+  return `; precision 'f16' (--precision f16)${how} stores the weights in half the memory (saves about ${formatBytes(f32 / 2)})`;
 }
 
 /** Refuses, before anything is allocated, a graph that would take the engine past `gpu.maxMemoryBytes`. */
