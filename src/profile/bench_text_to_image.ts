@@ -125,7 +125,7 @@ export async function runTextToImageBenchmark(options: TextToImageBenchOptions):
       height: h,
       width: w,
       contextLength: model.tokenizer.maxLength,
-      precision,
+      precision: pipeline.precision,
       limits: options.limits,
     });
     let forwardTimes: number[];
@@ -154,7 +154,8 @@ export async function runTextToImageBenchmark(options: TextToImageBenchOptions):
       schema: 'ddim-webgpu-bench-text-to-image/1',
       date: new Date().toISOString(),
       adapter: gpu.adapterName,
-      precision,
+      // As the adapter ran it: 'f16' without shader-f16 is 'f16-packed'.
+      precision: pipeline.precision,
       model: {
         name: options.modelName,
         source: options.modelSource,
