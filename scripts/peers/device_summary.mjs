@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The GPU kit's last step: every bench-*.json (the engine, with ORT-web beside it) and torch.json
 // (PyTorch) in a folder, as one results.json and one table, results.md, naming the card; and, per
-// model and batch benchmarked through more than one tiled kernel family, which was fastest.
+// model and batch benchmarked through more than one tiled kernel family, which was fastest. The SD
+// kit's bench-sd15-*.json (text-to-image) and torch-sd15.json get a table of their own.
 //   node device_summary.mjs OUT_DIR
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,10 +13,64 @@ if (!dir || !existsSync(dir)) {
   process.exit(2);
 }
 const read = (f) => JSON.parse(readFileSync(join(dir, f), 'utf8'));
-const benches = readdirSync(dir).filter((f) => /^bench-.*\.json$/.test(f)).sort().map((f) => ({ run: f.slice(6, -5), ...read(f) }));
+const TEXT_TO_IMAGE = 'ddim-webgpu-bench-text-to-image/1';
+const allBenches = readdirSync(dir).filter((f) => /^bench-.*\.json$/.test(f)).sort().map((f) => ({ run: f.slice(6, -5), ...read(f) }));
+const benches = allBenches.filter((b) => b.schema !== TEXT_TO_IMAGE);
+const sdBenches = allBenches.filter((b) => b.schema === TEXT_TO_IMAGE);
 const torch = existsSync(join(dir, 'torch.json')) ? read('torch.json') : null;
+const torchSd = existsSync(join(dir, 'torch-sd15.json')) ? read('torch-sd15.json') : null;
 const ms = (v) => (v === null || v === undefined ? '-' : v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(v < 10 ? 2 : 1)} ms`);
-const card = torch?.card ?? benches[0]?.adapter ?? 'unknown';
+const card = torch?.card ?? torchSd?.card ?? allBenches[0]?.adapter ?? 'unknown';
+const mib = (bytes) => (bytes === undefined || bytes === null ? '-' : `${(bytes / 2 ** 20).toFixed(0)} MiB`);
+
+// Stable Diffusion: the UNet forward at batch 2 (one image under guidance), the whole
+// text-to-image (engine: two prompts encoded, the steps, the VAE compiled and run; PyTorch: the
+// steps and the VAE, random prompt embeddings), the VAE decode, and memory.
+const sdRows = [['layout', 'image', 'runtime', 'UNet forward (b2)', 'x engine f16', 'text-to-image', 'steps', 'VAE decode', 'GPU memory']];
+const engineF16 = sdBenches.find((b) => b.precision === 'f16')?.forward.wallMs;
+const times = (v) => (engineF16 && v ? ` (x${(v / engineF16).toFixed(2)})` : '');
+for (const b of sdBenches) {
+  sdRows.push([
+    b.model.name.replace(' layout', ''),
+    `${b.model.width}x${b.model.height}`,
+    `this engine, ${b.precision}`,
+    ms(b.forward.wallMs),
+    times(b.forward.wallMs).trim() || '-',
+    ms(b.components.sampleMs),
+    String(b.components.steps),
+    ms(b.components.vaeDecodeMs),
+    `peak ${mib(b.memory?.peakBytes)}`,
+  ]);
+}
+for (const r of torchSd?.results ?? []) {
+  const runtime = `PyTorch ${torchSd.torch} ${r.dtype}, ${r.attention ?? r.mode}`;
+  if (r.error) sdRows.push([r.layout, `${r.width}x${r.height}`, runtime, 'not run', '', '', '', '', r.error.slice(0, 80)]);
+  else {
+    sdRows.push([
+      r.layout,
+      `${r.width}x${r.height}`,
+      runtime,
+      ms(r.forwardMs),
+      times(r.forwardMs).trim() || '-',
+      ms(r.sampleMs),
+      String(r.steps),
+      `${ms(r.vaeDecodeMs)} (${r.vaeDtype})`,
+      `peak ${mib(r.peakMemoryBytes)}`,
+    ]);
+  }
+}
+const sdTable = sdRows.length === 1 ? [] : [
+  `## Stable Diffusion on ${card}: this engine and PyTorch`,
+  '',
+  'Random weights. UNet forward: batch 2 (one image under guidance), median. Text-to-image: the engine encodes two prompts,',
+  'runs the guided steps and compiles and runs the VAE; PyTorch runs the same steps and VAE on random prompt embeddings (CLIP needs',
+  "transformers). (xN) = time / the engine's f16 forward.",
+  '',
+  `| ${sdRows[0].join(' | ')} |`,
+  `| ${sdRows[0].map(() => '---').join(' | ')} |`,
+  ...sdRows.slice(1).map((r) => `| ${r.join(' | ')} |`),
+  '',
+];
 
 const rows = [['model', 'batch', 'runtime', 'forward', 'DDIM', 'steps', 'adapter / card']];
 for (const b of benches) {
@@ -94,17 +149,20 @@ const tiledTable = tiledFamilies.length === 0 ? [] : [
 const table = [
   `# ${card}: this engine, onnxruntime-web (WebGPU EP, same adapter) and PyTorch`,
   '',
-  "Forwards: median; the engine and ORT from input array to eps array, PyTorch on device tensors. (xN) = time / the engine's.",
-  '',
-  `| ${rows[0].join(' | ')} |`,
-  `| ${rows[0].map(() => '---').join(' | ')} |`,
-  ...rows.slice(1).map((r) => `| ${r.join(' | ')} |`),
-  '',
+  ...sdTable,
+  ...(rows.length === 1 ? [] : [
+    "Forwards: median; the engine and ORT from input array to eps array, PyTorch on device tensors. (xN) = time / the engine's.",
+    '',
+    `| ${rows[0].join(' | ')} |`,
+    `| ${rows[0].map(() => '---').join(' | ')} |`,
+    ...rows.slice(1).map((r) => `| ${r.join(' | ')} |`),
+    '',
+  ]),
   ...tiledTable,
 ].join('\n');
 writeFileSync(join(dir, 'results.md'), table);
 writeFileSync(
   join(dir, 'results.json'),
-  JSON.stringify({ schema: 'ddim-webgpu-device/1', card, benches, torch, tiledFamilies }, null, 2) + '\n',
+  JSON.stringify({ schema: 'ddim-webgpu-device/1', card, benches, torch, tiledFamilies, sdBenches, torchSd }, null, 2) + '\n',
 );
 console.log(table);
