@@ -385,9 +385,10 @@ if [ "$layout" = sd15 ]; then
   exit $((failures > 0))
 fi
 # 1. Goldens first, so a wrong answer is known before any time is spent on speed; every family.
-golden=()
+# The UNet2DModel suites: this kit does not pack the SD suites' files (--sd15 does).
+golden=(unet_golden ddim_golden)
 [ -f "$work/shared/golden/emoji32_unet.safetensors" ] || golden=(ddim)
-[ "${QUICK:-0}" = 1 ] && [ ${#golden[@]} = 0 ] && golden=(unet)
+[ "${QUICK:-0}" = 1 ] && [ "${golden[*]}" = "unet_golden ddim_golden" ] && golden=(unet_golden)
 if [ "${GOLDEN:-1}" = 1 ]; then
   for kernels in $tiled_families registers; do
     run "golden ($kernels kernels)" env DDIM_KERNELS=$kernels node golden.mjs "${golden[@]}"
