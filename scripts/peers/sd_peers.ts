@@ -274,7 +274,7 @@ export async function runSdPeers(options: SdPeersOptions): Promise<SdPeersResult
     release = () => vae.destroy();
   }
 
-  log(`${component}: the engine's forward (first compiles), ${options.warmup} warm-up, ${options.repeats} timed ...`);
+  log(`${component}: the engine's forward: ${options.warmup + 1} untimed (the first compiles), ${options.repeats} timed ...`);
   let engine: { firstMs: number; all: number[] };
   try {
     engine = await timeForwards(engineForward, options.warmup, options.repeats);
