@@ -303,7 +303,7 @@ const CONV_CASES: [string, ConvCase][] = [
     kernel: 3,
     options: { padding: [1, 1, 1, 1] },
   }],
-  // Images of at most 4x4 go whole to one invocation (conv2d_small.wgsl).
+  // 4x4 images: a half-empty block of 8 pixels per row.
   ['3x3 pad 1, 4x4 image, 20 -> 12, batch 2', {
     batch: 2,
     cin: 20,
@@ -359,7 +359,7 @@ const CONV_CASES: [string, ConvCase][] = [
     kernel: 3,
     options: { padding: [1, 1, 1, 1] },
   }],
-  // Rows of 16 or more take the 16-pixel variant (conv2d_wide.wgsl), partial blocks included.
+  // Rows of 16 or more take the 16-pixel variants (conv2d_wide_main.wgsl), partial blocks included.
   ['3x3 pad 1, 3x20 image, 6 -> 9, batch 2, residual', {
     batch: 2,
     cin: 6,
@@ -465,8 +465,10 @@ for (const kernels of FAMILIES) {
   }
 }
 
-// The register kernels' weights in 64 KiB uniform windows, one dispatch per window: each case
-// asserts how many windows it takes and which kernel, so none passes through the storage path.
+// The register kernels' weights in 64 KiB uniform windows, one dispatch per window, on wide rows:
+// each case asserts how many windows it takes and which kernel, so none passes through the
+// storage path by mistake; narrow rows, 4x4 images and the general path read storage in one
+// dispatch (conv2d.wgsl), however many input channels.
 const WINDOWED_CASES: [string, ConvCase, { windows: number; shader: string }][] = [
   ['3x3 pad 1, 16x16, 120 -> 24 (one channel block per window), channelAdd + residual', {
     batch: 1,
@@ -486,7 +488,7 @@ const WINDOWED_CASES: [string, ConvCase, { windows: number; shader: string }][] 
     kernel: 3,
     options: { padding: [1, 1, 1, 1], upsample: true },
   }, { windows: 3, shader: 'conv2d_wide_uniform_weights' }],
-  ['3x3 pad 1, 8x12 rows (8 pixels per invocation), 100 -> 17, batch 3', {
+  ['3x3 pad 1, 8x12 rows (narrow: 8 pixels per invocation, storage), 100 -> 17, batch 3', {
     batch: 3,
     cin: 100,
     cout: 17,
@@ -494,7 +496,7 @@ const WINDOWED_CASES: [string, ConvCase, { windows: number; shader: string }][] 
     width: 12,
     kernel: 3,
     options: { padding: [1, 1, 1, 1] },
-  }, { windows: 2, shader: 'conv2d_uniform_weights' }],
+  }, { windows: 1, shader: 'conv2d' }],
   ['3x3 pad 1, 16x16, 240 -> 16 (two convs over 120 input channels each), channelAdd + residual + scale', {
     batch: 1,
     cin: 240,
@@ -504,7 +506,7 @@ const WINDOWED_CASES: [string, ConvCase, { windows: number; shader: string }][] 
     kernel: 3,
     options: { padding: [1, 1, 1, 1], channelAdd: true, residual: true, outputScale: 0.5 },
   }, { windows: 4, shader: 'conv2d_wide_uniform_weights' }],
-  ['3x3 pad 1, 4x4 image, 240 -> 16 (split in two; whole images per invocation read storage)', {
+  ['3x3 pad 1, 4x4 image, 240 -> 16 (narrow: storage, not split)', {
     batch: 2,
     cin: 240,
     cout: 16,
@@ -512,8 +514,8 @@ const WINDOWED_CASES: [string, ConvCase, { windows: number; shader: string }][] 
     width: 4,
     kernel: 3,
     options: { padding: [1, 1, 1, 1], residual: true },
-  }, { windows: 2, shader: 'conv2d_small' }],
-  ['3x3 stride 2, pad [0,0,1,1], 32x32, 60 -> 20 (the general path)', {
+  }, { windows: 1, shader: 'conv2d' }],
+  ['3x3 stride 2, pad [0,0,1,1], 32x32, 60 -> 20 (the general path: storage)', {
     batch: 1,
     cin: 60,
     cout: 20,
@@ -521,7 +523,7 @@ const WINDOWED_CASES: [string, ConvCase, { windows: number; shader: string }][] 
     width: 32,
     kernel: 3,
     options: { stride: 2, padding: [0, 0, 1, 1] },
-  }, { windows: 1, shader: 'conv2d_uniform_weights' }],
+  }, { windows: 1, shader: 'conv2d' }],
 ];
 
 for (const [label, c, expected] of WINDOWED_CASES) {

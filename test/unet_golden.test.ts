@@ -22,11 +22,12 @@ const EMOJI32_DISPATCHES = 138;
 /**
  * The register kernels with their weights in 64 KiB uniform windows (the default on llvmpipe): a
  * 3x3 conv takes one dispatch per window (16 for one from 128 to 128 channels, twice over for one
- * from 256) where a window gets two workgroups for one image; the same at every batch size.
+ * from 256) on rows of 16 or more where a window gets two workgroups for one image; the same at
+ * every batch size.
  */
-const EMOJI32_WINDOWED_DISPATCHES = 383;
+const EMOJI32_WINDOWED_DISPATCHES = 375;
 /** The same at f16, whose windows hold twice the channels, plus its two conversions. */
-const EMOJI32_WINDOWED_DISPATCHES_F16 = 234;
+const EMOJI32_WINDOWED_DISPATCHES_F16 = 233;
 /**
  * Through the tiled kernels: GroupNorm in its conv (51 fewer), and conv_shortcut in conv2 (13
  * fewer) where the device has 10 storage buffers per stage; WebGPU's default 8 keeps them apart.

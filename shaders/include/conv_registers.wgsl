@@ -1,5 +1,5 @@
-// What the register-blocked conv variants share (conv2d.wgsl, conv2d_wide.wgsl,
-// conv2d_small.wgsl and their *_uniform_weights twins): the params, the bindings but the weights'
+// What the register-blocked conv variants share (conv2d.wgsl, conv2d_wide.wgsl and
+// conv2d_wide_uniform_weights.wgsl): the params, the bindings but the weights'
 // (conv_weights_storage.wgsl or conv_weights_uniform.wgsl define `weight` and load_weights), the
 // 8-channel accumulator, and the fused epilogue out = (acc + bias + channel_add + residual) *
 // output_scale. Each variant defines OC (8) and its own PX.

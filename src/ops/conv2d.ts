@@ -9,8 +9,8 @@ import { lazyWeight, type WeightArray } from './weights.ts';
 /**
  * The convolution kernel families. The best shape differs by adapter: on a software driver
  * (llvmpipe) each workgroup runs as a loop on one CPU core and barriers are expensive, so
- * register-blocked kernels with no workgroup memory win (conv2d.wgsl, conv2d_wide.wgsl,
- * conv2d_small.wgsl); on a real GPU, workgroup-memory tiles shared by many invocations win
+ * register-blocked kernels with no workgroup memory win (conv2d.wgsl,
+ * conv2d_wide_uniform_weights.wgsl); on a real GPU, workgroup-memory tiles shared by many invocations win
  * (conv2d_tiled.wgsl, in more than one tile shape: TILED_SHAPES). The choice is made where the
  * adapter is known (src/gpu/adapter.ts).
  */
@@ -418,33 +418,37 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
   const [viewH, viewW] = path === POINTWISE ? [1, srcH * srcW] : [srcH, srcW];
   const [viewInH, viewInW] = path === POINTWISE ? [1, srcH * srcW] : [inH, inW];
   const [viewOutH, viewOutW] = path === POINTWISE ? [1, outH * outW] : [outH, outW];
-  // The smallest images (4x4) go whole to one invocation (conv2d_small.wgsl), wide rows take 16
-  // pixels per invocation (conv2d_wide.wgsl), the rest 8 (conv2d.wgsl).
-  const small = (path === ROWS_3X3 && srcW === 4 && srcH <= 4 && !options.upsample && padTop === 1 && padBottom === 1 && padRight === 1) ||
-    (path === POINTWISE && srcH * srcW <= 16);
-  const wide = !small && path !== GENERAL && viewOutW >= WIDE_PX_BLOCK;
-  const rowBlocks = Math.ceil(viewOutW / (wide ? WIDE_PX_BLOCK : PX_BLOCK));
-  // conv2d_small counts (image, channel block) pairs; the others (image, row, pixel block) cells.
-  const blocks = small ? n * (ocStride / OC_BLOCK) : n * viewOutH * rowBlocks;
+  // Wide rows take 16 pixels per invocation (conv2d_wide_main.wgsl), the rest 8 (conv2d.wgsl).
+  const wideRows = path !== GENERAL && viewOutW >= WIDE_PX_BLOCK;
   const ocBlocks = ocStride / OC_BLOCK;
   // Uniform windows of weights: each dispatch takes the output-channel blocks one window holds.
   // Only where it pays (measured on llvmpipe, docs/perf.md): a kernel larger than 1x1 (for a 1x1
-  // conv the weights are a small part of the loads: 1.05x), whose dispatches get two or more
-  // workgroups even for one image (a window of one workgroup runs on one core: 0.93x at 8x8).
-  // conv2d_small's lanes take different channel blocks, so it keeps the storage buffer, as does a
-  // conv whose one block of weights is over 64 KiB (more than 2048 input channels x taps).
+  // conv the weights are a small part of the loads: 1.05x) on wide rows, whose dispatches get two
+  // or more workgroups even for one image (a window of one workgroup runs on one core: 0.93x at
+  // 8x8). Everything else reads one storage buffer with conv2d.wgsl: on llvmpipe each program
+  // costs seconds to compile at its first run (3-19 s for the register convs), and the variants
+  // that once served the rest (16-pixel rows from storage, whole 4x4 images per invocation,
+  // 8-pixel rows through windows) saved under 2% of a forward for ~30 s of a first run
+  // (docs/perf.md, "The first run"). 'registers-storage' keeps the 16-pixel rows, from storage.
+  // Counted for one image, so that every batch size takes the same windows (the same weights,
+  // uploaded once for all of a model's graphs, and the same sums).
+  const workgroupsPerImage = Math.ceil(
+    (viewOutH * Math.ceil(viewOutW / WIDE_PX_BLOCK)) / SHADERS.conv2d_wide_uniform_weights.workgroupSize[0],
+  );
+  const storageFamily = options.kernels === 'registers-storage';
+  const windowed = !storageFamily && wideRows && kh * kw > 1 && workgroupsPerImage >= 2;
+  const wide = storageFamily ? wideRows : windowed;
+  const rowBlocks = Math.ceil(viewOutW / (wide ? WIDE_PX_BLOCK : PX_BLOCK));
+  // (image, row, pixel block) cells.
+  const blocks = n * viewOutH * rowBlocks;
   const rows = cin * kh * kw;
   // A row of a block is 8 channels: two 16-byte words of f32, one of f16.
   const blockVec4s = (weightElement / 2) * rows;
   const windowValues = (16 / weightElement) * WINDOW_VEC4S;
-  // Counted for one image, so that every batch size takes the same windows (the same weights,
-  // uploaded once for all of a model's graphs, and the same sums).
-  const workgroupsPerImage = Math.ceil(blocks / n / SHADERS.conv2d_uniform_weights.workgroupSize[0]);
-  const uniformWeights = options.kernels !== 'registers-storage' && kh * kw > 1;
-  if (uniformWeights && blockVec4s > WINDOW_VEC4S) {
+  if (windowed && blockVec4s > WINDOW_VEC4S) {
     // Too many input channels for one window: the sum of convs over parts of them, each adding
     // the one before as its residual (the bias, channelAdd and residual in the first, the scale in
-    // the last). Whatever the batch (the parts may read storage), so an image never depends on it.
+    // the last). Whatever the batch, so an image never depends on it.
     if (options.inputChannels) throw new Error(`${name}: input channels [${options.inputChannels}] do not fit one window`);
     const parts = Math.ceil(blockVec4s / WINDOW_VEC4S);
     const per = Math.ceil(cin / parts);
@@ -464,7 +468,6 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
     }
     return sum!;
   }
-  const windowed = uniformWeights && !small && workgroupsPerImage >= 2;
   const out = g.intermediate(name, outShape);
   const blocksPerWindow = windowed ? Math.floor(WINDOW_VEC4S / blockVec4s) : ocBlocks;
   const windows = Math.ceil(ocBlocks / blocksPerWindow);
@@ -481,13 +484,7 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
         g.weightType,
       )
       : storageWeight();
-    const shaderName = small
-      ? 'conv2d_small'
-      : windowed
-      ? (wide ? 'conv2d_wide_uniform_weights' : 'conv2d_uniform_weights')
-      : wide
-      ? 'conv2d_wide'
-      : 'conv2d';
+    const shaderName = windowed ? 'conv2d_wide_uniform_weights' : wide ? 'conv2d_wide' : 'conv2d';
     g.addNode({
       name: windows > 1 ? `${name}.oc${block0 * OC_BLOCK}-${(block0 + count) * OC_BLOCK - 1}` : name,
       kind,
@@ -511,8 +508,8 @@ export function conv2d(g: Graph, name: string, x: Tensor, weight: WeightArray, b
         oc_block0: block0,
         weight_block_vec4s: windowed ? blockVec4s : 0,
       },
-      // One invocation per block of pixels (per image for conv2d_small), for each block of 8 channels.
-      dispatch: { invocations: [blocks, small ? 1 : count] },
+      // One invocation per block of pixels, for each block of 8 channels.
+      dispatch: { invocations: [blocks, count] },
       flops: (flops * count) / ocBlocks,
       bytes: (bytes * count) / ocBlocks,
     });
