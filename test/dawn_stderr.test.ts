@@ -79,4 +79,35 @@ s('what else is printed while the adapter is found (here the Vulkan loader on a 
   assert.not.ok(stderrLines.some((line) => line.includes('artificially reduced')), stderrLines.join('\n'));
 });
 
+// Deno loads Dawn only with the ffi permission, and then swaps fd 2 through libc's dup2: any
+// stream, a file (alone or shared with stdout, as `> log 2>&1` makes it) included.
+const DENO_PROBE = 'node_modules/deno/deno run -A test/util/dawn_stderr_probe.ts';
+const DENO_STDERR: Record<string, (stdoutFile: string, stderrFile: string) => string> = {
+  pipe: (out) => `${DENO_PROBE} 2>&1 > ${out} | cat`,
+  file: (out, err) => `${DENO_PROBE} > ${out} 2> ${err}`,
+  'file shared with stdout': (_, err) => `${DENO_PROBE} > ${err} 2>&1`,
+};
+for (const [stderrOn, command] of Object.entries(DENO_STDERR)) {
+  s(`under Deno with Dawn, stderr on a ${stderrOn}: none of Dawn's limit notes; the run's own lines all arrive`, () => {
+    const [stdoutFile, stderrFile] = ['json', 'err'].map((ext) => `build/dawn-stderr-deno-probe-${process.pid}.${ext}`);
+    writeFileSync(stdoutFile, '');
+    writeFileSync(stderrFile, '');
+    try {
+      const result = spawnSync('sh', ['-c', command(stdoutFile, stderrFile)], { encoding: 'utf8' });
+      assert.is(result.status, 0, `${result.stdout}\n${result.stderr}`);
+      const text = stderrOn === 'pipe' ? result.stdout : readFileSync(stderrFile, 'utf8');
+      const lines = text.split(/\r?\n/).filter((line) => line.trim() !== '');
+      // Shared with stdout, the probe's JSON is the file's last line.
+      const report = stderrOn === 'file shared with stdout' ? lines.pop()! : readFileSync(stdoutFile, 'utf8');
+      const { adapter, notes } = JSON.parse(report);
+      console.log(`    ${adapter}: stderr ${JSON.stringify(lines)}; held back ${notes.length}`);
+      assert.equal(lines, ['probe: stderr before', 'probe: stderr after', 'probe: fd 2 after']);
+      if (/llvmpipe|lavapipe/.test(adapter)) assert.is(notes.length, 2, 'both notes held back');
+    } finally {
+      rmSync(stdoutFile);
+      rmSync(stderrFile);
+    }
+  });
+}
+
 s.run();

@@ -17,7 +17,9 @@
  *
  * Only where that gives the same stream back: Node on Linux, stderr a terminal or a pipe (a file
  * reopened would write at an offset of its own; a socket cannot be reopened), and no stderr write
- * of Node's still pending. Anywhere else Dawn's lines pass as they always did.
+ * of Node's still pending. Deno loads Dawn (a Node-API addon) only with the ffi permission, and
+ * with it calls libc's dup and dup2, which keep any stream as it was (files and sockets too).
+ * Anywhere else Dawn's lines pass as they always did.
  */
 
 /** The notes Dawn prints when it clamps an adapter's dynamic buffer counts: nothing for a user to act on. */
@@ -48,6 +50,7 @@ interface FdCalls {
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
 const isNodeOnLinux = typeof g.Deno === 'undefined' && !!g.process?.versions?.node && g.process.platform === 'linux';
+const LIBC: Record<string, string> = { linux: 'libc.so.6', darwin: 'libSystem.B.dylib' };
 
 /**
  * Runs `call` (a Dawn call that may print) with fd 2 captured where that is safe, and returns its
@@ -55,11 +58,74 @@ const isNodeOnLinux = typeof g.Deno === 'undefined' && !!g.process?.versions?.no
  */
 export async function withDawnNotesHeldBack<T>(call: () => T): Promise<{ value: T; notes: string[] }> {
   const fs = isNodeOnLinux ? (await import('node:fs')) as unknown as FdCalls : undefined;
-  const captured = fs ? captureStderr(fs, call) : undefined;
+  const captured = fs ? captureStderr(fs, call) : captureStderrInDeno(call);
   if (!captured) return { value: call(), notes: [] };
   const { passOn, notes } = sortDawnOutput(captured.output);
-  if (passOn) g.process.stderr.write(passOn);
+  if (passOn) {
+    if (fs) g.process.stderr.write(passOn);
+    else g.Deno.stderr.writeSync(new TextEncoder().encode(passOn));
+  }
   return { value: captured.value, notes };
+}
+
+/** Deno with the ffi permission (which Dawn needs there): fd 2 swapped with dup2 for a temporary file and back. */
+function captureStderrInDeno<T>(call: () => T): { value: T; output: string } | undefined {
+  const Deno = g.Deno;
+  const libcPath = LIBC[Deno?.build?.os];
+  if (!libcPath || Deno.permissions?.querySync?.({ name: 'ffi' })?.state !== 'granted') return undefined;
+  let libc;
+  try {
+    libc = Deno.dlopen(libcPath, {
+      dup: { parameters: ['i32'], result: 'i32' },
+      dup2: { parameters: ['i32', 'i32'], result: 'i32' },
+      close: { parameters: ['i32'], result: 'i32' },
+      mkstemp: { parameters: ['buffer'], result: 'i32' },
+      lseek: { parameters: ['i32', 'i64', 'i32'], result: 'i64' },
+      read: { parameters: ['i32', 'buffer', 'usize'], result: 'isize' },
+    });
+  } catch {
+    return undefined;
+  }
+  const c = libc.symbols;
+  let file = -1;
+  let original = -1;
+  try {
+    const template = new TextEncoder().encode(`${Deno.env.get('TMPDIR') || '/tmp'}/ddim-dawn-stderr-XXXXXX\0`);
+    file = c.mkstemp(template);
+    if (file < 0) return undefined;
+    Deno.removeSync(new TextDecoder().decode(template.subarray(0, -1)));
+    original = c.dup(2);
+    if (original < 0 || c.dup2(file, 2) !== 2) return undefined;
+    let value: T;
+    try {
+      value = call();
+    } finally {
+      c.dup2(original, 2);
+    }
+    const chunks: Uint8Array[] = [];
+    c.lseek(file, 0n, 0);
+    for (;;) {
+      const chunk = new Uint8Array(1 << 16);
+      const got = Number(c.read(file, chunk, BigInt(chunk.length)));
+      if (got <= 0) break;
+      chunks.push(chunk.subarray(0, got));
+    }
+    return { value, output: new TextDecoder().decode(concatBytes(chunks)) };
+  } finally {
+    if (original >= 0) c.close(original);
+    if (file >= 0) c.close(file);
+    libc.close();
+  }
+}
+
+function concatBytes(chunks: Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
+  let at = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, at);
+    at += chunk.length;
+  }
+  return all;
 }
 
 function captureStderr<T>(fs: FdCalls, call: () => T): { value: T; output: string } | undefined {
