@@ -3,10 +3,20 @@
 // then an optional residual [rows, out]:
 //   y[r, o] = activation(sum_i x[r, i] * weight[o, i] + bias[o]) + residual[r, o]
 // Activations: 0 none, 1 quick_gelu x * sigmoid(1.702 x) (CLIP), 2 gelu 0.5 x (1 + erf(x / sqrt 2))
-// (torch's exact form). One invocation per output element; speed is for later.
+// (torch's exact form).
+//
+// Register-blocked for software drivers, as the register convs (conv2d_main.wgsl's header): there
+// an invocation is one lane of an 8-wide SIMD loop and every storage load costs as much as tens of
+// multiply-adds, so an invocation keeps ROWS rows x 8 outputs in registers and an x vec4 feeds
+// the 8 outputs of its row, a weight vec4 the ROWS rows of its output, with no workgroup memory. The lanes of a workgroup take
+// consecutive row blocks and share the block of 8 outputs (workgroup_id.y), so a weight load has
+// the same address in every lane. With in_features a multiple of 4 (every UNet and CLIP layer) x
+// and the weight rows are read as vec4s (input4, weight4: the same tensors); otherwise one value
+// at a time, with the same blocking.
 
 #include "activation.wgsl"
 #include "gelu.wgsl"
+#include "token_blocks.wgsl"
 
 struct Params {
   rows: u32,
@@ -15,14 +25,17 @@ struct Params {
   activation: u32,
   has_bias: u32,
   has_residual: u32,
+  row_blocks: u32,  // ceil(rows / ROWS)
 }
 
 @group(0) @binding(0) var<storage, read> input: array<act>;
-@group(0) @binding(1) var<storage, read> weight: array<weight_t>;
-@group(0) @binding(2) var<storage, read> bias: array<act>;
-@group(0) @binding(3) var<storage, read> residual: array<act>;
-@group(0) @binding(4) var<storage, read_write> output: array<act>;
-@group(0) @binding(5) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> input4: array<vec4<act>>;  // the same tensor, as vec4s
+@group(0) @binding(2) var<storage, read> weight: array<weight_t>;
+@group(0) @binding(3) var<storage, read> weight4: array<vec4<weight_t>>;  // the same tensor, as vec4s
+@group(0) @binding(4) var<storage, read> bias: array<act>;
+@group(0) @binding(5) var<storage, read> residual: array<act>;
+@group(0) @binding(6) var<storage, read_write> output: array<act>;
+@group(0) @binding(7) var<uniform> params: Params;
 
 fn activate(x: f32) -> f32 {
   if (params.activation == 1u) {
@@ -35,26 +48,96 @@ fn activate(x: f32) -> f32 {
   return x;
 }
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-  let index = gid.x + gid.y * groups.x * 64u;
-  if (index >= params.rows * params.out_features) {
+fn store(v: f32, row: u32, o: u32) {
+  if (o >= params.out_features) {
     return;
   }
-  let o = index % params.out_features;
-  let row = index / params.out_features;
-  let x_row = row * params.in_features;
-  let w_row = o * params.in_features;
-  var acc = 0.0;
-  for (var i = 0u; i < params.in_features; i++) {
-    acc = fma(f32(input[x_row + i]), f32(weight[w_row + i]), acc);
-  }
+  var y = v;
   if (params.has_bias != 0u) {
-    acc += f32(bias[o]);
+    y += f32(bias[o]);
   }
-  var y = activate(acc);
+  y = activate(y);
+  let index = row * params.out_features + o;
   if (params.has_residual != 0u) {
     y += f32(residual[index]);
   }
   output[index] = act(y);
+}
+
+fn store_row(a: Outs, row: u32, o0: u32) {
+  if (row >= params.rows) {
+    return;
+  }
+  store(a.lo.x, row, o0);
+  store(a.lo.y, row, o0 + 1u);
+  store(a.lo.z, row, o0 + 2u);
+  store(a.lo.w, row, o0 + 3u);
+  store(a.hi.x, row, o0 + 4u);
+  store(a.hi.y, row, o0 + 5u);
+  store(a.hi.z, row, o0 + 6u);
+  store(a.hi.w, row, o0 + 7u);
+}
+
+
+@compute @workgroup_size(8, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u) {
+  // Lanes past the last row block repeat it (their stores are skipped): no early return, so the
+  // main loop runs unmasked. Rows past the last are read clamped and not stored.
+  let r0 = min(gid.x, params.row_blocks - 1u) * ROWS;
+  let last_row = params.rows - 1u;
+  let o0 = wid.y * 8u;
+  let n = params.in_features;
+
+  var a0: Outs;
+  var a1: Outs;
+  var a2: Outs;
+  var a3: Outs;
+  if (n % 4u == 0u) {
+    let quads = n / 4u;
+    let x0 = min(r0, last_row) * quads;
+    let x1 = min(r0 + 1u, last_row) * quads;
+    let x2 = min(r0 + 2u, last_row) * quads;
+    let x3 = min(r0 + 3u, last_row) * quads;
+    let w = weight_rows(0u, o0, params.out_features, quads);
+    for (var i = 0u; i < quads; i++) {
+      let q = Quads(
+        vec4<f32>(weight4[w[0] + i]),
+        vec4<f32>(weight4[w[1] + i]),
+        vec4<f32>(weight4[w[2] + i]),
+        vec4<f32>(weight4[w[3] + i]),
+        vec4<f32>(weight4[w[4] + i]),
+        vec4<f32>(weight4[w[5] + i]),
+        vec4<f32>(weight4[w[6] + i]),
+        vec4<f32>(weight4[w[7] + i]),
+      );
+      a0 = mac4(a0, vec4<f32>(input4[x0 + i]), q);
+      a1 = mac4(a1, vec4<f32>(input4[x1 + i]), q);
+      a2 = mac4(a2, vec4<f32>(input4[x2 + i]), q);
+      a3 = mac4(a3, vec4<f32>(input4[x3 + i]), q);
+    }
+  } else {
+    let x0 = min(r0, last_row) * n;
+    let x1 = min(r0 + 1u, last_row) * n;
+    let x2 = min(r0 + 2u, last_row) * n;
+    let x3 = min(r0 + 3u, last_row) * n;
+    let w = weight_rows(0u, o0, params.out_features, n);
+    for (var i = 0u; i < n; i++) {
+      let s = Outs(
+        vec4<f32>(f32(weight[w[0] + i]), f32(weight[w[1] + i]), f32(weight[w[2] + i]), f32(weight[w[3] + i])),
+        vec4<f32>(f32(weight[w[4] + i]), f32(weight[w[5] + i]), f32(weight[w[6] + i]), f32(weight[w[7] + i])),
+      );
+      a0 = mac1(a0, f32(input[x0 + i]), s);
+      a1 = mac1(a1, f32(input[x1 + i]), s);
+      a2 = mac1(a2, f32(input[x2 + i]), s);
+      a3 = mac1(a3, f32(input[x3 + i]), s);
+    }
+  }
+
+  if (gid.x >= params.row_blocks) {
+    return;
+  }
+  store_row(a0, r0, o0);
+  store_row(a1, r0 + 1u, o0);
+  store_row(a2, r0 + 2u, o0);
+  store_row(a3, r0 + 3u, o0);
 }

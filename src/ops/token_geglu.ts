@@ -1,12 +1,13 @@
 import { byteSize, bytesPerElement, elementCount, type Graph, type Tensor } from '../graph/graph.ts';
+import { TOKEN_BLOCK_ROWS } from './token_linear.ts';
 import type { WeightArray } from './weights.ts';
 
 /**
  * diffusers' GEGLU (the first layer of a transformer block's feed-forward, `ff.net.0`): the linear
  * projection x [..., in] times weight [2 * out, in] plus bias [2 * out], chunked in two along the
  * features, hidden * gelu(gate) with torch's exact (erf) gelu; the output is [..., out]. One
- * invocation per output element computes both halves (token_geglu.wgsl), so the projection is
- * never stored.
+ * invocation per block of TOKEN_BLOCK_ROWS rows x 8 outputs computes both halves (token_geglu.wgsl),
+ * so the projection is never stored.
  */
 export function tokenGeglu(g: Graph, name: string, x: Tensor, weight: WeightArray, bias: WeightArray): Tensor {
   const inFeatures = x.shape[x.shape.length - 1];
@@ -20,14 +21,19 @@ export function tokenGeglu(g: Graph, name: string, x: Tensor, weight: WeightArra
   const outFeatures = projected / 2;
   const rows = elementCount(x.shape) / inFeatures;
   const out = g.intermediate(name, [...x.shape.slice(0, -1), outFeatures]);
+  const weightTensor = g.weight(weight.name, weight.shape, () => weight.data, g.weightType);
+  const quads = inFeatures % 4 === 0;
+  const rowBlocks = Math.ceil(rows / TOKEN_BLOCK_ROWS);
   g.addNode({
     name,
     kind: 'token_geglu',
     shader: 'token_geglu',
-    inputs: [x, g.weight(weight.name, weight.shape, () => weight.data, g.weightType), g.weight(bias.name, bias.shape, () => bias.data)],
+    // The vec4 views (input4, weight4) only where rows are whole vec4s; else the unused binding.
+    inputs: [x, quads ? x : null, weightTensor, quads ? weightTensor : null, g.weight(bias.name, bias.shape, () => bias.data)],
     outputs: [out],
-    params: { rows, in_features: inFeatures, out_features: outFeatures },
-    dispatch: { invocations: [rows * outFeatures], flat: true },
+    params: { rows, in_features: inFeatures, out_features: outFeatures, row_blocks: rowBlocks },
+    // One invocation per row block, for each block of 8 outputs (workgroup_id.y).
+    dispatch: { invocations: [rowBlocks, Math.ceil(outFeatures / 8)] },
     flops: 2 * rows * inFeatures * projected + 20 * rows * outFeatures,
     bytes: byteSize(x) + bytesPerElement(g.weightType) * elementCount(weight.shape) + byteSize(out),
   });
