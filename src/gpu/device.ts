@@ -57,6 +57,13 @@ export interface Gpu {
   instance: GPU;
   /** The budget of GpuOptions.maxMemoryBytes, if one was given (src/gpu/memory_budget.ts). */
   maxMemoryBytes?: number;
+  /**
+   * Where the driver generates a program's code at its first run and keeps it in a shader cache
+   * that other devices read (Mesa's llvmpipe, under Dawn): a second device on the same adapter,
+   * made for the caller, who destroys it. Compiling graphs uses it to compile half the programs
+   * on another core (src/gpu/kernel.ts, loadKernels).
+   */
+  compileHelper?: () => Promise<GPUDevice | undefined>;
 }
 
 /** Raised when the device is lost (driver reset, destroy()) while work was waited for. */
@@ -227,7 +234,15 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
     uncapturedErrors.push((event as GPUUncapturedErrorEvent).error.message);
   });
   const lost = device.lost.then((info) => `GPU device lost (${info.reason}): ${info.message}`);
-  if (useDawn && isSoftwareAdapter(adapter)) spaceDawnTicks(device, options.softwarePollMs ?? 1);
+  const softwareDawn = useDawn && isSoftwareAdapter(adapter);
+  if (softwareDawn) spaceDawnTicks(device, options.softwarePollMs ?? 1);
+  const compileHelper = async (): Promise<GPUDevice | undefined> => {
+    const second = await gpu.requestAdapter(adapterOptions);
+    if (!second || describeAdapter(second, implementation) !== describeAdapter(adapter, implementation)) return undefined;
+    const helper = await second.requestDevice({ requiredFeatures, requiredLimits, label: 'ddim-webgpu compile helper' });
+    spaceDawnTicks(helper, options.softwarePollMs ?? 1);
+    return helper;
+  };
   return {
     device,
     adapter,
@@ -239,5 +254,6 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
     lost,
     instance: gpu,
     maxMemoryBytes: options.maxMemoryBytes,
+    compileHelper: softwareDawn ? compileHelper : undefined,
   };
 }

@@ -242,17 +242,61 @@ export class Kernel {
 }
 
 /**
+ * A second device on the same software driver (Gpu.compileHelper), and the params of each shader's
+ * node: llvmpipe generates a program's code at its first run, on the one thread of its device's
+ * queue, and keeps it in Mesa's shader cache, where the first device finds it. So while the first
+ * device compiles programs from the front of the list, the helper compiles others from the back,
+ * on another core, and the first device then runs those from the cache (docs/perf.md, "The first
+ * run"). The helper runs each program once with its node's params, so that its loops are those
+ * of the real first run, on small buffers of its own.
+ */
+export interface CompileHelper {
+  device: GPUDevice;
+  params(index: number): ParamValues;
+}
+
+/** Bytes of each buffer the helper binds: a uniform window of weights (64 KiB) and more than any fixed-size storage array. */
+const HELPER_BUFFER_BYTES = 65536;
+
+/** Runs shader's program once on the helper device; resolves when that run is done. */
+async function runOnHelper(helper: CompileHelper, shader: ShaderSource, values: ParamValues): Promise<void> {
+  const { device } = helper;
+  const kernel = await Kernel.load(device, shader);
+  const buffers: GPUBuffer[] = [];
+  try {
+    const resources: Record<string, GPUBuffer> = {};
+    shader.bindings.forEach((binding, index) => {
+      const isParams = index === shader.bindings.length - 1 && binding.kind === 'uniform' && shader.params;
+      const size = isParams ? alignTo(shader.params!.size, 16) : HELPER_BUFFER_BYTES;
+      const usage = bufferType(binding.kind) === 'uniform' ? GPUBufferUsage.UNIFORM : GPUBufferUsage.STORAGE;
+      const buffer = device.createBuffer({ label: `${shader.name}.${binding.name}`, size, usage, mappedAtCreation: !!isParams });
+      if (isParams) {
+        writeParams(shader, values, new DataView(buffer.getMappedRange()), 0, `${shader.name} (compiled ahead)`);
+        buffer.unmap();
+      }
+      buffers.push(buffer);
+      resources[binding.name] = buffer;
+    });
+    await kernel.warmUp(kernel.bind(`${shader.name}: compiled ahead`, resources));
+  } finally {
+    for (const buffer of buffers) buffer.destroy();
+  }
+}
+
+/**
  * The kernels of `shaders` on `device` (one per shader, in order), each program compiled before
  * this resolves: every distinct program's pipeline is asked for at once (createComputePipelineAsync),
- * and each is run once as it arrives (`Kernel.warmUp`, with the bind group `firstRun` makes for
- * the first of its shaders), so that no driver compiles one later, in the middle of real work.
- * `onProgress` hears `{ compiled: 0, total }` first, then once per program as it is ready.
+ * and each is run once (`Kernel.warmUp`, with the bind group `firstRun` makes for the first of its
+ * shaders), so that no driver compiles one later, in the middle of real work; with a `helper`,
+ * half of them are compiled on it first. `onProgress` hears `{ compiled: 0, total }` first, then
+ * once per program as it is ready.
  */
 export async function loadKernels(
   device: GPUDevice,
   shaders: readonly ShaderSource[],
   firstRun: (kernel: Kernel, index: number) => GPUBindGroup,
   onProgress?: CompileProgressCallback,
+  helper?: CompileHelper,
 ): Promise<Kernel[]> {
   const loads = shaders.map((shader) => Kernel.load(device, shader));
   // Failures are reported by the awaits below; the other loads of a failing program are not left unhandled.
@@ -265,12 +309,32 @@ export async function loadKernels(
   const total = firstOf.size;
   let compiled = 0;
   onProgress?.({ compiled, total });
-  await Promise.all([...firstOf.values()].map(async (index) => {
+  const warm = async (index: number) => {
     const kernel = await loads[index];
     await kernel.warmUp(firstRun(kernel, index));
     onProgress?.({ compiled: ++compiled, total });
-  }));
-  return await Promise.all(loads);
+  };
+  if (!helper) {
+    await Promise.all([...firstOf.values()].map(warm));
+    return await Promise.all(loads);
+  }
+  const kernels = await Promise.all(loads);
+  const queue = [...firstOf.values()].filter((index) => !kernels[index].warmedUp);
+  const ready = [...firstOf.values()].filter((index) => kernels[index].warmedUp);
+  const helped: number[] = [];
+  const helping = (async () => {
+    while (queue.length > 1) {
+      const index = queue.pop()!;
+      helped.push(index);
+      // A failure there costs only time: the device below compiles the program itself.
+      await runOnHelper(helper, shaders[index], helper.params(index)).catch(() => {});
+    }
+  })();
+  await Promise.all(ready.map(warm));
+  while (queue.length) await warm(queue.shift()!);
+  await helping;
+  for (const index of helped) await warm(index);
+  return kernels;
 }
 
 /**

@@ -342,7 +342,15 @@ export class CompiledGraph implements RecordableGraph {
       };
       // Each program's first run is its node's dispatch (one workgroup) on this graph's own
       // buffers: it writes only intermediates and outputs, which any run writes again first.
-      const kernels = await loadKernels(device, graph.nodes.map((node) => node.source), bind, options.onProgress);
+      // Made here, for this compile only: a device of its own costs little beside what it saves.
+      const helperDevice = await gpu.compileHelper?.().catch(() => undefined);
+      const helper = helperDevice && { device: helperDevice, params: (index: number) => graph.nodes[index].params };
+      let kernels: Kernel[];
+      try {
+        kernels = await loadKernels(device, graph.nodes.map((node) => node.source), bind, options.onProgress, helper);
+      } finally {
+        helperDevice?.destroy();
+      }
       const compiled = graph.nodes.map((node, index): CompiledNode => ({
         node,
         kernel: kernels[index],
