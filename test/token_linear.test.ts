@@ -1,6 +1,6 @@
 // The register-blocked token kernels (token_linear.wgsl, token_geglu.wgsl) against float64, at
 // every precision: rows and outputs that leave partial blocks (4 rows x 8 outputs per invocation,
-// 32 rows per workgroup), in_features a multiple of 4 (vec4 reads) and not (one value at a time),
+// 4 x 4 for GEGLU, 32 rows per workgroup), in_features a multiple of 4 (vec4 reads) and not (one value at a time),
 // each activation, with and without bias and residual. Every case prints its measured error.
 import { suite } from 'uvu';
 import { CompiledGraph } from '../src/graph/executor.ts';

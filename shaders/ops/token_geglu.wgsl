@@ -4,9 +4,9 @@
 //   y[r, o] = (x[r] . weight[o] + bias[o]) * gelu(x[r] . weight[out + o] + bias[out + o])
 // Both halves are computed by the same invocation, so the 2 * out projection is never stored.
 //
-// Register-blocked as token_linear.wgsl (see there): an invocation keeps ROWS rows x 8 outputs of
-// both halves in registers (each x vec4 feeds 16 weight rows), the lanes of a workgroup take
-// consecutive row blocks and share the output block (workgroup_id.y).
+// Register-blocked as token_linear.wgsl (see there), whose 8 weight rows per invocation are here
+// the hidden and gate rows of 4 outputs: ROWS rows x (4 + 4) accumulators in registers, the lanes
+// of a workgroup taking consecutive row blocks and sharing the output block (workgroup_id.y).
 
 #include "activation.wgsl"
 #include "gelu.wgsl"
@@ -36,39 +36,29 @@ fn store(hidden: f32, gate: f32, row: u32, o: u32) {
   output[row * params.out_features + o] = act(h * gelu(g));
 }
 
-fn store_row(hidden: Outs, gate: Outs, row: u32, o0: u32) {
+// a.lo: the hidden halves of outputs o0 .. o0 + 3, a.hi: their gates.
+fn store_row(a: Outs, row: u32, o0: u32) {
   if (row >= params.rows) {
     return;
   }
-  store(hidden.lo.x, gate.lo.x, row, o0);
-  store(hidden.lo.y, gate.lo.y, row, o0 + 1u);
-  store(hidden.lo.z, gate.lo.z, row, o0 + 2u);
-  store(hidden.lo.w, gate.lo.w, row, o0 + 3u);
-  store(hidden.hi.x, gate.hi.x, row, o0 + 4u);
-  store(hidden.hi.y, gate.hi.y, row, o0 + 5u);
-  store(hidden.hi.z, gate.hi.z, row, o0 + 6u);
-  store(hidden.hi.w, gate.hi.w, row, o0 + 7u);
+  store(a.lo.x, a.hi.x, row, o0);
+  store(a.lo.y, a.hi.y, row, o0 + 1u);
+  store(a.lo.z, a.hi.z, row, o0 + 2u);
+  store(a.lo.w, a.hi.w, row, o0 + 3u);
 }
 
-
-fn quads_at(w: array<u32, 8>, i: u32) -> Quads {
-  return Quads(
-    vec4<f32>(weight4[w[0] + i]),
-    vec4<f32>(weight4[w[1] + i]),
-    vec4<f32>(weight4[w[2] + i]),
-    vec4<f32>(weight4[w[3] + i]),
-    vec4<f32>(weight4[w[4] + i]),
-    vec4<f32>(weight4[w[5] + i]),
-    vec4<f32>(weight4[w[6] + i]),
-    vec4<f32>(weight4[w[7] + i]),
-  );
-}
-
-fn weights_at(w: array<u32, 8>, i: u32) -> Outs {
-  return Outs(
-    vec4<f32>(f32(weight[w[0] + i]), f32(weight[w[1] + i]), f32(weight[w[2] + i]), f32(weight[w[3] + i])),
-    vec4<f32>(f32(weight[w[4] + i]), f32(weight[w[5] + i]), f32(weight[w[6] + i]), f32(weight[w[7] + i])),
-  );
+// Where the block's 8 weight rows start (in elements, or vec4s: `length` per row): the hidden rows
+// of outputs o0 .. o0 + 3, then their gate rows, the outputs clamped to the last: outputs past it
+// are computed from a real row and not stored.
+fn geglu_rows(o0: u32, length: u32) -> array<u32, 8> {
+  let last = params.out_features - 1u;
+  var starts: array<u32, 8>;
+  for (var j = 0u; j < 4u; j++) {
+    let o = min(o0 + j, last);
+    starts[j] = o * length;
+    starts[j + 4u] = (params.out_features + o) * length;
+  }
+  return starts;
 }
 
 @compute @workgroup_size(8, 1, 1)
@@ -77,71 +67,59 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: v
   // main loop runs unmasked. Rows past the last are read clamped and not stored.
   let r0 = min(gid.x, params.row_blocks - 1u) * ROWS;
   let last_row = params.rows - 1u;
-  let o0 = wid.y * 8u;
+  let o0 = wid.y * 4u;
   let n = params.in_features;
 
-  var h0: Outs;
-  var h1: Outs;
-  var h2: Outs;
-  var h3: Outs;
-  var g0: Outs;
-  var g1: Outs;
-  var g2: Outs;
-  var g3: Outs;
+  var a0: Outs;
+  var a1: Outs;
+  var a2: Outs;
+  var a3: Outs;
   if (n % 4u == 0u) {
     let quads = n / 4u;
     let x0 = min(r0, last_row) * quads;
     let x1 = min(r0 + 1u, last_row) * quads;
     let x2 = min(r0 + 2u, last_row) * quads;
     let x3 = min(r0 + 3u, last_row) * quads;
-    let hidden = weight_rows(0u, o0, params.out_features, quads);
-    let gate = weight_rows(params.out_features, o0, params.out_features, quads);
+    let w = geglu_rows(o0, quads);
     for (var i = 0u; i < quads; i++) {
-      let v0 = vec4<f32>(input4[x0 + i]);
-      let v1 = vec4<f32>(input4[x1 + i]);
-      let v2 = vec4<f32>(input4[x2 + i]);
-      let v3 = vec4<f32>(input4[x3 + i]);
-      let qh = quads_at(hidden, i);
-      h0 = mac4(h0, v0, qh);
-      h1 = mac4(h1, v1, qh);
-      h2 = mac4(h2, v2, qh);
-      h3 = mac4(h3, v3, qh);
-      let qg = quads_at(gate, i);
-      g0 = mac4(g0, v0, qg);
-      g1 = mac4(g1, v1, qg);
-      g2 = mac4(g2, v2, qg);
-      g3 = mac4(g3, v3, qg);
+      let q = Quads(
+        vec4<f32>(weight4[w[0] + i]),
+        vec4<f32>(weight4[w[1] + i]),
+        vec4<f32>(weight4[w[2] + i]),
+        vec4<f32>(weight4[w[3] + i]),
+        vec4<f32>(weight4[w[4] + i]),
+        vec4<f32>(weight4[w[5] + i]),
+        vec4<f32>(weight4[w[6] + i]),
+        vec4<f32>(weight4[w[7] + i]),
+      );
+      a0 = mac4(a0, vec4<f32>(input4[x0 + i]), q);
+      a1 = mac4(a1, vec4<f32>(input4[x1 + i]), q);
+      a2 = mac4(a2, vec4<f32>(input4[x2 + i]), q);
+      a3 = mac4(a3, vec4<f32>(input4[x3 + i]), q);
     }
   } else {
     let x0 = min(r0, last_row) * n;
     let x1 = min(r0 + 1u, last_row) * n;
     let x2 = min(r0 + 2u, last_row) * n;
     let x3 = min(r0 + 3u, last_row) * n;
-    let hidden = weight_rows(0u, o0, params.out_features, n);
-    let gate = weight_rows(params.out_features, o0, params.out_features, n);
+    let w = geglu_rows(o0, n);
     for (var i = 0u; i < n; i++) {
-      let v0 = f32(input[x0 + i]);
-      let v1 = f32(input[x1 + i]);
-      let v2 = f32(input[x2 + i]);
-      let v3 = f32(input[x3 + i]);
-      let sh = weights_at(hidden, i);
-      h0 = mac1(h0, v0, sh);
-      h1 = mac1(h1, v1, sh);
-      h2 = mac1(h2, v2, sh);
-      h3 = mac1(h3, v3, sh);
-      let sg = weights_at(gate, i);
-      g0 = mac1(g0, v0, sg);
-      g1 = mac1(g1, v1, sg);
-      g2 = mac1(g2, v2, sg);
-      g3 = mac1(g3, v3, sg);
+      let s = Outs(
+        vec4<f32>(f32(weight[w[0] + i]), f32(weight[w[1] + i]), f32(weight[w[2] + i]), f32(weight[w[3] + i])),
+        vec4<f32>(f32(weight[w[4] + i]), f32(weight[w[5] + i]), f32(weight[w[6] + i]), f32(weight[w[7] + i])),
+      );
+      a0 = mac1(a0, f32(input[x0 + i]), s);
+      a1 = mac1(a1, f32(input[x1 + i]), s);
+      a2 = mac1(a2, f32(input[x2 + i]), s);
+      a3 = mac1(a3, f32(input[x3 + i]), s);
     }
   }
 
   if (gid.x >= params.row_blocks) {
     return;
   }
-  store_row(h0, g0, r0, o0);
-  store_row(h1, g1, r0 + 1u, o0);
-  store_row(h2, g2, r0 + 2u, o0);
-  store_row(h3, g3, r0 + 3u, o0);
+  store_row(a0, r0, o0);
+  store_row(a1, r0 + 1u, o0);
+  store_row(a2, r0 + 2u, o0);
+  store_row(a3, r0 + 3u, o0);
 }

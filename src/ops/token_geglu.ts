@@ -6,7 +6,7 @@ import type { WeightArray } from './weights.ts';
  * diffusers' GEGLU (the first layer of a transformer block's feed-forward, `ff.net.0`): the linear
  * projection x [..., in] times weight [2 * out, in] plus bias [2 * out], chunked in two along the
  * features, hidden * gelu(gate) with torch's exact (erf) gelu; the output is [..., out]. One
- * invocation per block of TOKEN_BLOCK_ROWS rows x 8 outputs computes both halves (token_geglu.wgsl),
+ * invocation per block of TOKEN_BLOCK_ROWS rows x 4 outputs computes both halves (token_geglu.wgsl),
  * so the projection is never stored.
  */
 export function tokenGeglu(g: Graph, name: string, x: Tensor, weight: WeightArray, bias: WeightArray): Tensor {
@@ -32,8 +32,8 @@ export function tokenGeglu(g: Graph, name: string, x: Tensor, weight: WeightArra
     inputs: [x, quads ? x : null, weightTensor, quads ? weightTensor : null, g.weight(bias.name, bias.shape, () => bias.data)],
     outputs: [out],
     params: { rows, in_features: inFeatures, out_features: outFeatures, row_blocks: rowBlocks },
-    // One invocation per row block, for each block of 8 outputs (workgroup_id.y).
-    dispatch: { invocations: [rowBlocks, Math.ceil(outFeatures / 8)] },
+    // One invocation per row block, for each block of 4 outputs (workgroup_id.y).
+    dispatch: { invocations: [rowBlocks, Math.ceil(outFeatures / 4)] },
     flops: 2 * rows * inFeatures * projected + 20 * rows * outFeatures,
     bytes: byteSize(x) + bytesPerElement(g.weightType) * elementCount(weight.shape) + byteSize(out),
   });
