@@ -1,8 +1,10 @@
 // The register-blocked token kernels (token_linear.wgsl, token_geglu.wgsl) against float64, at
 // every precision: rows and outputs that leave partial blocks (4 rows x 8 outputs per invocation,
 // 4 x 4 for GEGLU, 32 rows per workgroup), in_features a multiple of 4 (vec4 reads) and not (one value at a time),
-// each activation, with and without bias and residual. Every case prints its measured error.
+// each activation, with and without bias and residual, the lanes across row blocks and (few rows)
+// across output blocks. Every case prints its measured error.
 import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
 import { CompiledGraph } from '../src/graph/executor.ts';
 import { Graph, type Tensor } from '../src/graph/graph.ts';
 import type { Precision } from '../src/gpu/shader_source.ts';
@@ -10,7 +12,7 @@ import { devicePrecision } from '../src/models/compile.ts';
 import { float16ToFloat32, float32ToFloat16 } from '../src/io/half.ts';
 import { fromActivations, toActivations } from '../src/ops/cast.ts';
 import { tokenGeglu } from '../src/ops/token_geglu.ts';
-import { type TokenActivation, tokenLinear } from '../src/ops/token_linear.ts';
+import { type TokenActivation, tokenBlocks, tokenLinear } from '../src/ops/token_linear.ts';
 import type { WeightArray } from '../src/ops/weights.ts';
 import { expectClose } from './util/compare.ts';
 import { mulberry32 } from './util/random.ts';
@@ -82,12 +84,23 @@ async function precisions(): Promise<Precision[]> {
 
 const test = suite('token linear kernels');
 
+test('the lanes take row blocks, or output blocks where that leaves fewer idle', () => {
+  assert.is(tokenBlocks(128, 320, 8).params.lanes, 0);
+  assert.equal(tokenBlocks(128, 320, 8).dispatch.invocations, [32, 40]);
+  assert.is(tokenBlocks(154, 2560, 8).params.lanes, 0);
+  assert.is(tokenBlocks(8, 1280, 8).params.lanes, 1);
+  assert.equal(tokenBlocks(8, 1280, 4).dispatch.invocations, [320, 2]);
+  assert.is(tokenBlocks(6, 75, 8).params.lanes, 1);
+  assert.is(tokenBlocks(1, 1, 8).params.lanes, 0);
+});
+
 /** [label, batch, tokens, in, out]: rows = batch * tokens. */
 const LINEAR_SHAPES: [string, number, number, number, number][] = [
   ['vec4 reads, partial row and output blocks', 3, 13, 36, 21],
   ['one value at a time (in 37)', 3, 5, 37, 21],
   ['more than one workgroup of rows, whole blocks', 2, 40, 24, 16],
   ['one row, one output, in 3', 1, 1, 3, 1],
+  ['few rows: the lanes take output blocks', 2, 3, 36, 75],
 ];
 
 const LINEAR_EPILOGUES: [TokenActivation, boolean, boolean][] = [
@@ -136,6 +149,7 @@ const GEGLU_SHAPES: [string, number, number, number, number][] = [
   ['vec4 reads, partial row and output blocks', 2, 7, 20, 13],
   ['one value at a time (in 19)', 2, 7, 19, 13],
   ['more than one workgroup of rows, whole blocks', 1, 72, 16, 8],
+  ['few rows: the lanes take output blocks', 2, 1, 20, 37],
 ];
 
 test('token_geglu: partial blocks, vec4 and scalar reads, against float64', async () => {

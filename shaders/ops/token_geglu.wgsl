@@ -6,17 +6,22 @@
 //
 // Register-blocked as token_linear.wgsl (see there), whose 8 weight rows per invocation are here
 // the hidden and gate rows of 4 outputs: ROWS rows x (4 + 4) accumulators in registers, the lanes
-// of a workgroup taking consecutive row blocks and sharing the output block (workgroup_id.y).
+// of a workgroup taking consecutive row blocks and sharing the output block (workgroup_id.y), or
+// with few rows (lanes = 1) the other way round.
 
 #include "activation.wgsl"
 #include "gelu.wgsl"
 #include "token_blocks.wgsl"
+
+const OUTS: u32 = 4u;  // outputs per invocation (their hidden and gate rows: 8 weight rows)
 
 struct Params {
   rows: u32,
   in_features: u32,
   out_features: u32,
   row_blocks: u32,  // ceil(rows / ROWS)
+  out_blocks: u32,  // ceil(out_features / OUTS)
+  lanes: u32,       // 0: the lanes take row blocks (workgroup_id.y the output block), 1: output blocks
 }
 
 @group(0) @binding(0) var<storage, read> input: array<act>;
@@ -63,11 +68,14 @@ fn geglu_rows(o0: u32, length: u32) -> array<u32, 8> {
 
 @compute @workgroup_size(8, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u) {
-  // Lanes past the last row block repeat it (their stores are skipped): no early return, so the
+  // Lanes past the last block repeat it (their stores are skipped): no early return, so the
   // main loop runs unmasked. Rows past the last are read clamped and not stored.
-  let r0 = min(gid.x, params.row_blocks - 1u) * ROWS;
+  let across_outputs = params.lanes != 0u;
+  let lane_blocks = select(params.row_blocks, params.out_blocks, across_outputs);
+  let lane = min(gid.x, lane_blocks - 1u);
+  let r0 = select(lane, wid.y, across_outputs) * ROWS;
   let last_row = params.rows - 1u;
-  let o0 = wid.y * 4u;
+  let o0 = select(wid.y, lane, across_outputs) * OUTS;
   let n = params.in_features;
 
   var a0: Outs;
@@ -115,7 +123,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: v
     }
   }
 
-  if (gid.x >= params.row_blocks) {
+  if (gid.x >= lane_blocks) {
     return;
   }
   store_row(a0, r0, o0);

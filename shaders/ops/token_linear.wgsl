@@ -7,16 +7,20 @@
 //
 // Register-blocked for software drivers, as the register convs (conv2d_main.wgsl's header): there
 // an invocation is one lane of an 8-wide SIMD loop and every storage load costs as much as tens of
-// multiply-adds, so an invocation keeps ROWS rows x 8 outputs in registers and an x vec4 feeds
-// the 8 outputs of its row, a weight vec4 the ROWS rows of its output, with no workgroup memory. The lanes of a workgroup take
-// consecutive row blocks and share the block of 8 outputs (workgroup_id.y), so a weight load has
-// the same address in every lane. With in_features a multiple of 4 (every UNet and CLIP layer) x
-// and the weight rows are read as vec4s (input4, weight4: the same tensors); otherwise one value
-// at a time, with the same blocking.
+// multiply-adds, so an invocation keeps ROWS rows x 8 outputs in registers (an x vec4 feeds the 8
+// outputs of its row, a weight vec4 the ROWS rows of its output), with no workgroup memory. The
+// lanes of a workgroup take consecutive row blocks and share the block of 8 outputs
+// (workgroup_id.y), so a weight load has the same address in every lane; where rows are few
+// (lanes = 1: tokenBlocks in src/ops/token_linear.ts) they take output blocks and workgroup_id.y
+// is the row block. With in_features a multiple of 4 (every UNet and CLIP layer) x and the weight
+// rows are read as vec4s (input4, weight4: the same tensors); otherwise one value at a time, with
+// the same blocking.
 
 #include "activation.wgsl"
 #include "gelu.wgsl"
 #include "token_blocks.wgsl"
+
+const OUTS: u32 = 8u;  // outputs per invocation
 
 struct Params {
   rows: u32,
@@ -26,6 +30,8 @@ struct Params {
   has_bias: u32,
   has_residual: u32,
   row_blocks: u32,  // ceil(rows / ROWS)
+  out_blocks: u32,  // ceil(out_features / OUTS)
+  lanes: u32,       // 0: the lanes take row blocks (workgroup_id.y the output block), 1: output blocks
 }
 
 @group(0) @binding(0) var<storage, read> input: array<act>;
@@ -81,11 +87,14 @@ fn store_row(a: Outs, row: u32, o0: u32) {
 
 @compute @workgroup_size(8, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u) {
-  // Lanes past the last row block repeat it (their stores are skipped): no early return, so the
+  // Lanes past the last block repeat it (their stores are skipped): no early return, so the
   // main loop runs unmasked. Rows past the last are read clamped and not stored.
-  let r0 = min(gid.x, params.row_blocks - 1u) * ROWS;
+  let across_outputs = params.lanes != 0u;
+  let lane_blocks = select(params.row_blocks, params.out_blocks, across_outputs);
+  let lane = min(gid.x, lane_blocks - 1u);
+  let r0 = select(lane, wid.y, across_outputs) * ROWS;
   let last_row = params.rows - 1u;
-  let o0 = wid.y * 8u;
+  let o0 = select(wid.y, lane, across_outputs) * OUTS;
   let n = params.in_features;
 
   var a0: Outs;
@@ -133,7 +142,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: v
     }
   }
 
-  if (gid.x >= params.row_blocks) {
+  if (gid.x >= lane_blocks) {
     return;
   }
   store_row(a0, r0, o0);

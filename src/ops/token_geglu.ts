@@ -1,5 +1,5 @@
 import { byteSize, bytesPerElement, elementCount, type Graph, type Tensor } from '../graph/graph.ts';
-import { TOKEN_BLOCK_ROWS } from './token_linear.ts';
+import { TOKEN_BLOCK_ROWS, tokenBlocks } from './token_linear.ts';
 import type { WeightArray } from './weights.ts';
 
 /**
@@ -23,7 +23,7 @@ export function tokenGeglu(g: Graph, name: string, x: Tensor, weight: WeightArra
   const out = g.intermediate(name, [...x.shape.slice(0, -1), outFeatures]);
   const weightTensor = g.weight(weight.name, weight.shape, () => weight.data, g.weightType);
   const quads = inFeatures % 4 === 0;
-  const rowBlocks = Math.ceil(rows / TOKEN_BLOCK_ROWS);
+  const blocks = tokenBlocks(rows, outFeatures, 4);
   g.addNode({
     name,
     kind: 'token_geglu',
@@ -31,9 +31,8 @@ export function tokenGeglu(g: Graph, name: string, x: Tensor, weight: WeightArra
     // The vec4 views (input4, weight4) only where rows are whole vec4s; else the unused binding.
     inputs: [x, quads ? x : null, weightTensor, quads ? weightTensor : null, g.weight(bias.name, bias.shape, () => bias.data)],
     outputs: [out],
-    params: { rows, in_features: inFeatures, out_features: outFeatures, row_blocks: rowBlocks },
-    // One invocation per row block, for each block of 4 outputs (workgroup_id.y).
-    dispatch: { invocations: [rowBlocks, Math.ceil(outFeatures / 4)] },
+    params: { rows, in_features: inFeatures, out_features: outFeatures, ...blocks.params },
+    dispatch: blocks.dispatch,
     flops: 2 * rows * inFeatures * projected + 20 * rows * outFeatures,
     bytes: byteSize(x) + bytesPerElement(g.weightType) * elementCount(weight.shape) + byteSize(out),
   });
