@@ -1,5 +1,5 @@
 import { byteSize, type Graph, type Tensor } from '../graph/graph.ts';
-import { type ConvKernels, isTiled } from './conv2d.ts';
+import type { ConvKernels } from './conv2d.ts';
 import { tokenLinear } from './token_linear.ts';
 import { concatenated, type WeightArray } from './weights.ts';
 
@@ -137,12 +137,17 @@ const TILED_VARIANTS = [
   { maxHeadDim: 160, shader: 'token_attention_tiled_wide' },
 ] as const;
 
-/** The tiled attention shader for `kernels` and `headDim`, or null where token_attention.wgsl runs it. */
+/**
+ * The tiled attention shader for `kernels` and `headDim`, or null where token_attention.wgsl runs
+ * it: with no conv family (the text encoder's 77-token causal attention) and for heads over 160.
+ * Every family takes the tiled kernel, the software drivers' too: it does about half the
+ * arithmetic, which outweighs its barriers on llvmpipe (1.7-2.5x at 4096 tokens, docs/perf.md).
+ */
 export function tiledAttentionShader(
   kernels: ConvKernels | undefined,
   headDim: number,
 ): 'token_attention_tiled' | 'token_attention_tiled_wide' | null {
-  if (!isTiled(kernels)) return null;
+  if (kernels === undefined) return null;
   return TILED_VARIANTS.find((variant) => headDim <= variant.maxHeadDim)?.shader ?? null;
 }
 
