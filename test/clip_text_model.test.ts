@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import type { Precision } from '../src/gpu/shader_source.ts';
 import { CompiledGraph } from '../src/graph/executor.ts';
-import { byteSize, Graph, type Tensor } from '../src/graph/graph.ts';
+import { byteSize, Graph } from '../src/graph/graph.ts';
 import { parseSafetensors, serializeSafetensors, type TensorToWrite, toFloat32 } from '../src/io/safetensors.ts';
 import { type ClipTextConfig, parseClipTextConfig } from '../src/models/clip_text_config.ts';
 import { buildClipTextGraph, clipTextWeightShapes, LAST_HIDDEN_STATE, TextEncoderInputError } from '../src/models/clip_text_model.ts';
@@ -23,7 +23,7 @@ import { type TokenActivation, tokenLinear } from '../src/ops/token_linear.ts';
 import type { WeightArray } from '../src/ops/weights.ts';
 import { expectClose, goldenF32, goldenI32, readGolden } from './util/compare.ts';
 import { mulberry32 } from './util/random.ts';
-import { attention64, erf, gpu, refused } from './util/shared_gpu.ts';
+import { attention64, erf, gpu, refused, runGraph } from './util/shared_gpu.ts';
 
 const TEXT_ENCODER_DIR = '../shared/golden/sd/tiny-sd/text_encoder';
 const SD_CONFIGS = '../shared/golden/sd/configs';
@@ -125,24 +125,6 @@ function clipReference(config: ClipTextConfig, w: (name: string) => Float32Array
 // The ops.
 
 /** Builds a graph with `build`, runs it once on `inputs` and returns its output. */
-async function runGraph(
-  inputs: Record<string, { shape: number[]; data: Float32Array }>,
-  build: (g: Graph, t: Record<string, Tensor>) => Tensor,
-): Promise<Float32Array> {
-  const g = new Graph();
-  const tensors: Record<string, Tensor> = {};
-  for (const [name, { shape }] of Object.entries(inputs)) tensors[name] = g.input(name, shape);
-  const out = build(g, tensors);
-  g.markOutput(out);
-  const compiled = await CompiledGraph.compile(await gpu(), g, { label: 'token-ops-test' });
-  try {
-    for (const [name, { data }] of Object.entries(inputs)) compiled.write(name, data);
-    await compiled.run();
-    return await compiled.read(out.name);
-  } finally {
-    compiled.destroy();
-  }
-}
 
 const ops = suite('token ops');
 

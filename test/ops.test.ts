@@ -3,9 +3,8 @@
 // not divide the kernels' blocks; group norm; attention with several heads. Every case prints its
 // measured error.
 import { suite } from 'uvu';
-import { type Gpu, requestGpu } from '../src/gpu/device.ts';
 import { CompiledGraph } from '../src/graph/executor.ts';
-import { Graph, type GraphNode, type Tensor } from '../src/graph/graph.ts';
+import { Graph, type GraphNode } from '../src/graph/graph.ts';
 import { attentionCore, spatialAttention } from '../src/ops/attention.ts';
 import { concatChannels } from '../src/ops/concat.ts';
 import {
@@ -27,6 +26,7 @@ import { readFileSync } from 'node:fs';
 import * as assert from 'uvu/assert';
 import { expectClose, goldenF32, goldenI32, readGolden } from './util/compare.ts';
 import { mulberry32 } from './util/random.ts';
+import { gpu, runGraph } from './util/shared_gpu.ts';
 
 // f32 sums of a few hundred terms against a float64 reference: ~1e-7 relative is typical.
 const TOLERANCE = 2e-6;
@@ -45,15 +45,6 @@ function weight(name: string, shape: number[], rand: () => number, scale = 1): W
   return { name, shape, data: filled(shape.reduce((a, b) => a * b, 1), rand, scale) };
 }
 
-let gpuPromise: Promise<Gpu> | undefined;
-function gpu(): Promise<Gpu> {
-  gpuPromise ??= requestGpu().then((g) => {
-    console.log(`    adapter: ${g.adapterName}`);
-    return g;
-  });
-  return gpuPromise;
-}
-
 /**
  * The kernel families this device runs: all of them on Dawn (lavapipe has `subgroups`); a device
  * without `subgroups` leaves out 'tiled-wide-subgroups', whose refusal is tested below instead.
@@ -61,26 +52,6 @@ function gpu(): Promise<Gpu> {
 const testDevice = (await gpu()).device;
 const FAMILIES = KERNEL_FAMILIES.filter((k) => kernelsRunOn(k, testDevice));
 console.log(`    kernel families tested here: ${FAMILIES.join(', ')}`);
-
-/** Builds a graph with `build`, runs it once on `inputs` and returns its output. */
-async function runGraph(
-  inputs: Record<string, { shape: number[]; data: Float32Array }>,
-  build: (g: Graph, t: Record<string, Tensor>) => Tensor,
-): Promise<Float32Array> {
-  const g = new Graph();
-  const tensors: Record<string, Tensor> = {};
-  for (const [name, { shape }] of Object.entries(inputs)) tensors[name] = g.input(name, shape);
-  const out = build(g, tensors);
-  g.markOutput(out);
-  const compiled = await CompiledGraph.compile(await gpu(), g, { label: 'ops-test' });
-  try {
-    for (const [name, { data }] of Object.entries(inputs)) compiled.write(name, data);
-    await compiled.run();
-    return await compiled.read(out.name);
-  } finally {
-    compiled.destroy();
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // CPU references (float64 accumulation)

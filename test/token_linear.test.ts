@@ -5,18 +5,16 @@
 // across output blocks. Every case prints its measured error.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CompiledGraph } from '../src/graph/executor.ts';
-import { Graph, type Tensor } from '../src/graph/graph.ts';
+import type { Graph, Tensor } from '../src/graph/graph.ts';
 import type { Precision } from '../src/gpu/shader_source.ts';
 import { devicePrecision } from '../src/models/compile.ts';
 import { float16ToFloat32, float32ToFloat16 } from '../src/io/half.ts';
-import { fromActivations, toActivations } from '../src/ops/cast.ts';
 import { tokenGeglu } from '../src/ops/token_geglu.ts';
 import { type TokenActivation, tokenBlocks, tokenLinear } from '../src/ops/token_linear.ts';
 import type { WeightArray } from '../src/ops/weights.ts';
 import { expectClose } from './util/compare.ts';
 import { mulberry32 } from './util/random.ts';
-import { erf, gpu } from './util/shared_gpu.ts';
+import { erf, gpu, runGraph } from './util/shared_gpu.ts';
 
 // f32 sums of tens of terms against float64: ~1e-7 relative is typical. At f16 the output is
 // rounded to f16 (2^-11 relative at worst) after an f32 computation.
@@ -56,24 +54,13 @@ function linear64(x: Float32Array, rows: number, w: Float32Array, b: Float32Arra
   return out;
 }
 
-/** Runs `build` over f32 inputs cast to the graph's activations, and reads its output back as f32. */
-async function runGraph(
+/** A graph run once at `precision` (the inputs and output converted on the way). */
+function runAt(
   precision: Precision,
   inputs: Record<string, { shape: number[]; data: Float32Array }>,
   build: (g: Graph, t: Record<string, Tensor>) => Tensor,
 ): Promise<Float32Array> {
-  const g = new Graph(precision);
-  const tensors: Record<string, Tensor> = {};
-  for (const [name, { shape }] of Object.entries(inputs)) tensors[name] = toActivations(g, `${name}.act`, g.input(name, shape));
-  const out = g.markOutput(fromActivations(g, 'out.f32', build(g, tensors)));
-  const compiled = await CompiledGraph.compile(await gpu(), g, { label: 'token-linear-test' });
-  try {
-    for (const [name, { data }] of Object.entries(inputs)) compiled.write(name, data);
-    await compiled.run();
-    return await compiled.read(out.name);
-  } finally {
-    compiled.destroy();
-  }
+  return runGraph(inputs, build, { precision, label: 'token-linear-test' });
 }
 
 /** The precisions this device runs: f16 where it has shader-f16 (else f16 would run as f16-packed, tested anyway). */
@@ -120,7 +107,7 @@ test('token_linear: partial blocks, vec4 and scalar reads, every activation, bia
       const w: WeightArray = { name: 'w', shape: [outF, inF], data: filled(outF * inF, 3) };
       const b: WeightArray = { name: 'b', shape: [outF], data: filled(outF, 4) };
       for (const [activation, withBias, withResidual] of LINEAR_EPILOGUES) {
-        const actual = await runGraph(
+        const actual = await runAt(
           precision,
           {
             x: { shape: [batch, tokens, inF], data: x },
@@ -159,7 +146,7 @@ test('token_geglu: partial blocks, vec4 and scalar reads, against float64', asyn
       const x = filled(rows * inF, 5, 4);
       const weight: WeightArray = { name: 'w', shape: [2 * outF, inF], data: filled(2 * outF * inF, 6) };
       const bias: WeightArray = { name: 'b', shape: [2 * outF], data: filled(2 * outF, 7) };
-      const actual = await runGraph(
+      const actual = await runAt(
         precision,
         { x: { shape: [batch, tokens, inF], data: x } },
         (g, t) => tokenGeglu(g, 'geglu', t.x, weight, bias),

@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import type { Precision } from '../src/gpu/shader_source.ts';
 import { CompiledGraph } from '../src/graph/executor.ts';
-import { Graph, type Tensor } from '../src/graph/graph.ts';
+import { Graph } from '../src/graph/graph.ts';
 import { parseSafetensors, serializeSafetensors, type TensorToWrite, toFloat32 } from '../src/io/safetensors.ts';
 import {
   buildConditionalUNetGraph,
@@ -29,7 +29,7 @@ import { tokenGeglu } from '../src/ops/token_geglu.ts';
 import { channelsToTokens, tokensToChannels } from '../src/ops/transpose.ts';
 import { expectClose, goldenF32, goldenI32, readGolden } from './util/compare.ts';
 import { mulberry32 } from './util/random.ts';
-import { attention64, erf, gpu, refused } from './util/shared_gpu.ts';
+import { attention64, erf, gpu, refused, runGraph } from './util/shared_gpu.ts';
 
 const UNET_DIR = '../shared/golden/sd/tiny-sd/unet';
 const SD_CONFIGS = '../shared/golden/sd/configs';
@@ -170,24 +170,6 @@ function transformer64(
 // The ops.
 
 const ops = suite('conditional unet ops');
-
-async function runGraph(
-  inputs: Record<string, { shape: number[]; data: Float32Array }>,
-  build: (g: Graph, t: Record<string, Tensor>) => Tensor,
-) {
-  const g = new Graph();
-  const tensors: Record<string, Tensor> = {};
-  for (const [name, { shape }] of Object.entries(inputs)) tensors[name] = g.input(name, shape);
-  const out = g.markOutput(build(g, tensors));
-  const compiled = await CompiledGraph.compile(await gpu(), g, { label: 'conditional-unet-ops-test' });
-  try {
-    for (const [name, { data }] of Object.entries(inputs)) compiled.write(name, data);
-    await compiled.run();
-    return await compiled.read(out.name);
-  } finally {
-    compiled.destroy();
-  }
-}
 
 function filled(n: number, seed: number, scale = 1): Float32Array {
   const uniform = mulberry32(seed);

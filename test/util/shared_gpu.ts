@@ -1,6 +1,10 @@
-/** What several suites share: one device per file (its adapter printed once), a refusal check, float64 references. */
+/** What several suites share: one device per file (its adapter printed once), a graph run once, a refusal check, float64 references. */
 import * as assert from 'uvu/assert';
 import { type Gpu, requestGpu } from '../../src/gpu/device.ts';
+import type { Precision } from '../../src/gpu/shader_source.ts';
+import { CompiledGraph } from '../../src/graph/executor.ts';
+import { Graph, type Tensor } from '../../src/graph/graph.ts';
+import { fromActivations, toActivations } from '../../src/ops/cast.ts';
 
 let gpuPromise: Promise<Gpu> | undefined;
 
@@ -11,6 +15,30 @@ export function gpu(): Promise<Gpu> {
     return g;
   });
   return gpuPromise;
+}
+
+/**
+ * The graph `build` makes of `inputs`, compiled on the file's device, run once: its output as f32.
+ * At another precision than f32 the inputs are converted to the graph's activations on the way in,
+ * and the output back.
+ */
+export async function runGraph(
+  inputs: Record<string, { shape: number[]; data: Float32Array }>,
+  build: (g: Graph, t: Record<string, Tensor>) => Tensor,
+  options: { precision?: Precision; label?: string } = {},
+): Promise<Float32Array> {
+  const g = new Graph(options.precision);
+  const tensors: Record<string, Tensor> = {};
+  for (const [name, { shape }] of Object.entries(inputs)) tensors[name] = toActivations(g, `${name}.act`, g.input(name, shape));
+  const out = g.markOutput(fromActivations(g, 'out.f32', build(g, tensors)));
+  const compiled = await CompiledGraph.compile(await gpu(), g, { label: options.label ?? 'test-graph' });
+  try {
+    for (const [name, { data }] of Object.entries(inputs)) compiled.write(name, data);
+    await compiled.run();
+    return await compiled.read(out.name);
+  } finally {
+    compiled.destroy();
+  }
 }
 
 // deno-lint-ignore no-explicit-any
