@@ -1,12 +1,12 @@
 import { byteSize, bytesPerElement, elementCount, type Graph, type Tensor } from '../graph/graph.ts';
-import { TOKEN_BLOCK_ROWS, tokenBlocks } from './token_linear.ts';
+import { tokenBlocks } from './token_linear.ts';
 import type { WeightArray } from './weights.ts';
 
 /**
  * diffusers' GEGLU (the first layer of a transformer block's feed-forward, `ff.net.0`): the linear
  * projection x [..., in] times weight [2 * out, in] plus bias [2 * out], chunked in two along the
  * features, hidden * gelu(gate) with torch's exact (erf) gelu; the output is [..., out]. One
- * invocation per block of TOKEN_BLOCK_ROWS rows x 4 outputs computes both halves (token_geglu.wgsl),
+ * invocation per block of rows (token_linear.ts, TOKEN_BLOCK_ROWS) x 4 outputs computes both halves (token_geglu.wgsl),
  * so the projection is never stored.
  */
 export function tokenGeglu(g: Graph, name: string, x: Tensor, weight: WeightArray, bias: WeightArray): Tensor {
