@@ -362,6 +362,5 @@ test("DdimPipeline at 'f16' without shader-f16 says f16-packed, and withBatch ke
   }
 });
 
-test.after(async () => (await gpu()).device.destroy());
 
 test.run();

@@ -8,10 +8,15 @@ import { fromActivations, toActivations } from '../../src/ops/cast.ts';
 
 let gpuPromise: Promise<Gpu> | undefined;
 
-/** One device for the whole file, its adapter and shader-f16 printed when it is first asked for. */
+/**
+ * One device for the whole run (the test runner puts every file in one process): no suite destroys
+ * it; one that is lost anyway is replaced at the next call. Its adapter and shader-f16 are printed
+ * when it is made.
+ */
 export function gpu(): Promise<Gpu> {
   gpuPromise ??= requestGpu().then((g) => {
     console.log(`    adapter: ${g.adapterName}, shader-f16: ${g.device.features.has('shader-f16')}`);
+    g.lost.then(() => (gpuPromise = undefined));
     return g;
   });
   return gpuPromise;
