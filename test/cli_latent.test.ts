@@ -130,6 +130,12 @@ test('vae-encode and vae-decode: VQ (latents before quantization; decode with an
   r = await cli(['vae-decode', '--model', kl, '--in', join(folder, 'vae-z.safetensors'), '--out', decoded]);
   assert.is(r.code, 0, r.stderr);
   expectClose('cli vae.decoded', tensor(decoded, 'image'), goldenF32(sd, 'vae.decoded'), PASS_TOLERANCE);
+  // Half the weights: f16-packed, as f16 runs under the tiny VAE's force_upcast (activations stay f32).
+  for (const precision of ['f16-packed', 'f16']) {
+    r = await cli(['vae-decode', '--model', kl, '--in', join(folder, 'vae-z.safetensors'), '--out', decoded, '--precision', precision]);
+    assert.is(r.code, 0, r.stderr);
+    expectClose(`cli vae.decoded --precision ${precision}`, tensor(decoded, 'image'), goldenF32(sd, 'vae.decoded'), 2e-3);
+  }
   r = await cli(['vae-decode', '--model', kl, '--in', join(folder, 'vae-z.safetensors'), '--out', decoded, '--no-quantize']);
   assert.is(r.code, 2);
   assert.match(r.stderr, /--no-quantize is for VQModel/);

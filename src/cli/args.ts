@@ -96,6 +96,9 @@ Runs a latent model's autoencoder encoder (its vae/ or vqvae/ folder).
   --model DIR         a pipeline folder with model_index.json and a vae/ or vqvae/
   --batch B           images per pass (default: all that fit the adapter's limits)
   --backend B         auto | native | dawn (default: auto)
+  --precision P       f32 | f16 | f16-packed: how the weights are stored (f16 halves them; an
+                      autoencoder whose config sets force_upcast keeps f32 activations, so f16 runs
+                      as f16-packed there) (default: f32)
 ${GPU_MEMORY_HELP}`,
   'vae-decode': `usage: ${PROGRAM} vae-decode --model DIR --in FILE [--out image.safetensors] [--png FILE] [options]
 
@@ -108,6 +111,9 @@ Runs a latent model's autoencoder decoder (its vae/ or vqvae/ folder).
   --model DIR         a pipeline folder with model_index.json and a vae/ or vqvae/
   --batch B           images per pass (default: all that fit the adapter's limits)
   --backend B         auto | native | dawn (default: auto)
+  --precision P       f32 | f16 | f16-packed: how the weights are stored (f16 halves them; an
+                      autoencoder whose config sets force_upcast keeps f32 activations, so f16 runs
+                      as f16-packed there) (default: f32)
 ${GPU_MEMORY_HELP}`,
   sample: `usage: ${PROGRAM} [sample] [--n N] [--steps S] [--eta E] [--seed SEED] [--out grid.png] [options]
        ${PROGRAM} [sample] --n 50000 --out-dir DIR [--shard K/N] [options]   (numbered PNGs, e.g. for FID)
@@ -346,6 +352,7 @@ export interface VaeArgs {
   model?: string;
   batch?: number;
   backend: Backend;
+  precision: Precision;
   gpuMemory?: number;
   input: string;
   out: string;
@@ -436,6 +443,7 @@ const OPTIONS: Record<CommandName, OptionTable> = {
     model: { type: 'string' },
     batch: { type: 'string' },
     backend: { type: 'string' },
+    precision: { type: 'string' },
     'gpu-memory': { type: 'string' },
     in: { type: 'string' },
     out: { type: 'string' },
@@ -445,6 +453,7 @@ const OPTIONS: Record<CommandName, OptionTable> = {
     model: { type: 'string' },
     batch: { type: 'string' },
     backend: { type: 'string' },
+    precision: { type: 'string' },
     'gpu-memory': { type: 'string' },
     in: { type: 'string' },
     out: { type: 'string' },
@@ -472,6 +481,7 @@ function vaeArgs(v: Values, command: 'vae-encode' | 'vae-decode'): VaeArgs {
     model: v.path('model'),
     batch: v.positiveInt('batch'),
     backend: v.choice('backend', BACKENDS) ?? 'auto',
+    precision: v.choice('precision', PRECISIONS) ?? 'f32',
     gpuMemory: v.byteSize('gpu-memory'),
     input,
     out: v.path('out') ?? (command === 'vae-encode' ? 'latents.safetensors' : 'image.safetensors'),
