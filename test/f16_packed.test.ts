@@ -362,5 +362,4 @@ test("DdimPipeline at 'f16' without shader-f16 says f16-packed, and withBatch ke
   }
 });
 
-
 test.run();
