@@ -147,13 +147,15 @@ test('float32ArrayToFloat16 (the fast path) is float32ToFloat16 at every exponen
   assert.is(mismatches, 0, `${mismatches} of ${values.length} patterns differ`);
 });
 
-test('bench: --layout sd15 | sd21 take --height, --width and --default-limits; the UNet2DModel layouts do not', () => {
+test('bench: --layout sd15 | sd21 take --height, --width, --default-limits and --peers; the UNet2DModel layouts not the first three', () => {
   const args = parseArgs(['--layout', 'sd15', '--height', '64', '--width', '128', '--default-limits', '--precision', 'f16']);
   assert.equal([args.layout, args.height, args.width, args.defaultLimits, args.precision], ['sd15', 64, 128, true, 'f16']);
   assert.throws(() => parseArgs(['--layout', 'sdxl']), /cifar10 or celebahq \(UNet2DModel\) or sd15 or sd21/);
   assert.throws(() => parseArgs(['--layout', 'cifar10', '--height', '64']), /--height goes with --layout sd15 or sd21/);
   assert.throws(() => parseArgs(['--default-limits']), /--default-limits goes with/);
-  assert.throws(() => parseArgs(['--layout', 'sd21', '--peers']), /UNet2DModel layouts only/);
+  // With --peers an SD layout runs one component beside ONNX Runtime (scripts/peers/sd_peers.ts).
+  assert.ok(parseArgs(['--layout', 'sd15', '--peers']).peers?.length);
+  assert.throws(() => parseArgs(['--layout', 'sd15', '--component', 'unet']), /--component goes with/);
   assert.throws(() => parseArgs(['--layout', 'sd21', '--batch', '2']), /batch 2/);
 });
 
