@@ -1,6 +1,6 @@
 /**
  * Compiling side by side on a software adapter under Dawn (Gpu.compileHelper): a second device
- * runs half the graph's programs first, the device then runs every program once (from the
+ * runs some of the graph's programs first, the device then runs every program once (from the
  * driver's cache for those), and what the pipeline computes does not change.
  */
 import { suite } from 'uvu';
@@ -30,7 +30,7 @@ async function freshGpu(withHelper: boolean): Promise<{ gpu: Gpu; helperPipeline
   return { gpu: { ...gpu, compileHelper: counted }, helperPipelines };
 }
 
-helped('with a helper device the UNet compiles the same programs, half of them on the helper first, and samples the same', async () => {
+helped('with a helper device the UNet compiles the same programs, some of them on the helper first, and samples the same', async () => {
   const results: Float32Array[] = [];
   for (const withHelper of [false, true]) {
     const { gpu, helperPipelines } = await freshGpu(withHelper);
@@ -48,9 +48,9 @@ helped('with a helper device the UNet compiles the same programs, half of them o
       const last = progress.at(-1)!.split('/');
       assert.is(last[0], last[1], 'every program reported compiled');
       if (withHelper && /llvmpipe|lavapipe|SwiftShader/i.test(gpu.adapterName) && gpu.implementation === 'dawn') {
-        // The tiny UNet has 5 programs: the device takes them from the front, the helper from the back.
+        // The tiny UNet has 5 programs, longest first, taken by whichever device is free.
         assert.ok(helperPipelines.length >= 1, 'the helper compiled some programs');
-        assert.ok(helperPipelines.length < 5, 'and left some to the device');
+        assert.ok(helperPipelines.length < 5, 'and the device others');
       }
     } finally {
       pipeline.destroy();

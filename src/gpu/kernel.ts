@@ -244,10 +244,9 @@ export class Kernel {
 /**
  * A second device on the same software driver (Gpu.compileHelper), and the params of each shader's
  * node: llvmpipe generates a program's code at its first run, on the one thread of its device's
- * queue, and keeps it in Mesa's shader cache, where the first device finds it. So while the first
- * device compiles programs from the front of the list, the helper compiles others from the back,
- * on another core, and the first device then runs those from the cache (docs/perf.md, "The first
- * run"). The helper runs each program once with its node's params, so that its loops are those
+ * queue, and keeps it in Mesa's shader cache, where the first device finds it. So the two devices
+ * take programs from one list, each compiling on its own core, and the first device then runs the
+ * helper's from the cache (docs/perf.md, "The first run"). The helper runs each program once with its node's params, so that its loops are those
  * of the real first run, on small buffers of its own.
  */
 export interface CompileHelper {
@@ -319,12 +318,15 @@ export async function loadKernels(
     return await Promise.all(loads);
   }
   const kernels = await Promise.all(loads);
-  const queue = [...firstOf.values()].filter((index) => !kernels[index].warmedUp);
+  // Longest code first, both devices taking the next from the front: the longest programs, which
+  // take longest to compile, start at once side by side, and the short ones fill in after.
+  const queue = [...firstOf.values()].filter((index) => !kernels[index].warmedUp)
+    .sort((a, b) => shaders[b].code.length - shaders[a].code.length);
   const ready = [...firstOf.values()].filter((index) => kernels[index].warmedUp);
   const helped: number[] = [];
   const helping = (async () => {
-    while (queue.length > 1) {
-      const index = queue.pop()!;
+    while (queue.length) {
+      const index = queue.shift()!;
       helped.push(index);
       // A failure there costs only time: the device below compiles the program itself.
       await runOnHelper(helper, shaders[index], helper.params(index)).catch(() => {});
