@@ -306,12 +306,18 @@ export async function loadKernels(
     if (!firstOf.has(key)) firstOf.set(key, index);
   });
   const total = firstOf.size;
-  let compiled = 0;
-  onProgress?.({ compiled, total });
+  // Counted once each: when the helper has compiled a program, or else when the device has.
+  const done = new Set<number>();
+  const report = (index: number) => {
+    if (done.has(index)) return;
+    done.add(index);
+    onProgress?.({ compiled: done.size, total });
+  };
+  onProgress?.({ compiled: 0, total });
   const warm = async (index: number) => {
     const kernel = await loads[index];
     await kernel.warmUp(firstRun(kernel, index));
-    onProgress?.({ compiled: ++compiled, total });
+    report(index);
   };
   if (!helper) {
     await Promise.all([...firstOf.values()].map(warm));
@@ -329,7 +335,7 @@ export async function loadKernels(
       const index = queue.shift()!;
       helped.push(index);
       // A failure there costs only time: the device below compiles the program itself.
-      await runOnHelper(helper, shaders[index], helper.params(index)).catch(() => {});
+      await runOnHelper(helper, shaders[index], helper.params(index)).then(() => report(index), () => {});
     }
   })();
   await Promise.all(ready.map(warm));
