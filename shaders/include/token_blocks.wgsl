@@ -22,16 +22,6 @@ struct Quads {
   w7: vec4<f32>,
 }
 
-// Where weight rows first + o0 .. first + o0 + 7 start (in elements, or vec4s: `length` per row),
-// the outputs clamped to count - 1: outputs past it are computed from a real row and not stored.
-fn weight_rows(first: u32, o0: u32, count: u32, length: u32) -> array<u32, 8> {
-  var starts: array<u32, 8>;
-  for (var j = 0u; j < 8u; j++) {
-    starts[j] = (first + min(o0 + j, count - 1u)) * length;
-  }
-  return starts;
-}
-
 // a + x[i .. i + 3] . weight[o, i .. i + 3] for the 8 outputs.
 fn mac4(a: Outs, x: vec4<f32>, q: Quads) -> Outs {
   return Outs(

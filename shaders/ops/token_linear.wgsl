@@ -84,69 +84,14 @@ fn store_row(a: Outs, row: u32, o0: u32) {
   store(a.hi.w, row, o0 + 7u);
 }
 
-
-@compute @workgroup_size(8, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u) {
-  // Lanes past the last block repeat it (their stores are skipped): no early return, so the
-  // main loop runs unmasked. Rows past the last are read clamped and not stored.
-  let across_outputs = params.lanes != 0u;
-  let lane_blocks = select(params.row_blocks, params.out_blocks, across_outputs);
-  let lane = min(gid.x, lane_blocks - 1u);
-  let r0 = select(lane, wid.y, across_outputs) * ROWS;
-  let last_row = params.rows - 1u;
-  let o0 = select(wid.y, lane, across_outputs) * OUTS;
-  let n = params.in_features;
-
-  var a0: Outs;
-  var a1: Outs;
-  var a2: Outs;
-  var a3: Outs;
-  if (n % 4u == 0u) {
-    let quads = n / 4u;
-    let x0 = min(r0, last_row) * quads;
-    let x1 = min(r0 + 1u, last_row) * quads;
-    let x2 = min(r0 + 2u, last_row) * quads;
-    let x3 = min(r0 + 3u, last_row) * quads;
-    let w = weight_rows(0u, o0, params.out_features, quads);
-    for (var i = 0u; i < quads; i++) {
-      let q = Quads(
-        vec4<f32>(weight4[w[0] + i]),
-        vec4<f32>(weight4[w[1] + i]),
-        vec4<f32>(weight4[w[2] + i]),
-        vec4<f32>(weight4[w[3] + i]),
-        vec4<f32>(weight4[w[4] + i]),
-        vec4<f32>(weight4[w[5] + i]),
-        vec4<f32>(weight4[w[6] + i]),
-        vec4<f32>(weight4[w[7] + i]),
-      );
-      a0 = mac4(a0, vec4<f32>(input4[x0 + i]), q);
-      a1 = mac4(a1, vec4<f32>(input4[x1 + i]), q);
-      a2 = mac4(a2, vec4<f32>(input4[x2 + i]), q);
-      a3 = mac4(a3, vec4<f32>(input4[x3 + i]), q);
-    }
-  } else {
-    let x0 = min(r0, last_row) * n;
-    let x1 = min(r0 + 1u, last_row) * n;
-    let x2 = min(r0 + 2u, last_row) * n;
-    let x3 = min(r0 + 3u, last_row) * n;
-    let w = weight_rows(0u, o0, params.out_features, n);
-    for (var i = 0u; i < n; i++) {
-      let s = Outs(
-        vec4<f32>(f32(weight[w[0] + i]), f32(weight[w[1] + i]), f32(weight[w[2] + i]), f32(weight[w[3] + i])),
-        vec4<f32>(f32(weight[w[4] + i]), f32(weight[w[5] + i]), f32(weight[w[6] + i]), f32(weight[w[7] + i])),
-      );
-      a0 = mac1(a0, f32(input[x0 + i]), s);
-      a1 = mac1(a1, f32(input[x1 + i]), s);
-      a2 = mac1(a2, f32(input[x2 + i]), s);
-      a3 = mac1(a3, f32(input[x3 + i]), s);
-    }
+// Where weight rows o0 .. o0 + 7 start (in elements, or vec4s: `length` per row), the outputs
+// clamped to the last: outputs past it are computed from a real row and not stored.
+fn block_weight_rows(o0: u32, length: u32) -> array<u32, 8> {
+  var starts: array<u32, 8>;
+  for (var j = 0u; j < 8u; j++) {
+    starts[j] = min(o0 + j, params.out_features - 1u) * length;
   }
-
-  if (gid.x >= lane_blocks) {
-    return;
-  }
-  store_row(a0, r0, o0);
-  store_row(a1, r0 + 1u, o0);
-  store_row(a2, r0 + 2u, o0);
-  store_row(a3, r0 + 3u, o0);
+  return starts;
 }
+
+#include "token_blocks_main.wgsl"
