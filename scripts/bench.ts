@@ -23,19 +23,19 @@ import { PEER_NAMES, type PeerName } from './peers/peers.ts';
 import { formatSdPeers, runSdPeers, SD_COMPONENTS, type SdComponent, sdPeerModelName, type SdPeersResult } from './peers/sd_peers.ts';
 
 export interface BenchCliResult extends BenchResult {
-  host: { runtime: string; cpus: number; loadAverageBefore: number[]; loadAverageAfter: number[]; settings: Record<string, unknown> };
+  host: HostRecord & { settings: Record<string, unknown> };
   /** With --peers: the same model through ONNX Runtime, and the engine timed the same way. */
   peers?: PeersResult;
 }
 
 /** A Stable Diffusion layout's benchmark (--layout sd15|sd21), with the host it ran on. */
 export interface TextToImageBenchCliResult extends TextToImageBenchResult {
-  host: { runtime: string; cpus: number; loadAverageBefore: number[]; loadAverageAfter: number[] };
+  host: HostRecord;
 }
 
 /** --layout sd15 --peers: one component beside ONNX Runtime, with the host it ran on. */
 export interface SdPeersCliResult extends SdPeersResult {
-  host: { runtime: string; cpus: number; loadAverageBefore: number[]; loadAverageAfter: number[] };
+  host: HostRecord;
 }
 
 /** WebGPU's guaranteed limits: what every adapter offers a page. */
@@ -337,12 +337,7 @@ export async function main(
     })
     : undefined;
   const host = {
-    runtime: 'Deno' in globalThis
-      ? `deno ${(globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno}`
-      : `node ${process.version}`,
-    cpus: cpus().length,
-    loadAverageBefore,
-    loadAverageAfter: loadavg(),
+    ...hostNow(loadAverageBefore),
     settings: {
       batch: settings.batch,
       steps: settings.steps,
@@ -355,11 +350,7 @@ export async function main(
   const full: BenchCliResult = { ...result, host, ...(peers ? { peers } : {}) };
   out(formatBenchmark(result));
   if (peers) out('\n' + formatPeers(peers, result.model.batch));
-  out(
-    `host: ${host.runtime}, ${host.cpus} CPUs, load average ${loadAverageBefore.map((v) => v.toFixed(1)).join(' ')} before, ${
-      host.loadAverageAfter.map((v) => v.toFixed(1)).join(' ')
-    } after`,
-  );
+  out(hostLine(host));
   if (args.json) writeJson(args.json, full, err);
   return full;
 }
@@ -368,6 +359,25 @@ function runtimeName(): string {
   return 'Deno' in globalThis
     ? `deno ${(globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno}`
     : `node ${process.version}`;
+}
+
+export interface HostRecord {
+  runtime: string;
+  cpus: number;
+  loadAverageBefore: number[];
+  loadAverageAfter: number[];
+}
+
+/** The host a benchmark ran on, with the load average before it (given) and now. */
+function hostNow(loadAverageBefore: number[]): HostRecord {
+  return { runtime: runtimeName(), cpus: cpus().length, loadAverageBefore, loadAverageAfter: loadavg() };
+}
+
+function hostLine(host: HostRecord): string {
+  const load = (values: number[]) => values.map((v) => v.toFixed(1)).join(' ');
+  return `host: ${host.runtime}, ${host.cpus} CPUs, load average ${load(host.loadAverageBefore)} before, ${
+    load(host.loadAverageAfter)
+  } after`;
 }
 
 /** --layout sd15 | sd21: the text-to-image pipeline, component by component. */
@@ -401,14 +411,10 @@ async function mainTextToImage(
   });
   const full: TextToImageBenchCliResult = {
     ...result,
-    host: { runtime: runtimeName(), cpus: cpus().length, loadAverageBefore, loadAverageAfter: loadavg() },
+    host: hostNow(loadAverageBefore),
   };
   io.out(formatTextToImageBenchmark(result));
-  io.out(
-    `host: ${full.host.runtime}, ${full.host.cpus} CPUs, load average ${loadAverageBefore.map((v) => v.toFixed(1)).join(' ')} before, ${
-      full.host.loadAverageAfter.map((v) => v.toFixed(1)).join(' ')
-    } after`,
-  );
+  io.out(hostLine(full.host));
   if (args.json) writeJson(args.json, full, io.err);
   return full;
 }
@@ -460,14 +466,10 @@ async function mainSdPeers(
   });
   const full: SdPeersCliResult = {
     ...result,
-    host: { runtime: runtimeName(), cpus: cpus().length, loadAverageBefore, loadAverageAfter: loadavg() },
+    host: hostNow(loadAverageBefore),
   };
   io.out(formatSdPeers(result));
-  io.out(
-    `host: ${full.host.runtime}, ${full.host.cpus} CPUs, load average ${loadAverageBefore.map((v) => v.toFixed(1)).join(' ')} before, ${
-      full.host.loadAverageAfter.map((v) => v.toFixed(1)).join(' ')
-    } after`,
-  );
+  io.out(hostLine(full.host));
   if (args.json) writeJson(args.json, full, io.err);
   return full;
 }
