@@ -69,6 +69,22 @@ def is_sd_layout(configs, name):
     return os.path.isfile(os.path.join(configs, name, 'unet', 'config.json'))
 
 
+def wall_timer(torch, cuda):
+    """fn -> its wall time in ms, the GPU's queue drained before and after."""
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
+
+    def timed(fn):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        return (time.perf_counter() - start) * 1000
+
+    return timed
+
+
 def read_config(path):
     with open(path) as f:
         return {k: v for k, v in json.load(f).items() if not k.startswith('_')}
@@ -88,16 +104,7 @@ def main(argv):
     card = torch.cuda.get_device_name() if cuda else f'CPU ({os.cpu_count()} cores)'
     print(f'torch {torch.__version__} on {card}', flush=True)
 
-    def sync():
-        if cuda:
-            torch.cuda.synchronize()
-
-    def timed(fn):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        return (time.perf_counter() - start) * 1000
+    timed = wall_timer(torch, cuda)
 
     def forward_fn(model, mode, batch, size):
         """A callable running one forward on static inputs, for the mode; returns (fn, x, t, out)."""
@@ -200,16 +207,7 @@ def main_sd(args):
     card = torch.cuda.get_device_name() if cuda else f'CPU ({os.cpu_count()} cores)'
     print(f'torch {torch.__version__} on {card}, {dtype}', flush=True)
 
-    def sync():
-        if cuda:
-            torch.cuda.synchronize()
-
-    def timed(fn):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        return (time.perf_counter() - start) * 1000
+    timed = wall_timer(torch, cuda)
 
     def build(cls, config, model_dtype):
         # Made on the device (torch >= 2: torch.device as a context), so 860M random values are
