@@ -158,6 +158,17 @@ function check(condition, message) {
   if (!condition) throw new Error(message);
 }
 
+/** The demo's round trip of an emoji through the loaded model: it finishes with a finite error. */
+async function roundTrip(page) {
+  await page.setInputFiles('#image-file', resolve(root, '..', 'shared', 'golden', 'images', 'emoji0.png'));
+  await page.fill('#roundtrip-steps', String(ROUNDTRIP_STEPS));
+  await page.click('#roundtrip');
+  await finished(page, '#roundtrip-output');
+  const mse = Number(await page.getAttribute('#roundtrip-output', 'data-mse'));
+  check(Number.isFinite(mse), `the reconstruction error is ${mse}`);
+  console.log(`      ${await page.textContent('#roundtrip-info')}`);
+}
+
 try {
   await loadModelChecks(test, check, server.url, { loadModel, parseSafetensors });
 
@@ -194,13 +205,7 @@ try {
     demoPng = { sample: new Uint8Array(sample) };
 
     // Encode and decode one of the golden emoji, picked through the file input.
-    await page.setInputFiles('#image-file', resolve(root, '..', 'shared', 'golden', 'images', 'emoji0.png'));
-    await page.fill('#roundtrip-steps', String(ROUNDTRIP_STEPS));
-    await page.click('#roundtrip');
-    await finished(page, '#roundtrip-output');
-    const mse = Number(await page.getAttribute('#roundtrip-output', 'data-mse'));
-    check(Number.isFinite(mse), `the reconstruction error is ${mse}`);
-    console.log(`      ${await page.textContent('#roundtrip-info')}`);
+    await roundTrip(page);
     demoPng.decoded = new Uint8Array(await page.locator('#roundtrip-output').screenshot());
     demoPng.page = new Uint8Array(await page.screenshot({ path: resolve(outDir, 'demo.png'), fullPage: true }));
     if (extraScreenshot) writeFileSync(extraScreenshot, demoPng.page);
@@ -323,13 +328,7 @@ try {
     console.log(`      the sample canvas: ${stats.colours} colours, luminance σ ${stats.deviation.toFixed(1)}`);
     check(stats.colours >= 30 && stats.deviation >= 5, 'the decoded samples are blank or flat');
 
-    await page.setInputFiles('#image-file', resolve(root, '..', 'shared', 'golden', 'images', 'emoji0.png'));
-    await page.fill('#roundtrip-steps', String(ROUNDTRIP_STEPS));
-    await page.click('#roundtrip');
-    await finished(page, '#roundtrip-output');
-    const mse = Number(await page.getAttribute('#roundtrip-output', 'data-mse'));
-    check(Number.isFinite(mse), `the reconstruction error is ${mse}`);
-    console.log(`      ${await page.textContent('#roundtrip-info')}`);
+    await roundTrip(page);
     await page.screenshot({ path: resolve(outDir, 'demo-ldm.png'), fullPage: true });
   });
 
@@ -439,13 +438,7 @@ try {
     await finished(page, '#strip');
     console.log(`      ${await page.textContent('#interpolate-info')}`);
 
-    await page.setInputFiles('#image-file', resolve(root, '..', 'shared', 'golden', 'images', 'emoji0.png'));
-    await page.fill('#roundtrip-steps', String(ROUNDTRIP_STEPS));
-    await page.click('#roundtrip');
-    await finished(page, '#roundtrip-output');
-    const mse = Number(await page.getAttribute('#roundtrip-output', 'data-mse'));
-    check(Number.isFinite(mse), `the reconstruction error is ${mse}`);
-    console.log(`      ${await page.textContent('#roundtrip-info')}`);
+    await roundTrip(page);
     await page.screenshot({ path: resolve(outDir, 'demo-sd.png'), fullPage: true });
   });
 } finally {
