@@ -1,5 +1,6 @@
 // Times the token attention kernels against each other in one process, A/B interleaved: the tiled
-// kernel (token_attention_tiled*.wgsl, for GPUs) and token_attention.wgsl (software drivers), on
+// kernel (token_attention_tiled*.wgsl, for GPUs) and the register kernel
+// (token_attention_registers*.wgsl, software drivers), on
 // random q, k and v read in place from one fused projection, as the conditional UNet's
 // self-attention reads them. The default shape is SD 1.5's first block: 2 images (classifier-free
 // guidance), 4096 tokens, 8 heads of 40. Prints each round and the median and fastest per kernel.
@@ -11,7 +12,7 @@ import { requestGpu } from '../src/gpu/device.ts';
 import { CompiledGraph } from '../src/graph/executor.ts';
 import { Graph } from '../src/graph/graph.ts';
 import type { ConvKernels } from '../src/ops/conv2d.ts';
-import { tiledAttentionShader, tokenAttentionCore, tokenColumns } from '../src/ops/token_attention.ts';
+import { tokenAttentionCore, tokenColumns } from '../src/ops/token_attention.ts';
 
 const { values } = parseArgs({
   args: (globalThis as { Deno?: { args: string[] } }).Deno?.args ?? process.argv.slice(2),
@@ -89,7 +90,7 @@ async function compile(kernels: ConvKernels) {
     const random = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32 - 0.5) * 5;
     for (const { name, length } of inputs) compiled.write(name, new Float32Array(length).map(random));
   }
-  const shader = tiledAttentionShader(kernels, headDim) ?? 'token_attention';
+  const shader = g.nodes.find((n) => n.kind === 'token_attention')!.shader;
   return { kernels, shader, compiled };
 }
 

@@ -24,11 +24,7 @@ export function tokenColumns(tensor: Tensor, offset = 0, width = tensor.shape[te
  * 0 ..= i (same lengths only). One dispatch with an online softmax, no score matrix stored. The
  * output is [batch, queries, width], head h in columns h * head_dim ..
  *
- * The kernel follows the conv family (`kernels`, as conv2d takes it; see preferredKernels): the
- * tiled families (GPUs) run token_attention_tiled.wgsl, FlashAttention-style (64 queries per
- * workgroup, keys 32 at a time staged in workgroup memory) for head dims up to 160; the register
- * families (software drivers, where a workgroup is a loop on one core and its barriers cost) and
- * wider heads run token_attention.wgsl, one invocation per query and 16 output columns.
+ * The kernel follows the conv family (`kernels`, as conv2d takes it; see attentionShader).
  */
 export function tokenAttentionCore(
   g: Graph,
@@ -83,8 +79,30 @@ export function tokenAttentionCore(
     scale: 1 / Math.sqrt(headDim),
     causal: causal ? 1 : 0,
   };
-  const shader = tiledAttentionShader(options.kernels, headDim);
-  if (shader) {
+  const shader = attentionShader(options.kernels, headDim, [q, k, v]);
+  if (shader === 'token_attention_registers' || shader === 'token_attention_registers_wide') {
+    const queryBlocks = Math.ceil(queryLength / REGISTER_QUERIES);
+    const quads = (n: number) => n / 4;
+    g.addNode({
+      ...common,
+      shader,
+      params: {
+        ...layout,
+        q_stride: quads(layout.q_stride),
+        q_offset: quads(layout.q_offset),
+        k_stride: quads(layout.k_stride),
+        k_offset: quads(layout.k_offset),
+        v_stride: quads(layout.v_stride),
+        v_offset: quads(layout.v_offset),
+        query_blocks: queryBlocks,
+      },
+      dispatch: { invocations: [queryBlocks, batch * heads] },
+      // q k^T and p v (every score once), and per score its scale, mask, exp and sum.
+      flops: batch * heads * queryLength * keyLength * (4 * headDim + 6),
+    });
+    return out;
+  }
+  if (shader === 'token_attention_tiled' || shader === 'token_attention_tiled_wide') {
     const queryBlocks = Math.ceil(queryLength / TILED_QUERIES);
     const workgroups = batch * heads * queryBlocks;
     // Keys of v per staged chunk: the largest power of 2 up to the key tile whose chunk (and the
@@ -131,24 +149,46 @@ const TILED_KEYS = 32;
 const TILED_INVOCATIONS = 256;
 const TILED_COLUMNS = 16;
 const TILED_STAGE_FLOATS = 1984;
-/** The tiled variants by the widest head each holds (COLUMN_BLOCKS x 16 output columns per invocation). */
-const TILED_VARIANTS = [
-  { maxHeadDim: 80, shader: 'token_attention_tiled' },
-  { maxHeadDim: 160, shader: 'token_attention_tiled_wide' },
-] as const;
+/** token_attention_registers.wgsl's queries per invocation (token_blocks.wgsl's ROWS). */
+const REGISTER_QUERIES = 4;
+
+/** The attention kernels, by the widest head each holds. */
+const KERNELS = {
+  // MAX_QUADS vec4s of each of an invocation's 4 output rows.
+  registers: [
+    { maxHeadDim: 80, shader: 'token_attention_registers' },
+    { maxHeadDim: 160, shader: 'token_attention_registers_wide' },
+  ],
+  // COLUMN_BLOCKS x 16 output columns per invocation.
+  tiled: [
+    { maxHeadDim: 80, shader: 'token_attention_tiled' },
+    { maxHeadDim: 160, shader: 'token_attention_tiled_wide' },
+  ],
+} as const;
+
+export type AttentionShader =
+  | (typeof KERNELS)[keyof typeof KERNELS][number]['shader']
+  | 'token_attention';
 
 /**
- * The tiled attention shader for `kernels` and `headDim`, or null where token_attention.wgsl runs
- * it: with no conv family (the text encoder's 77-token causal attention) and for heads over 160.
- * Every family takes the tiled kernel, the software drivers' too: it does about half the
- * arithmetic, which outweighs its barriers on llvmpipe (1.7-2.5x at 4096 tokens, docs/perf.md).
+ * The attention shader for the conv family `kernels` (see preferredKernels), a head dim and q, k
+ * and v (`parts`):
+ * - the register families (software drivers, where a workgroup is a loop on one core, its
+ *   barriers suspend every lane group, and a storage load costs tens of multiply-adds):
+ *   token_attention_registers.wgsl, 4 queries per invocation, every k and v load shared by the
+ *   lanes. It reads vec4s, so the head dim and every stride and offset must be multiples of 4;
+ * - the tiled families (GPUs), and the register families where vec4s do not fit:
+ *   token_attention_tiled.wgsl, FlashAttention-style (64 queries per workgroup, keys 32 at a time
+ *   staged in workgroup memory);
+ * - no family (the text encoder's 77-token causal attention) or heads over 160:
+ *   token_attention.wgsl, one invocation per query and 16 output columns.
  */
-export function tiledAttentionShader(
-  kernels: ConvKernels | undefined,
-  headDim: number,
-): 'token_attention_tiled' | 'token_attention_tiled_wide' | null {
-  if (kernels === undefined) return null;
-  return TILED_VARIANTS.find((variant) => headDim <= variant.maxHeadDim)?.shader ?? null;
+export function attentionShader(kernels: ConvKernels | undefined, headDim: number, parts: TokenColumns[]): AttentionShader {
+  if (kernels === undefined) return 'token_attention';
+  const quads = headDim % 4 === 0 && parts.every((p) => p.offset % 4 === 0 && p.tensor.shape[2] % 4 === 0);
+  const registers = (kernels === 'registers' || kernels === 'registers-storage') && quads;
+  const fits = (variant: { maxHeadDim: number }) => headDim <= variant.maxHeadDim;
+  return KERNELS[registers ? 'registers' : 'tiled'].find(fits)?.shader ?? 'token_attention';
 }
 
 export interface Projection {
