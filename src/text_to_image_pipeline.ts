@@ -200,10 +200,7 @@ export class StableDiffusionPipeline {
     /** [channels, height, width] of the latents. */
     readonly latentShape: [number, number, number],
   ) {
-    // SD's VAE overflows in f16 activations (black images): at 'f16' it stays in f32 when its config
-    // says force_upcast. 'f16-packed' computes in f32 already, so its VAE keeps the f16 weights.
-    const vaePrecision = model.autoencoder.config.forceUpcast && options.precision === 'f16' ? 'f32' : options.precision;
-    this.autoencoder = Autoencoder.load(gpu, model.autoencoder, { limits: options.limits, precision: vaePrecision });
+    this.autoencoder = Autoencoder.load(gpu, model.autoencoder, { limits: options.limits, precision: options.precision });
   }
 
   /** A Stable Diffusion folder's files (or a model read once) on `gpu`; each part compiles when first needed. */
@@ -567,7 +564,7 @@ function checkFinite(values: Float32Array, what: string): void {
   const bad = values.findIndex((v) => !Number.isFinite(v));
   if (bad >= 0) {
     throw new NonFiniteOutputError(
-      `${what} hold ${values[bad]} at element ${bad} (in f16 a VAE can overflow: keep it in f32, as its force_upcast asks)`,
+      `${what} hold ${values[bad]} at element ${bad} (in f16 activations a VAE can overflow: its config's force_upcast keeps them f32)`,
     );
   }
 }

@@ -6,7 +6,14 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { requestGpu } from '../src/gpu/device.ts';
-import { Autoencoder, AutoencoderInputError, blendTiles, readAutoencoder, type Tile } from '../src/models/autoencoder_model.ts';
+import {
+  Autoencoder,
+  AutoencoderInputError,
+  autoencoderPrecision,
+  blendTiles,
+  readAutoencoder,
+  type Tile,
+} from '../src/models/autoencoder_model.ts';
 import { parseAutoencoderConfig } from '../src/models/autoencoder_config.ts';
 import { ModelConfigError } from '../src/models/unet_2d_config.ts';
 import { compare, expectClose, goldenF32, goldenI32, readGolden } from './util/compare.ts';
@@ -188,6 +195,13 @@ test('configs: diffusers defaults, refusals by key', () => {
   assert.is(sd15.scalingFactor, 0.18215);
   assert.is(sd15.latentChannels, 4);
   const base = { _class_name: 'AutoencoderKL', block_out_channels: [32, 64] };
+  // force_upcast left out: AutoencoderKL upcasts, VQModel does not (diffusers' defaults); 'f16' follows it.
+  const vq = parseAutoencoderConfig({ ...base, _class_name: 'VQModel' });
+  assert.is(parseAutoencoderConfig(base).forceUpcast, true);
+  assert.is(vq.forceUpcast, false);
+  assert.is(autoencoderPrecision(parseAutoencoderConfig(base), 'f16'), 'f16-packed');
+  assert.is(autoencoderPrecision(vq, 'f16'), 'f16');
+  assert.is(autoencoderPrecision(parseAutoencoderConfig(base), 'f32'), 'f32');
   assert.throws(
     () => parseAutoencoderConfig({ ...base, norm_type: 'spatial' }),
     (e: Error) => e instanceof ModelConfigError && /norm_type/.test(e.message),

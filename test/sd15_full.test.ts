@@ -146,7 +146,7 @@ async function fullSizeRun(precision: Precision) {
   );
   console.log(`    text encoder (${precision}): ${describe(memory.textEncoder)}; released after encoding`);
   console.log(`    unet (${precision}, batch 2): ${describe(memory.unet)}`);
-  console.log(`    vae (f32, force_upcast): ${describe(memory.vae)}`);
+  console.log(`    vae (${pipeline.autoencoder.precision}, force_upcast): ${describe(memory.vae)}`);
   console.log(
     `    GPU peak ${mib(memory.peakBytes)} by the components' count, ${mib(tracked.peakBytes)} of buffers alive at once measured ` +
       `(the sampler's, guidance's and readback buffers besides); largest binding ${mib(memory.largestBindingBytes)} ` +

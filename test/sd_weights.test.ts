@@ -1,7 +1,7 @@
 /**
  * Stable Diffusion weights as repositories ship them: the `fp16` variant files
  * (diffusion_pytorch_model.fp16.safetensors), bf16 tensors, `--precision f16` on adapters with
- * shader-f16 (the VAE kept in f32, as its force_upcast asks), and full-size configs counted
+ * shader-f16 (the VAE f16-packed, f32 activations, as its force_upcast asks), and full-size configs counted
  * without a GPU.
  */
 import { suite } from 'uvu';
@@ -71,7 +71,7 @@ test('an SD folder with fp16-variant UNet and VAE files and a bf16 text encoder 
       if (gpu.device.features.has('shader-f16')) {
         const f16 = await StableDiffusionPipeline.load(gpu, await loadModelDir(SD), { precision: 'f16' });
         try {
-          assert.is(f16.autoencoder.precision, 'f32', "the VAE's force_upcast keeps it in f32");
+          assert.is(f16.autoencoder.precision, 'f16-packed', "the VAE's force_upcast keeps its activations f32");
           const run = await f16.sample(options);
           expectClose('t2i.latent at --precision f16', run.x0, goldenF32(golden, 't2i.latent'), 2e-2);
         } finally {

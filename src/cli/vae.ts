@@ -33,9 +33,7 @@ async function onGpu<T>(
   work: (vae: Autoencoder) => Promise<T>,
 ): Promise<{ result: T; adapter: string }> {
   const gpu = await requestGpu({ backend: args.backend, maxMemoryBytes: args.gpuMemory });
-  // force_upcast keeps the activations f32 (diffusers upcasts such a VAE under fp16): f16-packed weights do.
-  const precision = args.precision === 'f16' && weights.config.forceUpcast ? 'f16-packed' : args.precision;
-  const vae = Autoencoder.load(gpu, weights, { batch: args.batch, precision });
+  const vae = Autoencoder.load(gpu, weights, { batch: args.batch, precision: args.precision });
   try {
     const errorsBefore = gpu.uncapturedErrors.length;
     const result = await work(vae);

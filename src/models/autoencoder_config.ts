@@ -127,7 +127,8 @@ export function parseAutoencoderConfig(raw: unknown): AutoencoderConfig {
     usePostQuantConv: flag(c, 'use_post_quant_conv', true),
     numVqEmbeddings: isVq ? positiveInt(c, 'num_vq_embeddings', 256) : 0,
     vqEmbedDim: isVq ? positiveInt(c, 'vq_embed_dim', latentChannels) : 0,
-    forceUpcast: flag(c, 'force_upcast', true),
+    // diffusers' defaults: AutoencoderKL upcasts, VQModel does not.
+    forceUpcast: flag(c, 'force_upcast', !isVq),
   };
 }
 

@@ -58,10 +58,21 @@ export function readAutoencoder(files: AutoencoderFiles): AutoencoderWeights {
 export interface AutoencoderOptions {
   /** Images per pass at most (a batch is also split where it would not fit the limits). */
   batch?: number;
+  /** As asked: 'f16' runs as 'f16-packed' under the config's force_upcast (autoencoderPrecision). */
   precision?: Precision;
   kernels?: ConvKernels;
   /** Limits stricter than the device's (WebGPU's defaults, to check a page can run it). */
   limits?: Partial<GraphLimits>;
+}
+
+/**
+ * The precision an autoencoder runs at when `precision` is asked. Under its config's force_upcast,
+ * 'f16' runs as 'f16-packed': such a VAE overflows in f16 activations (black images), and
+ * diffusers upcasts its fp16 weights to fp32 before decoding, so it computes in f32 on f16-rounded
+ * weights, which is f16-packed, at half the weight memory of f32.
+ */
+export function autoencoderPrecision(config: AutoencoderConfig, precision: Precision | undefined): Precision | undefined {
+  return precision === 'f16' && config.forceUpcast ? 'f16-packed' : precision;
 }
 
 export interface EncodeResult {
@@ -174,7 +185,7 @@ export class Autoencoder {
   private readonly limits: GraphLimits;
 
   private constructor(readonly gpu: Gpu, readonly model: AutoencoderWeights, private readonly options: AutoencoderOptions) {
-    this.precision = devicePrecision(gpu, options.precision);
+    this.precision = devicePrecision(gpu, autoencoderPrecision(model.config, options.precision));
     this.kernels = deviceKernels(gpu, options.kernels);
     this.limits = graphLimits(gpu, options.limits);
   }
