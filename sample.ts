@@ -10,6 +10,7 @@ import { statSync } from 'node:fs';
 import process from 'node:process';
 import { missingPermissionsMessage } from './src/cli/deno_permissions.ts';
 import { main } from './src/cli/main.ts';
+import { needsStderrRelay, runWithStderrRelay } from './src/cli/stderr_relay.ts';
 
 const argv = process.argv.slice(2);
 const wantsHelp = argv.includes('--help') || argv.includes('-h');
@@ -26,4 +27,6 @@ if (missing) {
 const initCwd = wantsHelp ? undefined : process.env.INIT_CWD;
 if (initCwd && initCwd !== process.cwd() && statSync(initCwd, { throwIfNoEntry: false })?.isDirectory()) process.chdir(initCwd);
 
-process.exit(await main(argv));
+// Node with stderr on a file or socket runs the command in a child, to keep Dawn's notes off it.
+const relayed = !wantsHelp && needsStderrRelay() ? runWithStderrRelay(argv) : undefined;
+process.exit(relayed ? await relayed : await main(argv));

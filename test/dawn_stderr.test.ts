@@ -110,4 +110,41 @@ for (const [stderrOn, command] of Object.entries(DENO_STDERR)) {
   });
 }
 
+// Node has no dup2: with stderr on a file or a socket, the command line runs itself again as a
+// child whose stderr is a pipe (src/cli/stderr_relay.ts) and passes on what it prints. Node's own
+// 'pipe' in spawnSync is a socket pair, so the last case is stderr on a socket.
+const CLI = `'${node}' scripts/node.mjs sample.ts`;
+const NODE_CLI: Record<string, (args: string, out: string, err: string) => string> = {
+  file: (args, out, err) => `${CLI} ${args} > ${out} 2> ${err}`,
+  'file shared with stdout': (args, _, err) => `${CLI} ${args} > ${err} 2>&1`,
+};
+for (const stderrOn of [...Object.keys(NODE_CLI), 'socket']) {
+  s(`the command line under Node, stderr on a ${stderrOn}: none of Dawn's limit notes; its output, errors and status arrive`, () => {
+    const [stdoutFile, stderrFile, png] = ['out', 'err', 'png'].map((ext) => `build/dawn-stderr-cli-${process.pid}.${ext}`);
+    const run = (args: string): { status: number | null; stdout: string; stderr: string } => {
+      if (stderrOn === 'socket') {
+        const result = spawnSync('sh', ['-c', `${CLI} ${args}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+        return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+      }
+      writeFileSync(stdoutFile, '');
+      const result = spawnSync('sh', ['-c', NODE_CLI[stderrOn](args, stdoutFile, stderrFile)], { encoding: 'utf8' });
+      return { status: result.status, stdout: readFileSync(stdoutFile, 'utf8'), stderr: readFileSync(stderrFile, 'utf8') };
+    };
+    try {
+      const made = run(`--n 1 --steps 1 --out ${png}`);
+      console.log(`    stdout ${JSON.stringify(made.stdout.trim())}; stderr ${JSON.stringify(made.stderr.trim())}`);
+      assert.is(made.status, 0, made.stderr);
+      assert.not.match(made.stderr, /artificially reduced/);
+      // Shared with stdout, the file holds the run's line; otherwise stdout does.
+      assert.match(stderrOn === 'file shared with stdout' ? made.stderr : made.stdout, /1 step x 1 image .* -> /);
+      assert.ok(readFileSync(png).length > 0);
+      const refused = run('--n 1 --steps 1 --no-such-flag');
+      assert.is(refused.status, 2, 'the status comes back through the relay');
+      assert.match(refused.stderr, /^error: unknown option '--no-such-flag'/);
+    } finally {
+      for (const file of [stdoutFile, stderrFile, png]) rmSync(file, { force: true });
+    }
+  });
+}
+
 s.run();
