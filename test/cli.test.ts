@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SOFTWARE_DEFAULT_IMAGES } from '../src/cli/commands.ts';
-import { main, type OpenPipeline } from '../src/cli/main.ts';
+import { main, openGpuPipeline, type OpenPipeline } from '../src/cli/main.ts';
 import { isSoftwareAdapter } from '../src/gpu/adapter.ts';
 import { defaultModelDir, findModelFiles } from '../src/cli/model_dir.ts';
 import { type Gpu, requestGpu } from '../src/gpu/device.ts';
@@ -299,8 +299,23 @@ gpuRuns('sample --n 2 --steps 2: PNG of the grid, and x0 equal bit for bit to a 
 
 gpuRuns('sample without --n: 16 images on a GPU; on a software adapter fewer, said at the start', async () => {
   const out = join(work, 'default.png');
-  const result = await cli(['--steps', '1', '--out', out]);
+  // What the device's opening reports, in order: the note must come before the first program compiles.
+  const events: string[] = [];
+  const openPipeline: OpenPipeline = (model, options) =>
+    openGpuPipeline(model, {
+      ...options,
+      onSoftwareAdapter: (name) => {
+        events.push('software adapter');
+        options.onSoftwareAdapter?.(name);
+      },
+      onCompileProgress: (progress) => {
+        if (events.at(-1) !== 'compiling') events.push('compiling');
+        options.onCompileProgress?.(progress);
+      },
+    });
+  const result = await cli(['--steps', '1', '--out', out], { openPipeline });
   assert.is(result.code, 0, result.stderr);
+  console.log(`    ${events.join(', then ')}`);
   const software = isSoftwareAdapter(gpu!.adapter);
   const count = software ? SOFTWARE_DEFAULT_IMAGES : 16;
   console.log(`    ${result.stderr.trim() || '(no note)'}`);
@@ -309,6 +324,7 @@ gpuRuns('sample without --n: 16 images on a GPU; on a software adapter fewer, sa
       result.stderr,
       new RegExp(`^note: .+ is a software adapter \\(the CPU\\): sampling ${count} images, not 16; --n N gives any number\n$`),
     );
+    assert.equal(events, ['software adapter', 'compiling']);
   } else {
     assert.is(result.stderr, '');
   }

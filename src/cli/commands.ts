@@ -5,7 +5,6 @@
  * end with writeFileAtomic, so a failed run leaves no file behind.
  */
 import { resolve } from 'node:path';
-import { isSoftwareAdapter } from '../gpu/adapter.ts';
 import type { RecordObserver } from '../gpu/recorder.ts';
 import { gridRgba, rgbaToTensor } from '../io/image.ts';
 import { decodePng, encodePng, PngError } from '../io/png.ts';
@@ -281,22 +280,27 @@ async function sample(args: SampleArgs, deps: RunDeps): Promise<void> {
   const scale = args.scale ?? defaultScale(model);
   checkGrid(model, count, Math.ceil(Math.sqrt(count)), scale);
   const batch = batchFor(args, count);
-  // The count was not asked for: a software adapter takes fewer (said below, once it is known).
+  // The count was not asked for: a software adapter takes fewer, said as soon as it is known.
   const fewerOnSoftware = args.n === undefined && !xT && !noise;
+  const software = fewerOnSoftware
+    ? {
+      batch: batchFor(args, SOFTWARE_DEFAULT_IMAGES),
+      chosen(adapterName: string) {
+        count = SOFTWARE_DEFAULT_IMAGES;
+        io.stderr(
+          `note: ${adapterName} is a software adapter (the CPU): sampling ${count} images, not ${DEFAULT_IMAGES}; --n N gives any number\n`,
+        );
+      },
+    }
+    : undefined;
 
   const { result, seconds, adapter, profile, images } = await withPipeline(
     deps,
     model,
     batch,
     args,
-    (pipeline) => {
-      if (fewerOnSoftware && isSoftwareAdapter(pipeline.gpu.adapter)) {
-        count = SOFTWARE_DEFAULT_IMAGES;
-        io.stderr(
-          `note: ${pipeline.gpu.adapterName} is a software adapter (the CPU): sampling ${count} images, not ${DEFAULT_IMAGES}; --n N gives any number\n`,
-        );
-      }
-      return profiled(
+    (pipeline) =>
+      profiled(
         args.profile || args.trace !== undefined,
         pipeline,
         (observers) =>
@@ -314,9 +318,8 @@ async function sample(args: SampleArgs, deps: RunDeps): Promise<void> {
               ...hooks,
               observers,
             })),
-      ).then(async (run) => ({ ...run, images: await decodeLatents(pipeline, model, run.result.x0) }));
-    },
-    fewerOnSoftware ? batchFor(args, SOFTWARE_DEFAULT_IMAGES) : undefined,
+      ).then(async (run) => ({ ...run, images: await decodeLatents(pipeline, model, run.result.x0) })),
+    software,
   );
   const png = await gridPng(images ?? result.x0, count, model, undefined, scale);
   const tensor = args.outTensor

@@ -75,11 +75,12 @@ function processIo(): CliIo {
 /** A fresh device per run, destroyed with the pipeline. */
 export const openGpuPipeline: OpenPipeline = async (
   model,
-  { batch, backend, precision, gpuMemory, softwareBatch, height, width, onCompileProgress },
+  { batch, backend, precision, gpuMemory, softwareBatch, onSoftwareAdapter, height, width, onCompileProgress },
 ) => {
   const gpu = await fastestGpu(backend, precision, gpuMemory);
   try {
     const software = isSoftwareAdapter(gpu.adapter);
+    if (software) onSoftwareAdapter?.(gpu.adapterName);
     const pipeline = await DdimPipeline.load(gpu, model, {
       batch: software && softwareBatch !== undefined ? softwareBatch : batch,
       precision,

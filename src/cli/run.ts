@@ -6,6 +6,7 @@
 import { accessSync, constants } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Backend } from '../gpu/device.ts';
+import { isSoftwareAdapter } from '../gpu/adapter.ts';
 import type { CompileProgressCallback } from '../gpu/kernel.ts';
 import type { Precision } from '../gpu/shader_source.ts';
 import { parseSafetensors, SafetensorsError, type SafetensorsFile, toFloat32 } from '../io/safetensors.ts';
@@ -31,6 +32,7 @@ export type OpenPipeline = (
   model: DdimModel,
   /**
    * softwareBatch: the batch to compile instead on a software adapter (see SOFTWARE_DEFAULT_IMAGES);
+   * onSoftwareAdapter: called with its name when the adapter is a software one, before anything compiles;
    * onCompileProgress: DdimPipeline.load's, for the line shown while the GPU programs compile.
    */
   options: {
@@ -40,6 +42,7 @@ export type OpenPipeline = (
     /** --gpu-memory: the budget in bytes. */
     gpuMemory?: number;
     softwareBatch?: number;
+    onSoftwareAdapter?: (adapterName: string) => void;
     height?: number;
     width?: number;
     onCompileProgress?: CompileProgressCallback;
@@ -198,23 +201,31 @@ export async function withPipeline<T>(
   batch: number,
   device: DeviceArgs,
   work: (pipeline: DdimPipeline) => Promise<T>,
-  softwareBatch?: number,
+  /** On a software adapter: compile `batch` instead, and call `chosen` as soon as the adapter is known. */
+  software?: { batch: number; chosen: (adapterName: string) => void },
 ): Promise<T> {
   const compiling = new CompileProgressLine(deps.io);
   let opened: OpenedPipeline;
+  let told = false;
   try {
     opened = await deps.openPipeline(model.read, {
       batch,
       backend: device.backend,
       precision: device.precision,
       gpuMemory: device.gpuMemory,
-      softwareBatch,
+      softwareBatch: software?.batch,
+      onSoftwareAdapter: software && ((adapterName) => {
+        told = true;
+        software.chosen(adapterName);
+      }),
       ...(model.autoencoder ? { height: model.shape[1], width: model.shape[2] } : {}),
       onCompileProgress: compiling.onProgress,
     });
   } finally {
     await compiling.stop();
   }
+  // An openPipeline that does not say (a test's) is answered here.
+  if (software && !told && isSoftwareAdapter(opened.pipeline.gpu.adapter)) software.chosen(opened.pipeline.gpu.adapterName);
   const fallback = precisionNote(device.precision, opened.pipeline.precision, opened.pipeline.gpu.adapterName);
   if (fallback) deps.io.stderr(fallback);
   try {
