@@ -25,19 +25,9 @@ const KEYS: u32 = 8u;  // keys per block
 const LOWEST: f32 = -3.4e38;  // the score of a masked key, and the maximum before any key
 
 struct Params {
-  heads: u32,
-  head_dim: u32,
-  query_length: u32,
-  key_length: u32,
-  q_stride: u32,  // strides and offsets in vec4s
-  q_offset: u32,
-  k_stride: u32,
-  k_offset: u32,
-  v_stride: u32,
-  v_offset: u32,
+#include "token_attention_params.wgsl"
+  // (here q_stride .. v_offset count vec4s)
   query_blocks: u32,  // ceil(query_length / ROWS)
-  scale: f32,         // 1 / sqrt(head_dim)
-  causal: u32,
 }
 
 @group(0) @binding(0) var<storage, read> q: array<vec4<act>>;

@@ -34,22 +34,11 @@ const STAGE_FLOATS: u32 = 1984u;  // the host's value_keys * head_dim + 16 stays
 const LOWEST: f32 = -3.4e38;      // the score of a masked key, and the maximum before any key
 
 struct Params {
-  heads: u32,
-  head_dim: u32,
-  query_length: u32,
-  key_length: u32,
-  q_stride: u32,
-  q_offset: u32,
-  k_stride: u32,
-  k_offset: u32,
-  v_stride: u32,
-  v_offset: u32,
+#include "token_attention_params.wgsl"
   query_blocks: u32,   // ceil(query_length / BLOCK_QUERIES)
   workgroups: u32,     // batch * heads * query_blocks
   value_keys: u32,     // keys of v per staged chunk: a power of 2 dividing TILE_KEYS
   column_blocks: u32,  // ceil(head_dim / 16) <= COLUMN_BLOCKS
-  scale: f32,          // 1 / sqrt(head_dim)
-  causal: u32,
 }
 
 @group(0) @binding(0) var<storage, read> q: array<act>;

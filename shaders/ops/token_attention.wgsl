@@ -15,20 +15,9 @@
 const CHUNK: u32 = 16u;
 
 struct Params {
-  heads: u32,
-  head_dim: u32,
-  query_length: u32,
-  key_length: u32,
-  q_stride: u32,
-  q_offset: u32,
-  k_stride: u32,
-  k_offset: u32,
-  v_stride: u32,
-  v_offset: u32,
+#include "token_attention_params.wgsl"
   chunks: u32,       // ceil(head_dim / CHUNK)
   invocations: u32,  // batch * heads * query_length * chunks
-  scale: f32,        // 1 / sqrt(head_dim)
-  causal: u32,
 }
 
 @group(0) @binding(0) var<storage, read> q: array<act>;
