@@ -9,6 +9,7 @@
  * Calls on one pipeline that overlap in time are queued and run one after another, each giving
  * what it gives alone; long ones take an AbortSignal.
  */
+import { checkMemoryBudget } from './gpu/memory_budget.ts';
 import type { Gpu } from './gpu/device.ts';
 import type { Precision } from './gpu/shader_source.ts';
 import { type GpuMemory, type GraphLimits, graphsMemory } from './graph/executor.ts';
@@ -229,6 +230,16 @@ export class StableDiffusionPipeline {
     ]);
     // The guided UNet is what sampling needs first: compiled now, so that the first call does not wait.
     await pipeline.guidedSampler();
+    if (gpu.maxMemoryBytes !== undefined) {
+      // The VAE compiles when the first images are decoded, after every step: a budget it would
+      // break is said now instead.
+      try {
+        checkMemoryBudget(gpu, pipeline.autoencoder.decoderMemoryNeed(pipeline.options.batch, height / factor, width / factor));
+      } catch (error) {
+        pipeline.destroy();
+        throw error;
+      }
+    }
     return pipeline;
   }
 

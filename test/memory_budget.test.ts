@@ -14,6 +14,8 @@ import { readUNet } from '../src/models/unet_2d_model.ts';
 import { buildUNetGraph } from '../src/models/unet_2d.ts';
 import { WeightStore } from '../src/models/weights.ts';
 import { DdimPipeline } from '../src/pipeline.ts';
+import { loadModelDir } from '../src/fs/model_dir.ts';
+import { StableDiffusionPipeline } from '../src/text_to_image_pipeline.ts';
 import { tinyModelFiles } from './util/tiny_model.ts';
 import { gpu } from './util/shared_gpu.ts';
 
@@ -70,6 +72,34 @@ test('a budget below the need: refused before any upload, with the numbers and t
   // What was measured is enough: each graph's check counts only what it will allocate.
   const pipeline = await DdimPipeline.load(budgeted(base, need), tinyModelFiles(), { batch: 2 });
   pipeline.destroy();
+});
+
+test('text-to-image: a budget the VAE would break is refused at load, before any step, not when the images are decoded', async () => {
+  const base = await gpu();
+  const files = await loadModelDir('../shared/golden/sd/tiny-sd');
+  const before = heldMemory(base.device).bytes;
+  const pipeline = await StableDiffusionPipeline.load(base, files);
+  const [, h, w] = pipeline.imageShape;
+  const unet = heldMemory(base.device).bytes - before;
+  const f = pipeline.autoencoder.downscaleFactor;
+  const vae = pipeline.autoencoder.decoderMemoryNeed(1, h / f, w / f);
+  pipeline.destroy();
+  const vaeBytes = vae.weightBytes + vae.activationBytes;
+  console.log(`    tiny SD at load: the guided UNet holds ${formatBytes(unet)}; the VAE decoder will need ${formatBytes(vaeBytes)}`);
+  assert.ok(vae.weightBytes > 0 && vae.activationBytes > 0);
+  const message = await refusal(() => StableDiffusionPipeline.load(budgeted(base, unet + vaeBytes - 1024), files));
+  console.log(`    refused: ${message}`);
+  assert.match(message, /^vae\.decoder needs [\d.]+ (KiB|MiB) of GPU memory .* beside [\d.]+ (KiB|MiB) the engine already holds/);
+  assert.is(heldMemory(base.device).bytes, before, 'the UNet compiled before the check was released');
+  // Enough for both: the load goes through, and the decode compiles within the budget.
+  const fits = await StableDiffusionPipeline.load(budgeted(base, unet + vaeBytes), files);
+  try {
+    const { images } = await fits.decodeLatents(new Float32Array(pipeline.latentShape.reduce((a, b) => a * b)));
+    assert.ok(images.every(Number.isFinite));
+  } finally {
+    fits.destroy();
+  }
+  assert.is(heldMemory(base.device).bytes, before);
 });
 
 test('at precision f16 the weights take half and no remedy is offered', async () => {

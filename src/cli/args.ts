@@ -47,7 +47,8 @@ const RUN_FORMS = `run it as: npm run sample -- [COMMAND] [options]     (Node, i
            npx ddim-webgpu [COMMAND] [options]        (the installed npm package)`;
 
 const GPU_MEMORY_HELP = `  --gpu-memory SIZE   the GPU memory the model may take, e.g. 6G or 512M (WebGPU reports none): a
-                      model needing more is refused before it is uploaded (default: no budget)`;
+                      model needing more is refused before it is uploaded, a text-to-image run's
+                      VAE before the first step (default: no budget)`;
 
 const COMMON_HELP = `  --model DIR         diffusers UNet2DModel folder: config.json + diffusion_pytorch_model.safetensors or .bin
                       (+ scheduler_config.json), or unet/ + scheduler/ (default: the bundled weights/emoji32)

@@ -250,6 +250,14 @@ export class CompiledGraph implements RecordableGraph {
   }
 
   /**
+   * What compiling `graph` would allocate beside what the device holds, counted without allocating
+   * anything (weights already in `weights` count nothing): for a budget check ahead of a long run.
+   */
+  static plannedNeed(gpu: Gpu, graph: Graph, options: { label: string; weights?: DeviceWeights }): MemoryNeed {
+    return memoryNeed(gpu.device, options.label, graph, planBuffers(graph), options.weights ?? new DeviceWeights(gpu.device));
+  }
+
+  /**
    * Compiles `graph` on the device: buffers, params, bind groups, and each distinct program made
    * and run once (`loadKernels`), so that the first run compiles nothing.
    */

@@ -6,6 +6,7 @@
  */
 import type { Gpu } from '../gpu/device.ts';
 import type { Precision } from '../gpu/shader_source.ts';
+import type { MemoryNeed } from '../gpu/memory_budget.ts';
 import { CompiledGraph, type GpuMemory, type GraphLimits, graphsMemory } from '../graph/executor.ts';
 import type { Graph } from '../graph/graph.ts';
 import type { SafetensorsFile } from '../io/safetensors.ts';
@@ -213,11 +214,8 @@ export class Autoencoder {
     return this.calls.run(work);
   }
 
-  private async compiled(part: 'encoder' | 'decoder', count: number, height: number, width: number, forceNotQuantize = false) {
-    const wanted = Math.min(count, this.options.batch ?? count);
-    const key = `${part}:${wanted}:${height}x${width}:${forceNotQuantize}`;
-    const cached = this.graphs.get(key);
-    if (cached) return cached;
+  /** The graph `compiled` makes for these arguments, and the batch it takes. */
+  private graphFor(part: 'encoder' | 'decoder', wanted: number, height: number, width: number, forceNotQuantize: boolean) {
     const builder = part === 'encoder' ? buildEncoderGraph : buildDecoderGraph;
     const graphOptions: Omit<AutoencoderGraphOptions, 'batch'> = {
       height,
@@ -229,7 +227,15 @@ export class Autoencoder {
     };
     const build = (batch: number): Graph =>
       builder(this.model.config, new WeightStore(this.model.file, { check: false }), { ...graphOptions, batch });
-    const { graph, batch } = largestFittingBatch(build, wanted, this.limits);
+    return largestFittingBatch(build, wanted, this.limits);
+  }
+
+  private async compiled(part: 'encoder' | 'decoder', count: number, height: number, width: number, forceNotQuantize = false) {
+    const wanted = Math.min(count, this.options.batch ?? count);
+    const key = `${part}:${wanted}:${height}x${width}:${forceNotQuantize}`;
+    const cached = this.graphs.get(key);
+    if (cached) return cached;
+    const { graph, batch } = this.graphFor(part, wanted, height, width, forceNotQuantize);
     const compiled = {
       graph: await CompiledGraph.compile(this.gpu, graph, {
         label: `vae.${part}`,
@@ -240,6 +246,22 @@ export class Autoencoder {
     };
     this.graphs.set(key, compiled);
     return compiled;
+  }
+
+  /**
+   * What decoding `count` latents of h x w would allocate, counted without allocating: the graph a
+   * decode compiles first (a tile's, where the image is tiled; the smaller tiles at its edges
+   * compile graphs of their own beside it, so then this is a lower bound). For a check before a
+   * long run.
+   */
+  decoderMemoryNeed(count: number, h: number, w: number): MemoryNeed {
+    const tile = this.tileSize('decoder', h, w);
+    const wanted = tile === null ? Math.min(count, this.options.batch ?? count) : 1;
+    const { graph } = this.graphFor('decoder', wanted, tile ?? h, tile ?? w, false);
+    return CompiledGraph.plannedNeed(this.gpu, graph, {
+      label: 'vae.decoder',
+      weights: weightsOn(this.model, this.gpu.device, this.precision),
+    });
   }
 
   /**
