@@ -36,7 +36,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> out: array<vec4<act>>;
 @group(0) @binding(4) var<uniform> params: Params;
 
-// The 8 keys' vec4s at column quad c from `base` (rows already clamped to the last key).
+// The 8 keys' vec4s at column quad c; `rows` holds where each key's head starts (clamped to the last key).
 fn key_quads(rows: array<u32, 8>, c: u32) -> Quads {
   return Quads(
     vec4<f32>(k[rows[0] + c]),
