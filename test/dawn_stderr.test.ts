@@ -147,4 +147,23 @@ for (const stderrOn of [...Object.keys(NODE_CLI), 'socket']) {
   });
 }
 
+s("--verbose puts the adapter, its limits and Dawn's held-back notes on stderr, each line marked", () => {
+  const png = `build/dawn-stderr-verbose-${process.pid}.png`;
+  try {
+    const result = spawnSync('sh', ['-c', `${CLI} --n 1 --steps 1 --out ${png} --verbose 2>&1 > /dev/null | cat`], { encoding: 'utf8' });
+    assert.is(result.status, 0, result.stdout);
+    const lines = result.stdout.split('\n').filter((line) => line !== '');
+    console.log(lines.map((line) => `    ${line}`).join('\n'));
+    assert.ok(lines.every((line) => line.startsWith('verbose: ')), 'nothing else on stderr');
+    assert.match(lines[0], /^verbose: adapter .+, shader-f16 (yes|no), timestamps (yes|no)$/);
+    assert.match(lines[1], /^verbose: limits: storage binding \d+ MiB, buffer \d+ MiB, \d+ storage buffers per stage/);
+    const notes = lines.slice(2);
+    for (const note of notes) assert.match(note, /^verbose: the driver said while the adapter was found: Warning: maxDynamic/);
+    // lavapipe under Dawn: both clamp notes, now shown instead of dropped.
+    if (/llvmpipe.*\[dawn\]/.test(lines[0])) assert.is(notes.length, 2);
+  } finally {
+    rmSync(png, { force: true });
+  }
+});
+
 s.run();

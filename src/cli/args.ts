@@ -48,7 +48,9 @@ const RUN_FORMS = `run it as: npm run sample -- [COMMAND] [options]     (Node, i
 
 const GPU_MEMORY_HELP = `  --gpu-memory SIZE   the GPU memory the model may take, e.g. 6G or 512M (WebGPU reports none): a
                       model needing more is refused before it is uploaded, a text-to-image run's
-                      VAE before the first step (default: no budget)`;
+                      VAE before the first step (default: no budget)
+  --verbose           say which adapter runs it, its limits, and what its driver printed while it
+                      was found (Dawn's notes on lowered limits, kept off stderr otherwise)`;
 
 const COMMON_HELP = `  --model DIR         diffusers UNet2DModel folder: config.json + diffusion_pytorch_model.safetensors or .bin
                       (+ scheduler_config.json), or unet/ + scheduler/ (default: the bundled weights/emoji32)
@@ -240,6 +242,8 @@ export interface DeviceArgs {
   precision: Precision;
   /** --gpu-memory in bytes: the budget the engine's buffers must fit (src/gpu/memory_budget.ts). */
   gpuMemory?: number;
+  /** --verbose: the adapter and its driver's notes on stderr (adapterReport in src/cli/gpu.ts). */
+  verbose?: boolean;
 }
 
 export interface CommonArgs extends DeviceArgs {
@@ -355,6 +359,7 @@ export interface VaeArgs {
   backend: Backend;
   precision: Precision;
   gpuMemory?: number;
+  verbose?: boolean;
   input: string;
   out: string;
   png?: string;
@@ -376,6 +381,7 @@ const COMMON_OPTIONS: OptionTable = {
   backend: { type: 'string' },
   precision: { type: 'string' },
   'gpu-memory': { type: 'string' },
+  verbose: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 };
 const DDIM_OPTIONS: OptionTable = { steps: { type: 'string' }, skip: { type: 'string' }, class: { type: 'string' } };
@@ -446,6 +452,7 @@ const OPTIONS: Record<CommandName, OptionTable> = {
     backend: { type: 'string' },
     precision: { type: 'string' },
     'gpu-memory': { type: 'string' },
+    verbose: { type: 'boolean' },
     in: { type: 'string' },
     out: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -456,6 +463,7 @@ const OPTIONS: Record<CommandName, OptionTable> = {
     backend: { type: 'string' },
     precision: { type: 'string' },
     'gpu-memory': { type: 'string' },
+    verbose: { type: 'boolean' },
     in: { type: 'string' },
     out: { type: 'string' },
     png: { type: 'string' },
@@ -484,6 +492,7 @@ function vaeArgs(v: Values, command: 'vae-encode' | 'vae-decode'): VaeArgs {
     backend: v.choice('backend', BACKENDS) ?? 'auto',
     precision: v.choice('precision', PRECISIONS) ?? 'f32',
     gpuMemory: v.byteSize('gpu-memory'),
+    verbose: !!v.flag('verbose'),
     input,
     out: v.path('out') ?? (command === 'vae-encode' ? 'latents.safetensors' : 'image.safetensors'),
     png: command === 'vae-decode' ? v.pngPath('png') : undefined,
@@ -527,6 +536,7 @@ export function parseCommandLine(argv: string[]): ParsedCommandLine {
       backend: v.choice('backend', BACKENDS) ?? 'auto',
       precision: v.choice('precision', PRECISIONS) ?? 'f32',
       gpuMemory: v.byteSize('gpu-memory'),
+      verbose: !!v.flag('verbose'),
       prompt,
       clipSkip: v.count('clip-skip') ?? 0,
       out: v.path('out') ?? 'prompt.safetensors',
@@ -538,6 +548,7 @@ export function parseCommandLine(argv: string[]): ParsedCommandLine {
     backend: v.choice('backend', BACKENDS) ?? 'auto',
     precision: v.choice('precision', PRECISIONS) ?? 'f32',
     gpuMemory: v.byteSize('gpu-memory'),
+    verbose: !!v.flag('verbose'),
     batch: v.positiveInt('batch'),
   };
   const ddim = (): DdimArgs => ({ steps: v.positiveInt('steps'), spacing: v.choice('skip', SPACINGS), classLabels: v.classLabels() });

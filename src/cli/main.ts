@@ -75,9 +75,9 @@ function processIo(): CliIo {
 /** A fresh device per run, destroyed with the pipeline. */
 export const openGpuPipeline: OpenPipeline = async (
   model,
-  { batch, backend, precision, gpuMemory, softwareBatch, onSoftwareAdapter, height, width, onCompileProgress },
+  { batch, backend, precision, gpuMemory, verbose, softwareBatch, onSoftwareAdapter, height, width, onCompileProgress },
 ) => {
-  const gpu = await fastestGpu(backend, precision, gpuMemory);
+  const gpu = await fastestGpu(backend, precision, gpuMemory, verbose);
   try {
     const software = isSoftwareAdapter(gpu.adapter);
     if (software) onSoftwareAdapter?.(gpu.adapterName);

@@ -41,6 +41,8 @@ export type OpenPipeline = (
     precision: Precision;
     /** --gpu-memory: the budget in bytes. */
     gpuMemory?: number;
+    /** --verbose: where the adapter's report goes (adapterReport). */
+    verbose?: (text: string) => void;
     softwareBatch?: number;
     onSoftwareAdapter?: (adapterName: string) => void;
     height?: number;
@@ -213,6 +215,7 @@ export async function withPipeline<T>(
       backend: device.backend,
       precision: device.precision,
       gpuMemory: device.gpuMemory,
+      verbose: device.verbose ? deps.io.stderr : undefined,
       softwareBatch: software?.batch,
       onSoftwareAdapter: software && ((adapterName) => {
         told = true;

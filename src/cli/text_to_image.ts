@@ -158,7 +158,7 @@ export async function sampleText(args: SampleArgs, io: CliIo): Promise<void> {
     throw new CliError(`the PNG would have ${pixels} pixels, more than ${MAX_PIXELS}: lower --scale or the number of images`);
   }
 
-  const gpu = await fastestGpu(args.backend, args.precision, args.gpuMemory);
+  const gpu = await fastestGpu(args.backend, args.precision, args.gpuMemory, args.verbose ? io.stderr : undefined);
   let pipeline: StableDiffusionPipeline | undefined;
   try {
     const batch = Math.min(args.batch ?? 1, count);
@@ -239,7 +239,7 @@ export async function encodePromptCommand(args: EncodePromptArgs, io: CliIo): Pr
   if (args.clipSkip >= model.textEncoder.config.numHiddenLayers) {
     throw new CliError(`--clip-skip ${args.clipSkip}: model '${dir}'s text encoder has ${model.textEncoder.config.numHiddenLayers} layers`);
   }
-  const gpu = await fastestGpu(args.backend, args.precision, args.gpuMemory);
+  const gpu = await fastestGpu(args.backend, args.precision, args.gpuMemory, args.verbose ? io.stderr : undefined);
   let pipeline: StableDiffusionPipeline | undefined;
   try {
     pipeline = await StableDiffusionPipeline.load(gpu, model, { precision: args.precision });
@@ -290,7 +290,7 @@ export async function epsText(args: EpsArgs, io: CliIo): Promise<void> {
   const hidden = model.unet.config.crossAttentionDim[0];
   const states = floatTensor(file, 'encoder_hidden_states', args.input, '--in', [n, null, hidden], meaning);
   checkOutput(args.out, '--out');
-  const gpu = await fastestGpu(args.backend, args.precision, args.gpuMemory);
+  const gpu = await fastestGpu(args.backend, args.precision, args.gpuMemory, args.verbose ? io.stderr : undefined);
   let unet: ConditionalUNet | undefined;
   try {
     unet = await ConditionalUNet.compile(gpu, model.unet, {

@@ -11,6 +11,7 @@ import { serializeSafetensors } from '../io/safetensors.ts';
 import { Autoencoder, type AutoencoderWeights } from '../models/autoencoder_model.ts';
 import { downscaleFactor } from '../models/autoencoder_config.ts';
 import { CliError, type VaeArgs } from './args.ts';
+import { adapterReport } from './gpu.ts';
 import { readFileBytes, writeFileAtomic } from './files.ts';
 import { type CliIo, plural } from './progress.ts';
 import { checkOutput, f32Tensor, floatTensor, loadModel, readSafetensorsFile } from './run.ts';
@@ -29,10 +30,12 @@ async function autoencoderOf(args: VaeArgs, io: CliIo): Promise<{ dir: string; w
 /** Opens the GPU, runs `work` on the autoencoder, and refuses results made alongside a GPU error. */
 async function onGpu<T>(
   args: VaeArgs,
+  io: CliIo,
   weights: AutoencoderWeights,
   work: (vae: Autoencoder) => Promise<T>,
 ): Promise<{ result: T; adapter: string }> {
   const gpu = await requestGpu({ backend: args.backend, maxMemoryBytes: args.gpuMemory });
+  if (args.verbose) io.stderr(adapterReport(gpu));
   const vae = Autoencoder.load(gpu, weights, { batch: args.batch, precision: args.precision });
   try {
     const errorsBefore = gpu.uncapturedErrors.length;
@@ -85,7 +88,7 @@ export async function vaeEncode(args: VaeArgs, io: CliIo): Promise<void> {
     );
   }
   const start = performance.now();
-  const { result, adapter } = await onGpu(args, weights, (vae) => vae.encode(data, shape));
+  const { result, adapter } = await onGpu(args, io, weights, (vae) => vae.encode(data, shape));
   checkFinite(result.latents, 'the latents');
   const tensors: Record<string, ReturnType<typeof f32Tensor>> = result.logvar
     ? { mean: f32Tensor(result.latents, result.shape), logvar: f32Tensor(result.logvar, result.shape) }
@@ -119,6 +122,7 @@ export async function vaeDecode(args: VaeArgs, io: CliIo): Promise<void> {
   const start = performance.now();
   const { result, adapter } = await onGpu(
     args,
+    io,
     weights,
     (vae) => vae.decode(data, shape as [number, number, number, number], { forceNotQuantize: args.noQuantize }),
   );
