@@ -34,7 +34,9 @@ ticks("on a software adapter under Dawn, Dawn's polling goes through setTimeout 
     return originalTimeout(callback, ...rest);
   };
   try {
-    // Work that outlasts a tick or two, so that Dawn polls for it.
+    // Work that outlasts a good many ticks (64 workgroups: a tenth of a second or more on
+    // lavapipe), so that Dawn polls for it however quickly the machine runs it: with one workgroup
+    // the work once finished before Dawn needed a tick, in a full run.
     const { device } = gpu;
     const module = device.createShaderModule({
       code: `@group(0) @binding(0) var<storage, read_write> data: array<u32>;
@@ -44,7 +46,7 @@ ticks("on a software adapter under Dawn, Dawn's polling goes through setTimeout 
                data[id.x] = x; }`,
     });
     const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
-    const buffer = device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    const buffer = device.createBuffer({ size: 64 * 256, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
     const readback = device.createBuffer({ size: 256, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     const encoder = device.createCommandEncoder();
     const pass = encoder.beginComputePass();
@@ -53,7 +55,7 @@ ticks("on a software adapter under Dawn, Dawn's polling goes through setTimeout 
       0,
       device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer } }] }),
     );
-    pass.dispatchWorkgroups(1);
+    pass.dispatchWorkgroups(64);
     pass.end();
     encoder.copyBufferToBuffer(buffer, 0, readback, 0, 256);
     device.queue.submit([encoder.finish()]);
