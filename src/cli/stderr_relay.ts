@@ -43,7 +43,12 @@ export function needsStderrRelay(): boolean {
  * mkfifo(1). Undefined where that fails.
  */
 function namedPipe(): { readFd: number; writeFd: number } | undefined {
-  const dir = mkdtempSync(join(tmpdir(), 'ddim-webgpu-stderr-'));
+  let dir: string;
+  try {
+    dir = mkdtempSync(join(tmpdir(), 'ddim-webgpu-stderr-'));
+  } catch {
+    return undefined; // no writable temporary folder
+  }
   const path = join(dir, 'pipe');
   try {
     execFileSync('mkfifo', ['-m', '600', path], { stdio: 'ignore' });
