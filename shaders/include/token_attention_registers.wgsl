@@ -124,15 +124,12 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: v
   var o1: array<vec4<f32>, MAX_QUADS>;
   var o2: array<vec4<f32>, MAX_QUADS>;
   var o3: array<vec4<f32>, MAX_QUADS>;
-  let r0 = (image * params.query_length + min(query0, last_query)) * params.q_stride + q_head;
-  let r1 = (image * params.query_length + min(query0 + 1u, last_query)) * params.q_stride + q_head;
-  let r2 = (image * params.query_length + min(query0 + 2u, last_query)) * params.q_stride + q_head;
-  let r3 = (image * params.query_length + min(query0 + 3u, last_query)) * params.q_stride + q_head;
+  let r = vec4<u32>(image * params.query_length * params.q_stride + q_head) + block_row_starts(query0, last_query, params.q_stride);
   for (var c = 0u; c < quads; c++) {
-    q0[c] = vec4<f32>(q[r0 + c]);
-    q1[c] = vec4<f32>(q[r1 + c]);
-    q2[c] = vec4<f32>(q[r2 + c]);
-    q3[c] = vec4<f32>(q[r3 + c]);
+    q0[c] = vec4<f32>(q[r.x + c]);
+    q1[c] = vec4<f32>(q[r.y + c]);
+    q2[c] = vec4<f32>(q[r.z + c]);
+    q3[c] = vec4<f32>(q[r.w + c]);
     o0[c] = vec4<f32>(0.0);
     o1[c] = vec4<f32>(0.0);
     o2[c] = vec4<f32>(0.0);

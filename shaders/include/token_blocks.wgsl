@@ -4,6 +4,12 @@
 
 const ROWS: u32 = 4u;
 
+// Where rows r0 .. r0 + 3 start, `length` values (or vec4s) each, the rows clamped to `last`: a
+// block's rows past the last are read again and not stored.
+fn block_row_starts(r0: u32, last: u32, length: u32) -> vec4<u32> {
+  return min(vec4<u32>(r0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) * length;
+}
+
 // 8 consecutive outputs of one row (or the 8 weights of one input).
 struct Outs {
   lo: vec4<f32>,

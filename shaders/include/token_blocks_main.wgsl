@@ -23,10 +23,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: v
   var a3: Outs;
   if (n % 4u == 0u) {
     let quads = n / 4u;
-    let x0 = min(r0, last_row) * quads;
-    let x1 = min(r0 + 1u, last_row) * quads;
-    let x2 = min(r0 + 2u, last_row) * quads;
-    let x3 = min(r0 + 3u, last_row) * quads;
+    let x = block_row_starts(r0, last_row, quads);
     let w = block_weight_rows(o0, quads);
     for (var i = 0u; i < quads; i++) {
       let q = Quads(
@@ -39,26 +36,23 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: v
         vec4<f32>(weight4[w[6] + i]),
         vec4<f32>(weight4[w[7] + i]),
       );
-      a0 = mac4(a0, vec4<f32>(input4[x0 + i]), q);
-      a1 = mac4(a1, vec4<f32>(input4[x1 + i]), q);
-      a2 = mac4(a2, vec4<f32>(input4[x2 + i]), q);
-      a3 = mac4(a3, vec4<f32>(input4[x3 + i]), q);
+      a0 = mac4(a0, vec4<f32>(input4[x.x + i]), q);
+      a1 = mac4(a1, vec4<f32>(input4[x.y + i]), q);
+      a2 = mac4(a2, vec4<f32>(input4[x.z + i]), q);
+      a3 = mac4(a3, vec4<f32>(input4[x.w + i]), q);
     }
   } else {
-    let x0 = min(r0, last_row) * n;
-    let x1 = min(r0 + 1u, last_row) * n;
-    let x2 = min(r0 + 2u, last_row) * n;
-    let x3 = min(r0 + 3u, last_row) * n;
+    let x = block_row_starts(r0, last_row, n);
     let w = block_weight_rows(o0, n);
     for (var i = 0u; i < n; i++) {
       let s = Outs(
         vec4<f32>(f32(weight[w[0] + i]), f32(weight[w[1] + i]), f32(weight[w[2] + i]), f32(weight[w[3] + i])),
         vec4<f32>(f32(weight[w[4] + i]), f32(weight[w[5] + i]), f32(weight[w[6] + i]), f32(weight[w[7] + i])),
       );
-      a0 = mac1(a0, f32(input[x0 + i]), s);
-      a1 = mac1(a1, f32(input[x1 + i]), s);
-      a2 = mac1(a2, f32(input[x2 + i]), s);
-      a3 = mac1(a3, f32(input[x3 + i]), s);
+      a0 = mac1(a0, f32(input[x.x + i]), s);
+      a1 = mac1(a1, f32(input[x.y + i]), s);
+      a2 = mac1(a2, f32(input[x.z + i]), s);
+      a3 = mac1(a3, f32(input[x.w + i]), s);
     }
   }
 
