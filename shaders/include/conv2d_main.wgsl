@@ -182,13 +182,10 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: v
   let out_pixels = params.out_height * params.out_width;
   let pixel = oy * params.out_width + ox0;
   let oc0 = oc8 * OC;
-  let left = params.out_width - ox0;
-  store_pixel(a0, n, oc0, pixel, out_pixels);
-  if (left > 1u) { store_pixel(a1, n, oc0, pixel + 1u, out_pixels); }
-  if (left > 2u) { store_pixel(a2, n, oc0, pixel + 2u, out_pixels); }
-  if (left > 3u) { store_pixel(a3, n, oc0, pixel + 3u, out_pixels); }
-  if (left > 4u) { store_pixel(a4, n, oc0, pixel + 4u, out_pixels); }
-  if (left > 5u) { store_pixel(a5, n, oc0, pixel + 5u, out_pixels); }
-  if (left > 6u) { store_pixel(a6, n, oc0, pixel + 6u, out_pixels); }
-  if (left > 7u) { store_pixel(a7, n, oc0, pixel + 7u, out_pixels); }
+  // Stored in a loop the compiler cannot unroll, as in conv2d_wide_main.wgsl (compile time).
+  let results = array<Pixel, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
+  let stored = min(PX, params.out_width - ox0);
+  for (var p = 0u; p < stored; p++) {
+    store_pixel(results[p], n, oc0, pixel + p, out_pixels);
+  }
 }

@@ -129,9 +129,13 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: v
   let out_pixels = params.out_height * params.out_width;
   let pixel = oy * params.out_width + ox0;
   let oc0 = oc8 * OC;
-  for (var p = 0u; p < PX; p++) {
-    if (ox0 + p < params.out_width) {
-      store_pixel(acc[p], n, oc0, pixel + p, out_pixels);
-    }
+  // The pixels are stored in a loop the compiler cannot unroll (its count is not a constant), from
+  // a copy, so that `acc` stays in registers: unrolled, the 16 x 8 stores and their residual and
+  // channel_add reads were thousands of llvmpipe's per-lane branches, and compiling this shader
+  // took 9 s instead of 0.7 s (docs/perf.md, "The first run's compile").
+  let stored = min(PX, params.out_width - ox0);
+  var results = acc;
+  for (var p = 0u; p < stored; p++) {
+    store_pixel(results[p], n, oc0, pixel + p, out_pixels);
   }
 }

@@ -59,8 +59,10 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: v
   if (gid.x >= lane_blocks) {
     return;
   }
-  store_row(a0, r0, o0);
-  store_row(a1, r0 + 1u, o0);
-  store_row(a2, r0 + 2u, o0);
-  store_row(a3, r0 + 3u, o0);
+  // Stored in a loop the compiler cannot unroll, as in conv2d_wide_main.wgsl (compile time).
+  let results = array<Outs, 4>(a0, a1, a2, a3);
+  let stored = min(ROWS, params.rows - r0);
+  for (var r = 0u; r < stored; r++) {
+    store_row(results[r], r0 + r, o0);
+  }
 }
