@@ -12,6 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { requestGpu } from '../src/gpu/device.ts';
+import { needsStderrRelay, runWithStderrRelay } from '../src/cli/stderr_relay.ts';
 import type { ModelFiles } from '../src/pipeline.ts';
 import { type BenchOptions, type BenchResult, formatBenchmark, runBenchmark } from '../src/profile/bench.ts';
 import { chromeTrace } from '../src/profile/profiler.ts';
@@ -496,6 +497,10 @@ if (isEntryPoint()) {
     console.log(KERNEL_FAMILIES.join('\n'));
   } else {
     try {
+      // Node with stderr on a file or socket (a benchmark's log) runs it in a child, to keep Dawn's
+      // notes off that log, as the command line does.
+      const relayed = needsStderrRelay() ? runWithStderrRelay(argv) : undefined;
+      if (relayed) process.exit(await relayed);
       await main(argv);
       process.exit(0);
     } catch (error) {

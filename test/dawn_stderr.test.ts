@@ -147,6 +147,28 @@ for (const stderrOn of [...Object.keys(NODE_CLI), 'socket']) {
   });
 }
 
+s("the bench under Node, stderr on a file: none of Dawn's limit notes; its lines and a usage error's status arrive", () => {
+  const [stdoutFile, stderrFile] = ['out', 'err'].map((ext) => `build/dawn-stderr-bench-${process.pid}.${ext}`);
+  const bench = (args: string) => {
+    const result = spawnSync('sh', ['-c', `'${node}' scripts/node.mjs scripts/bench.ts ${args} > ${stdoutFile} 2> ${stderrFile}`], {
+      encoding: 'utf8',
+    });
+    return { status: result.status, stdout: readFileSync(stdoutFile, 'utf8'), stderr: readFileSync(stderrFile, 'utf8') };
+  };
+  try {
+    const ran = bench('--quick');
+    console.log(`    stderr's first lines ${JSON.stringify(ran.stderr.split('\n').slice(0, 2))}`);
+    assert.is(ran.status, 0, ran.stderr);
+    assert.not.match(ran.stderr, /artificially reduced/);
+    assert.match(ran.stderr, /^adapter: /);
+    const refused = bench('--quick --no-such-flag');
+    assert.is(refused.status, 2, 'the status comes back through the relay');
+    assert.match(refused.stderr, /^bench: unknown option --no-such-flag/);
+  } finally {
+    for (const file of [stdoutFile, stderrFile]) rmSync(file, { force: true });
+  }
+});
+
 s("--verbose puts the adapter, its limits and Dawn's held-back notes on stderr, each line marked", () => {
   const png = `build/dawn-stderr-verbose-${process.pid}.png`;
   try {

@@ -19,8 +19,9 @@
  * reopened would write at an offset of its own; a socket cannot be reopened), and no stderr write
  * of Node's still pending. Deno loads Dawn (a Node-API addon) only with the ffi permission, and
  * with it calls libc's dup and dup2, which keep any stream as it was (files and sockets too).
- * Anywhere else Dawn's lines pass as they always did, but the command line under Node with stderr
- * on a file or socket runs itself in a child whose stderr is a pipe (src/cli/stderr_relay.ts).
+ * Anywhere else Dawn's lines pass as they always did, but the command line and the bench under
+ * Node with stderr on a file or socket run themselves in a child whose stderr is a pipe
+ * (src/cli/stderr_relay.ts).
  */
 
 /** The notes Dawn prints when it clamps an adapter's dynamic buffer counts: nothing for a user to act on. */
