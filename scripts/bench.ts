@@ -78,7 +78,9 @@ Options:
   --matmul-size N    time the floor's matmuls at N^3 only (default: from 256, doubling to 4096
                      while one takes under 20 ms)
   --json FILE        also write the result as JSON
-  --trace FILE       also write the node-by-node profile as a Chrome trace (chrome://tracing, Perfetto)
+  --trace FILE       also write the node-by-node profile as a Chrome trace (chrome://tracing, Perfetto);
+                     with --layout sd15|sd21, one UNet forward's (profiled on a GPU anyway, on a
+                     software adapter only when a trace is asked for: it times each node alone)
   --quick            a tiny setting for CI: 1 warm-up, 1 timed forward, a 1-step sample, 128^3 matmuls
   --peers[=LIST]     then the same model through ONNX Runtime in this process: ort-webgpu
                      (onnxruntime-web's WebGPU EP on this adapter) and ort-cpu (onnxruntime-node,
@@ -409,6 +411,10 @@ async function mainTextToImage(
     steps: args.steps ?? (args.quick ? 1 : 2),
     filesMs,
     log: io.err,
+    profile: args.trace ? true : undefined,
+    onProfile: (profile) => {
+      if (args.trace) writeJson(args.trace, chromeTrace(profile), io.err);
+    },
   });
   const full: TextToImageBenchCliResult = {
     ...result,

@@ -72,6 +72,20 @@ const sdTable = sdRows.length === 1 ? [] : [
   '',
 ];
 
+// Where an SD forward's time goes, by op kind (the bench profiles one forward on a GPU).
+const sdProfiles = sdBenches.filter((b) => b.profile).flatMap((b) => [
+  `### The UNet forward by op kind: ${b.model.name.replace(' layout', '')}, ${b.model.width}x${b.model.height}, ${b.precision}`,
+  '',
+  `One batch-2 forward node by node (${b.profile.timing}), ${ms(b.profile.nodeSumMs)} in all; the ten largest kinds.`,
+  '',
+  '| kind | dispatches | time | share | GFLOP/s |',
+  '| --- | --- | --- | --- | --- |',
+  ...b.profile.kinds.slice(0, 10).map((k) =>
+    `| ${k.kind} | ${k.dispatches} | ${ms(k.totalMs)} | ${(100 * k.share).toFixed(1)}% | ${k.gflops.toFixed(1)} |`
+  ),
+  '',
+]);
+
 const rows = [['model', 'batch', 'runtime', 'forward', 'DDIM', 'steps', 'adapter / card']];
 for (const b of benches) {
   const name = b.model.name.replace(' layout', '');
@@ -150,6 +164,7 @@ const table = [
   `# ${card}: this engine, onnxruntime-web (WebGPU EP, same adapter) and PyTorch`,
   '',
   ...sdTable,
+  ...sdProfiles,
   ...(rows.length === 1 ? [] : [
     "Forwards: median; the engine and ORT from input array to eps array, PyTorch on device tensors. (xN) = time / the engine's.",
     '',

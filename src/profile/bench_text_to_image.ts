@@ -14,6 +14,8 @@ import type { ModelFiles } from '../models/model_files.ts';
 import { ConditionalUNet } from '../models/unet_2d_condition_model.ts';
 import { ENCODER_HIDDEN_STATES_INPUT, SAMPLE_INPUT, TIMESTEP_INPUT } from '../models/unet_2d_condition.ts';
 import { readTextToImageModel, StableDiffusionPipeline, type TextToImageMemory } from '../text_to_image_pipeline.ts';
+import { isSoftwareAdapter } from '../gpu/adapter.ts';
+import { formatProfile, type KindSummary, type Profile, profileForward, type TimingSource } from './profiler.ts';
 import { median } from './timing.ts';
 
 export interface TextToImageBenchOptions {
@@ -34,6 +36,13 @@ export interface TextToImageBenchOptions {
   steps?: number;
   /** How long making the random files took, for the record. */
   filesMs?: number;
+  /**
+   * Also time one UNet forward node by node (default: on a GPU, where it costs about a forward; a
+   * software adapter times its many nodes one submit at a time, minutes at full size).
+   */
+  profile?: boolean;
+  /** Handed that node-by-node profile (for a Chrome trace). */
+  onProfile?: (profile: Profile) => void;
   log?: (line: string) => void;
 }
 
@@ -70,6 +79,8 @@ export interface TextToImageBenchResult {
   };
   /** The pipeline's: each component at its largest, the peak held at once, the largest binding. */
   memory: TextToImageMemory;
+  /** One batch-2 UNet forward node by node, per op kind; null where not profiled (`profile`). */
+  profile: { timing: TimingSource; stepTotalMs: number; nodeSumMs: number; kinds: KindSummary[]; text: string } | null;
 }
 
 function count(file: { tensors: Map<string, { shape: number[] }> }): number {
@@ -130,6 +141,7 @@ export async function runTextToImageBenchmark(options: TextToImageBenchOptions):
     });
     let forwardTimes: number[];
     let flops: number;
+    let profile: Profile | undefined;
     try {
       const [batch, tokens, hidden] = unet.encoderHiddenStatesShape;
       unet.compiled.write(SAMPLE_INPUT, new Float32Array(batch * c * h * w).map((_, i) => Math.sin(i)));
@@ -138,6 +150,11 @@ export async function runTextToImageBenchmark(options: TextToImageBenchOptions):
       for (let i = 0; i < warmup; i++) await unet.compiled.run();
       forwardTimes = await timed(repeats, () => unet.compiled.run());
       flops = unet.compiled.nodeList.reduce((n, node) => n + node.flops, 0);
+      if (options.profile ?? !isSoftwareAdapter(gpu.adapter)) {
+        log('unet forward node by node ...');
+        profile = await profileForward(unet.compiled, { steps: 1, warmup: 0 });
+        options.onProfile?.(profile);
+      }
     } finally {
       unet.destroy();
     }
@@ -183,6 +200,15 @@ export async function runTextToImageBenchmark(options: TextToImageBenchOptions):
         steps,
       },
       memory: pipeline.memory(),
+      profile: profile
+        ? {
+          timing: profile.timing,
+          stepTotalMs: median(profile.stepTotalsMs),
+          nodeSumMs: median(profile.stepNodeSumsMs),
+          kinds: profile.kinds,
+          text: formatProfile(profile, { topNodes: 8 }),
+        }
+        : null,
     };
   } finally {
     pipeline.destroy();
@@ -219,5 +245,8 @@ export function formatTextToImageBenchmark(r: TextToImageBenchResult): string {
     part('unet', m.unet),
     part('vae', m.vae),
     `  peak ${mib(m.peakBytes)} held at once (now ${mib(m.totalBytes)}); largest binding ${mib(m.largestBindingBytes)}`,
+    r.profile
+      ? `unet forward node by node:\n${r.profile.text}`
+      : 'unet forward node by node: not profiled (software adapter; --trace FILE profiles it)',
   ].join('\n');
 }
