@@ -6,7 +6,6 @@
 import { accessSync, constants } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Backend } from '../gpu/device.ts';
-import { isSoftwareAdapter } from '../gpu/adapter.ts';
 import type { CompileProgressCallback } from '../gpu/kernel.ts';
 import type { Precision } from '../gpu/shader_source.ts';
 import { parseSafetensors, SafetensorsError, type SafetensorsFile, toFloat32 } from '../io/safetensors.ts';
@@ -32,7 +31,8 @@ export type OpenPipeline = (
   model: DdimModel,
   /**
    * softwareBatch: the batch to compile instead on a software adapter (see SOFTWARE_DEFAULT_IMAGES);
-   * onSoftwareAdapter: called with its name when the adapter is a software one, before anything compiles;
+   * onSoftwareAdapter: to be called with its name when the adapter is a software one, before anything
+   *   compiles (the sample's note on fewer images comes from it);
    * onCompileProgress: DdimPipeline.load's, for the line shown while the GPU programs compile.
    */
   options: {
@@ -208,7 +208,6 @@ export async function withPipeline<T>(
 ): Promise<T> {
   const compiling = new CompileProgressLine(deps.io);
   let opened: OpenedPipeline;
-  let told = false;
   try {
     opened = await deps.openPipeline(model.read, {
       batch,
@@ -217,18 +216,13 @@ export async function withPipeline<T>(
       gpuMemory: device.gpuMemory,
       verbose: device.verbose ? deps.io.stderr : undefined,
       softwareBatch: software?.batch,
-      onSoftwareAdapter: software && ((adapterName) => {
-        told = true;
-        software.chosen(adapterName);
-      }),
+      onSoftwareAdapter: software?.chosen,
       ...(model.autoencoder ? { height: model.shape[1], width: model.shape[2] } : {}),
       onCompileProgress: compiling.onProgress,
     });
   } finally {
     await compiling.stop();
   }
-  // An openPipeline that does not say (a test's) is answered here.
-  if (software && !told && isSoftwareAdapter(opened.pipeline.gpu.adapter)) software.chosen(opened.pipeline.gpu.adapterName);
   const fallback = precisionNote(device.precision, opened.pipeline.precision, opened.pipeline.gpu.adapterName);
   if (fallback) deps.io.stderr(fallback);
   try {
