@@ -3,7 +3,7 @@
 // time. The shader including it defines OUTS, its Params (rows, in_features, out_features,
 // row_blocks, out_blocks, lanes), the bindings input/input4/weight/weight4, and
 //   block_weight_rows(o0, length): where the 8 weight rows of output block o0 start;
-//   store_row(a, row, o0): the epilogue of one row.
+//   store_row(a, row, o0): the epilogue of one row (only rows before params.rows are passed).
 
 @compute @workgroup_size(8, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u) {

@@ -43,9 +43,6 @@ fn store(hidden: f32, gate: f32, row: u32, o: u32) {
 
 // a.lo: the hidden halves of outputs o0 .. o0 + 3, a.hi: their gates.
 fn store_row(a: Outs, row: u32, o0: u32) {
-  if (row >= params.rows) {
-    return;
-  }
   store(a.lo.x, a.hi.x, row, o0);
   store(a.lo.y, a.hi.y, row, o0 + 1u);
   store(a.lo.z, a.hi.z, row, o0 + 2u);

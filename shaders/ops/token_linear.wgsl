@@ -71,9 +71,6 @@ fn store(v: f32, row: u32, o: u32) {
 }
 
 fn store_row(a: Outs, row: u32, o0: u32) {
-  if (row >= params.rows) {
-    return;
-  }
   store(a.lo.x, row, o0);
   store(a.lo.y, row, o0 + 1u);
   store(a.lo.z, row, o0 + 2u);
