@@ -6,15 +6,16 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadModelDir } from '../src/fs/model_dir.ts';
-import { formatTextToImageBenchmark, runTextToImageBenchmark } from '../src/profile/bench_text_to_image.ts';
+import { isSoftwareAdapter } from '../src/gpu/adapter.ts';
+import { formatTextToImageBenchmark, runTextToImageBenchmark, type TextToImageBenchOptions } from '../src/profile/bench_text_to_image.ts';
 import { gpu } from './util/shared_gpu.ts';
 
 const test = suite('text-to-image bench');
 const TINY_SD = '../shared/golden/sd/tiny-sd';
 
-test('the tiny SD folder: each component timed, GPU memory, and one forward node by node by op kind', async () => {
-  let traced = 0;
-  const r = await runTextToImageBenchmark({
+/** The bench on the tiny SD folder at 64x64, one run of each part. */
+async function bench(options: Pick<TextToImageBenchOptions, 'profile' | 'onProfile'>) {
+  return runTextToImageBenchmark({
     modelName: 'tiny sd',
     modelSource: TINY_SD,
     files: await loadModelDir(TINY_SD),
@@ -24,9 +25,13 @@ test('the tiny SD folder: each component timed, GPU memory, and one forward node
     repeats: 1,
     warmup: 0,
     steps: 1,
-    profile: true,
-    onProfile: (profile) => (traced = profile.kinds.length),
+    ...options,
   });
+}
+
+test('the tiny SD folder: each component timed, GPU memory, and one forward node by node by op kind', async () => {
+  let traced = 0;
+  const r = await bench({ profile: true, onProfile: (profile) => (traced = profile.kinds.length) });
   const text = formatTextToImageBenchmark(r);
   console.log(text.split('\n').map((line) => `    ${line}`).join('\n'));
   for (const [name, ms] of Object.entries(r.components)) assert.ok(Number.isFinite(ms) && ms >= 0, `${name} ${ms}`);
@@ -41,22 +46,15 @@ test('the tiny SD folder: each component timed, GPU memory, and one forward node
   assert.match(text, /unet forward node by node:\n/);
 });
 
-test('without `profile`, a software adapter is not profiled, and the summary says how to ask', async () => {
-  const g = await gpu();
-  if (!/llvmpipe|lavapipe|swiftshader/i.test(g.adapterName)) return; // a GPU profiles by default
-  const r = await runTextToImageBenchmark({
-    modelName: 'tiny sd',
-    modelSource: TINY_SD,
-    files: await loadModelDir(TINY_SD),
-    gpu: g,
-    height: 64,
-    width: 64,
-    repeats: 1,
-    warmup: 0,
-    steps: 1,
-  });
-  assert.is(r.profile, null);
-  assert.match(formatTextToImageBenchmark(r), /not profiled \(software adapter; --trace FILE profiles it\)/);
+test('without `profile`: a GPU profiles the forward, a software adapter does not and says how to ask', async () => {
+  const software = isSoftwareAdapter((await gpu()).adapter);
+  const r = await bench({});
+  if (software) {
+    assert.is(r.profile, null);
+    assert.match(formatTextToImageBenchmark(r), /not profiled \(software adapter; --trace FILE profiles it\)/);
+  } else {
+    assert.ok(r.profile, 'profiled by default on a GPU');
+  }
 });
 
 test.run();
